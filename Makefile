@@ -1,0 +1,74 @@
+# The documented commands. `make dev` and `make test` are the whole setup on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(CURDIR)/.local/tools/bin/uv
+endif
+RUN := $(UV) run --frozen
+
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(CURDIR)/.local/tools/bin/uv:
+	@echo "uv not found: installing uv $(UV_VERSION) from PyPI into .local/tools"
+	python3 -m venv $(CURDIR)/.local/tools
+	$(CURDIR)/.local/tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+.PHONY: sync
+sync: $(UV) ## install the pinned dependencies (uv.lock) into .venv
+	$(UV) sync --frozen --all-extras
+
+.PHONY: dev
+dev: sync ## run the local stack: embedded PostgreSQL, moto, migrations, seed, API on :8000
+	$(RUN) python scripts/dev.py
+
+.PHONY: dev-reset
+dev-reset: $(UV) ## wipe the local database (stop `make dev` first)
+	@if [ -f .local/dev.lock ] && ! flock -n .local/dev.lock true; then \
+		echo "make dev is running: stop it first"; exit 1; fi
+	rm -rf .local/postgres
+	@echo "local database removed; the next 'make dev' starts from an empty cluster"
+
+.PHONY: lint
+lint: sync ## ruff lint and format check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+.PHONY: format
+format: sync ## apply ruff's formatting and safe fixes
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+.PHONY: typecheck
+typecheck: sync ## mypy, strict
+	$(RUN) mypy
+
+.PHONY: test-unit
+test-unit: sync ## unit tier: models, services with fakes, no I/O
+	$(RUN) pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: test-integration
+test-integration: sync ## integration tier: handlers and repositories on embedded PostgreSQL + moto
+	$(RUN) pytest tests/integration $(PYTEST_ARGS)
+
+.PHONY: test-api
+test-api: sync ## api tier: the local gateway over HTTP
+	$(RUN) pytest tests/api $(PYTEST_ARGS)
+
+.PHONY: test-infra
+test-infra: sync ## infrastructure tier: CDK synth, assertions, cdk-nag, cfn-lint
+	$(RUN) pytest tests/infrastructure $(PYTEST_ARGS)
+
+.PHONY: test
+test: lint typecheck ## every check CI runs: lint, types, all test tiers
+	$(RUN) pytest tests $(PYTEST_ARGS)
+
+.PHONY: clean
+clean: ## remove caches and build output (keeps the local database)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache cdk.out

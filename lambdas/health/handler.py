@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.health.models import HealthResponse
+from lambdas.health.repository import HealthUnitOfWork
+from lambdas.health.service import check_health
+from lambdas.shared.http import create_resolver, get_database, resolve
+from lambdas.shared.migration_files import discover
+from lambdas.shared.observability import logger, metrics, tracer
+from lambdas.shared.settings import get_api_settings
+
+app = create_resolver()
+
+
+@app.get("/health")
+def health() -> Response[HealthResponse]:
+    database = get_database()
+    report = check_health(
+        lambda: HealthUnitOfWork(database),
+        environment=get_api_settings().environment,
+        bundled_versions=(migration.version for migration in discover()),
+    )
+    status = HTTPStatus.OK if report.ok else HTTPStatus.SERVICE_UNAVAILABLE
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=report)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return resolve(app, event, context)

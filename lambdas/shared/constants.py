@@ -1,0 +1,65 @@
+"""Names and limits shared by the stacks, the Lambdas, the local stack and the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Environment = Literal["dev", "prod"]
+ENVIRONMENTS: Final[tuple[Environment, ...]] = ("dev", "prod")
+
+SERVICE_NAME: Final = "Fibonacci Orquestrador"
+POWERTOOLS_SERVICE: Final = "alquimista"
+METRICS_NAMESPACE: Final = "Alquimista"
+
+MAX_BODY_BYTES: Final = 1024 * 1024
+DB_CONNECT_TIMEOUT_S: Final = 2
+HEALTH_STATEMENT_TIMEOUT_MS: Final = 1500
+SECRET_CACHE_SECONDS: Final = 300
+
+TENANT_SETTING: Final = "app.current_tenant_id"
+TENANT_HEADER: Final = "x-tenant-id"
+TENANT_CLAIM: Final = "custom:tenant_id"
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Physical names of the resources one environment owns, the same on AWS and locally."""
+
+    env: str
+
+    @property
+    def prefix(self) -> str:
+        return f"alquimista-{self.env}"
+
+    @property
+    def db_secret(self) -> str:
+        return f"/alquimista/{self.env}/aurora/credentials"
+
+    @property
+    def runtime_db_secret(self) -> str:
+        return f"/alquimista/{self.env}/aurora/runtime-credentials"
+
+    @property
+    def webhook_secret(self) -> str:
+        return f"/alquimista/{self.env}/billing/webhook-secret"
+
+    @property
+    def locks_table(self) -> str:
+        return f"{self.prefix}-locks"
+
+    @property
+    def idempotency_table(self) -> str:
+        return f"{self.prefix}-idempotency"
+
+    @property
+    def runtime_db_role(self) -> str:
+        return "alquimista_app"
+
+    @property
+    def database_name(self) -> str:
+        return "alquimista"
+
+
+def resource_names(env: str) -> ResourceNames:
+    return ResourceNames(env)

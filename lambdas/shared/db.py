@@ -1,0 +1,160 @@
+"""One lazily created psycopg connection per execution environment, and the unit of work.
+
+The connection is created on first use (never at import), reused across invocations, and
+replaced once when it turns out to be broken (Aurora failover, a paused cluster resuming, a
+restarted local server). Credentials come from a provider callable; on a failed connect the
+provider is asked again with ``force=True`` so a rotated password is picked up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types import TypeInfo
+
+from lambdas.shared.constants import TENANT_SETTING
+from lambdas.shared.observability import logger
+from lambdas.shared.secrets import DbCredentials
+
+CredentialsProvider = Callable[[bool], DbCredentials]
+Connection = psycopg.Connection[dict[str, Any]]
+
+_TENANT_SQL = "select set_config(%s, %s, true)"
+
+
+class Database:
+    """Owns the execution environment's connection."""
+
+    def __init__(
+        self,
+        credentials: CredentialsProvider,
+        *,
+        connect_timeout_s: int,
+        application_name: str,
+        statement_timeout_ms: int | None = None,
+    ) -> None:
+        self._credentials = credentials
+        self._connect_timeout_s = connect_timeout_s
+        self._application_name = application_name
+        self._statement_timeout_ms = statement_timeout_ms
+        self._conn: Connection | None = None
+
+    def connection(self) -> Connection:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = self._connect()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+    def begin(self, tenant_id: UUID | None) -> Connection:
+        """Open a transaction scoped to ``tenant_id`` (or to no tenant).
+
+        The scoping statement is also the liveness check: if the reused connection is dead it
+        fails before any work was done, so one reconnect and retry is always safe.
+        """
+        tenant = str(tenant_id) if tenant_id else ""
+        reused = self._conn is not None and not (self._conn.closed or self._conn.broken)
+        conn = self.connection()
+        try:
+            conn.execute(_TENANT_SQL, (TENANT_SETTING, tenant))
+        except psycopg.OperationalError:
+            self.close()
+            if not reused:
+                raise
+            logger.warning("reused database connection was broken; reconnecting once")
+            conn = self.connection()
+            conn.execute(_TENANT_SQL, (TENANT_SETTING, tenant))
+        return conn
+
+    def _connect(self) -> Connection:
+        try:
+            return self._connect_with(self._credentials(False))
+        except psycopg.OperationalError:
+            # A rotated password or a moved endpoint: fetch the secret again, try once more.
+            logger.info("database connect failed; refreshing credentials and retrying once")
+            return self._connect_with(self._credentials(True))
+
+    def _connect_with(self, creds: DbCredentials) -> Connection:
+        options = (
+            f"-c statement_timeout={self._statement_timeout_ms}"
+            if self._statement_timeout_ms
+            else None
+        )
+        conn = psycopg.connect(
+            host=creds.host,
+            port=creds.port,
+            dbname=creds.dbname,
+            user=creds.username,
+            password=creds.password,
+            connect_timeout=self._connect_timeout_s,
+            application_name=self._application_name,
+            options=options,
+            row_factory=dict_row,
+            autocommit=False,
+        )
+        _register_vector(conn)
+        return conn
+
+
+def _register_vector(conn: Connection) -> None:
+    """Register pgvector's types once per connection, if the extension is installed yet."""
+    from pgvector.psycopg import register_vector  # noqa: PLC0415
+
+    if TypeInfo.fetch(conn, "vector") is not None:
+        register_vector(conn)
+    conn.rollback()
+
+
+class UnitOfWork:
+    """A tenant-scoped transaction: commits only when ``commit()`` is called, else rolls back.
+
+    Route groups subclass it to expose their repositories over ``self.conn``.
+    """
+
+    def __init__(self, database: Database, tenant_id: UUID | None = None) -> None:
+        self._database = database
+        self.tenant_id = tenant_id
+        self._conn: Connection | None = None
+        self.committed = False
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("unit of work used outside its 'with' block")
+        return self._conn
+
+    def __enter__(self) -> Self:
+        self._conn = self._database.begin(self.tenant_id)
+        self.committed = False
+        self._on_enter()
+        return self
+
+    def _on_enter(self) -> None:
+        """Hook for subclasses to build repositories over ``self.conn``."""
+
+    def commit(self) -> None:
+        self.conn.commit()
+        self.committed = True
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None or self.committed:
+            return
+        if not conn.closed and not conn.broken:
+            conn.rollback()

@@ -1,0 +1,150 @@
+"""Domain errors and their one mapping to HTTP.
+
+Services raise these; ``register_error_handlers`` turns them into JSON error bodies
+``{"error": {"code", "message", "request_id"}}``. Nothing else builds an error response.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+
+from lambdas.shared.observability import logger
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    request_id: str | None = None
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class AppError(Exception):
+    """Base of every error a client may see. ``message`` must be safe to show."""
+
+    status: ClassVar[HTTPStatus] = HTTPStatus.INTERNAL_SERVER_ERROR
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class BadRequest(AppError):
+    status = HTTPStatus.BAD_REQUEST
+    code = "bad_request"
+
+
+class Unauthorized(AppError):
+    status = HTTPStatus.UNAUTHORIZED
+    code = "unauthorized"
+
+
+class Forbidden(AppError):
+    status = HTTPStatus.FORBIDDEN
+    code = "forbidden"
+
+
+class NotFound(AppError):
+    status = HTTPStatus.NOT_FOUND
+    code = "not_found"
+
+
+class MethodNotAllowed(AppError):
+    status = HTTPStatus.METHOD_NOT_ALLOWED
+    code = "method_not_allowed"
+
+
+class Conflict(AppError):
+    status = HTTPStatus.CONFLICT
+    code = "conflict"
+
+
+class PayloadTooLarge(AppError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    code = "payload_too_large"
+
+
+class ValidationFailed(AppError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "validation_error"
+
+
+class TooManyRequests(AppError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    code = "rate_limited"
+
+
+class ServiceUnavailable(AppError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "service_unavailable"
+
+
+def error_body(
+    status: HTTPStatus,
+    code: str,
+    message: str,
+    request_id: str | None,
+    details: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    detail = ErrorDetail(code=code, message=message, request_id=request_id, details=details)
+    return ErrorBody(error=detail).model_dump(exclude_none=True)
+
+
+def _response(app: APIGatewayHttpResolver, error: AppError) -> Response[Any]:
+    request_id = app.current_event.request_context.request_id
+    return Response(
+        status_code=error.status,
+        content_type=content_types.APPLICATION_JSON,
+        body=error_body(error.status, error.code, error.message, request_id, error.details),
+    )
+
+
+def _validation_details(errors: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "msg": err.get("msg"),
+            "type": err.get("type"),
+        }
+        for err in errors
+    ]
+
+
+def register_error_handlers(app: APIGatewayHttpResolver) -> None:
+    """Map every exception a route can raise to one JSON error body."""
+
+    def handle_app_error(error: AppError) -> Response[Any]:
+        if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            logger.error("request failed", extra={"code": error.code})
+        return _response(app, error)
+
+    def handle_validation(error: RequestValidationError) -> Response[Any]:
+        errors = error.errors()
+        if any(err.get("type") == "json_invalid" for err in errors):
+            return _response(app, BadRequest("request body is not valid JSON"))
+        return _response(
+            app, ValidationFailed("request is invalid", details=_validation_details(errors))
+        )
+
+    def handle_not_found(_: RouteNotFound) -> Response[Any]:
+        return _response(app, NotFound("no route matches this request"))
+
+    def handle_unexpected(error: Exception) -> Response[Any]:
+        logger.exception("unhandled error")
+        return _response(app, AppError("internal error"))
+
+    app.exception_handler(AppError)(handle_app_error)
+    app.exception_handler(RequestValidationError)(handle_validation)
+    app.not_found(handle_not_found)
+    app.exception_handler(Exception)(handle_unexpected)

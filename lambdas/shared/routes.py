@@ -1,0 +1,63 @@
+"""The one route table: CDK builds API Gateway routes from it, the local gateway dispatches with
+it, and the tests iterate it. Adding a route here makes it exist everywhere.
+
+Paths use API Gateway syntax (``{id}``); handlers declare the same path in Powertools syntax
+(``<id>``), and a test checks that both sides agree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final, Literal
+
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+_PARAM = re.compile(r"\{([a-z_]+)\}")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: HttpMethod
+    path: str
+    group: str
+    public: bool = False
+
+    @property
+    def route_key(self) -> str:
+        """API Gateway's route key, e.g. ``GET /api/agents/{agent_id}``."""
+        return f"{self.method} {self.path}"
+
+    @property
+    def resolver_path(self) -> str:
+        """The same path as a Powertools resolver declares it."""
+        return _PARAM.sub(r"<\1>", self.path)
+
+    @property
+    def handler(self) -> str:
+        """Dotted path of the Lambda entry point that serves this route."""
+        return f"lambdas.{self.group}.handler.lambda_handler"
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """Path parameters if ``path`` fits this route's template, else None."""
+        template = self.path.strip("/").split("/")
+        segments = path.strip("/").split("/")
+        if len(template) != len(segments):
+            return None
+        params: dict[str, str] = {}
+        for expected, actual in zip(template, segments, strict=True):
+            param = _PARAM.fullmatch(expected)
+            if param and actual:
+                params[param.group(1)] = actual
+            elif expected != actual:
+                return None
+        return params
+
+
+ROUTES: Final[tuple[Route, ...]] = (Route("GET", "/health", "health", public=True),)
+
+GROUPS: Final[tuple[str, ...]] = tuple(dict.fromkeys(route.group for route in ROUTES))
+
+
+def routes_for(group: str) -> tuple[Route, ...]:
+    return tuple(route for route in ROUTES if route.group == group)

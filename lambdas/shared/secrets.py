@@ -1,0 +1,32 @@
+"""Credentials from Secrets Manager through Powertools parameters (cached per execution env)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DbCredentials(BaseModel):
+    """The JSON shape of the secret Aurora generates for a cluster (extra keys ignored)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    host: str
+    port: int = 5432
+    dbname: str = "postgres"
+    username: str
+    password: str = Field(repr=False)
+    engine: str = "postgres"
+
+
+def get_json_secret(secret_id: str, *, max_age: int, force: bool = False) -> dict[str, Any]:
+    value = parameters.get_secret(secret_id, transform="json", max_age=max_age, force_fetch=force)
+    if not isinstance(value, dict):
+        raise TypeError(f"secret {secret_id} does not hold a JSON object")
+    return value
+
+
+def get_db_credentials(secret_id: str, *, max_age: int, force: bool = False) -> DbCredentials:
+    return DbCredentials.model_validate(get_json_secret(secret_id, max_age=max_age, force=force))

@@ -1,0 +1,69 @@
+"""Settings models, composed from small mixins and validated once per cold start.
+
+Nothing here reads the environment at import time: each Lambda calls its ``get_*_settings``
+function inside the handler, and the result is cached for the life of the execution
+environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lambdas.shared.constants import DB_CONNECT_TIMEOUT_S, SECRET_CACHE_SECONDS, resource_names
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+
+class ServiceSettings(_Base):
+    environment: Literal["dev", "prod"] = Field(default="dev", alias="APP_ENV")
+    log_level: str = Field(default="INFO", alias="POWERTOOLS_LOG_LEVEL")
+
+
+class DatabaseSettings(_Base):
+    """Where the API Lambdas' credentials live: a Secrets Manager secret in Aurora's JSON shape."""
+
+    db_secret_id: str = Field(alias="DB_SECRET_ARN")
+    db_connect_timeout_s: int = Field(default=DB_CONNECT_TIMEOUT_S, ge=1, le=30)
+    db_secret_max_age_s: int = Field(default=SECRET_CACHE_SECONDS, ge=0)
+    db_application_name: str = Field(default="alquimista", alias="DB_APPLICATION_NAME")
+    db_statement_timeout_ms: int = Field(default=10_000, ge=100)
+
+
+class DynamoSettings(_Base):
+    locks_table: str = Field(alias="LOCKS_TABLE_NAME")
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE_NAME")
+
+
+class ApiSettings(ServiceSettings, DatabaseSettings):
+    """Settings every API route-group Lambda needs."""
+
+
+class MigrationSettings(ServiceSettings):
+    """The migration Lambda connects as the owner and manages the runtime role's password."""
+
+    master_secret_id: str = Field(alias="MASTER_SECRET_ARN")
+    runtime_secret_id: str | None = Field(default=None, alias="RUNTIME_SECRET_ARN")
+    locks_table: str | None = Field(default=None, alias="LOCKS_TABLE_NAME")
+    db_connect_timeout_s: int = Field(default=10, ge=1, le=60)
+    connect_retry_s: float = Field(default=90.0, ge=0, alias="MIGRATION_CONNECT_RETRY_S")
+    lock_wait_s: float = Field(default=60.0, ge=0, alias="MIGRATION_LOCK_WAIT_S")
+
+    @property
+    def runtime_role(self) -> str:
+        return resource_names(self.environment).runtime_db_role
+
+
+@lru_cache(maxsize=1)
+def get_api_settings() -> ApiSettings:
+    return ApiSettings()  # type: ignore[call-arg,unused-ignore]
+
+
+@lru_cache(maxsize=1)
+def get_migration_settings() -> MigrationSettings:
+    return MigrationSettings()  # type: ignore[call-arg,unused-ignore]

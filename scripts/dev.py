@@ -1,0 +1,194 @@
+"""Run the platform locally: embedded PostgreSQL, a moto server, the migration Lambda, dev
+seed data and the local API gateway on 127.0.0.1:8000. Ctrl-C stops everything.
+
+Environment:
+  DATABASE_URL     use this PostgreSQL server instead of the embedded one (needs pgvector)
+  DEV_PG_PORT      embedded PostgreSQL port (default 54329)
+  DEV_MOTO_PORT    moto server port (default 5001)
+  DEV_API_PORT     gateway port (default 8000)
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import signal
+import sys
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from scripts.devstack.gateway import LocalGateway, make_server  # noqa: E402
+from scripts.devstack.identities import USERS  # noqa: E402
+from scripts.devstack.jwt_keys import SigningKey  # noqa: E402
+from scripts.devstack.postgres import ConnectionInfo, EmbeddedPostgres  # noqa: E402
+from scripts.devstack.seed import seed_dev_data  # noqa: E402
+from scripts.devstack.stack import (  # noqa: E402
+    LOCAL_AWS_ENV,
+    QUIET_POWERTOOLS_ENV,
+    provision_and_migrate,
+)
+
+LOCAL_DIR = ROOT / ".local"
+DEV_DB = "alquimista"
+
+
+class AlreadyRunning(SystemExit):
+    pass
+
+
+def _hold_lock(path: Path) -> IO[str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip() or "unknown"
+        raise AlreadyRunning(
+            f"make dev is already running (pid {pid}); stop it with Ctrl-C first"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _server_from_url(url: str) -> tuple[ConnectionInfo, str]:
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
+        ).fetchone()
+    if not found:
+        raise SystemExit("DATABASE_URL points at a server without the pgvector extension")
+    info = ConnectionInfo(
+        host=str(params.get("host") or "127.0.0.1"),
+        port=int(params.get("port") or 5432),
+        user=str(params.get("user") or "postgres"),
+        password=str(params.get("password") or ""),
+    )
+    return info, str(params.get("dbname") or DEV_DB)
+
+
+def _ensure_database(info: ConnectionInfo, dbname: str) -> None:
+    with psycopg.connect(info.url("postgres"), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--env", default="dev", choices=["dev"], help="environment to emulate")
+    parser.add_argument("--host", default="127.0.0.1", help="gateway address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DEV_API_PORT", "8000")))
+    parser.add_argument(
+        "--moto-port", type=int, default=int(os.environ.get("DEV_MOTO_PORT", "5001"))
+    )
+    parser.add_argument("--pg-port", type=int, default=int(os.environ.get("DEV_PG_PORT", "54329")))
+    parser.add_argument(
+        "--no-serve", action="store_true", help="set everything up, then exit (for smoke tests)"
+    )
+    return parser.parse_args(argv)
+
+
+def _start_postgres(stack: ExitStack, pg_port: int) -> tuple[ConnectionInfo, str]:
+    if os.environ.get("DATABASE_URL"):
+        info, dbname = _server_from_url(os.environ["DATABASE_URL"])
+        print(f"• PostgreSQL: using DATABASE_URL ({info.host}:{info.port}/{dbname})")
+    else:
+        pg = EmbeddedPostgres(LOCAL_DIR / "postgres", port=pg_port)
+        print(f"• PostgreSQL 18 (embedded) starting on 127.0.0.1:{pg_port} …", flush=True)
+        stack.callback(pg.stop)
+        pg.start()
+        info, dbname = pg.connection, DEV_DB
+    _ensure_database(info, dbname)
+    return info, dbname
+
+
+def _start_moto(stack: ExitStack, port: int) -> None:
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    stack.callback(moto.stop)
+    os.environ.update(LOCAL_AWS_ENV)
+    os.environ.update(QUIET_POWERTOOLS_ENV)
+    os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+    print(f"• moto (AWS APIs) on 127.0.0.1:{port}", flush=True)
+
+
+def _serve_until_stopped(stack: ExitStack, gateway: LocalGateway, host: str, port: int) -> None:
+    server = make_server(gateway, host, port)
+    stack.callback(server.server_close)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stack.callback(server.shutdown)
+    stop.wait()
+    print("\nstopping …", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    with ExitStack() as stack:
+        stack.enter_context(_hold_lock(LOCAL_DIR / "dev.lock"))
+        info, dbname = _start_postgres(stack, args.pg_port)
+        _start_moto(stack, args.moto_port)
+        provision_and_migrate(args.env, info, dbname=dbname)
+        print("• migrations applied through the migration Lambda (CloudFormation Create event)")
+        seed_dev_data(info.url(dbname))
+        print("• dev data seeded (tenants: acme, globex; users: admin, member, viewer in each)")
+        key = SigningKey.load_or_create(LOCAL_DIR)
+        if args.no_serve:
+            return 0
+        _print_banner(args.host, args.port, key)
+        _serve_until_stopped(stack, LocalGateway(key, env=args.env), args.host, args.port)
+    return 0
+
+
+def _print_banner(host: str, port: int, key: SigningKey) -> None:
+    admin = next(u for u in USERS if u.role == "admin")
+    token = key.issue_for(admin)
+    url = f"http://{host}:{port}"
+    print(
+        f"""
+Alquimista local API on {url}   (Ctrl-C stops everything)
+
+Dev token for {admin.email} (tenant {admin.tenant.slug}, role admin; 1 hour):
+{token}
+
+Try:
+  curl {url}/health
+  TOKEN=$(uv run python scripts/dev_token.py --tenant acme --role admin)
+  curl -H "Authorization: Bearer $TOKEN" {url}/api/plans
+""",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except AlreadyRunning as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,82 @@
+"""Fixtures shared by every tier.
+
+- ``pg_server``: one embedded PostgreSQL for the whole run (ephemeral, fsync off).
+- ``template_db``: migrated once per run; ``db`` clones it for each test.
+- ``aws``: moto's ``mock_aws`` with local credentials; ``lambda_env`` points the Lambdas'
+  settings at the test's database through secrets created in moto.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+
+from scripts.devstack.aws_resources import LocalResources, provision
+from scripts.devstack.postgres import ConnectionInfo, EmbeddedPostgres, free_port
+from scripts.devstack.stack import LOCAL_AWS_ENV, QUIET_POWERTOOLS_ENV, reset_lambda_caches
+from tests.support.database import (
+    TestDatabase,
+    build_template,
+    cloned_database,
+    new_runtime_password,
+)
+
+os.environ.update(QUIET_POWERTOOLS_ENV)
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectionInfo]:
+    data_dir: Path = tmp_path_factory.mktemp("embedded-postgres")
+    server = EmbeddedPostgres(data_dir, port=free_port(), ephemeral=True)
+    server.start()
+    try:
+        yield server.connection
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def runtime_password() -> str:
+    return new_runtime_password()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: ConnectionInfo, runtime_password: str) -> ConnectionInfo:
+    build_template(pg_server, runtime_password)
+    return pg_server
+
+
+@pytest.fixture
+def db(template_db: ConnectionInfo, runtime_password: str) -> Iterator[TestDatabase]:
+    with cloned_database(template_db, runtime_password) as database:
+        yield database
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in LOCAL_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        reset_lambda_caches()
+        yield
+    reset_lambda_caches()
+
+
+@pytest.fixture
+def lambda_env(
+    aws: None, db: TestDatabase, monkeypatch: pytest.MonkeyPatch, runtime_password: str
+) -> Iterator[LocalResources]:
+    """Secrets and tables in moto, and the Lambda environment pointing at this test's database."""
+    resources = provision("dev", db.server, dbname=db.name, runtime_password=runtime_password)
+    for name, value in resources.lambda_environment("dev").items():
+        monkeypatch.setenv(name, value)
+    reset_lambda_caches()
+    yield resources
+    reset_lambda_caches()

@@ -1,0 +1,78 @@
+"""Test databases: one embedded PostgreSQL per run, a template migrated once, a clone per test."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from lambdas.migrations.runner import MigrationRunner, RuntimeRole
+from lambdas.shared.constants import resource_names
+from scripts.devstack.postgres import ConnectionInfo
+
+TEMPLATE_DB = "alquimista_template"
+RUNTIME_ROLE = resource_names("dev").runtime_db_role
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    """One test's own database, with the owner's and the runtime role's credentials."""
+
+    __test__ = False
+
+    server: ConnectionInfo
+    name: str
+    runtime_password: str
+
+    @property
+    def owner_url(self) -> str:
+        return self.server.url(self.name)
+
+    @property
+    def runtime_url(self) -> str:
+        return psycopg.conninfo.make_conninfo(
+            self.server.url(self.name), user=RUNTIME_ROLE, password=self.runtime_password
+        )
+
+    @contextmanager
+    def owner(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        with psycopg.connect(self.owner_url, row_factory=dict_row, autocommit=True) as conn:
+            yield conn
+
+    @contextmanager
+    def runtime(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        with psycopg.connect(self.runtime_url, row_factory=dict_row) as conn:
+            yield conn
+
+
+def build_template(server: ConnectionInfo, runtime_password: str) -> None:
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+        conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    runner = MigrationRunner(
+        lambda: psycopg.connect(server.url(TEMPLATE_DB)),
+        runtime_role=RuntimeRole(RUNTIME_ROLE, runtime_password),
+    )
+    runner.apply()
+
+
+def new_runtime_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+@contextmanager
+def cloned_database(server: ConnectionInfo, runtime_password: str) -> Iterator[TestDatabase]:
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    try:
+        yield TestDatabase(server, name, runtime_password)
+    finally:
+        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
