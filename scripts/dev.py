@@ -6,6 +6,7 @@ Environment:
   DEV_PG_PORT      embedded PostgreSQL port (default 54329)
   DEV_MOTO_PORT    moto server port (default 5001)
   DEV_API_PORT     gateway port (default 8000)
+  DEV_STATE_DIR    where the database, the dev signing key and the lock live (default .local)
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from scripts.devstack.stack import (  # noqa: E402
     provision_and_migrate,
 )
 
-LOCAL_DIR = ROOT / ".local"
 DEV_DB = "alquimista"
 
 
@@ -100,17 +100,23 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--pg-port", type=int, default=int(os.environ.get("DEV_PG_PORT", "54329")))
     parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get("DEV_STATE_DIR", ROOT / ".local")),
+        help="database, signing key and lock folder (default .local, git-ignored)",
+    )
+    parser.add_argument(
         "--no-serve", action="store_true", help="set everything up, then exit (for smoke tests)"
     )
     return parser.parse_args(argv)
 
 
-def _start_postgres(stack: ExitStack, pg_port: int) -> tuple[ConnectionInfo, str]:
+def _start_postgres(stack: ExitStack, state_dir: Path, pg_port: int) -> tuple[ConnectionInfo, str]:
     if os.environ.get("DATABASE_URL"):
         info, dbname = _server_from_url(os.environ["DATABASE_URL"])
         print(f"• PostgreSQL: using DATABASE_URL ({info.host}:{info.port}/{dbname})")
     else:
-        pg = EmbeddedPostgres(LOCAL_DIR / "postgres", port=pg_port)
+        pg = EmbeddedPostgres(state_dir / "postgres", port=pg_port)
         print(f"• PostgreSQL 18 (embedded) starting on 127.0.0.1:{pg_port} …", flush=True)
         stack.callback(pg.stop)
         pg.start()
@@ -151,14 +157,14 @@ def _serve_until_stopped(stack: ExitStack, gateway: LocalGateway, host: str, por
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     with ExitStack() as stack:
-        stack.enter_context(_hold_lock(LOCAL_DIR / "dev.lock"))
-        info, dbname = _start_postgres(stack, args.pg_port)
+        stack.enter_context(_hold_lock(args.state_dir / "dev.lock"))
+        info, dbname = _start_postgres(stack, args.state_dir, args.pg_port)
         _start_moto(stack, args.moto_port)
         provision_and_migrate(args.env, info, dbname=dbname)
         print("• migrations applied through the migration Lambda (CloudFormation Create event)")
         seed_dev_data(info.url(dbname))
         print("• dev data seeded (tenants: acme, globex; users: admin, member, viewer in each)")
-        key = SigningKey.load_or_create(LOCAL_DIR)
+        key = SigningKey.load_or_create(args.state_dir)
         if args.no_serve:
             return 0
         _print_banner(args.host, args.port, key)

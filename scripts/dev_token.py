@@ -7,6 +7,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--role", required=True, choices=ROLES)
     parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     parser.add_argument(
-        "--key-dir", type=Path, default=ROOT / ".local", help="where the dev signing key lives"
+        "--key-dir",
+        type=Path,
+        default=Path(os.environ.get("DEV_STATE_DIR", ROOT / ".local")),
+        help="where the dev signing key lives (default .local, or DEV_STATE_DIR)",
     )
     args = parser.parse_args(argv)
     key = SigningKey.load_or_create(args.key_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -140,6 +141,19 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     def handle_not_found(_: RouteNotFound) -> Response[Any]:
         return _response(app, NotFound("no route matches this request"))
 
+    def handle_integrity(error: psycopg.errors.IntegrityError) -> Response[Any]:
+        constraint = error.diag.constraint_name
+        suffix = f" (constraint {constraint})" if constraint else ""
+        if isinstance(error, psycopg.errors.ForeignKeyViolation):
+            message = "the request refers to a record that does not exist or is still in use"
+        else:
+            message = "the request conflicts with an existing record"
+        return _response(app, Conflict(message + suffix))
+
+    def handle_database_down(error: psycopg.OperationalError) -> Response[Any]:
+        logger.warning("database unavailable", extra={"error": type(error).__name__})
+        return _response(app, ServiceUnavailable("the database is unavailable; retry shortly"))
+
     def handle_unexpected(error: Exception) -> Response[Any]:
         logger.exception("unhandled error")
         return _response(app, AppError("internal error"))
@@ -147,4 +161,6 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     app.exception_handler(AppError)(handle_app_error)
     app.exception_handler(RequestValidationError)(handle_validation)
     app.not_found(handle_not_found)
+    app.exception_handler(psycopg.errors.IntegrityError)(handle_integrity)
+    app.exception_handler(psycopg.OperationalError)(handle_database_down)
     app.exception_handler(Exception)(handle_unexpected)

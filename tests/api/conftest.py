@@ -1,0 +1,78 @@
+"""The api tier: the local gateway served over HTTP, moto as a server, a database per test."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from moto.server import ThreadedMotoServer
+
+from scripts.devstack.aws_resources import provision
+from scripts.devstack.gateway import LocalGateway, make_server
+from scripts.devstack.identities import DevUser
+from scripts.devstack.jwt_keys import SigningKey
+from scripts.devstack.postgres import free_port
+from scripts.devstack.seed import seed_dev_data
+from scripts.devstack.stack import LOCAL_AWS_ENV, reset_lambda_caches
+from tests.support.database import TestDatabase
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> SigningKey:
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="session")
+def gateway_url(signing_key: SigningKey) -> Iterator[str]:
+    port = free_port()
+    server = make_server(LocalGateway(signing_key), "127.0.0.1", port)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class ApiClient:
+    http: httpx.Client
+    key: SigningKey
+    db: TestDatabase
+
+    def token_for(self, user: DevUser) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key.issue_for(user)}"}
+
+
+@pytest.fixture
+def api(
+    db: TestDatabase,
+    moto_endpoint: str,
+    gateway_url: str,
+    signing_key: SigningKey,
+    runtime_password: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[ApiClient]:
+    """An HTTP client for the gateway, whose Lambdas point at this test's seeded database."""
+    for name, value in LOCAL_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    resources = provision("dev", db.server, dbname=db.name, runtime_password=runtime_password)
+    for name, value in resources.lambda_environment("dev").items():
+        monkeypatch.setenv(name, value)
+    seed_dev_data(db.owner_url)
+    reset_lambda_caches()
+    with httpx.Client(base_url=gateway_url, timeout=10) as client:
+        yield ApiClient(client, signing_key, db)
+    reset_lambda_caches()

@@ -1,0 +1,120 @@
+"""`make dev` as a user runs it: the whole local stack in one process tree."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from scripts.devstack.postgres import EmbeddedPostgres, free_port, port_is_open
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _wait_for(url: str, timeout_s: float = 60) -> httpx.Response:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return httpx.get(url, timeout=6)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if any(str(data_dir) in part for part in cmdline):
+            found.append(proc)
+    return found
+
+
+@dataclass
+class DevStack:
+    process: subprocess.Popen[str]
+    ports: dict[str, int]
+    env: dict[str, str]
+    state: Path
+
+
+@pytest.fixture
+def dev_stack(tmp_path: Path) -> Iterator[DevStack]:
+    ports = {"api": free_port(), "moto": free_port(), "pg": free_port()}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DB_", "MASTER_"))},
+        "DEV_STATE_DIR": str(tmp_path),
+        "DEV_API_PORT": str(ports["api"]),
+        "DEV_MOTO_PORT": str(ports["moto"]),
+        "DEV_PG_PORT": str(ports["pg"]),
+    }
+    env.pop("DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "dev.py")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield DevStack(process, ports, env, tmp_path)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        EmbeddedPostgres(tmp_path / "postgres", port=ports["pg"]).stop(mode="immediate")
+
+
+def test_make_dev_serves_survives_a_database_outage_and_stops_cleanly(
+    dev_stack: DevStack,
+) -> None:
+    process, ports, state = dev_stack.process, dev_stack.ports, dev_stack.state
+    base = f"http://127.0.0.1:{ports['api']}"
+
+    # Given make dev is up
+    assert _wait_for(f"{base}/health").status_code == 200
+
+    # a second one refuses to start, clearly
+    second = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "dev.py")],
+        cwd=ROOT,
+        env=dev_stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode != 0
+    assert "already running" in second.stderr
+
+    # When PostgreSQL stops, health says so within 5 s, and recovers once it is back
+    pg = EmbeddedPostgres(state / "postgres", port=ports["pg"])
+    pg.stop()
+    started = time.monotonic()
+    down = httpx.get(f"{base}/health", timeout=10)
+    assert down.status_code == 503
+    assert down.json()["db_status"] == "unreachable"
+    assert time.monotonic() - started < 5
+    pg.start()
+    assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+
+    # Ctrl-C stops everything: no PostgreSQL, moto or gateway left behind
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "Alquimista local API on" in output
+    assert not _postgres_processes(state / "postgres" / "pgdata")
+    assert not port_is_open("127.0.0.1", ports["moto"])
+    assert not port_is_open("127.0.0.1", ports["api"])
+    assert not port_is_open("127.0.0.1", ports["pg"])
