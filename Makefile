@@ -69,6 +69,10 @@ test-infra: sync ## infrastructure tier: CDK synth, assertions, cdk-nag, cfn-lin
 test: lint typecheck ## every check CI runs: lint, types, all test tiers
 	$(RUN) pytest tests $(PYTEST_ARGS)
 
+.PHONY: openapi
+openapi: sync ## regenerate docs/openapi.json from the handlers
+	$(RUN) python scripts/export_openapi.py
+
 .PHONY: clean
 clean: ## remove caches and build output (keeps the local database)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache cdk.out

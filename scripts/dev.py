@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
 from scripts.devstack.gateway import LocalGateway, make_server  # noqa: E402
 from scripts.devstack.identities import USERS  # noqa: E402
 from scripts.devstack.jwt_keys import SigningKey  # noqa: E402
+from scripts.devstack.openapi import docs_routes  # noqa: E402
 from scripts.devstack.postgres import ConnectionInfo, EmbeddedPostgres  # noqa: E402
 from scripts.devstack.seed import seed_dev_data  # noqa: E402
 from scripts.devstack.stack import (  # noqa: E402
@@ -139,7 +140,7 @@ def _start_moto(stack: ExitStack, port: int) -> None:
 
 
 def _serve_until_stopped(stack: ExitStack, gateway: LocalGateway, host: str, port: int) -> None:
-    server = make_server(gateway, host, port)
+    server = make_server(gateway, host, port, extra_routes=docs_routes())
     stack.callback(server.server_close)
     stop = threading.Event()
 
@@ -182,6 +183,8 @@ Alquimista local API on {url}   (Ctrl-C stops everything)
 
 Dev token for {admin.email} (tenant {admin.tenant.slug}, role admin; 1 hour):
 {token}
+
+API docs (Swagger UI): {url}/docs
 
 Try:
   curl {url}/health

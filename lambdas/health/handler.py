@@ -18,7 +18,17 @@ from lambdas.shared.settings import get_api_settings
 app = create_resolver()
 
 
-@app.get("/health")
+@app.get(
+    "/health",
+    summary="Service, database and schema health",
+    responses={
+        200: {"description": "Database reachable and schema current"},
+        503: {
+            "description": "Database unreachable or migrations pending",
+            "content": {"application/json": {"model": HealthResponse}},
+        },
+    },
+)
 def health() -> Response[HealthResponse]:
     database = get_database()
     report = check_health(

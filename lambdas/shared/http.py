@@ -11,7 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.shared.constants import MAX_BODY_BYTES
 from lambdas.shared.db import Database
-from lambdas.shared.errors import PayloadTooLarge, error_body, register_error_handlers
+from lambdas.shared.errors import AppError, PayloadTooLarge, error_body, register_error_handlers
+from lambdas.shared.idempotency import resolve_idempotently, wants_idempotency
 from lambdas.shared.secrets import DbCredentials, get_db_credentials
 from lambdas.shared.settings import get_api_settings
 
@@ -29,19 +30,31 @@ def body_size(event: dict[str, Any]) -> int:
     return len(body.encode())
 
 
+def error_response(event: dict[str, Any], error: AppError) -> dict[str, Any]:
+    """A payload v2.0 result for an error raised before the resolver routes the request."""
+    request_id = event.get("requestContext", {}).get("requestId")
+    return {
+        "statusCode": int(error.status),
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(error_body(error.status, error.code, error.message, request_id)),
+        "isBase64Encoded": False,
+    }
+
+
 def resolve(
     app: APIGatewayHttpResolver, event: dict[str, Any], context: LambdaContext
 ) -> dict[str, Any]:
-    """Refuse oversized bodies before validation parses them, then let the resolver route."""
+    """Refuse oversized bodies before validation parses them, honour ``Idempotency-Key`` on
+    POST, then let the resolver route."""
     if body_size(event) > MAX_BODY_BYTES:
-        request_id = event.get("requestContext", {}).get("requestId")
-        error = PayloadTooLarge(f"request body exceeds {MAX_BODY_BYTES} bytes")
-        return {
-            "statusCode": int(error.status),
-            "headers": {"Content-Type": "application/json"},
-            "body": json.dumps(error_body(error.status, error.code, error.message, request_id)),
-            "isBase64Encoded": False,
-        }
+        return error_response(
+            event, PayloadTooLarge(f"request body exceeds {MAX_BODY_BYTES} bytes")
+        )
+    if wants_idempotency(event):
+        table = get_api_settings().idempotency_table
+        if table:
+            result = resolve_idempotently(app, event, context, table_name=table)
+            return error_response(event, result) if isinstance(result, AppError) else result
     return app.resolve(event, context)
 
 

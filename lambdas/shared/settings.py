@@ -43,6 +43,8 @@ class DynamoSettings(_Base):
 class ApiSettings(ServiceSettings, DatabaseSettings):
     """Settings every API route-group Lambda needs."""
 
+    idempotency_table: str | None = Field(default=None, alias="IDEMPOTENCY_TABLE_NAME")
+
 
 class MigrationSettings(ServiceSettings):
     """The migration Lambda connects as the owner and manages the runtime role's password."""

@@ -14,6 +14,7 @@ from scripts.devstack.aws_resources import provision
 from scripts.devstack.gateway import LocalGateway, make_server
 from scripts.devstack.identities import DevUser
 from scripts.devstack.jwt_keys import SigningKey
+from scripts.devstack.openapi import docs_routes
 from scripts.devstack.postgres import free_port
 from scripts.devstack.seed import seed_dev_data
 from scripts.devstack.stack import LOCAL_AWS_ENV, reset_lambda_caches
@@ -37,7 +38,7 @@ def signing_key() -> SigningKey:
 @pytest.fixture(scope="session")
 def gateway_url(signing_key: SigningKey) -> Iterator[str]:
     port = free_port()
-    server = make_server(LocalGateway(signing_key), "127.0.0.1", port)
+    server = make_server(LocalGateway(signing_key), "127.0.0.1", port, extra_routes=docs_routes())
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}"

@@ -51,3 +51,12 @@ def test_a_body_over_the_api_limit_is_refused_by_the_lambda(api: ApiClient) -> N
 
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_swagger_ui_and_the_spec_are_served_at_docs(api: ApiClient) -> None:
+    page = api.http.get("/docs")
+    spec = api.http.get("/docs/openapi.json")
+
+    assert page.status_code == 200
+    assert "swagger-ui" in page.text
+    assert spec.json()["paths"]["/health"]["get"]

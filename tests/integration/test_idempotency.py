@@ -1,0 +1,101 @@
+"""Idempotency-Key on POST routes, with Powertools' DynamoDB store (moto)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from lambdas.shared.errors import Conflict
+from lambdas.shared.http import create_resolver, resolve
+from tests.support.events import http_event, lambda_context
+
+app = create_resolver()
+calls: list[str] = []
+
+
+class CreateOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item: str
+
+
+@app.post("/orders")
+def create_order(order: CreateOrder) -> dict[str, Any]:
+    calls.append(order.item)
+    if order.item == "explode":
+        raise RuntimeError("transient failure")
+    if order.item == "taken":
+        raise Conflict("already exists")
+    return {"order": len(calls), "item": order.item}
+
+
+@pytest.fixture(autouse=True)
+def _reset(lambda_env) -> None:
+    calls.clear()
+
+
+def _post(body: dict[str, Any], key: str | None, sub: str = "user-1") -> dict[str, Any]:
+    headers = {"idempotency-key": key} if key else {}
+    event = http_event("POST", "/orders", body=body, headers=headers, claims={"sub": sub})
+    return resolve(app, event, lambda_context("orders"))
+
+
+def test_a_replay_returns_the_first_response_without_running_twice() -> None:
+    first = _post({"item": "book"}, "key-1")
+    second = _post({"item": "book"}, "key-1")
+
+    assert calls == ["book"]
+    assert second["statusCode"] == first["statusCode"] == 200
+    assert json.loads(second["body"]) == json.loads(first["body"])
+    assert second["headers"]["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.get("headers", {})
+
+
+def test_the_same_key_with_a_different_body_is_refused() -> None:
+    _post({"item": "book"}, "key-2")
+
+    refused = _post({"item": "lamp"}, "key-2")
+
+    assert refused["statusCode"] == 422
+    assert json.loads(refused["body"])["error"]["code"] == "idempotency_key_reused"
+    assert calls == ["book"]
+
+
+def test_without_a_key_every_request_runs() -> None:
+    _post({"item": "book"}, None)
+    _post({"item": "book"}, None)
+
+    assert calls == ["book", "book"]
+
+
+def test_keys_are_scoped_to_the_caller() -> None:
+    _post({"item": "book"}, "shared-key", sub="alice")
+    other = _post({"item": "book"}, "shared-key", sub="bob")
+
+    assert calls == ["book", "book"]
+    assert "Idempotent-Replayed" not in other.get("headers", {})
+
+
+def test_a_server_error_is_not_recorded_so_a_retry_runs_again() -> None:
+    first = _post({"item": "explode"}, "key-3")
+    second = _post({"item": "explode"}, "key-3")
+
+    assert first["statusCode"] == second["statusCode"] == 500
+    assert calls == ["explode", "explode"]
+
+
+def test_a_client_error_is_replayed_like_any_other_response() -> None:
+    first = _post({"item": "taken"}, "key-4")
+    second = _post({"item": "taken"}, "key-4")
+
+    assert first["statusCode"] == second["statusCode"] == 409
+    assert calls == ["taken"]
+
+
+def test_an_overlong_key_is_refused() -> None:
+    refused = _post({"item": "book"}, "k" * 256)
+
+    assert refused["statusCode"] == 422
+    assert calls == []
