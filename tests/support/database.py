@@ -56,10 +56,11 @@ def build_template(server: ConnectionInfo, runtime_password: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
         conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
     runner = MigrationRunner(
-        lambda: psycopg.connect(server.url(TEMPLATE_DB)),
-        runtime_role=RuntimeRole(RUNTIME_ROLE, runtime_password),
+        server.url(TEMPLATE_DB), runtime_role=RuntimeRole(RUNTIME_ROLE, runtime_password)
     )
-    runner.apply()
+    report = runner.apply()
+    if not report.ok:
+        raise RuntimeError(f"could not migrate the template database: {report.error}")
 
 
 def new_runtime_password() -> str:
