@@ -77,7 +77,7 @@ WHERE NOT m.success
 """
 
 _INVALID_INDEXES = """
-SELECT format('%%I.%%I', n.nspname, c.relname)
+SELECT format('%I.%I', n.nspname, c.relname)
 FROM pg_index AS i
 JOIN pg_class AS c ON c.oid = i.indexrelid
 JOIN pg_namespace AS n ON n.oid = c.relnamespace

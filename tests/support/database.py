@@ -68,10 +68,15 @@ def new_runtime_password() -> str:
 
 
 @contextmanager
-def cloned_database(server: ConnectionInfo, runtime_password: str) -> Iterator[TestDatabase]:
+def cloned_database(
+    server: ConnectionInfo, runtime_password: str, *, template: str | None = TEMPLATE_DB
+) -> Iterator[TestDatabase]:
+    """A database of its own for one test: a clone of the migrated template, or, with
+    ``template=None``, an empty one (for the migration runner's own tests)."""
     name = f"test_{uuid.uuid4().hex[:16]}"
+    source = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+        conn.execute(f'CREATE DATABASE "{name}"{source}')
     try:
         yield TestDatabase(server, name, runtime_password)
     finally:
