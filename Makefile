@@ -69,6 +69,14 @@ test-infra: sync ## infrastructure tier: CDK synth, assertions, cdk-nag, cfn-lin
 test: lint typecheck ## every check CI runs: lint, types, all test tiers
 	$(RUN) pytest tests $(PYTEST_ARGS)
 
+.PHONY: migrate-status
+migrate-status: sync ## migration status of the `make dev` database (see docs/migrations.md)
+	$(RUN) python scripts/migrate.py status --local
+
+.PHONY: bench-migrations
+bench-migrations: sync ## migration runner vs psql benchmark; updates docs/benchmarks.md
+	$(RUN) python scripts/bench/migrations.py --write docs/benchmarks.md
+
 .PHONY: clean
 clean: ## remove caches and build output (keeps the local database)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache cdk.out

@@ -26,6 +26,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# The runner logs each file at INFO for CloudWatch; a terminal wants the report only.
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
