@@ -44,6 +44,7 @@ from lambdas.shared.migration_files import MIGRATIONS_DIR  # noqa: E402
 FUNCTION_OUTPUT_KEY = "MigrationFunctionName"
 INVOKE_READ_TIMEOUT_S = 900
 LOCAL_DB = "alquimista"
+LOCAL_CONNECT_RETRY_S = 5.0  # a local server is up or not; no cluster to wait for
 
 
 class CommandError(Exception):
@@ -121,7 +122,9 @@ def run_locally(args: argparse.Namespace, url: str) -> dict[str, Any]:
         directory=args.directory,
         runtime_role=RuntimeRole(resource_names("dev").runtime_db_role),
         options=RunnerOptions(
-            allow_out_of_order=args.allow_out_of_order, lock_wait_s=args.lock_wait
+            allow_out_of_order=args.allow_out_of_order,
+            lock_wait_s=args.lock_wait,
+            connect_retry_s=LOCAL_CONNECT_RETRY_S,
         ),
     )
     if args.action == "status":
