@@ -73,6 +73,14 @@ test: lint typecheck ## every check CI runs: lint, types, all test tiers
 openapi: sync ## regenerate docs/openapi.json from the handlers
 	$(RUN) python scripts/export_openapi.py
 
+.PHONY: migrate-status
+migrate-status: sync ## migration status of the `make dev` database (see docs/migrations.md)
+	$(RUN) python scripts/migrate.py status --local
+
+.PHONY: bench-migrations
+bench-migrations: sync ## migration runner vs psql benchmark; updates docs/benchmarks.md
+	$(RUN) python scripts/bench/migrations.py --write docs/benchmarks.md
+
 .PHONY: clean
 clean: ## remove caches and build output (keeps the local database)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache cdk.out

@@ -59,6 +59,13 @@ def db(template_db: ConnectionInfo, runtime_password: str) -> Iterator[TestDatab
 
 
 @pytest.fixture
+def empty_db(pg_server: ConnectionInfo, runtime_password: str) -> Iterator[TestDatabase]:
+    """A database with nothing in it (no ledger, no schema)."""
+    with cloned_database(pg_server, runtime_password, template=None) as database:
+        yield database
+
+
+@pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in LOCAL_AWS_ENV.items():
         monkeypatch.setenv(name, value)

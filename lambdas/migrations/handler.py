@@ -1,56 +1,164 @@
-"""The migration Lambda: a CloudFormation custom resource (CDK Provider framework) and a
-per-environment operator entry point (``{"action": "status"|"plan"|"apply"|"baseline"}``).
+"""The migration Lambda.
+
+- CloudFormation custom resource behind the CDK Provider framework: Create/Update apply the
+  bundled files (a rollback's Update, with old code, finds the database ahead and succeeds);
+  Delete leaves the schema alone. Any failure raises, so the deploy fails with the file and
+  the PostgreSQL error, and the Provider framework answers CloudFormation either way.
+- Direct invocation per environment: ``{"action": "status"|"plan"|"apply"|"baseline",
+  "version": N, "allow_out_of_order": bool}`` returns the JSON report.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-import psycopg
+import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from psycopg.conninfo import make_conninfo
 
-from lambdas.migrations.runner import MigrationRunner, RuntimeRole
+from lambdas.migrations.locks import DynamoLease
+from lambdas.migrations.runner import (
+    APPLICATION_NAME,
+    MigrationReport,
+    MigrationRunner,
+    RunnerOptions,
+    RuntimeRole,
+)
+from lambdas.shared.migration_files import MIGRATIONS_DIR
 from lambdas.shared.observability import logger
 from lambdas.shared.secrets import get_db_credentials, get_json_secret
 from lambdas.shared.settings import MigrationSettings, get_migration_settings
 
 PHYSICAL_RESOURCE_ID = "alquimista-schema"
+ACTIONS = ("status", "plan", "apply", "baseline")
 
 
-def _runner(settings: MigrationSettings) -> MigrationRunner:
-    def connect() -> psycopg.Connection[Any]:
-        creds = get_db_credentials(settings.master_secret_id, max_age=300)
-        return psycopg.connect(
+class MigrationDeployFailed(RuntimeError):
+    """Raised to the Provider framework so CloudFormation marks the resource failed."""
+
+
+def build_runner(
+    settings: MigrationSettings,
+    *,
+    deadline: float | None,
+    owner: str,
+    allow_out_of_order: bool | None = None,
+    with_lease: bool = True,
+) -> MigrationRunner:
+    def conninfo(force: bool) -> str:
+        creds = get_db_credentials(
+            settings.master_secret_id, max_age=settings.db_secret_max_age_s, force=force
+        )
+        return make_conninfo(
             host=creds.host,
             port=creds.port,
             dbname=creds.dbname,
             user=creds.username,
             password=creds.password,
-            connect_timeout=settings.db_connect_timeout_s,
-            application_name="alquimista-migrations",
         )
 
     runtime_role = None
     if settings.runtime_secret_id:
-        secret = get_json_secret(settings.runtime_secret_id, max_age=300)
+        secret = get_json_secret(settings.runtime_secret_id, max_age=settings.db_secret_max_age_s)
         runtime_role = RuntimeRole(name=settings.runtime_role, password=str(secret["password"]))
-    return MigrationRunner(connect, runtime_role=runtime_role)
+    lease = None
+    if with_lease and settings.locks_table:
+        lease = DynamoLease(
+            boto3.client("dynamodb"),
+            table=settings.locks_table,
+            lock_id=f"migrations:{settings.environment}",
+            owner=owner,
+            lease_s=settings.lease_s,
+            wait_s=settings.lock_wait_s,
+        )
+    options = RunnerOptions(
+        lock_wait_s=settings.lock_wait_s,
+        connect_retry_s=settings.connect_retry_s,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        lock_timeout_s=settings.lock_timeout_s,
+        time_margin_s=settings.time_margin_s,
+        allow_out_of_order=(
+            settings.allow_out_of_order if allow_out_of_order is None else allow_out_of_order
+        ),
+        application_name=f"{APPLICATION_NAME}:{owner}"[:63],
+        applied_by=owner,
+    )
+    return MigrationRunner(
+        conninfo,
+        directory=settings.migrations_dir or MIGRATIONS_DIR,
+        runtime_role=runtime_role,
+        options=options,
+        lease=lease,
+        deadline=deadline,
+    )
+
+
+def _deadline(context: LambdaContext) -> float:
+    return time.monotonic() + float(context.get_remaining_time_in_millis()) / 1000
+
+
+def _owner(context: LambdaContext) -> str:
+    return f"{context.function_name}/{context.aws_request_id}"
+
+
+def _on_custom_resource(
+    event: dict[str, Any], context: LambdaContext, settings: MigrationSettings
+) -> dict[str, Any]:
+    request_type = event["RequestType"]
+    physical_id = event.get("PhysicalResourceId") or PHYSICAL_RESOURCE_ID
+    if request_type == "Delete":
+        logger.info("custom resource Delete: the schema stays")
+        return {"PhysicalResourceId": physical_id}
+    if request_type not in ("Create", "Update"):
+        raise MigrationDeployFailed(f"unsupported RequestType {request_type!r}")
+    runner = build_runner(settings, deadline=_deadline(context), owner=_owner(context))
+    report = runner.apply(sync_runtime_role=True)
+    if not report.ok:
+        raise MigrationDeployFailed(report.summary)
+    return {
+        "PhysicalResourceId": PHYSICAL_RESOURCE_ID,
+        "Data": {
+            "Applied": len(report.applied),
+            "LatestVersion": str(report.latest_version or 0),
+            "Ahead": ",".join(report.ahead),
+        },
+    }
+
+
+def _on_direct(
+    event: dict[str, Any], context: LambdaContext, settings: MigrationSettings
+) -> dict[str, Any]:
+    action = event.get("action", "apply")
+    if action not in ACTIONS:
+        report = MigrationReport(str(action))
+        report.fail(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+        return report.as_dict()
+    out_of_order = event.get("allow_out_of_order")
+    runner = build_runner(
+        settings,
+        deadline=_deadline(context),
+        owner=_owner(context),
+        allow_out_of_order=bool(out_of_order) if out_of_order is not None else None,
+        with_lease=action in ("apply", "baseline"),
+    )
+    if action == "status":
+        return runner.status().as_dict()
+    if action == "plan":
+        return runner.plan().as_dict()
+    if action == "baseline":
+        version = event.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            report = MigrationReport("baseline")
+            report.fail('baseline needs an integer "version"')
+            return report.as_dict()
+        return runner.baseline(version).as_dict()
+    return runner.apply(sync_runtime_role=bool(event.get("sync_runtime_role"))).as_dict()
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_migration_settings()
-    request_type = event.get("RequestType")
-    if request_type is not None:
-        if request_type == "Delete":
-            return {"PhysicalResourceId": event.get("PhysicalResourceId", PHYSICAL_RESOURCE_ID)}
-        report = _runner(settings).apply().as_dict()
-        logger.info("migrations applied", extra={"report": report})
-        return {
-            "PhysicalResourceId": PHYSICAL_RESOURCE_ID,
-            "Data": {"Applied": len(report["applied"])},
-        }
-    action = event.get("action", "apply")
-    if action != "apply":
-        raise ValueError(f"unsupported action {action!r}")
-    return _runner(settings).apply().as_dict()
+    if "RequestType" in event:
+        return _on_custom_resource(event, context, settings)
+    return _on_direct(event, context, settings)

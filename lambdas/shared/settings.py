@@ -8,6 +8,7 @@ environment.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -53,8 +54,14 @@ class MigrationSettings(ServiceSettings):
     runtime_secret_id: str | None = Field(default=None, alias="RUNTIME_SECRET_ARN")
     locks_table: str | None = Field(default=None, alias="LOCKS_TABLE_NAME")
     db_connect_timeout_s: int = Field(default=10, ge=1, le=60)
+    db_secret_max_age_s: int = Field(default=SECRET_CACHE_SECONDS, ge=0)
     connect_retry_s: float = Field(default=90.0, ge=0, alias="MIGRATION_CONNECT_RETRY_S")
     lock_wait_s: float = Field(default=60.0, ge=0, alias="MIGRATION_LOCK_WAIT_S")
+    lock_timeout_s: float = Field(default=30.0, gt=0, alias="MIGRATION_LOCK_TIMEOUT_S")
+    time_margin_s: float = Field(default=15.0, ge=0, alias="MIGRATION_TIME_MARGIN_S")
+    lease_s: int = Field(default=120, ge=10, alias="MIGRATION_LEASE_S")
+    allow_out_of_order: bool = Field(default=False, alias="MIGRATION_ALLOW_OUT_OF_ORDER")
+    migrations_dir: Path | None = Field(default=None, alias="MIGRATIONS_DIR")
 
     @property
     def runtime_role(self) -> str:

@@ -4,6 +4,7 @@ dev seed data, and the gateway. Used by ``scripts/dev.py`` and by the api test t
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ LOCAL_AWS_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
+MIGRATION_LAMBDA_TIMEOUT_MS = 900_000
 QUIET_POWERTOOLS_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_NAMESPACE": "Alquimista",
@@ -80,7 +82,10 @@ def run_migrations(request_type: str = "Create", properties: dict[str, Any] | No
     from lambdas.migrations.handler import lambda_handler  # noqa: PLC0415
 
     event = custom_resource_event(request_type, properties or {"MigrationsHash": "local"})
-    context = LambdaContextStub(function_name="alquimista-dev-migrations")
+    context = LambdaContextStub(
+        function_name="alquimista-dev-migrations",
+        deadline_ms=time.time() * 1000 + MIGRATION_LAMBDA_TIMEOUT_MS,
+    )
     return lambda_handler(event, cast("LambdaContext", context))
 
 

@@ -56,10 +56,11 @@ def build_template(server: ConnectionInfo, runtime_password: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
         conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
     runner = MigrationRunner(
-        lambda: psycopg.connect(server.url(TEMPLATE_DB)),
-        runtime_role=RuntimeRole(RUNTIME_ROLE, runtime_password),
+        server.url(TEMPLATE_DB), runtime_role=RuntimeRole(RUNTIME_ROLE, runtime_password)
     )
-    runner.apply()
+    report = runner.apply()
+    if not report.ok:
+        raise RuntimeError(f"could not migrate the template database: {report.error}")
 
 
 def new_runtime_password() -> str:
@@ -67,10 +68,15 @@ def new_runtime_password() -> str:
 
 
 @contextmanager
-def cloned_database(server: ConnectionInfo, runtime_password: str) -> Iterator[TestDatabase]:
+def cloned_database(
+    server: ConnectionInfo, runtime_password: str, *, template: str | None = TEMPLATE_DB
+) -> Iterator[TestDatabase]:
+    """A database of its own for one test: a clone of the migrated template, or, with
+    ``template=None``, an empty one (for the migration runner's own tests)."""
     name = f"test_{uuid.uuid4().hex[:16]}"
+    source = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+        conn.execute(f'CREATE DATABASE "{name}"{source}')
     try:
         yield TestDatabase(server, name, runtime_password)
     finally:

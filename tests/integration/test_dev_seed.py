@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from scripts.devstack.identities import TENANTS, USERS
+from scripts.devstack.seed import seed_dev_data
+
+_SNAPSHOT = """
+SELECT 'tenant' AS kind, id::text, slug AS key, updated_at::text FROM alquimista_platform.tenants
+UNION ALL
+SELECT 'user', id::text, email, updated_at::text FROM alquimista_platform.users
+UNION ALL
+SELECT 'membership', m.id::text, m.tenant_id || ':' || m.user_id || ':' || r.name,
+       m.updated_at::text
+FROM alquimista_platform.memberships m JOIN alquimista_platform.roles r ON r.id = m.role_id
+ORDER BY 1, 3
+"""
+
+
+def test_seeding_creates_the_dev_identities_with_one_membership_per_role(db) -> None:
+    seed_dev_data(db.owner_url)
+
+    with db.owner() as conn:
+        tenants = conn.execute("SELECT id, slug FROM alquimista_platform.tenants").fetchall()
+        members = conn.execute(
+            """
+            SELECT u.cognito_sub, u.email, m.tenant_id, r.name AS role
+            FROM alquimista_platform.memberships m
+            JOIN alquimista_platform.users u ON u.id = m.user_id
+            JOIN alquimista_platform.roles r ON r.id = m.role_id
+            """
+        ).fetchall()
+    assert {(t["id"], t["slug"]) for t in tenants} == {(t.id, t.slug) for t in TENANTS}
+    assert {(m["cognito_sub"], m["email"], m["tenant_id"], m["role"]) for m in members} == {
+        (u.sub, u.email, u.tenant.id, u.role) for u in USERS
+    }
+
+
+def test_seeding_twice_changes_nothing(db) -> None:
+    seed_dev_data(db.owner_url)
+    with db.owner() as conn:
+        first = conn.execute(_SNAPSHOT).fetchall()
+
+    seed_dev_data(db.owner_url)
+
+    with db.owner() as conn:
+        second = conn.execute(_SNAPSHOT).fetchall()
+    assert first == second
+    assert len(first) == len(TENANTS) + 2 * len(USERS)
