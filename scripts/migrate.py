@@ -40,6 +40,11 @@ from lambdas.migrations.runner import (  # noqa: E402
 )
 from lambdas.shared.constants import ENVIRONMENTS, resource_names  # noqa: E402
 from lambdas.shared.migration_files import MIGRATIONS_DIR  # noqa: E402
+from scripts.devstack.deployed import (  # noqa: E402
+    DeployedLookupError,
+    find_stack_output,
+    invoke_once,
+)
 
 FUNCTION_OUTPUT_KEY = "MigrationFunctionName"
 INVOKE_READ_TIMEOUT_S = 900
@@ -53,47 +58,22 @@ class CommandError(Exception):
 
 def find_function_name(cloudformation: Any, env: str) -> str:
     """The migration function's name, from the output of a stack named Alquimista-<env>-*."""
-    prefix = f"Alquimista-{env}-"
-    for page in cloudformation.get_paginator("describe_stacks").paginate():
-        for stack in page["Stacks"]:
-            if not stack["StackName"].startswith(prefix):
-                continue
-            for output in stack.get("Outputs", []):
-                if output["OutputKey"] == FUNCTION_OUTPUT_KEY:
-                    return str(output["OutputValue"])
-    raise CommandError(
-        f"no stack named {prefix}* exports {FUNCTION_OUTPUT_KEY}; deploy the stacks first "
-        "or pass --function-name"
-    )
+    try:
+        return find_stack_output(cloudformation, env, FUNCTION_OUTPUT_KEY)
+    except DeployedLookupError as exc:
+        raise CommandError(f"{exc}, or pass --function-name") from None
 
 
 def invoke_lambda(args: argparse.Namespace) -> dict[str, Any]:
     import boto3  # noqa: PLC0415
-    from botocore.config import Config  # noqa: PLC0415
 
     session = boto3.Session(profile_name=args.profile, region_name=args.region)
     name = args.function_name or find_function_name(session.client("cloudformation"), args.env)
-    # No client retries: a long apply that times out on the client must never be sent twice.
-    client = session.client(
-        "lambda",
-        config=Config(
-            read_timeout=INVOKE_READ_TIMEOUT_S,
-            connect_timeout=10,
-            retries={"total_max_attempts": 1, "mode": "standard"},
-        ),
-    )
     print(f"invoking {name} ({args.action}) …", file=sys.stderr, flush=True)
-    response = client.invoke(
-        FunctionName=name,
-        InvocationType="RequestResponse",
-        Payload=json.dumps(_payload(args)).encode(),
-    )
-    body = json.loads(response["Payload"].read() or b"{}")
-    if response.get("FunctionError"):
-        message = body.get("errorMessage", "the function failed") if body else "failed"
-        return {"action": args.action, "ok": False, "error": message}
+    body = invoke_once(session, name, _payload(args), read_timeout_s=INVOKE_READ_TIMEOUT_S)
     if not isinstance(body, dict):
         return {"action": args.action, "ok": False, "error": f"unexpected reply: {body!r}"}
+    body.setdefault("action", args.action)
     return body
 
 

@@ -6,18 +6,25 @@
   the PostgreSQL error, and the Provider framework answers CloudFormation either way.
 - Direct invocation per environment: ``{"action": "status"|"plan"|"apply"|"baseline",
   "version": N, "allow_out_of_order": bool}`` returns the JSON report.
+- ``{"action": "grant_membership", "membership": {...}}`` puts a user in a tenant with a role
+  (``scripts/create_user.py``): this Lambda is the one that holds the owner's credentials
+  inside the VPC.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
+import psycopg
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from psycopg.conninfo import make_conninfo
+from pydantic import ValidationError
 
 from lambdas.migrations.locks import DynamoLease
+from lambdas.migrations.memberships import GrantMembership, UnknownTenant, grant_membership
 from lambdas.migrations.runner import (
     APPLICATION_NAME,
     MigrationReport,
@@ -31,11 +38,26 @@ from lambdas.shared.secrets import get_db_credentials, get_json_secret
 from lambdas.shared.settings import MigrationSettings, get_migration_settings
 
 PHYSICAL_RESOURCE_ID = "alquimista-schema"
-ACTIONS = ("status", "plan", "apply", "baseline")
+ACTIONS = ("status", "plan", "apply", "baseline", "grant_membership")
 
 
 class MigrationDeployFailed(RuntimeError):
     """Raised to the Provider framework so CloudFormation marks the resource failed."""
+
+
+def _owner_conninfo(settings: MigrationSettings, *, force: bool) -> str:
+    creds = get_db_credentials(
+        settings.master_secret_id, max_age=settings.db_secret_max_age_s, force=force
+    )
+    return make_conninfo(
+        host=creds.host,
+        port=creds.port,
+        dbname=creds.dbname,
+        user=creds.username,
+        password=creds.password,
+        connect_timeout=settings.db_connect_timeout_s,
+        application_name=APPLICATION_NAME,
+    )
 
 
 def build_runner(
@@ -47,16 +69,7 @@ def build_runner(
     with_lease: bool = True,
 ) -> MigrationRunner:
     def conninfo(force: bool) -> str:
-        creds = get_db_credentials(
-            settings.master_secret_id, max_age=settings.db_secret_max_age_s, force=force
-        )
-        return make_conninfo(
-            host=creds.host,
-            port=creds.port,
-            dbname=creds.dbname,
-            user=creds.username,
-            password=creds.password,
-        )
+        return _owner_conninfo(settings, force=force)
 
     runtime_role = None
     if settings.runtime_secret_id:
@@ -130,9 +143,16 @@ def _on_direct(
     event: dict[str, Any], context: LambdaContext, settings: MigrationSettings
 ) -> dict[str, Any]:
     action = event.get("action", "apply")
+    if action == "grant_membership":
+        return _grant_membership(event.get("membership"), settings)
     if action not in ACTIONS:
         report = MigrationReport(str(action))
         report.fail(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+        return report.as_dict()
+    version = event.get("version")
+    if action == "baseline" and (not isinstance(version, int) or isinstance(version, bool)):
+        report = MigrationReport("baseline")
+        report.fail('baseline needs an integer "version"')
         return report.as_dict()
     out_of_order = event.get("allow_out_of_order")
     runner = build_runner(
@@ -142,18 +162,30 @@ def _on_direct(
         allow_out_of_order=bool(out_of_order) if out_of_order is not None else None,
         with_lease=action in ("apply", "baseline"),
     )
-    if action == "status":
-        return runner.status().as_dict()
-    if action == "plan":
-        return runner.plan().as_dict()
-    if action == "baseline":
-        version = event.get("version")
-        if not isinstance(version, int) or isinstance(version, bool):
-            report = MigrationReport("baseline")
-            report.fail('baseline needs an integer "version"')
-            return report.as_dict()
-        return runner.baseline(version).as_dict()
-    return runner.apply(sync_runtime_role=bool(event.get("sync_runtime_role"))).as_dict()
+    operations: dict[str, Callable[[], MigrationReport]] = {
+        "status": runner.status,
+        "plan": runner.plan,
+        "baseline": lambda: runner.baseline(int(version or 0)),
+        "apply": lambda: runner.apply(sync_runtime_role=bool(event.get("sync_runtime_role"))),
+    }
+    return operations[action]().as_dict()
+
+
+def _grant_membership(payload: Any, settings: MigrationSettings) -> dict[str, Any]:
+    try:
+        request = GrantMembership.model_validate(payload)
+    except ValidationError as exc:
+        fields = ", ".join(
+            ".".join(str(p) for p in err["loc"]) or "membership" for err in exc.errors()
+        )
+        return {"action": "grant_membership", "ok": False, "error": f"invalid fields: {fields}"}
+    try:
+        with psycopg.connect(_owner_conninfo(settings, force=False)) as conn, conn.transaction():
+            granted = grant_membership(conn, request)
+    except UnknownTenant as exc:
+        return {"action": "grant_membership", "ok": False, "error": str(exc)}
+    logger.info("membership granted", extra={"tenant_id": str(granted.tenant_id)})
+    return {"action": "grant_membership", "ok": True, **granted.model_dump(mode="json")}
 
 
 @logger.inject_lambda_context

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 _NAMESPACE: Final = uuid.UUID("6f1c1d1e-6a0b-4c55-9a57-3d1a2b7e9c10")
-ROLES: Final = ("admin", "member", "viewer")
+Role = Literal["admin", "member", "viewer"]
+ROLES: Final[tuple[Role, ...]] = ("admin", "member", "viewer")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class DevTenant:
 @dataclass(frozen=True)
 class DevUser:
     tenant: DevTenant
-    role: str
+    role: Role
 
     @property
     def sub(self) -> uuid.UUID:

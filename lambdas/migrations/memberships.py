@@ -1,0 +1,105 @@
+"""Operator action: put a user in a tenant with a role (creating the tenant and the user row
+when they do not exist yet). Used by ``scripts/create_user.py`` through the migration Lambda,
+which holds the owner's credentials inside the VPC, and by the dev seed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+import psycopg
+from pydantic import BaseModel, ConfigDict, Field
+
+from lambdas.shared.constants import TENANT_SETTING
+
+Role = Literal["viewer", "member", "admin"]
+
+
+class GrantMembership(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant_slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    tenant_name: str | None = Field(default=None, min_length=1, max_length=200)
+    tenant_id: uuid.UUID | None = None
+    cognito_sub: uuid.UUID
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+    full_name: str | None = Field(default=None, max_length=200)
+    role: Role
+    user_id: uuid.UUID | None = None
+
+
+class MembershipGranted(BaseModel):
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    role: Role
+    tenant_created: bool
+
+
+class UnknownTenant(LookupError):
+    """The tenant does not exist and no name was given to create it."""
+
+
+_FIND_TENANT = """
+SELECT id FROM alquimista_platform.tenants WHERE slug = %s
+"""
+
+_UPSERT_TENANT = """
+INSERT INTO alquimista_platform.tenants AS t (id, slug, name)
+VALUES (coalesce(%s, gen_random_uuid()), %s, %s)
+ON CONFLICT (slug) DO UPDATE SET name = excluded.name
+WHERE t.name IS DISTINCT FROM excluded.name
+RETURNING id
+"""
+
+_UPSERT_USER = """
+INSERT INTO alquimista_platform.users AS u (id, cognito_sub, email, full_name)
+VALUES (coalesce(%s, gen_random_uuid()), %s, %s, %s)
+ON CONFLICT (cognito_sub) DO UPDATE
+SET email = excluded.email, full_name = coalesce(excluded.full_name, u.full_name)
+WHERE (u.email, u.full_name) IS DISTINCT FROM
+      (excluded.email, coalesce(excluded.full_name, u.full_name))
+RETURNING id
+"""
+
+_FIND_USER = """
+SELECT id FROM alquimista_platform.users WHERE cognito_sub = %s
+"""
+
+_UPSERT_MEMBERSHIP = """
+INSERT INTO alquimista_platform.memberships AS m (tenant_id, user_id, role_id, joined_at)
+SELECT %s, %s, r.id, now() FROM alquimista_platform.roles AS r WHERE r.name = %s
+ON CONFLICT (tenant_id, user_id) DO UPDATE SET role_id = excluded.role_id, status = 'active'
+WHERE (m.role_id, m.status) IS DISTINCT FROM (excluded.role_id, 'active')
+"""
+
+
+def grant_membership(conn: psycopg.Connection[Any], request: GrantMembership) -> MembershipGranted:
+    """Idempotently make ``request.cognito_sub`` a ``role`` of the tenant ``tenant_slug``.
+
+    Runs in the caller's transaction; a second identical call changes nothing.
+    """
+    existing = conn.execute(_FIND_TENANT, (request.tenant_slug,)).fetchone()
+    if existing is None and request.tenant_name is None:
+        raise UnknownTenant(
+            f"tenant {request.tenant_slug!r} does not exist; give a tenant name to create it"
+        )
+    tenant_id = existing[0] if existing else None
+    if request.tenant_name is not None:
+        row = conn.execute(
+            _UPSERT_TENANT, (request.tenant_id, request.tenant_slug, request.tenant_name)
+        ).fetchone()
+        tenant_id = row[0] if row else tenant_id
+    user = (
+        conn.execute(
+            _UPSERT_USER, (request.user_id, request.cognito_sub, request.email, request.full_name)
+        ).fetchone()
+        or conn.execute(_FIND_USER, (request.cognito_sub,)).fetchone()
+    )
+    if tenant_id is None or user is None:
+        raise RuntimeError("tenant or user row missing after upsert")
+    # memberships are tenant-isolated (forced RLS binds the owner too): scope the write
+    conn.execute("SELECT set_config(%s, %s, true)", (TENANT_SETTING, str(tenant_id)))
+    conn.execute(_UPSERT_MEMBERSHIP, (tenant_id, user[0], request.role))
+    return MembershipGranted(
+        tenant_id=tenant_id, user_id=user[0], role=request.role, tenant_created=existing is None
+    )

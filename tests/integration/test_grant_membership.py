@@ -1,0 +1,99 @@
+"""The operator action behind scripts/create_user.py, through the migration Lambda."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, cast
+
+import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.migrations.handler import lambda_handler
+from scripts.devstack.gateway import LambdaContextStub
+
+
+def _invoke(membership: dict[str, Any]) -> dict[str, Any]:
+    context = LambdaContextStub(
+        function_name="alquimista-dev-migrations", deadline_ms=time.time() * 1000 + 60_000
+    )
+    event = {"action": "grant_membership", "membership": membership}
+    return lambda_handler(event, cast("LambdaContext", context))
+
+
+def _request(**overrides: Any) -> dict[str, Any]:
+    return {
+        "tenant_slug": f"t-{uuid.uuid4().hex[:8]}",
+        "tenant_name": "Initech Ltda",
+        "cognito_sub": str(uuid.uuid4()),
+        "email": f"{uuid.uuid4().hex[:6]}@initech.example.com",
+        "role": "admin",
+        **overrides,
+    }
+
+
+def _membership_rows(db, tenant_id: str) -> list[dict[str, Any]]:
+    with db.owner() as conn:
+        conn.execute("SELECT set_config('app.current_tenant_id', %s, false)", (tenant_id,))
+        rows: list[dict[str, Any]] = conn.execute(
+            """
+            SELECT u.email, r.name AS role, m.status
+            FROM alquimista_platform.memberships AS m
+            JOIN alquimista_platform.users AS u ON u.id = m.user_id
+            JOIN alquimista_platform.roles AS r ON r.id = m.role_id
+            WHERE m.tenant_id = %s
+            """,
+            (tenant_id,),
+        ).fetchall()
+        return rows
+
+
+def test_a_new_tenant_and_user_are_created_with_the_membership(lambda_env, db) -> None:
+    request = _request()
+
+    result = _invoke(request)
+
+    assert result["ok"] is True
+    assert result["tenant_created"] is True
+    assert _membership_rows(db, result["tenant_id"]) == [
+        {"email": request["email"], "role": "admin", "status": "active"}
+    ]
+
+
+def test_granting_again_changes_the_role_and_nothing_else(lambda_env, db) -> None:
+    request = _request()
+    first = _invoke(request)
+
+    again = _invoke({**request, "role": "viewer", "tenant_name": None})
+
+    assert again["ok"] is True
+    assert again["tenant_created"] is False
+    assert again["user_id"] == first["user_id"]
+    assert [row["role"] for row in _membership_rows(db, first["tenant_id"])] == ["viewer"]
+
+
+def test_an_unknown_tenant_without_a_name_is_refused(lambda_env) -> None:
+    result = _invoke(_request(tenant_name=None))
+
+    assert result["ok"] is False
+    assert "does not exist" in result["error"]
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"role": "owner"}, "role"),
+        ({"email": "not-an-email"}, "email"),
+        ({"cognito_sub": "abc"}, "cognito_sub"),
+        ({"tenant_slug": "Bad Slug"}, "tenant_slug"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_invalid_requests_name_the_field_and_write_nothing(lambda_env, db, override, field) -> None:
+    result = _invoke(_request(**override))
+
+    assert result["ok"] is False
+    assert field in result["error"]
+    with db.owner() as conn:
+        count = conn.execute("SELECT count(*) AS n FROM alquimista_platform.users").fetchone()
+    assert count == {"n": 0}
