@@ -45,7 +45,7 @@ class DatabaseConstruct(Construct):
         self._subnets = subnets
         self._removal_policy = removal_policy
         self._deletion_protection = deletion_protection
-        self.security_group = self._build_security_group(client_security_group)
+        self.security_group = self._build_security_group()
         self.master_secret = self._build_secret("MasterSecret", MASTER_USERNAME, names.db_secret)
         self.cluster = self._build_cluster(
             min_acu=min_acu,
@@ -55,6 +55,10 @@ class DatabaseConstruct(Construct):
             backup_retention=backup_retention,
             deletion_protection=deletion_protection,
             log_retention=log_retention,
+        )
+        # The same call the rotation function makes, so CDK emits one rule, not a duplicate.
+        self.cluster.connections.allow_default_port_from(
+            client_security_group, "functions to PostgreSQL"
         )
         self.runtime_secret = self._build_secret(
             "RuntimeSecret", names.runtime_db_role, names.runtime_db_secret
@@ -99,7 +103,7 @@ class DatabaseConstruct(Construct):
             "group can reach the cluster, from isolated subnets, over TLS.",
         )
 
-    def _build_security_group(self, clients: ec2.ISecurityGroup) -> ec2.SecurityGroup:
+    def _build_security_group(self) -> ec2.SecurityGroup:
         group = ec2.SecurityGroup(
             self,
             "SecurityGroup",
@@ -107,7 +111,6 @@ class DatabaseConstruct(Construct):
             description="Aurora PostgreSQL - reachable from the function security group only",
             allow_all_outbound=False,
         )
-        group.add_ingress_rule(clients, ec2.Port.tcp(POSTGRES_PORT), "functions to PostgreSQL")
         return group
 
     def _build_secret(self, construct_id: str, username: str, name: str) -> rds.DatabaseSecret:
