@@ -68,6 +68,8 @@ class EnvironmentConfig:
             raise ConfigError(f"{self.env}: log_retention_days must be one of {sorted(_RETENTION)}")
         if len(self.availability_zones) < 2:
             raise ConfigError(f"{self.env}: Aurora needs subnets in at least two zones")
+        if self.nat_gateways < 1:
+            raise ConfigError(f"{self.env}: the chat function's egress needs a NAT gateway")
         if not 0 <= self.aurora_min_acu <= self.aurora_max_acu:
             raise ConfigError(f"{self.env}: need 0 <= aurora_min_acu <= aurora_max_acu")
         if self.aurora_min_acu == 0 and not 5 <= self.aurora_auto_pause_minutes <= 1440:
