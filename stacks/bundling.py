@@ -1,0 +1,280 @@
+"""The Lambda code asset and dependency layers, built on this machine without Docker.
+
+- Code: ``lambdas/`` and ``database/migrations/`` staged with the repository's layout, because
+  the migration runner and the health route find the SQL files at ``parents[2]`` of
+  ``lambdas/shared/migration_files.py``.
+- Layers: ``pip install --target`` of the versions pinned in ``uv.lock`` (``uv export``), for
+  CPython 3.13 on aarch64 (manylinux2014 *and* manylinux_2_28: psycopg 3.3 publishes arm64 wheels
+  for 2_28 only, and with 2014 alone pip silently picks an older psycopg).
+- boto3, botocore and s3transfer come from the Lambda runtime: they would add ~25 MB unzipped to
+  every function, taking the base layer past the 60 MB budget; the code uses only long-stable
+  Secrets Manager and DynamoDB calls (docs/deploy.md).
+
+Builds are cached under ``.local/build`` keyed by a hash of ``uv.lock`` and the build recipe, so
+repeated synths and tests reuse them; CDK calls the builders only for assets it actually stages.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from stacks.constants import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+BUILD_DIR: Final = REPO_ROOT / ".local" / "build"
+CODE_SOURCES: Final = ("lambdas", "database/migrations")
+PIP_VERSION: Final = "26.3"
+PIP_TARGET_ARGS: Final = (
+    "--platform",
+    "manylinux2014_aarch64",
+    "--platform",
+    "manylinux_2_28_aarch64",
+    "--implementation",
+    "cp",
+    "--python-version",
+    "3.13",
+    "--only-binary=:all:",
+)
+RUNTIME_PROVIDED_PACKAGES: Final = ("boto3", "botocore", "s3transfer")
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".DS_Store")
+_DONE_MARKER: Final = ".complete"
+
+
+class BundlingError(RuntimeError):
+    """A layer or the code asset could not be built."""
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One dependency layer: the lock's packages for ``extras``, minus those of ``base``."""
+
+    name: str
+    extras: tuple[str, ...] = ()
+    base: LayerSpec | None = None
+
+
+BASE_LAYER: Final = LayerSpec("base")
+CHAT_LAYER: Final = LayerSpec("chat", extras=("chat",), base=BASE_LAYER)
+
+
+def _uv() -> str:
+    found = os.environ.get("UV") or shutil.which("uv")
+    local = REPO_ROOT / ".local" / "tools" / "bin" / "uv"
+    if found:
+        return found
+    if local.exists():
+        return str(local)
+    raise BundlingError("uv not found: run `make sync`")
+
+
+def _run(args: list[str]) -> str:
+    # The arguments are this module's constants and paths, never user input.
+    result = subprocess.run(  # noqa: S603
+        args, cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise BundlingError(f"{' '.join(args[:4])} ... failed:\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+@cache
+def locked_requirements(extras: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """``name==version [; marker]`` lines for the runtime dependencies pinned in uv.lock."""
+    args = [_uv(), "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project"]
+    args += ["--no-header", "--no-annotate"]
+    for extra in extras:
+        args += ["--extra", extra]
+    for package in RUNTIME_PROVIDED_PACKAGES:
+        args += ["--no-emit-package", package]
+    lines = _run(args).splitlines()
+    return tuple(
+        line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")
+    )
+
+
+def layer_requirements(spec: LayerSpec) -> tuple[str, ...]:
+    wanted = locked_requirements(spec.extras)
+    if spec.base is None:
+        return wanted
+    inherited = set(layer_requirements(spec.base))
+    return tuple(line for line in wanted if line not in inherited)
+
+
+def _digest(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def layer_key(spec: LayerSpec) -> str:
+    recipe = "\n".join((spec.name, *layer_requirements(spec), PIP_VERSION, *PIP_TARGET_ARGS))
+    return _digest((REPO_ROOT / "uv.lock").read_bytes(), recipe.encode())[:20]
+
+
+@contextmanager
+def _locked(name: str) -> Iterator[None]:
+    """Serialise builds of one artifact across processes (pytest-xdist workers, parallel synths)."""
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    with (BUILD_DIR / f"{name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_layer(spec: LayerSpec) -> Path:
+    """The layer's content directory (holding ``python/``), built once per lock and recipe."""
+    target = BUILD_DIR / f"layer-{spec.name}-{layer_key(spec)}"
+    if (target / _DONE_MARKER).exists():
+        return target
+    with _locked(f"layer-{spec.name}"):
+        if (target / _DONE_MARKER).exists():
+            return target
+        requirements = layer_requirements(spec)
+        with tempfile.TemporaryDirectory(dir=BUILD_DIR, prefix=f".{spec.name}-") as scratch:
+            work = Path(scratch)
+            (work / "requirements.txt").write_text("\n".join(requirements) + "\n")
+            _run(
+                [
+                    _uv(),
+                    "tool",
+                    "run",
+                    "--from",
+                    f"pip=={PIP_VERSION}",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--no-deps",
+                    "--no-compile",
+                    "--target",
+                    str(work / "content" / "python"),
+                    *PIP_TARGET_ARGS,
+                    "--requirement",
+                    str(work / "requirements.txt"),
+                ]
+            )
+            content = work / "content"
+            (content / _DONE_MARKER).write_text("\n".join(requirements) + "\n")
+            shutil.rmtree(target, ignore_errors=True)
+            content.rename(target)
+    return target
+
+
+def code_key() -> str:
+    parts: list[bytes] = []
+    for source in CODE_SOURCES:
+        for path in sorted((REPO_ROOT / source).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                parts += [path.relative_to(REPO_ROOT).as_posix().encode(), path.read_bytes()]
+    return _digest(*parts)[:20]
+
+
+def stage_code(output: Path) -> None:
+    """Copy the code sources into ``output``, keeping the repository's layout."""
+    for source in CODE_SOURCES:
+        shutil.copytree(REPO_ROOT / source, output / source, ignore=_IGNORED, dirs_exist_ok=True)
+
+
+def _link_or_copy(source: str, destination: str) -> object:
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+    return destination
+
+
+@jsii.implements(ILocalBundling)
+class LocalBuild:
+    """CDK's local-bundling hook: fills the asset's output directory without Docker.
+
+    It never returns False: falling back to Docker would hide a broken local build.
+    """
+
+    def __init__(self, fill: Callable[[Path], None]) -> None:
+        self._fill = fill
+
+    def try_bundle(self, output_dir: str, *_options: Any, **_keywords: Any) -> bool:
+        self._fill(Path(output_dir))
+        return True
+
+
+def _copy_layer(spec: LayerSpec) -> Callable[[Path], None]:
+    def fill(output: Path) -> None:
+        shutil.copytree(
+            build_layer(spec),
+            output,
+            ignore=shutil.ignore_patterns(_DONE_MARKER),
+            copy_function=_link_or_copy,
+            dirs_exist_ok=True,
+        )
+
+    return fill
+
+
+def _bundling(fill: Callable[[Path], None]) -> BundlingOptions:
+    # The image is required by the API and used only if local bundling declined; it never does.
+    return BundlingOptions(image=LAMBDA_RUNTIME.bundling_image, local=LocalBuild(fill))
+
+
+class LambdaBundleConstruct(Construct):
+    """The shared code asset and the dependency layers every function of a stack uses."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, with_chat_layer: bool) -> None:
+        super().__init__(scope, construct_id)
+        self.code = self._build_code()
+        self.base_layer = self._build_layer(BASE_LAYER, "Runtime dependencies of every function")
+        self.chat_layer = (
+            self._build_layer(CHAT_LAYER, "The LLM client, for the chat function only")
+            if with_chat_layer
+            else None
+        )
+
+    def layers_for(self, *, chat: bool) -> list[lambda_.ILayerVersion]:
+        if not chat:
+            return [self.base_layer]
+        if self.chat_layer is None:
+            raise ValueError("this bundle was built without the chat layer")
+        return [self.base_layer, self.chat_layer]
+
+    def _build_code(self) -> lambda_.Code:
+        return lambda_.Code.from_asset(
+            str(REPO_ROOT / "lambdas"),
+            asset_hash_type=AssetHashType.CUSTOM,
+            asset_hash=f"code-{code_key()}",
+            bundling=_bundling(stage_code),
+        )
+
+    def _build_layer(self, spec: LayerSpec, description: str) -> lambda_.LayerVersion:
+        return lambda_.LayerVersion(
+            self,
+            f"{spec.name.capitalize()}Layer",
+            code=lambda_.Code.from_asset(
+                str(REPO_ROOT / "lambdas"),
+                asset_hash_type=AssetHashType.CUSTOM,
+                asset_hash=f"layer-{spec.name}-{layer_key(spec)}",
+                bundling=_bundling(_copy_layer(spec)),
+            ),
+            compatible_runtimes=[LAMBDA_RUNTIME],
+            compatible_architectures=[LAMBDA_ARCHITECTURE],
+            description=description,
+        )

@@ -1,0 +1,52 @@
+"""Defaults every function shares, and the few numbers the stacks agree on."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+
+from lambdas.shared.constants import METRICS_NAMESPACE, POWERTOOLS_SERVICE
+
+LAMBDA_RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
+LAMBDA_ARCHITECTURE: Final = lambda_.Architecture.ARM_64
+LAMBDA_LOGGING_FORMAT: Final = lambda_.LoggingFormat.JSON
+LAMBDA_TRACING: Final = lambda_.Tracing.ACTIVE
+LAMBDA_MEMORY_MB: Final = 512
+API_LAMBDA_TIMEOUT: Final = Duration.seconds(29)  # an HTTP API integration gives up at 30 s
+MIGRATION_LAMBDA_TIMEOUT: Final = Duration.minutes(15)
+MIGRATION_SERVICE_TIMEOUT: Final = Duration.minutes(20)
+MIGRATION_RESERVED_CONCURRENCY: Final = 1
+
+POWERTOOLS_ENVIRONMENT: Final[dict[str, str]] = {
+    "POWERTOOLS_SERVICE_NAME": POWERTOOLS_SERVICE,
+    "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+}
+
+MASTER_USERNAME: Final = "alquimista_owner"
+POSTGRES_PORT: Final = 5432
+
+# The group whose bundle carries the LLM client and whose function may reach the internet.
+CHAT_GROUP: Final = "chat"
+# Groups that serve only reads of platform state: no DynamoDB access.
+READ_ONLY_GROUPS: Final = frozenset({"health"})
+# Groups that verify the payment provider's webhook signatures.
+WEBHOOK_GROUPS: Final = frozenset({"billing"})
+
+# Aurora PostgreSQL sizes max_connections from memory (2 GiB per ACU):
+# LEAST(DBInstanceClassMemory / 9531392, 5000). Lambdas may use at most this share of it,
+# leaving the rest to the migration runner, rotation and operators.
+AURORA_BYTES_PER_ACU: Final = 2 * 1024**3
+AURORA_BYTES_PER_CONNECTION: Final = 9_531_392
+AURORA_MAX_CONNECTIONS_CAP: Final = 5000
+LAMBDA_CONNECTION_SHARE: Final = 0.8
+
+
+def aurora_max_connections(max_acu: float) -> int:
+    """max_connections Aurora PostgreSQL gives a Serverless v2 writer at ``max_acu``."""
+    return min(
+        int(max_acu * AURORA_BYTES_PER_ACU // AURORA_BYTES_PER_CONNECTION),
+        AURORA_MAX_CONNECTIONS_CAP,
+    )

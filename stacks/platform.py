@@ -1,0 +1,338 @@
+"""The stacks of one environment, ``Alquimista-<env>-<Part>``, and how they meet.
+
+Stacks only compose constructs and wire grants; references between stacks are passed
+explicitly as constructor arguments (CDK turns them into exports and imports).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from lambdas.shared.constants import ResourceNames, resource_names
+from lambdas.shared.routes import ROUTES, Route
+from stacks.api import STAGE_NAME, HttpApiConstruct
+from stacks.bundling import LambdaBundleConstruct
+from stacks.config import ConfigError, EnvironmentConfig
+from stacks.constants import (
+    CHAT_GROUP,
+    LAMBDA_CONNECTION_SHARE,
+    MIGRATION_RESERVED_CONCURRENCY,
+    READ_ONLY_GROUPS,
+    WEBHOOK_GROUPS,
+    aurora_max_connections,
+)
+from stacks.database import DatabaseConstruct
+from stacks.functions import ServiceFunctionConstruct
+from stacks.identity import IdentityConstruct
+from stacks.migrations import SchemaMigrationsConstruct
+from stacks.monitoring import MonitoringConstruct
+from stacks.network import NetworkConstruct
+from stacks.route_functions import RouteFunctionsConstruct, route_groups
+from stacks.secrets import ProviderSecretsConstruct
+from stacks.tables import TablesConstruct
+
+# What the functions may do on a DynamoDB item table: no scans, no table management.
+ITEM_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+)
+
+
+def _stack_props(config: EnvironmentConfig, description: str) -> dict[str, Any]:
+    return {
+        "env": config.cdk_environment,
+        "description": f"Alquimista {config.env}: {description}",
+        "termination_protection": config.is_production,
+    }
+
+
+class NetworkStack(Stack):
+    def __init__(self, scope: Construct, config: EnvironmentConfig) -> None:
+        super().__init__(
+            scope, config.stack_name("Network"), **_stack_props(config, "VPC and endpoints")
+        )
+        self.network = NetworkConstruct(
+            self,
+            "Network",
+            availability_zones=config.availability_zones,
+            nat_gateways=config.nat_gateways,
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        )
+
+
+class DataStack(Stack):
+    def __init__(
+        self, scope: Construct, config: EnvironmentConfig, *, network: NetworkConstruct
+    ) -> None:
+        super().__init__(
+            scope, config.stack_name("Data"), **_stack_props(config, "Aurora, DynamoDB, secrets")
+        )
+        names = resource_names(config.env)
+        self.database = DatabaseConstruct(
+            self,
+            "Database",
+            names=names,
+            vpc=network.vpc,
+            subnets=network.isolated_subnets,
+            client_security_group=network.function_security_group,
+            min_acu=config.aurora_min_acu,
+            max_acu=config.aurora_max_acu,
+            auto_pause=Duration.minutes(config.aurora_auto_pause_minutes),
+            readers=config.aurora_readers,
+            backup_retention=Duration.days(config.backup_retention_days),
+            deletion_protection=config.deletion_protection,
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+            master_rotation=(
+                Duration.days(config.master_rotation_days) if config.master_rotation_days else None
+            ),
+        )
+        self.tables = TablesConstruct(
+            self,
+            "Tables",
+            names=names,
+            removal_policy=config.removal_policy,
+            deletion_protection=config.deletion_protection,
+        )
+        self.provider_secrets = ProviderSecretsConstruct(
+            self, "ProviderSecrets", names=names, removal_policy=config.removal_policy
+        )
+        CfnOutput(
+            self,
+            "DbSecretArn",
+            value=self.database.master_secret.secret_arn,
+            description="Owner credentials of the Aurora cluster (migrations, operators)",
+        )
+        CfnOutput(
+            self,
+            "RuntimeDbSecretArn",
+            value=self.database.runtime_secret.secret_arn,
+            description="Credentials of the runtime role the API functions use",
+        )
+
+
+def _grant_items(table: dynamodb.ITable, grantee: iam.IGrantable) -> None:
+    table.grant(grantee, *ITEM_ACTIONS)
+
+
+class MigrationsStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        config: EnvironmentConfig,
+        *,
+        network: NetworkConstruct,
+        data: DataStack,
+    ) -> None:
+        super().__init__(
+            scope,
+            config.stack_name("Migrations"),
+            **_stack_props(config, "schema migrations (custom resource)"),
+        )
+        database, tables = data.database, data.tables
+        bundle = LambdaBundleConstruct(self, "Bundle", with_chat_layer=False)
+        self.migrations = SchemaMigrationsConstruct(
+            self,
+            "Migrations",
+            bundle=bundle,
+            vpc=network.vpc,
+            subnets=network.isolated_subnets,
+            security_group=network.function_security_group,
+            environment={
+                "APP_ENV": config.env,
+                "MASTER_SECRET_ARN": database.master_secret.secret_arn,
+                "RUNTIME_SECRET_ARN": database.runtime_secret.secret_arn,
+                "LOCKS_TABLE_NAME": tables.locks.table_name,
+            },
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        )
+        # The cluster must accept connections before the runner tries: wait for its writer.
+        self.migrations.resource.node.add_dependency(database.cluster)
+        runner = self.migrations.runner.role
+        database.master_secret.grant_read(runner)
+        database.runtime_secret.grant_read(runner)
+        _grant_items(tables.locks, runner)
+        CfnOutput(
+            self,
+            "MigrationFunctionName",
+            value=self.migrations.runner.function.function_name,
+            description="Invoke with {'action': 'status'|'plan'|'apply'} (scripts/migrate.py)",
+        )
+
+
+def api_environment(
+    group: str, config: EnvironmentConfig, data: DataStack, names: ResourceNames
+) -> dict[str, str]:
+    """What the group's settings read (lambdas/shared/settings.py)."""
+    environment = {
+        "APP_ENV": config.env,
+        "DB_SECRET_ARN": data.database.runtime_secret.secret_arn,
+        "DB_APPLICATION_NAME": f"alquimista-{group}",
+    }
+    if group not in READ_ONLY_GROUPS:
+        environment["LOCKS_TABLE_NAME"] = names.locks_table
+        environment["IDEMPOTENCY_TABLE_NAME"] = names.idempotency_table
+    if group in WEBHOOK_GROUPS:
+        environment["WEBHOOK_SECRET_ARN"] = data.provider_secrets.webhook_secret.secret_arn
+    return environment
+
+
+class ApiStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        config: EnvironmentConfig,
+        *,
+        network: NetworkConstruct,
+        data: DataStack,
+        migrations: MigrationsStack,
+        routes: Sequence[Route],
+    ) -> None:
+        super().__init__(
+            scope, config.stack_name("Api"), **_stack_props(config, "HTTP API, Cognito, functions")
+        )
+        names = resource_names(config.env)
+        groups = route_groups(routes)
+        bundle = LambdaBundleConstruct(self, "Bundle", with_chat_layer=CHAT_GROUP in groups)
+        self.identity = IdentityConstruct(
+            self,
+            "Identity",
+            env=config.env,
+            mfa_required=config.mfa_required,
+            removal_policy=config.removal_policy,
+            deletion_protection=config.deletion_protection,
+        )
+        self.route_functions = RouteFunctionsConstruct(
+            self,
+            "Functions",
+            routes=routes,
+            bundle=bundle,
+            vpc=network.vpc,
+            isolated_subnets=network.isolated_subnets,
+            egress_subnets=network.egress_subnets,
+            security_group=network.function_security_group,
+            environment={group: api_environment(group, config, data, names) for group in groups},
+            reserved_concurrency=config.api_reserved_concurrency,
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        )
+        self._grant(data, self.route_functions.functions)
+        for construct in self.route_functions.functions.values():
+            # Routes go live only once the schema they query is current.
+            construct.function.node.add_dependency(migrations.migrations.resource)
+        self.http_api = HttpApiConstruct(
+            self,
+            "Api",
+            env=config.env,
+            routes=routes,
+            handlers={g: c.function for g, c in self.route_functions.functions.items()},
+            user_pool=self.identity.user_pool,
+            user_pool_client=self.identity.client,
+            cors_origins=config.cors_origins,
+            rate_limit=config.api_rate_limit,
+            burst_limit=config.api_burst_limit,
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        )
+        CfnOutput(self, "ApiUrl", value=self.http_api.url, description="Base URL of the API")
+        CfnOutput(self, "UserPoolId", value=self.identity.user_pool.user_pool_id)
+        CfnOutput(self, "UserPoolClientId", value=self.identity.client.user_pool_client_id)
+
+    @staticmethod
+    def _grant(data: DataStack, functions: Mapping[str, ServiceFunctionConstruct]) -> None:
+        for group, construct in functions.items():
+            role = construct.role
+            data.database.runtime_secret.grant_read(role)
+            if group not in READ_ONLY_GROUPS:
+                _grant_items(data.tables.locks, role)
+                _grant_items(data.tables.idempotency, role)
+            if group in WEBHOOK_GROUPS:
+                data.provider_secrets.webhook_secret.grant_read(role)
+
+
+class MonitoringStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        config: EnvironmentConfig,
+        *,
+        data: DataStack,
+        migrations: MigrationsStack,
+        api: ApiStack,
+        routes: Sequence[Route],
+    ) -> None:
+        super().__init__(
+            scope, config.stack_name("Monitoring"), **_stack_props(config, "dashboard, alarms")
+        )
+        self.monitoring = MonitoringConstruct(
+            self,
+            "Monitoring",
+            env=config.env,
+            api=api.http_api.api,
+            stage_name=STAGE_NAME,
+            route_keys=[route.route_key for route in routes],
+            functions={
+                **api.route_functions.functions,
+                "migrations": migrations.migrations.runner,
+            },
+            cluster=data.database.cluster,
+            max_acu=config.aurora_max_acu,
+            tables=[data.tables.locks, data.tables.idempotency],
+            alarm_email=config.alarm_email,
+        )
+
+
+@dataclass(frozen=True)
+class Platform:
+    network: NetworkStack
+    data: DataStack
+    migrations: MigrationsStack
+    api: ApiStack
+    monitoring: MonitoringStack
+
+    @property
+    def stacks(self) -> tuple[Stack, ...]:
+        return (self.network, self.data, self.migrations, self.api, self.monitoring)
+
+
+def connection_budget(config: EnvironmentConfig) -> int:
+    """How many concurrent function environments (one connection each) Aurora can take."""
+    return int(aurora_max_connections(config.aurora_max_acu) * LAMBDA_CONNECTION_SHARE)
+
+
+def check_concurrency(config: EnvironmentConfig, routes: Sequence[Route]) -> None:
+    total = len(route_groups(routes)) * config.api_reserved_concurrency
+    total += MIGRATION_RESERVED_CONCURRENCY
+    budget = connection_budget(config)
+    if total > budget:
+        raise ConfigError(
+            f"{config.env}: reserved concurrency {total} exceeds the {budget} connections Aurora "
+            f"allows the functions at {config.aurora_max_acu} ACU"
+        )
+
+
+def build_platform(
+    scope: Construct, config: EnvironmentConfig, *, routes: Sequence[Route] = ROUTES
+) -> Platform:
+    check_concurrency(config, routes)
+    network = NetworkStack(scope, config)
+    data = DataStack(scope, config, network=network.network)
+    migrations = MigrationsStack(scope, config, network=network.network, data=data)
+    api = ApiStack(
+        scope, config, network=network.network, data=data, migrations=migrations, routes=routes
+    )
+    monitoring = MonitoringStack(
+        scope, config, data=data, migrations=migrations, api=api, routes=routes
+    )
+    return Platform(network, data, migrations, api, monitoring)

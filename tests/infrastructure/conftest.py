@@ -1,0 +1,107 @@
+"""One synthesis per environment per session: synthesis is the slow part of this tier.
+
+cdk-nag runs the way ``app.py`` runs it (a validation plugin); a failed validation still leaves
+the templates and the report in the output directory, so the other tests can run and the nag
+test reports the findings.
+"""
+
+from __future__ import annotations
+
+from stacks.toolchain import use_project_node
+
+use_project_node()
+
+import json  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+from aws_cdk import App, Validations  # noqa: E402
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
+
+from lambdas.shared.routes import ROUTES, Route  # noqa: E402
+from stacks.bundling import REPO_ROOT  # noqa: E402
+from stacks.config import load_config  # noqa: E402
+from stacks.platform import build_platform  # noqa: E402
+
+CHAT_ROUTE = Route("POST", "/api/chat/messages", "chat")
+
+
+@dataclass
+class Synthesis:
+    env: str
+    outdir: Path
+    error: str | None
+    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def violations(self) -> list[tuple[str, str, str]]:
+        """(plugin, rule, construct path) of every finding not acknowledged."""
+        report = self.outdir / "validation-report.json"
+        if not report.exists():
+            return []
+        found = []
+        for plugin in json.loads(report.read_text())["pluginReports"]:
+            for violation in plugin["violations"]:
+                for construct in violation["violatingConstructs"]:
+                    found.append(
+                        (plugin["pluginName"], violation["ruleName"], construct["constructPath"])
+                    )
+        return found
+
+    def stack(self, part: str) -> dict[str, Any]:
+        return self.templates[f"Alquimista-{self.env}-{part}"]
+
+    def resources(self, resource_type: str, part: str | None = None) -> dict[str, dict[str, Any]]:
+        templates = [self.stack(part)] if part else list(self.templates.values())
+        return {
+            name: resource
+            for template in templates
+            for name, resource in template.get("Resources", {}).items()
+            if resource["Type"] == resource_type
+        }
+
+    def manifest(self) -> dict[str, Any]:
+        manifest: dict[str, Any] = json.loads((self.outdir / "manifest.json").read_text())
+        return manifest
+
+
+def synthesize(outdir: Path, env: str, routes: Sequence[Route] = ROUTES) -> Synthesis:
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    context.update({"env": env, "aws:cdk:enable-asset-metadata": True})
+    app = App(outdir=str(outdir), context=context)
+    build_platform(app, load_config(app.node), routes=routes)
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    error = None
+    try:
+        app.synth()
+    except RuntimeError as failure:  # validation failures surface as jsii RuntimeErrors
+        error = str(failure)
+    synthesis = Synthesis(env=env, outdir=outdir, error=error)
+    for path in sorted(outdir.glob("*.template.json")):
+        synthesis.templates[path.name.removesuffix(".template.json")] = json.loads(path.read_text())
+    return synthesis
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
+    return synthesize(tmp_path_factory.mktemp("cdk-dev"), "dev")
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
+    return synthesize(tmp_path_factory.mktemp("cdk-prod"), "prod")
+
+
+@pytest.fixture(scope="session")
+def with_chat(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
+    """Dev with a chat route added: the chat group is special-cased before it exists."""
+    return synthesize(tmp_path_factory.mktemp("cdk-chat"), "dev", routes=(*ROUTES, CHAT_ROUTE))
+
+
+@pytest.fixture(scope="session", params=["dev", "prod"])
+def synthesis(request: pytest.FixtureRequest) -> Synthesis:
+    synthesized: Synthesis = request.getfixturevalue(request.param)
+    return synthesized

@@ -1,0 +1,170 @@
+"""The HTTP API against the route table, Cognito, and the functions behind it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk import App
+
+from lambdas.shared.constants import Environment
+from lambdas.shared.routes import GROUPS, ROUTES
+from stacks.bundling import REPO_ROOT
+from stacks.config import EnvironmentConfig, load_config
+from stacks.migrations import MIGRATION_HANDLER
+from stacks.platform import connection_budget
+from tests.infrastructure.conftest import CHAT_ROUTE, Synthesis
+
+
+def _routes(synthesis: Synthesis) -> dict[str, dict[str, Any]]:
+    return {
+        r["Properties"]["RouteKey"]: r["Properties"]
+        for r in synthesis.resources("AWS::ApiGatewayV2::Route", "Api").values()
+    }
+
+
+def _python_functions(synthesis: Synthesis) -> dict[str, dict[str, Any]]:
+    return {
+        name: fn["Properties"]
+        for name, fn in synthesis.resources("AWS::Lambda::Function").items()
+        if fn["Properties"].get("Runtime", "").startswith("python")
+    }
+
+
+def _group_functions(synthesis: Synthesis) -> dict[str, dict[str, Any]]:
+    return {
+        props["Handler"].split(".")[1]: props
+        for props in _python_functions(synthesis).values()
+        if props["Handler"] != MIGRATION_HANDLER
+    }
+
+
+def test_every_route_of_the_table_exists_with_its_authorization(synthesis: Synthesis) -> None:
+    routes = _routes(synthesis)
+    authorizers = synthesis.resources("AWS::ApiGatewayV2::Authorizer", "Api")
+    ((authorizer_id, authorizer),) = authorizers.items()
+    assert authorizer["Properties"]["AuthorizerType"] == "JWT"
+    assert "cognito-idp" in json.dumps(authorizer["Properties"]["JwtConfiguration"]["Issuer"])
+    for route in ROUTES:
+        deployed = routes[route.route_key]
+        if route.public:
+            assert deployed.get("AuthorizationType", "NONE") == "NONE", route.route_key
+            assert "AuthorizerId" not in deployed
+        else:
+            assert deployed["AuthorizationType"] == "JWT", route.route_key
+            assert deployed["AuthorizerId"] == {"Ref": authorizer_id}
+
+
+def test_unmatched_requests_reach_the_health_resolver_only_with_a_token(
+    synthesis: Synthesis,
+) -> None:
+    default = _routes(synthesis)["$default"]
+    assert default["AuthorizationType"] == "JWT"
+    assert set(_routes(synthesis)) == {r.route_key for r in ROUTES} | {"$default"}
+
+
+def test_one_integration_per_route_group(synthesis: Synthesis) -> None:
+    integrations = synthesis.resources("AWS::ApiGatewayV2::Integration", "Api")
+    assert len(integrations) == len(GROUPS)
+    assert all(i["Properties"]["PayloadFormatVersion"] == "2.0" for i in integrations.values())
+
+
+def test_stage_throttles_and_writes_json_access_logs(synthesis: Synthesis) -> None:
+    (stage,) = synthesis.resources("AWS::ApiGatewayV2::Stage", "Api").values()
+    props = stage["Properties"]
+    config = load_config_for(synthesis)
+    assert props["StageName"] == "$default"
+    assert props["DefaultRouteSettings"]["ThrottlingRateLimit"] == config.api_rate_limit
+    assert props["DefaultRouteSettings"]["ThrottlingBurstLimit"] == config.api_burst_limit
+    assert props["DefaultRouteSettings"]["DetailedMetricsEnabled"] is True
+    access_log = json.loads(props["AccessLogSettings"]["Format"])
+    assert access_log["requestId"] == "$context.requestId"
+    assert access_log["status"] == "$context.status"
+
+
+def load_config_for(synthesis: Synthesis) -> EnvironmentConfig:
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    env: Environment = "prod" if synthesis.env == "prod" else "dev"
+    return load_config(App(context=context).node, env)
+
+
+@pytest.mark.parametrize(
+    ("env", "origin"), [("dev", "http://localhost:3000"), ("prod", "https://app.alquimista.ai")]
+)
+def test_cors_allows_the_environment_origins(
+    env: str, origin: str, request: pytest.FixtureRequest
+) -> None:
+    synthesis: Synthesis = request.getfixturevalue(env)
+    (api,) = synthesis.resources("AWS::ApiGatewayV2::Api", "Api").values()
+    cors = api["Properties"]["CorsConfiguration"]
+    assert origin in cors["AllowOrigins"]
+    assert "*" not in cors["AllowOrigins"]
+    assert "authorization" in cors["AllowHeaders"]
+
+
+def test_user_pool_is_admin_only_and_prod_requires_mfa(synthesis: Synthesis) -> None:
+    (pool,) = synthesis.resources("AWS::Cognito::UserPool", "Api").values()
+    props = pool["Properties"]
+    assert props["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    assert props["MfaConfiguration"] == ("ON" if synthesis.env == "prod" else "OPTIONAL")
+    (client,) = synthesis.resources("AWS::Cognito::UserPoolClient", "Api").values()
+    assert "custom:tenant_id" not in client["Properties"]["WriteAttributes"]
+    assert "custom:tenant_id" in client["Properties"]["ReadAttributes"]
+
+
+def test_a_function_per_group_plus_migrations_all_python313_arm64(synthesis: Synthesis) -> None:
+    functions = _python_functions(synthesis)
+    handlers = sorted(f["Handler"] for f in functions.values())
+    expected = sorted({r.handler for r in ROUTES} | {"lambdas.migrations.handler.lambda_handler"})
+    assert handlers == expected
+    for props in functions.values():
+        assert props["Runtime"] == "python3.13"
+        assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+        assert props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "alquimista"
+        assert props["VpcConfig"]["SubnetIds"]
+
+
+def test_each_function_has_its_own_role(synthesis: Synthesis) -> None:
+    roles = [json.dumps(f["Role"]) for f in _python_functions(synthesis).values()]
+    assert len(roles) == len(set(roles))
+
+
+def test_api_functions_use_the_runtime_role_secret(synthesis: Synthesis) -> None:
+    for group, props in _group_functions(synthesis).items():
+        variables = props["Environment"]["Variables"]
+        assert variables["APP_ENV"] == synthesis.env
+        assert "RuntimeSecret" in json.dumps(variables["DB_SECRET_ARN"]), group
+        assert "MASTER_SECRET_ARN" not in variables
+
+
+def test_migration_function_gets_owner_and_runtime_secrets(synthesis: Synthesis) -> None:
+    (props,) = [
+        p for p in _python_functions(synthesis).values() if p["Handler"] == MIGRATION_HANDLER
+    ]
+    variables = props["Environment"]["Variables"]
+    assert "MasterSecret" in json.dumps(variables["MASTER_SECRET_ARN"])
+    assert "RuntimeSecret" in json.dumps(variables["RUNTIME_SECRET_ARN"])
+    assert props["Timeout"] == 900
+
+
+def test_reserved_concurrency_stays_below_aurora_connections(synthesis: Synthesis) -> None:
+    total = sum(f["ReservedConcurrentExecutions"] for f in _python_functions(synthesis).values())
+    assert 0 < total <= connection_budget(load_config_for(synthesis))
+
+
+def test_only_chat_ships_openai_and_reaches_the_internet(with_chat: Synthesis) -> None:
+    functions = _group_functions(with_chat)
+    assert set(functions) == {*GROUPS, CHAT_ROUTE.group}
+    for group, props in functions.items():
+        subnets = json.dumps(props["VpcConfig"]["SubnetIds"])
+        if group == CHAT_ROUTE.group:
+            assert len(props["Layers"]) == 2
+            assert "egressSubnet" in subnets
+            assert "isolatedSubnet" not in subnets
+        else:
+            assert len(props["Layers"]) == 1
+            assert "isolatedSubnet" in subnets
+            assert "egressSubnet" not in subnets

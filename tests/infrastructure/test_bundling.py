@@ -1,0 +1,89 @@
+"""What each function ships: the built assets, measured unzipped, as the cloud assembly has them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from stacks.bundling import BASE_LAYER, CHAT_LAYER, build_layer
+from tests.infrastructure.conftest import CHAT_ROUTE, Synthesis
+
+MAX_UNZIPPED_BYTES = 60 * 1024 * 1024
+
+
+def _size(directory: Path) -> int:
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
+
+
+def _asset(synthesis: Synthesis, resource: dict[str, Any]) -> Path:
+    return synthesis.outdir / str(resource["Metadata"]["aws:asset:path"])
+
+
+def _bundles(synthesis: Synthesis) -> dict[str, list[Path]]:
+    """Each Python function's handler and the asset directories it ships (code, then layers)."""
+    bundles = {}
+    for template in synthesis.templates.values():
+        resources = template["Resources"]
+        for resource in resources.values():
+            props = resource["Properties"]
+            if resource["Type"] != "AWS::Lambda::Function" or "python" not in props["Runtime"]:
+                continue
+            layers = [_asset(synthesis, resources[layer["Ref"]]) for layer in props["Layers"]]
+            bundles[props["Handler"]] = [_asset(synthesis, resource), *layers]
+    return bundles
+
+
+def _has_package(directory: Path, name: str) -> bool:
+    """Whether ``name`` is importable from this asset (a layer's ``python/`` or the code root)."""
+    return any(
+        (root / name / "__init__.py").is_file() for root in (directory, directory / "python")
+    )
+
+
+def test_each_function_ships_under_60_mb_unzipped(with_chat: Synthesis) -> None:
+    bundles = _bundles(with_chat)
+    assert len(bundles) >= 3  # health, chat, migrations at least
+    sizes = {handler: sum(_size(d) for d in dirs) for handler, dirs in bundles.items()}
+    assert all(0 < size < MAX_UNZIPPED_BYTES for size in sizes.values()), sizes
+
+
+def test_the_code_asset_keeps_the_repository_layout(with_chat: Synthesis) -> None:
+    for code, *_ in _bundles(with_chat).values():
+        assert (code / "lambdas" / "shared" / "migration_files.py").is_file()
+        assert list((code / "database" / "migrations").glob("*.sql"))
+        assert not list(code.rglob("__pycache__"))
+
+
+def test_only_the_chat_function_contains_openai(with_chat: Synthesis) -> None:
+    chat_handler = f"lambdas.{CHAT_ROUTE.group}.handler.lambda_handler"
+    for handler, dirs in _bundles(with_chat).items():
+        shipped = any(_has_package(d, "openai") for d in dirs)
+        assert shipped is (handler == chat_handler), handler
+
+
+def test_base_layer_holds_psycopg_33_for_aarch64_cpython_313() -> None:
+    python = build_layer(BASE_LAYER) / "python"
+    versions = [
+        re.fullmatch(r"psycopg(?:_binary)?-(\d+\.\d+)\.\d+\.dist-info", p.name)
+        for p in python.iterdir()
+    ]
+    assert sorted(m.group(1) for m in versions if m) == ["3.3", "3.3"]
+    assert list((python / "psycopg_binary").glob("_psycopg.cpython-313-aarch64-linux-gnu.so"))
+    assert list(python.glob("pydantic_core/_pydantic_core.cpython-313-aarch64-linux-gnu.so"))
+
+
+def test_boto3_comes_from_the_lambda_runtime_not_the_layers() -> None:
+    for spec in (BASE_LAYER, CHAT_LAYER):
+        layer = build_layer(spec)
+        assert not _has_package(layer, "boto3")
+        assert not _has_package(layer, "botocore")
+    assert _has_package(build_layer(BASE_LAYER), "aws_lambda_powertools")
+
+
+def test_chat_layer_adds_openai_without_repeating_the_base_layer() -> None:
+    base = {p.name for p in (build_layer(BASE_LAYER) / "python").iterdir()}
+    chat = {p.name for p in (build_layer(CHAT_LAYER) / "python").iterdir()}
+    assert "openai" in chat
+    assert "openai" not in base
+    assert not {n for n in base & chat if n.endswith(".dist-info")}
