@@ -23,7 +23,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from psycopg.conninfo import make_conninfo
 from pydantic import ValidationError
 
-from lambdas.migrations.locks import DynamoLease
 from lambdas.migrations.memberships import GrantMembership, UnknownTenant, grant_membership
 from lambdas.migrations.runner import (
     APPLICATION_NAME,
@@ -32,6 +31,7 @@ from lambdas.migrations.runner import (
     RunnerOptions,
     RuntimeRole,
 )
+from lambdas.shared.locks import DynamoLease
 from lambdas.shared.migration_files import MIGRATIONS_DIR
 from lambdas.shared.observability import logger
 from lambdas.shared.secrets import get_db_credentials, get_json_secret

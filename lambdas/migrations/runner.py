@@ -21,9 +21,10 @@ from typing import Any
 import psycopg
 from psycopg import errors, sql
 
-from lambdas.migrations.locks import AdvisoryLock, LockBusy
+from lambdas.migrations.locks import AdvisoryLock
 from lambdas.migrations.plan import LedgerEntry, MigrationPlan, plan_migrations
 from lambdas.migrations.statements import is_no_transaction, split_statements
+from lambdas.shared.locks import LockBusy
 from lambdas.shared.migration_files import (
     MIGRATIONS_DIR,
     MigrationFile,
