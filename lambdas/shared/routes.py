@@ -22,6 +22,10 @@ class Route:
     path: str
     group: str
     public: bool = False
+    # The permission a caller's role must grant; every protected route names one.
+    permission: str | None = None
+    # Webhooks deduplicate by the provider's event id instead, after checking the signature.
+    accepts_idempotency_key: bool = True
 
     @property
     def route_key(self) -> str:
@@ -54,10 +58,21 @@ class Route:
         return params
 
 
-ROUTES: Final[tuple[Route, ...]] = (Route("GET", "/health", "health", public=True),)
+ROUTES: Final[tuple[Route, ...]] = (
+    Route("GET", "/health", "health", public=True),
+    Route("GET", "/api/plans", "plans", permission="plans:read"),
+    Route("GET", "/api/plans/{plan_id}", "plans", permission="plans:read"),
+)
 
 GROUPS: Final[tuple[str, ...]] = tuple(dict.fromkeys(route.group for route in ROUTES))
+
+_BY_KEY: Final[dict[str, Route]] = {route.route_key: route for route in ROUTES}
 
 
 def routes_for(group: str) -> tuple[Route, ...]:
     return tuple(route for route in ROUTES if route.group == group)
+
+
+def route_for_key(route_key: str) -> Route | None:
+    """The table's route for an API Gateway ``routeKey`` (e.g. ``GET /api/plans``)."""
+    return _BY_KEY.get(route_key)

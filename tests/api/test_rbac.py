@@ -1,0 +1,80 @@
+"""The RBAC contract, over HTTP through the local gateway: every route in the shared table,
+for each of {no token, viewer, member, admin, another tenant's admin} → the expected status.
+
+A route added to the table without an entry here fails ``test_every_route_has_a_contract``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from lambdas.shared.routes import ROUTES, Route
+from scripts.devstack.seed_catalog import find_plan
+from tests.api.conftest import ApiClient, ApiWorld
+
+CALLERS = ("none", "viewer", "member", "admin", "other_admin")
+
+
+@dataclass(frozen=True)
+class Call:
+    path: str
+    body: Any = None
+
+
+Build = Callable[[ApiWorld, ApiClient], Call]
+
+
+def _status(none: int, viewer: int, member: int, admin: int, other: int) -> dict[str, int]:
+    return dict(zip(CALLERS, (none, viewer, member, admin, other), strict=True))
+
+
+READ = _status(401, 200, 200, 200, 403)
+
+CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
+    "GET /health": (lambda w, a: Call("/health"), _status(200, 200, 200, 200, 200)),
+    "GET /api/plans": (lambda w, a: Call("/api/plans"), READ),
+    "GET /api/plans/{plan_id}": (
+        lambda w, a: Call(f"/api/plans/{find_plan('starter').id}"),
+        READ,
+    ),
+}
+
+
+def _headers(api: ApiClient, world: ApiWorld, caller: str) -> dict[str, str]:
+    if caller == "none":
+        return {}
+    if caller == "other_admin":
+        return api.headers_for(world.b.user("admin"), tenant=world.a)
+    return api.headers_for(world.a.user(caller))
+
+
+def test_every_route_has_a_contract() -> None:
+    missing = [route.route_key for route in ROUTES if route.route_key not in CONTRACT]
+    stale = [key for key in CONTRACT if key not in {route.route_key for route in ROUTES}]
+
+    assert missing == [], "routes without an RBAC contract entry"
+    assert stale == [], "contract entries for routes that no longer exist"
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.route_key)
+def test_route_answers_each_caller_as_the_contract_says(
+    api: ApiClient, world: ApiWorld, route: Route, caller: str
+) -> None:
+    if route.route_key not in CONTRACT:
+        pytest.fail(f"{route.route_key} has no RBAC contract entry")
+    build, expected = CONTRACT[route.route_key]
+    call = build(world, api)
+
+    response = api.http.request(
+        route.method, call.path, json=call.body, headers=_headers(api, world, caller)
+    )
+
+    assert response.status_code == expected[caller], response.text
+    if response.status_code >= 400:
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["error"]["code"]
