@@ -60,6 +60,13 @@ class Route:
 
 ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", "/health", "health", public=True),
+    Route("GET", "/api/agents", "agents", permission="agents:read"),
+    # Before /api/agents/{agent_id}: API Gateway prefers the literal segment, and so do the local
+    # gateway and the test helpers, which take the first matching route in table order.
+    Route("GET", "/api/agents/active", "agents", permission="agents:read"),
+    Route("GET", "/api/agents/{agent_id}", "agents", permission="agents:read"),
+    Route("POST", "/api/agents/{agent_id}/activate", "agents", permission="agents:activate"),
+    Route("POST", "/api/agents/{agent_id}/deactivate", "agents", permission="agents:activate"),
     Route("GET", "/api/plans", "plans", permission="plans:read"),
     Route("GET", "/api/plans/{plan_id}", "plans", permission="plans:read"),
 )

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from lambdas.shared.routes import ROUTES, Route
-from scripts.devstack.seed_catalog import find_plan
+from scripts.devstack.seed_catalog import find_agent, find_plan
 from tests.api.conftest import ApiClient, ApiWorld
 
 CALLERS = ("none", "viewer", "member", "admin", "other_admin")
@@ -33,9 +33,24 @@ def _status(none: int, viewer: int, member: int, admin: int, other: int) -> dict
 
 
 READ = _status(401, 200, 200, 200, 403)
+ADMIN = _status(401, 403, 403, 200, 403)
+ADMIN_CREATES = _status(401, 403, 403, 201, 403)
+WRITE = _status(401, 403, 200, 200, 403)
+SALES_AGENT = find_agent("sdr-prospector")  # in tenant A's plan
 
 CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
     "GET /health": (lambda w, a: Call("/health"), _status(200, 200, 200, 200, 200)),
+    "GET /api/agents": (lambda w, a: Call("/api/agents"), READ),
+    "GET /api/agents/active": (lambda w, a: Call("/api/agents/active"), READ),
+    "GET /api/agents/{agent_id}": (lambda w, a: Call(f"/api/agents/{SALES_AGENT.id}"), READ),
+    "POST /api/agents/{agent_id}/activate": (
+        lambda w, a: Call(f"/api/agents/{SALES_AGENT.id}/activate"),
+        ADMIN,
+    ),
+    "POST /api/agents/{agent_id}/deactivate": (
+        lambda w, a: Call(f"/api/agents/{SALES_AGENT.id}/deactivate"),
+        ADMIN,
+    ),
     "GET /api/plans": (lambda w, a: Call("/api/plans"), READ),
     "GET /api/plans/{plan_id}": (
         lambda w, a: Call(f"/api/plans/{find_plan('starter').id}"),
