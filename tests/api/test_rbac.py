@@ -6,15 +6,22 @@ A route added to the table without an entry here fails ``test_every_route_has_a_
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 import pytest
 
+from lambdas.billing.service import sign
+from lambdas.shared.constants import resource_names
 from lambdas.shared.routes import ROUTES, Route
-from scripts.devstack.seed_catalog import find_agent, find_plan
+from scripts.devstack.seed_catalog import find_agent, find_plan, find_subnucleo
 from tests.api.conftest import ApiClient, ApiWorld
+from tests.support.factories import create_trial
 
 CALLERS = ("none", "viewer", "member", "admin", "other_admin")
 
@@ -23,6 +30,8 @@ CALLERS = ("none", "viewer", "member", "admin", "other_admin")
 class Call:
     path: str
     body: Any = None
+    raw: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 Build = Callable[[ApiWorld, ApiClient], Call]
@@ -36,7 +45,47 @@ READ = _status(401, 200, 200, 200, 403)
 ADMIN = _status(401, 403, 403, 200, 403)
 ADMIN_CREATES = _status(401, 403, 403, 201, 403)
 WRITE = _status(401, 403, 200, 200, 403)
+PUBLIC_CREATES = _status(201, 201, 201, 201, 201)
 SALES_AGENT = find_agent("sdr-prospector")  # in tenant A's plan
+MARKETING = find_subnucleo("marketing")  # in no plan of the world: free to trial
+
+
+def _without_subscription(world: ApiWorld, api: ApiClient) -> None:
+    with api.db.owner() as conn:
+        conn.execute(
+            "UPDATE public.subscriptions SET status = 'canceled' WHERE tenant_id = %s",
+            (world.a.id,),
+        )
+
+
+def _subscribe(world: ApiWorld, api: ApiClient) -> Call:
+    _without_subscription(world, api)
+    return Call("/api/billing/subscribe", {"plan_id": str(find_plan("starter").id)})
+
+
+def _trial_usage(world: ApiWorld, api: ApiClient) -> Call:
+    with api.db.owner() as conn:
+        trial_id = create_trial(conn, world.a, subnucleo_id=MARKETING.id)
+    return Call(f"/api/billing/trials/{trial_id}/usage")
+
+
+def _signed_webhook(world: ApiWorld, api: ApiClient) -> Call:
+    secret_id = resource_names("dev").webhook_secret
+    secret = json.loads(
+        boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+    )["signing_secret"]
+    body = json.dumps({"id": f"evt_{uuid.uuid4().hex}", "type": "payment.failed"}).encode()
+    sent_at = str(int(time.time()))
+    return Call(
+        "/api/billing/webhooks/stripe",
+        raw=body,
+        headers={
+            "X-Webhook-Timestamp": sent_at,
+            "X-Webhook-Signature": sign(secret, sent_at, body),
+            "Content-Type": "application/json",
+        },
+    )
+
 
 CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
     "GET /health": (lambda w, a: Call("/health"), _status(200, 200, 200, 200, 200)),
@@ -50,6 +99,37 @@ CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
     "POST /api/agents/{agent_id}/deactivate": (
         lambda w, a: Call(f"/api/agents/{SALES_AGENT.id}/deactivate"),
         ADMIN,
+    ),
+    "GET /api/billing/subscription": (lambda w, a: Call("/api/billing/subscription"), READ),
+    "POST /api/billing/subscribe": (_subscribe, ADMIN_CREATES),
+    "POST /api/billing/change-plan": (
+        lambda w, a: Call("/api/billing/change-plan", {"plan_id": str(find_plan("enterprise").id)}),
+        ADMIN,
+    ),
+    "POST /api/billing/cancel": (lambda w, a: Call("/api/billing/cancel"), ADMIN),
+    "GET /api/billing/payment-events": (lambda w, a: Call("/api/billing/payment-events"), ADMIN),
+    "POST /api/billing/trials": (
+        lambda w, a: Call("/api/billing/trials", {"subnucleo_id": str(MARKETING.id)}),
+        ADMIN_CREATES,
+    ),
+    "GET /api/billing/trials": (lambda w, a: Call("/api/billing/trials"), READ),
+    "GET /api/billing/trials/{trial_id}/usage": (_trial_usage, READ),
+    "POST /api/billing/trials/{trial_id}/usage": (_trial_usage, WRITE),
+    "POST /api/billing/commercial-requests": (
+        lambda w, a: Call(
+            "/api/billing/commercial-requests",
+            {
+                "company_name": "Empresa Exemplo",
+                "contact_name": "Ana Exemplo",
+                "email": "ana@example.com",
+                "consent_given": True,
+            },
+        ),
+        PUBLIC_CREATES,
+    ),
+    "POST /api/billing/webhooks/{provider}": (
+        _signed_webhook,
+        _status(200, 200, 200, 200, 200),
     ),
     "GET /api/plans": (lambda w, a: Call("/api/plans"), READ),
     "GET /api/plans/{plan_id}": (
@@ -85,9 +165,11 @@ def test_route_answers_each_caller_as_the_contract_says(
     build, expected = CONTRACT[route.route_key]
     call = build(world, api)
 
-    response = api.http.request(
-        route.method, call.path, json=call.body, headers=_headers(api, world, caller)
-    )
+    headers = {**_headers(api, world, caller), **call.headers}
+    if call.raw is not None:
+        response = api.http.request(route.method, call.path, content=call.raw, headers=headers)
+    else:
+        response = api.http.request(route.method, call.path, json=call.body, headers=headers)
 
     assert response.status_code == expected[caller], response.text
     if response.status_code >= 400:
