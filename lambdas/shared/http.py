@@ -6,13 +6,25 @@ import json
 from functools import lru_cache
 from typing import Any
 
+import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.shared.auth import Principal, authorize
+from lambdas.shared.auth_repository import AuthUnitOfWork
 from lambdas.shared.constants import MAX_BODY_BYTES
 from lambdas.shared.db import Database
-from lambdas.shared.errors import AppError, PayloadTooLarge, error_body, register_error_handlers
+from lambdas.shared.errors import (
+    AppError,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+    error_body,
+    register_error_handlers,
+)
 from lambdas.shared.idempotency import resolve_idempotently, wants_idempotency
+from lambdas.shared.routes import route_for_key
 from lambdas.shared.secrets import DbCredentials, get_db_credentials
 from lambdas.shared.settings import get_api_settings
 
@@ -44,18 +56,48 @@ def error_response(event: dict[str, Any], error: AppError) -> dict[str, Any]:
 def resolve(
     app: APIGatewayHttpResolver, event: dict[str, Any], context: LambdaContext
 ) -> dict[str, Any]:
-    """Refuse oversized bodies before validation parses them, honour ``Idempotency-Key`` on
-    POST, then let the resolver route."""
+    """Refuse oversized bodies before validation parses them, authorize protected routes from
+    the route table, honour ``Idempotency-Key`` on POST, then let the resolver route.
+
+    Authorization comes before validation so that a caller without access learns nothing about
+    the shape of a request (401/403 before 422).
+    """
     if body_size(event) > MAX_BODY_BYTES:
         return error_response(
             event, PayloadTooLarge(f"request body exceeds {MAX_BODY_BYTES} bytes")
         )
-    if wants_idempotency(event):
-        table = get_api_settings().idempotency_table
-        if table:
-            result = resolve_idempotently(app, event, context, table_name=table)
-            return error_response(event, result) if isinstance(result, AppError) else result
-    return app.resolve(event, context)
+    route = route_for_key(str(event.get("routeKey", "")))
+    try:
+        if route is not None and not route.public:
+            # A protected route that names no permission fails closed (403).
+            principal = authorize(event, route.permission or "", _auth_unit_of_work)
+            app.context["principal"] = principal
+        if wants_idempotency(event) and (route is None or route.accepts_idempotency_key):
+            table = get_api_settings().idempotency_table
+            if table:
+                result = resolve_idempotently(app, event, context, table_name=table)
+                return error_response(event, result) if isinstance(result, AppError) else result
+        return app.resolve(event, context)
+    except AppError as error:
+        return error_response(event, error)
+    except psycopg.OperationalError:
+        return error_response(
+            event, ServiceUnavailable("the database is unavailable; retry shortly")
+        )
+    finally:
+        app.context.clear()
+
+
+def _auth_unit_of_work(tenant_id: Any) -> AuthUnitOfWork:
+    return AuthUnitOfWork(get_database(), tenant_id)
+
+
+def current_principal(app: APIGatewayHttpResolver | Router) -> Principal:
+    """The caller ``resolve`` authorized for this invocation."""
+    principal = app.context.get("principal")
+    if not isinstance(principal, Principal):
+        raise Unauthorized("missing or invalid token")
+    return principal
 
 
 @lru_cache(maxsize=1)

@@ -109,3 +109,40 @@ def resolve_idempotently(
         return IdempotencyKeyReused("this Idempotency-Key was already used with a different body")
     except IdempotencyAlreadyInProgressError:
         return IdempotentRequestInProgress("a request with this Idempotency-Key is in progress")
+
+
+class OnceInProgress(Conflict):
+    code = "in_progress"
+
+
+@lru_cache(maxsize=4)
+def _once(table_name: str, expires_after_s: int) -> tuple[Resolve, IdempotencyConfig]:
+    config = IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=expires_after_s)
+    store = DynamoDBPersistenceLayer(table_name=table_name)
+
+    def run_work(*, request: dict[str, str], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        return work()
+
+    decorated: Resolve = idempotent_function(
+        run_work, data_keyword_argument="request", persistence_store=store, config=config
+    )
+    return decorated, config
+
+
+def run_once(
+    table_name: str,
+    key: str,
+    work: Callable[[], dict[str, Any]],
+    *,
+    context: LambdaContext | None,
+    expires_after_s: int,
+) -> dict[str, Any]:
+    """Run ``work`` once per ``key`` and replay its result afterwards (Powertools idempotency
+    on DynamoDB). A concurrent run with the same key is a Conflict, so the caller retries."""
+    run, config = _once(table_name, expires_after_s)
+    if context is not None:
+        config.register_lambda_context(context)
+    try:
+        return run(request={"key": key}, work=work)
+    except IdempotencyAlreadyInProgressError:
+        raise OnceInProgress("this event is being processed; retry shortly") from None

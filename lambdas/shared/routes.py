@@ -22,6 +22,10 @@ class Route:
     path: str
     group: str
     public: bool = False
+    # The permission a caller's role must grant; every protected route names one.
+    permission: str | None = None
+    # Webhooks deduplicate by the provider's event id instead, after checking the signature.
+    accepts_idempotency_key: bool = True
 
     @property
     def route_key(self) -> str:
@@ -54,10 +58,46 @@ class Route:
         return params
 
 
-ROUTES: Final[tuple[Route, ...]] = (Route("GET", "/health", "health", public=True),)
+ROUTES: Final[tuple[Route, ...]] = (
+    Route("GET", "/health", "health", public=True),
+    Route("GET", "/api/agents", "agents", permission="agents:read"),
+    # Before /api/agents/{agent_id}: API Gateway prefers the literal segment, and so do the local
+    # gateway and the test helpers, which take the first matching route in table order.
+    Route("GET", "/api/agents/active", "agents", permission="agents:read"),
+    Route("GET", "/api/agents/{agent_id}", "agents", permission="agents:read"),
+    Route("POST", "/api/agents/{agent_id}/activate", "agents", permission="agents:activate"),
+    Route("POST", "/api/agents/{agent_id}/deactivate", "agents", permission="agents:activate"),
+    Route("GET", "/api/billing/subscription", "billing", permission="billing:read"),
+    Route("POST", "/api/billing/subscribe", "billing", permission="billing:manage"),
+    Route("POST", "/api/billing/change-plan", "billing", permission="billing:manage"),
+    Route("POST", "/api/billing/cancel", "billing", permission="billing:manage"),
+    Route("GET", "/api/billing/payment-events", "billing", permission="billing:manage"),
+    Route("POST", "/api/billing/trials", "billing", permission="billing:manage"),
+    Route("GET", "/api/billing/trials", "billing", permission="billing:read"),
+    Route("GET", "/api/billing/trials/{trial_id}/usage", "billing", permission="billing:read"),
+    # Using a trial is using the product, which members may do.
+    Route("POST", "/api/billing/trials/{trial_id}/usage", "billing", permission="chat:use"),
+    Route("POST", "/api/billing/commercial-requests", "billing", public=True),
+    Route(
+        "POST",
+        "/api/billing/webhooks/{provider}",
+        "billing",
+        public=True,
+        accepts_idempotency_key=False,
+    ),
+    Route("GET", "/api/plans", "plans", permission="plans:read"),
+    Route("GET", "/api/plans/{plan_id}", "plans", permission="plans:read"),
+)
 
 GROUPS: Final[tuple[str, ...]] = tuple(dict.fromkeys(route.group for route in ROUTES))
+
+_BY_KEY: Final[dict[str, Route]] = {route.route_key: route for route in ROUTES}
 
 
 def routes_for(group: str) -> tuple[Route, ...]:
     return tuple(route for route in ROUTES if route.group == group)
+
+
+def route_for_key(route_key: str) -> Route | None:
+    """The table's route for an API Gateway ``routeKey`` (e.g. ``GET /api/plans``)."""
+    return _BY_KEY.get(route_key)

@@ -47,6 +47,14 @@ class ApiSettings(ServiceSettings, DatabaseSettings):
     idempotency_table: str | None = Field(default=None, alias="IDEMPOTENCY_TABLE_NAME")
 
 
+class BillingSettings(ApiSettings):
+    """The billing Lambda also verifies payment webhooks with a secret in Secrets Manager
+    (JSON ``{"signing_secret": "..."}``)."""
+
+    webhook_secret_id: str | None = Field(default=None, alias="WEBHOOK_SECRET_ARN")
+    webhook_secret_max_age_s: int = Field(default=SECRET_CACHE_SECONDS, ge=0)
+
+
 class MigrationSettings(ServiceSettings):
     """The migration Lambda connects as the owner and manages the runtime role's password."""
 
@@ -71,6 +79,11 @@ class MigrationSettings(ServiceSettings):
 @lru_cache(maxsize=1)
 def get_api_settings() -> ApiSettings:
     return ApiSettings()  # type: ignore[call-arg,unused-ignore]
+
+
+@lru_cache(maxsize=1)
+def get_billing_settings() -> BillingSettings:
+    return BillingSettings()  # type: ignore[call-arg,unused-ignore]
 
 
 @lru_cache(maxsize=1)

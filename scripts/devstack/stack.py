@@ -42,6 +42,7 @@ def reset_lambda_caches() -> None:
         http.get_database().close()
     http.get_database.cache_clear()
     settings.get_api_settings.cache_clear()
+    settings.get_billing_settings.cache_clear()
     settings.get_migration_settings.cache_clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 

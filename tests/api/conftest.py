@@ -19,6 +19,7 @@ from scripts.devstack.postgres import free_port
 from scripts.devstack.seed import seed_dev_data
 from scripts.devstack.stack import LOCAL_AWS_ENV, reset_lambda_caches
 from tests.support.database import TestDatabase
+from tests.support.factories import TestTenant, TestUser, create_catalog, create_tenant
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +56,13 @@ class ApiClient:
     def token_for(self, user: DevUser) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key.issue_for(user)}"}
 
+    def headers_for(self, user: TestUser, *, tenant: TestTenant | None = None) -> dict[str, str]:
+        """A bearer ID token for a test user, acting in ``tenant`` if given (X-Tenant-Id)."""
+        headers = {"Authorization": f"Bearer {self.key.issue(user.claims())}"}
+        if tenant is not None:
+            headers["X-Tenant-Id"] = str(tenant.id)
+        return headers
+
 
 @pytest.fixture
 def api(
@@ -77,3 +85,20 @@ def api(
     with httpx.Client(base_url=gateway_url, timeout=10) as client:
         yield ApiClient(client, signing_key, db)
     reset_lambda_caches()
+
+
+@dataclass(frozen=True)
+class ApiWorld:
+    """Two tenants on the dev catalog: ``a`` on Professional, ``b`` on Starter."""
+
+    a: TestTenant
+    b: TestTenant
+
+
+@pytest.fixture
+def world(api: ApiClient) -> ApiWorld:
+    with api.db.owner() as conn:
+        create_catalog(conn)
+        return ApiWorld(
+            a=create_tenant(conn, plan="professional"), b=create_tenant(conn, plan="starter")
+        )

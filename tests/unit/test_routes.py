@@ -63,3 +63,18 @@ def test_health_is_public() -> None:
     public = {route.route_key for route in ROUTES if route.public}
 
     assert "GET /health" in public
+
+
+def test_every_protected_route_names_a_permission_and_no_public_one_does() -> None:
+    for route in ROUTES:
+        assert (route.permission is None) == route.public, route.route_key
+
+
+def test_only_probes_webhooks_and_sales_contact_are_public() -> None:
+    public = {route.route_key for route in ROUTES if route.public}
+
+    assert public <= {
+        "GET /health",
+        "POST /api/billing/commercial-requests",
+        "POST /api/billing/webhooks/{provider}",
+    }

@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from lambdas.agents.models import (
+    ActivationResponse,
+    ActiveAgent,
+    AgentResponse,
+    EntitlementSource,
+)
+from lambdas.shared.db import Connection, UnitOfWork
+
+_AGENT_SELECT = """
+    SELECT a.id, a.slug, a.name, a.description, a.category, a.status, a.version,
+           a.requires_approval,
+           coalesce(
+               (SELECT array_agg(s.slug ORDER BY s.sort_order, s.slug)
+                FROM public.subnucleo_agents AS sa
+                JOIN public.subnucleos AS s ON s.id = sa.subnucleo_id
+                WHERE sa.agent_id = a.id),
+               '{}'
+           ) AS subnucleos
+    FROM alquimista_platform.agents AS a
+"""
+
+
+def _agent(row: dict[str, Any]) -> AgentResponse:
+    return AgentResponse(
+        id=row["id"],
+        slug=row["slug"],
+        name=row["name"],
+        description=row["description"],
+        category=row["category"],
+        status=row["status"],
+        version=row["version"],
+        requires_approval=row["requires_approval"],
+        subnucleos=row["subnucleos"],
+    )
+
+
+class AgentCatalogRepository:
+    """The agent catalog (global, not tenant-owned); retired agents are never returned."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def page(
+        self, *, category: str | None, subnucleo: str | None, after_slug: str | None, limit: int
+    ) -> list[AgentResponse]:
+        """Up to ``limit`` agents ordered by slug, after ``after_slug`` (keyset pagination)."""
+        rows = self._conn.execute(
+            _AGENT_SELECT
+            + """
+            WHERE a.status <> 'retired'
+              AND (%(category)s::text IS NULL OR a.category = %(category)s)
+              AND (%(subnucleo)s::text IS NULL OR EXISTS (
+                    SELECT 1 FROM public.subnucleo_agents AS sa
+                    JOIN public.subnucleos AS s ON s.id = sa.subnucleo_id
+                    WHERE sa.agent_id = a.id AND s.slug = %(subnucleo)s))
+              AND (%(after)s::text IS NULL OR a.slug > %(after)s)
+            ORDER BY a.slug
+            LIMIT %(limit)s
+            """,
+            {"category": category, "subnucleo": subnucleo, "after": after_slug, "limit": limit},
+        ).fetchall()
+        return [_agent(row) for row in rows]
+
+    def get(self, agent_id: UUID) -> AgentResponse | None:
+        row = self._conn.execute(
+            _AGENT_SELECT + " WHERE a.id = %s AND a.status <> 'retired'", (agent_id,)
+        ).fetchone()
+        return _agent(row) if row else None
+
+
+class ActivationRepository:
+    """The tenant's entitlements and activations; every statement filters by the tenant."""
+
+    def __init__(self, conn: Connection, tenant_id: UUID) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id
+
+    def entitlement(self, agent_id: UUID) -> EntitlementSource | None:
+        """'plan' if a live subscription's plan holds a subnúcleo with the agent, else 'trial'
+        if a usable trial covers the agent or one of its subnúcleos, else None."""
+        row = self._conn.execute(
+            """
+            SELECT CASE
+                WHEN EXISTS (
+                    SELECT 1
+                    FROM public.subscriptions AS s
+                    JOIN public.subscription_plan_subnucleos AS ps ON ps.plan_id = s.plan_id
+                    JOIN public.subnucleo_agents AS sa ON sa.subnucleo_id = ps.subnucleo_id
+                    WHERE s.tenant_id = %(tenant)s
+                      AND s.status IN ('active', 'past_due', 'trialing')
+                      AND sa.agent_id = %(agent)s
+                ) THEN 'plan'
+                WHEN EXISTS (
+                    SELECT 1
+                    FROM public.trials AS t
+                    WHERE t.tenant_id = %(tenant)s
+                      AND t.status = 'active'
+                      AND t.expires_at > now()
+                      AND t.usage_count < t.max_usage
+                      AND (t.agent_id = %(agent)s OR t.subnucleo_id IN (
+                            SELECT subnucleo_id FROM public.subnucleo_agents
+                            WHERE agent_id = %(agent)s))
+                ) THEN 'trial'
+            END AS source
+            """,
+            {"tenant": self._tenant_id, "agent": agent_id},
+        ).fetchone()
+        return row["source"] if row else None
+
+    def get(self, agent_id: UUID) -> ActivationResponse | None:
+        row = self._conn.execute(
+            """
+            SELECT aa.agent_id, aa.status, ta.source, aa.activated_at, aa.activated_by,
+                   aa.deactivated_at
+            FROM alquimista_platform.agent_activations AS aa
+            LEFT JOIN public.tenant_agents AS ta
+              ON ta.tenant_id = aa.tenant_id AND ta.agent_id = aa.agent_id
+            WHERE aa.tenant_id = %s AND aa.agent_id = %s
+            """,
+            (self._tenant_id, agent_id),
+        ).fetchone()
+        return _activation(row) if row else None
+
+    def activate(
+        self, agent_id: UUID, *, actor_id: UUID, source: EntitlementSource
+    ) -> ActivationResponse:
+        self._conn.execute(
+            """
+            INSERT INTO public.tenant_agents (tenant_id, agent_id, source, status)
+            VALUES (%s, %s, %s, 'active')
+            ON CONFLICT (tenant_id, agent_id)
+            DO UPDATE SET source = EXCLUDED.source, status = 'active'
+            """,
+            (self._tenant_id, agent_id, source),
+        )
+        row = self._conn.execute(
+            """
+            INSERT INTO alquimista_platform.agent_activations
+                (tenant_id, agent_id, status, activated_by, activated_at)
+            VALUES (%(tenant)s, %(agent)s, 'active', %(actor)s, now())
+            ON CONFLICT (tenant_id, agent_id) DO UPDATE SET
+                status = 'active', activated_by = EXCLUDED.activated_by,
+                activated_at = EXCLUDED.activated_at, deactivated_at = NULL
+            RETURNING agent_id, status, %(source)s::text AS source, activated_at, activated_by,
+                      deactivated_at
+            """,
+            {"tenant": self._tenant_id, "agent": agent_id, "actor": actor_id, "source": source},
+        ).fetchone()
+        return _activation(_required(row))
+
+    def deactivate(self, agent_id: UUID) -> ActivationResponse:
+        self._conn.execute(
+            """
+            UPDATE public.tenant_agents SET status = 'inactive'
+            WHERE tenant_id = %s AND agent_id = %s
+            """,
+            (self._tenant_id, agent_id),
+        )
+        row = self._conn.execute(
+            """
+            UPDATE alquimista_platform.agent_activations
+            SET status = 'deactivated', deactivated_at = now()
+            WHERE tenant_id = %s AND agent_id = %s
+            RETURNING agent_id, status, NULL::text AS source, activated_at, activated_by,
+                      deactivated_at
+            """,
+            (self._tenant_id, agent_id),
+        ).fetchone()
+        return _activation(_required(row))
+
+    def list_active(self) -> list[ActiveAgent]:
+        rows = self._conn.execute(
+            """
+            SELECT a.id, a.slug, a.name, a.description, a.category, a.status, a.version,
+                   a.requires_approval,
+                   coalesce(
+                       (SELECT array_agg(s.slug ORDER BY s.sort_order, s.slug)
+                        FROM public.subnucleo_agents AS sa
+                        JOIN public.subnucleos AS s ON s.id = sa.subnucleo_id
+                        WHERE sa.agent_id = a.id),
+                       '{}'
+                   ) AS subnucleos,
+                   ta.source, aa.activated_at, aa.activated_by
+            FROM alquimista_platform.agent_activations AS aa
+            JOIN alquimista_platform.agents AS a ON a.id = aa.agent_id
+            LEFT JOIN public.tenant_agents AS ta
+              ON ta.tenant_id = aa.tenant_id AND ta.agent_id = aa.agent_id
+            WHERE aa.tenant_id = %s AND aa.status = 'active' AND a.status <> 'retired'
+            ORDER BY a.slug
+            """,
+            (self._tenant_id,),
+        ).fetchall()
+        return [
+            ActiveAgent(
+                agent=_agent(row),
+                source=row["source"],
+                activated_at=row["activated_at"],
+                activated_by=row["activated_by"],
+            )
+            for row in rows
+        ]
+
+
+def _required(row: dict[str, Any] | None) -> dict[str, Any]:
+    if row is None:
+        raise LookupError("the statement returned no row")
+    return row
+
+
+def _activation(row: dict[str, Any]) -> ActivationResponse:
+    return ActivationResponse(
+        agent_id=row["agent_id"],
+        status="active" if row["status"] == "active" else "deactivated",
+        source=row["source"] if row["status"] == "active" else None,
+        activated_at=row["activated_at"],
+        activated_by=row["activated_by"],
+        deactivated_at=row["deactivated_at"],
+    )
+
+
+class AgentsUnitOfWork(UnitOfWork):
+    catalog: AgentCatalogRepository
+    activations: ActivationRepository
+
+    def _on_enter(self) -> None:
+        if self.tenant_id is None:
+            raise RuntimeError("the agents unit of work needs a tenant")
+        self.catalog = AgentCatalogRepository(self.conn)
+        self.activations = ActivationRepository(self.conn, self.tenant_id)

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Protocol
+from uuid import UUID
+
+from lambdas.agents.models import (
+    ActivationResponse,
+    ActiveAgent,
+    ActiveAgentList,
+    AgentPage,
+    AgentResponse,
+    EntitlementSource,
+)
+from lambdas.shared.errors import Conflict, NotFound, ValidationFailed
+
+
+class AgentNotFound(NotFound):
+    code = "agent_not_found"
+
+
+class AgentNotEntitled(Conflict):
+    code = "agent_not_entitled"
+
+
+class InvalidCursor(ValidationFailed):
+    code = "invalid_cursor"
+
+
+class CatalogReader(Protocol):
+    def page(
+        self, *, category: str | None, subnucleo: str | None, after_slug: str | None, limit: int
+    ) -> list[AgentResponse]: ...
+
+    def get(self, agent_id: UUID) -> AgentResponse | None: ...
+
+
+class ActivationStore(Protocol):
+    def entitlement(self, agent_id: UUID) -> EntitlementSource | None: ...
+
+    def get(self, agent_id: UUID) -> ActivationResponse | None: ...
+
+    def activate(
+        self, agent_id: UUID, *, actor_id: UUID, source: EntitlementSource
+    ) -> ActivationResponse: ...
+
+    def deactivate(self, agent_id: UUID) -> ActivationResponse: ...
+
+    def list_active(self) -> list[ActiveAgent]: ...
+
+
+class AgentsUow(Protocol):
+    @property
+    def catalog(self) -> CatalogReader: ...
+
+    @property
+    def activations(self) -> ActivationStore: ...
+
+    def commit(self) -> None: ...
+
+
+AgentsUowFactory = Callable[[], AbstractContextManager[AgentsUow]]
+
+
+def encode_cursor(slug: str) -> str:
+    return base64.urlsafe_b64encode(slug.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        slug = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        slug = ""
+    if not slug or not slug.isprintable():
+        raise InvalidCursor(
+            "cursor is not one this API returned",
+            details=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
+        )
+    return slug
+
+
+def list_catalog(
+    uow_factory: AgentsUowFactory,
+    *,
+    category: str | None = None,
+    subnucleo: str | None = None,
+    cursor: str | None = None,
+    limit: int = 20,
+) -> AgentPage:
+    """A page of the agent catalog, filtered by category and subnúcleo slug, by slug order."""
+    after = decode_cursor(cursor) if cursor else None
+    with uow_factory() as uow:
+        agents = uow.catalog.page(
+            category=category, subnucleo=subnucleo, after_slug=after, limit=limit + 1
+        )
+    has_more = len(agents) > limit
+    items = agents[:limit]
+    return AgentPage(items=items, next_cursor=encode_cursor(items[-1].slug) if has_more else None)
+
+
+def get_agent(uow_factory: AgentsUowFactory, agent_id: UUID) -> AgentResponse:
+    with uow_factory() as uow:
+        agent = uow.catalog.get(agent_id)
+    if agent is None:
+        raise AgentNotFound("agent not found")
+    return agent
+
+
+def list_active_agents(uow_factory: AgentsUowFactory) -> ActiveAgentList:
+    """The agents the tenant has switched on."""
+    with uow_factory() as uow:
+        return ActiveAgentList(items=uow.activations.list_active())
+
+
+def activate_agent(
+    uow_factory: AgentsUowFactory, agent_id: UUID, *, actor_id: UUID
+) -> ActivationResponse:
+    """Switch an agent on for the tenant, if its plan or a usable trial covers the agent.
+
+    Idempotent: activating an active agent returns the existing activation unchanged.
+    """
+    with uow_factory() as uow:
+        if uow.catalog.get(agent_id) is None:
+            raise AgentNotFound("agent not found")
+        source = uow.activations.entitlement(agent_id)
+        if source is None:
+            raise AgentNotEntitled(
+                "the tenant's plan does not include this agent's subnúcleo and no trial covers it"
+            )
+        current = uow.activations.get(agent_id)
+        if current is not None and current.status == "active" and current.source == source:
+            return current
+        activation = uow.activations.activate(agent_id, actor_id=actor_id, source=source)
+        uow.commit()
+        return activation
+
+
+def deactivate_agent(uow_factory: AgentsUowFactory, agent_id: UUID) -> ActivationResponse:
+    """Switch an agent off for the tenant. Idempotent: an inactive agent is left as it is."""
+    with uow_factory() as uow:
+        if uow.catalog.get(agent_id) is None:
+            raise AgentNotFound("agent not found")
+        current = uow.activations.get(agent_id)
+        if current is None:
+            return ActivationResponse(
+                agent_id=agent_id,
+                status="deactivated",
+                source=None,
+                activated_at=None,
+                activated_by=None,
+                deactivated_at=None,
+            )
+        if current.status != "active":
+            return current
+        deactivated = uow.activations.deactivate(agent_id)
+        uow.commit()
+        return deactivated

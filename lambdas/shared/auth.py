@@ -1,0 +1,135 @@
+"""Who is calling, for which tenant, and what their role allows.
+
+API Gateway's JWT authorizer has already verified the token; its claims arrive in the event.
+The user, their membership in the requested tenant and the role's permissions are looked up in
+PostgreSQL on every request, inside a transaction scoped to that tenant (so RLS on memberships
+applies to the lookup itself), and kept for the rest of that invocation only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+from lambdas.shared.constants import TENANT_CLAIM, TENANT_HEADER
+from lambdas.shared.errors import Forbidden, Unauthorized, ValidationFailed
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the verified token says about the caller."""
+
+    sub: UUID
+    email: str | None
+
+
+@dataclass(frozen=True)
+class MembershipGrant:
+    """A user's active membership in one tenant, with the permissions of its role."""
+
+    user_id: UUID
+    role: str
+    permissions: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller acting in one tenant."""
+
+    user_id: UUID
+    sub: UUID
+    email: str | None
+    tenant_id: UUID
+    role: str
+    permissions: frozenset[str]
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+
+class MembershipReader(Protocol):
+    def grant_for(self, sub: UUID, tenant_id: UUID) -> MembershipGrant | None:
+        """The caller's active membership in ``tenant_id``, or None."""
+        ...
+
+
+class AuthUow(Protocol):
+    @property
+    def memberships(self) -> MembershipReader: ...
+
+
+AuthUowFactory = Callable[[UUID], AbstractContextManager[AuthUow]]
+
+
+def _uuid(value: Any) -> UUID | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        return None
+
+
+def claims_of(event: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The JWT claims API Gateway put in a payload v2.0 event, if any."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    claims = (authorizer.get("jwt") or {}).get("claims")
+    return claims if isinstance(claims, Mapping) else None
+
+
+def identity_from_claims(claims: Mapping[str, Any] | None) -> Identity:
+    if not claims:
+        raise Unauthorized("missing or invalid token")
+    sub = _uuid(claims.get("sub"))
+    if sub is None:
+        raise Unauthorized("the token has no valid subject")
+    email = claims.get("email")
+    return Identity(sub=sub, email=email if isinstance(email, str) else None)
+
+
+def requested_tenant(claims: Mapping[str, Any], headers: Mapping[str, str] | None) -> UUID:
+    """The tenant the caller acts in: the ``X-Tenant-Id`` header, else the token's claim."""
+    header = (headers or {}).get(TENANT_HEADER)
+    if header:
+        tenant = _uuid(header.strip())
+        if tenant is None:
+            raise ValidationFailed(
+                "X-Tenant-Id is not a valid UUID",
+                details=[{"loc": ["header", TENANT_HEADER], "msg": "invalid UUID"}],
+            )
+        return tenant
+    claim = claims.get(TENANT_CLAIM)
+    if claim is None:
+        raise Forbidden("no tenant selected: send X-Tenant-Id or use a token with a tenant")
+    tenant = _uuid(claim)
+    if tenant is None:
+        raise Unauthorized(f"the token's {TENANT_CLAIM} claim is not a valid UUID")
+    return tenant
+
+
+def authorize(event: Mapping[str, Any], permission: str, uow_factory: AuthUowFactory) -> Principal:
+    """Resolve the caller of ``event`` and check that their role grants ``permission``.
+
+    Raises Unauthorized (401) without a usable identity and Forbidden (403) when the caller is
+    not an active member of the requested tenant or their role lacks the permission.
+    """
+    claims = claims_of(event) or {}
+    identity = identity_from_claims(claims)
+    tenant_id = requested_tenant(claims, event.get("headers"))
+    with uow_factory(tenant_id) as uow:
+        grant = uow.memberships.grant_for(identity.sub, tenant_id)
+    if grant is None:
+        raise Forbidden("you are not an active member of this tenant")
+    if permission not in grant.permissions:
+        raise Forbidden(f"your role ({grant.role}) lacks the permission {permission}")
+    return Principal(
+        user_id=grant.user_id,
+        sub=identity.sub,
+        email=identity.email,
+        tenant_id=tenant_id,
+        role=grant.role,
+        permissions=grant.permissions,
+    )

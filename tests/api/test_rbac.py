@@ -1,0 +1,177 @@
+"""The RBAC contract, over HTTP through the local gateway: every route in the shared table,
+for each of {no token, viewer, member, admin, another tenant's admin} → the expected status.
+
+A route added to the table without an entry here fails ``test_every_route_has_a_contract``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+
+from lambdas.billing.service import sign
+from lambdas.shared.constants import resource_names
+from lambdas.shared.routes import ROUTES, Route
+from scripts.devstack.seed_catalog import find_agent, find_plan, find_subnucleo
+from tests.api.conftest import ApiClient, ApiWorld
+from tests.support.factories import create_trial
+
+CALLERS = ("none", "viewer", "member", "admin", "other_admin")
+
+
+@dataclass(frozen=True)
+class Call:
+    path: str
+    body: Any = None
+    raw: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Build = Callable[[ApiWorld, ApiClient], Call]
+
+
+def _status(none: int, viewer: int, member: int, admin: int, other: int) -> dict[str, int]:
+    return dict(zip(CALLERS, (none, viewer, member, admin, other), strict=True))
+
+
+READ = _status(401, 200, 200, 200, 403)
+ADMIN = _status(401, 403, 403, 200, 403)
+ADMIN_CREATES = _status(401, 403, 403, 201, 403)
+WRITE = _status(401, 403, 200, 200, 403)
+PUBLIC_CREATES = _status(201, 201, 201, 201, 201)
+SALES_AGENT = find_agent("sdr-prospector")  # in tenant A's plan
+MARKETING = find_subnucleo("marketing")  # in no plan of the world: free to trial
+
+
+def _without_subscription(world: ApiWorld, api: ApiClient) -> None:
+    with api.db.owner() as conn:
+        conn.execute(
+            "UPDATE public.subscriptions SET status = 'canceled' WHERE tenant_id = %s",
+            (world.a.id,),
+        )
+
+
+def _subscribe(world: ApiWorld, api: ApiClient) -> Call:
+    _without_subscription(world, api)
+    return Call("/api/billing/subscribe", {"plan_id": str(find_plan("starter").id)})
+
+
+def _trial_usage(world: ApiWorld, api: ApiClient) -> Call:
+    with api.db.owner() as conn:
+        trial_id = create_trial(conn, world.a, subnucleo_id=MARKETING.id)
+    return Call(f"/api/billing/trials/{trial_id}/usage")
+
+
+def _signed_webhook(world: ApiWorld, api: ApiClient) -> Call:
+    secret_id = resource_names("dev").webhook_secret
+    secret = json.loads(
+        boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+    )["signing_secret"]
+    body = json.dumps({"id": f"evt_{uuid.uuid4().hex}", "type": "payment.failed"}).encode()
+    sent_at = str(int(time.time()))
+    return Call(
+        "/api/billing/webhooks/stripe",
+        raw=body,
+        headers={
+            "X-Webhook-Timestamp": sent_at,
+            "X-Webhook-Signature": sign(secret, sent_at, body),
+            "Content-Type": "application/json",
+        },
+    )
+
+
+CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
+    "GET /health": (lambda w, a: Call("/health"), _status(200, 200, 200, 200, 200)),
+    "GET /api/agents": (lambda w, a: Call("/api/agents"), READ),
+    "GET /api/agents/active": (lambda w, a: Call("/api/agents/active"), READ),
+    "GET /api/agents/{agent_id}": (lambda w, a: Call(f"/api/agents/{SALES_AGENT.id}"), READ),
+    "POST /api/agents/{agent_id}/activate": (
+        lambda w, a: Call(f"/api/agents/{SALES_AGENT.id}/activate"),
+        ADMIN,
+    ),
+    "POST /api/agents/{agent_id}/deactivate": (
+        lambda w, a: Call(f"/api/agents/{SALES_AGENT.id}/deactivate"),
+        ADMIN,
+    ),
+    "GET /api/billing/subscription": (lambda w, a: Call("/api/billing/subscription"), READ),
+    "POST /api/billing/subscribe": (_subscribe, ADMIN_CREATES),
+    "POST /api/billing/change-plan": (
+        lambda w, a: Call("/api/billing/change-plan", {"plan_id": str(find_plan("enterprise").id)}),
+        ADMIN,
+    ),
+    "POST /api/billing/cancel": (lambda w, a: Call("/api/billing/cancel"), ADMIN),
+    "GET /api/billing/payment-events": (lambda w, a: Call("/api/billing/payment-events"), ADMIN),
+    "POST /api/billing/trials": (
+        lambda w, a: Call("/api/billing/trials", {"subnucleo_id": str(MARKETING.id)}),
+        ADMIN_CREATES,
+    ),
+    "GET /api/billing/trials": (lambda w, a: Call("/api/billing/trials"), READ),
+    "GET /api/billing/trials/{trial_id}/usage": (_trial_usage, READ),
+    "POST /api/billing/trials/{trial_id}/usage": (_trial_usage, WRITE),
+    "POST /api/billing/commercial-requests": (
+        lambda w, a: Call(
+            "/api/billing/commercial-requests",
+            {
+                "company_name": "Empresa Exemplo",
+                "contact_name": "Ana Exemplo",
+                "email": "ana@example.com",
+                "consent_given": True,
+            },
+        ),
+        PUBLIC_CREATES,
+    ),
+    "POST /api/billing/webhooks/{provider}": (
+        _signed_webhook,
+        _status(200, 200, 200, 200, 200),
+    ),
+    "GET /api/plans": (lambda w, a: Call("/api/plans"), READ),
+    "GET /api/plans/{plan_id}": (
+        lambda w, a: Call(f"/api/plans/{find_plan('starter').id}"),
+        READ,
+    ),
+}
+
+
+def _headers(api: ApiClient, world: ApiWorld, caller: str) -> dict[str, str]:
+    if caller == "none":
+        return {}
+    if caller == "other_admin":
+        return api.headers_for(world.b.user("admin"), tenant=world.a)
+    return api.headers_for(world.a.user(caller))
+
+
+def test_every_route_has_a_contract() -> None:
+    missing = [route.route_key for route in ROUTES if route.route_key not in CONTRACT]
+    stale = [key for key in CONTRACT if key not in {route.route_key for route in ROUTES}]
+
+    assert missing == [], "routes without an RBAC contract entry"
+    assert stale == [], "contract entries for routes that no longer exist"
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.route_key)
+def test_route_answers_each_caller_as_the_contract_says(
+    api: ApiClient, world: ApiWorld, route: Route, caller: str
+) -> None:
+    if route.route_key not in CONTRACT:
+        pytest.fail(f"{route.route_key} has no RBAC contract entry")
+    build, expected = CONTRACT[route.route_key]
+    call = build(world, api)
+
+    headers = {**_headers(api, world, caller), **call.headers}
+    if call.raw is not None:
+        response = api.http.request(route.method, call.path, content=call.raw, headers=headers)
+    else:
+        response = api.http.request(route.method, call.path, json=call.body, headers=headers)
+
+    assert response.status_code == expected[caller], response.text
+    if response.status_code >= 400:
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["error"]["code"]

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from lambdas.shared.auth import (
+    MembershipGrant,
+    authorize,
+    identity_from_claims,
+    requested_tenant,
+)
+from lambdas.shared.errors import Forbidden, Unauthorized, ValidationFailed
+
+
+@dataclass
+class FakeMemberships:
+    grants: dict[tuple[uuid.UUID, uuid.UUID], MembershipGrant] = field(default_factory=dict)
+    lookups: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
+
+    def grant_for(self, sub: uuid.UUID, tenant_id: uuid.UUID) -> MembershipGrant | None:
+        self.lookups.append((sub, tenant_id))
+        return self.grants.get((sub, tenant_id))
+
+
+@dataclass
+class FakeAuthUow:
+    memberships: FakeMemberships
+    tenants: list[uuid.UUID] = field(default_factory=list)
+
+
+def _event(claims: dict[str, str] | None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    context: dict[str, Any] = {"requestId": "r-1"}
+    if claims is not None:
+        context["authorizer"] = {"jwt": {"claims": claims}}
+    return {"headers": headers or {}, "requestContext": context}
+
+
+@pytest.fixture
+def setup():
+    sub, tenant, user_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    memberships = FakeMemberships()
+    memberships.grants[(sub, tenant)] = MembershipGrant(
+        user_id, "viewer", frozenset({"plans:read"})
+    )
+    uow = FakeAuthUow(memberships)
+
+    @contextmanager
+    def factory(tenant_id: uuid.UUID) -> Iterator[FakeAuthUow]:
+        uow.tenants.append(tenant_id)
+        yield uow
+
+    return sub, tenant, user_id, uow, factory
+
+
+def test_a_member_with_the_permission_becomes_the_principal(setup) -> None:
+    sub, tenant, user_id, uow, factory = setup
+    claims = {"sub": str(sub), "email": "v@example.com", "custom:tenant_id": str(tenant)}
+
+    principal = authorize(_event(claims), "plans:read", factory)
+
+    assert principal.user_id == user_id
+    assert principal.tenant_id == tenant
+    assert principal.role == "viewer"
+    assert principal.email == "v@example.com"
+    # the lookup ran in a transaction scoped to the requested tenant
+    assert uow.tenants == [tenant]
+
+
+def test_a_missing_permission_is_forbidden(setup) -> None:
+    sub, tenant, _, _, factory = setup
+    claims = {"sub": str(sub), "custom:tenant_id": str(tenant)}
+
+    with pytest.raises(Forbidden, match="billing:manage"):
+        authorize(_event(claims), "billing:manage", factory)
+
+
+def test_no_claims_is_unauthorized_and_never_reaches_the_database(setup) -> None:
+    _, _, _, uow, factory = setup
+
+    with pytest.raises(Unauthorized):
+        authorize(_event(None), "plans:read", factory)
+    assert uow.memberships.lookups == []
+
+
+def test_the_header_wins_over_the_claim() -> None:
+    claimed, chosen = uuid.uuid4(), uuid.uuid4()
+
+    tenant = requested_tenant({"custom:tenant_id": str(claimed)}, {"x-tenant-id": str(chosen)})
+
+    assert tenant == chosen
+
+
+@pytest.mark.parametrize(
+    ("claims", "headers", "error"),
+    [
+        ({"custom:tenant_id": "nope"}, {}, Unauthorized),
+        ({}, {"x-tenant-id": "nope"}, ValidationFailed),
+        ({}, {}, Forbidden),
+    ],
+)
+def test_a_bad_or_missing_tenant_is_refused(claims, headers, error) -> None:
+    with pytest.raises(error):
+        requested_tenant(claims, headers)
+
+
+@pytest.mark.parametrize("claims", [None, {}, {"sub": ""}, {"sub": "user-1"}, {"sub": 5}])
+def test_an_identity_needs_a_uuid_subject(claims) -> None:
+    with pytest.raises(Unauthorized):
+        identity_from_claims(claims)
