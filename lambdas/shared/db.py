@@ -9,11 +9,13 @@ provider is asked again with ``force=True`` so a rotated password is picked up.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types import TypeInfo
 
@@ -25,6 +27,9 @@ CredentialsProvider = Callable[[bool], DbCredentials]
 Connection = psycopg.Connection[dict[str, Any]]
 
 _TENANT_SQL = "select set_config(%s, %s, true)"
+
+# Whether the request being served may only read (set by the HTTP entry point for GET).
+READ_ONLY_REQUEST: ContextVar[bool] = ContextVar("read_only_request", default=False)
 
 
 class Database:
@@ -43,6 +48,8 @@ class Database:
         self._application_name = application_name
         self._statement_timeout_ms = statement_timeout_ms
         self._conn: Connection | None = None
+        # A transaction a unit of work handed over to the next one (same tenant and mode).
+        self._held: tuple[str, bool] | None = None
 
     def connection(self) -> Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -54,25 +61,62 @@ class Database:
             self._conn.close()
         self._conn = None
 
-    def begin(self, tenant_id: UUID | None) -> Connection:
+    def begin(self, tenant_id: UUID | None, *, read_only: bool | None = None) -> Connection:
         """Open a transaction scoped to ``tenant_id`` (or to no tenant).
+
+        ``read_only`` (default: ``READ_ONLY_REQUEST``, which the API sets for safe HTTP
+        methods) makes PostgreSQL refuse writes in the transaction.
 
         The scoping statement is also the liveness check: if the reused connection is dead it
         fails before any work was done, so one reconnect and retry is always safe.
         """
         tenant = str(tenant_id) if tenant_id else ""
+        read_only = READ_ONLY_REQUEST.get() if read_only is None else read_only
+        held, self._held = self._held, None
+        if held is not None and self._conn is not None:
+            if held == (tenant, read_only) and _in_transaction(self._conn):
+                return self._conn
+            self._finish(self._conn)
         reused = self._conn is not None and not (self._conn.closed or self._conn.broken)
         conn = self.connection()
         try:
-            conn.execute(_TENANT_SQL, (TENANT_SETTING, tenant))
+            self._start(conn, tenant, read_only)
         except psycopg.OperationalError:
             self.close()
             if not reused:
                 raise
             logger.warning("reused database connection was broken; reconnecting once")
             conn = self.connection()
-            conn.execute(_TENANT_SQL, (TENANT_SETTING, tenant))
+            self._start(conn, tenant, read_only)
         return conn
+
+    def hold(self, conn: Connection, tenant_id: UUID | None) -> None:
+        """Keep the open transaction for the next ``begin`` with the same tenant and mode (the
+        request's authorization lookup hands its transaction to the route's unit of work)."""
+        self._held = (str(tenant_id) if tenant_id else "", bool(conn.read_only))
+
+    def release(self) -> None:
+        """End a held transaction nobody took over (called at the end of each request)."""
+        held, self._held = self._held, None
+        if held is not None and self._conn is not None:
+            self._finish(self._conn)
+
+    @staticmethod
+    def _finish(conn: Connection) -> None:
+        if conn.closed or conn.broken or not _in_transaction(conn):
+            return
+        if conn.read_only:
+            conn.commit()
+        else:
+            conn.rollback()
+
+    @staticmethod
+    def _start(conn: Connection, tenant: str, read_only: bool) -> None:
+        if conn.read_only != read_only:
+            conn.read_only = read_only  # psycopg then opens with BEGIN READ ONLY
+        # BEGIN and the scoping statement travel in one round trip
+        with conn.pipeline():
+            conn.execute(_TENANT_SQL, (TENANT_SETTING, tenant))
 
     def _connect(self) -> Connection:
         try:
@@ -104,6 +148,10 @@ class Database:
         return conn
 
 
+def _in_transaction(conn: Connection) -> bool:
+    return conn.info.transaction_status == TransactionStatus.INTRANS
+
+
 def _register_vector(conn: Connection) -> None:
     """Register pgvector's types once per connection, if the extension is installed yet."""
     from pgvector.psycopg import register_vector  # noqa: PLC0415
@@ -116,12 +164,25 @@ def _register_vector(conn: Connection) -> None:
 class UnitOfWork:
     """A tenant-scoped transaction: commits only when ``commit()`` is called, else rolls back.
 
+    A read-only transaction that ends without an error is closed with COMMIT instead: nothing
+    can have been written, and psycopg forgets every prepared statement on a ROLLBACK, which
+    would make PostgreSQL plan each query again on the next request.
+
     Route groups subclass it to expose their repositories over ``self.conn``.
     """
 
-    def __init__(self, database: Database, tenant_id: UUID | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        tenant_id: UUID | None = None,
+        *,
+        read_only: bool | None = None,
+        hand_over: bool = False,
+    ) -> None:
         self._database = database
         self.tenant_id = tenant_id
+        self._read_only = read_only
+        self._hand_over = hand_over
         self._conn: Connection | None = None
         self.committed = False
 
@@ -132,7 +193,7 @@ class UnitOfWork:
         return self._conn
 
     def __enter__(self) -> Self:
-        self._conn = self._database.begin(self.tenant_id)
+        self._conn = self._database.begin(self.tenant_id, read_only=self._read_only)
         self.committed = False
         self._on_enter()
         return self
@@ -154,7 +215,11 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         conn, self._conn = self._conn, None
-        if conn is None or self.committed:
+        if conn is None or self.committed or conn.closed or conn.broken:
             return
-        if not conn.closed and not conn.broken:
+        if exc is None and self._hand_over:
+            self._database.hold(conn, self.tenant_id)
+        elif exc is None and conn.read_only:
+            conn.commit()
+        else:
             conn.rollback()

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambdas.shared.auth import Principal, authorize
 from lambdas.shared.auth_repository import AuthUnitOfWork
 from lambdas.shared.constants import MAX_BODY_BYTES
-from lambdas.shared.db import Database
+from lambdas.shared.db import READ_ONLY_REQUEST, Database
 from lambdas.shared.errors import (
     AppError,
     PayloadTooLarge,
@@ -67,6 +67,9 @@ def resolve(
             event, PayloadTooLarge(f"request body exceeds {MAX_BODY_BYTES} bytes")
         )
     route = route_for_key(str(event.get("routeKey", "")))
+    # Safe methods never write: their transactions run READ ONLY (PostgreSQL enforces it).
+    method = (event.get("requestContext") or {}).get("http", {}).get("method")
+    read_only = READ_ONLY_REQUEST.set(method in {"GET", "HEAD"})
     try:
         if route is not None and not route.public:
             # A protected route that names no permission fails closed (403).
@@ -86,10 +89,15 @@ def resolve(
         )
     finally:
         app.context.clear()
+        if get_database.cache_info().currsize:
+            get_database().release()
+        READ_ONLY_REQUEST.reset(read_only)
 
 
 def _auth_unit_of_work(tenant_id: Any) -> AuthUnitOfWork:
-    return AuthUnitOfWork(get_database(), tenant_id)
+    # The lookup's transaction carries on into the route's unit of work for the same tenant:
+    # one transaction per request instead of two.
+    return AuthUnitOfWork(get_database(), tenant_id, hand_over=True)
 
 
 def current_principal(app: APIGatewayHttpResolver | Router) -> Principal:

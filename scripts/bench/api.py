@@ -149,16 +149,18 @@ def _measure_routes(
     context = LambdaContextStub(function_name="bench")
     database = get_database()
 
+    # The same transactions the handler runs for a GET: read-only, the membership lookup
+    # handing its transaction over to the route's unit of work.
     def plans_sql() -> None:
-        with AuthUnitOfWork(database, tenant) as uow:
+        with AuthUnitOfWork(database, tenant, read_only=True, hand_over=True) as uow:
             uow.memberships.grant_for(sub, tenant)
-        with PlansUnitOfWork(database, tenant) as plans:
+        with PlansUnitOfWork(database, tenant, read_only=True) as plans:
             plans.plans.list_active()
 
     def agents_sql() -> None:
-        with AuthUnitOfWork(database, tenant) as uow:
+        with AuthUnitOfWork(database, tenant, read_only=True, hand_over=True) as uow:
             uow.memberships.grant_for(sub, tenant)
-        with AgentsUnitOfWork(database, tenant) as agents:
+        with AgentsUnitOfWork(database, tenant, read_only=True) as agents:
             agents.catalog.page(category=None, subnucleo=None, after_slug=None, limit=21)
 
     cases = {

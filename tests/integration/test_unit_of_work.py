@@ -1,0 +1,144 @@
+"""The database layer's transaction rules, on the real PostgreSQL as the runtime role."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+from psycopg.pq import TransactionStatus
+
+from lambdas.shared.db import Database, UnitOfWork
+from lambdas.shared.secrets import DbCredentials
+from tests.support.database import RUNTIME_ROLE, TestDatabase
+
+
+@pytest.fixture
+def database(db: TestDatabase, runtime_password: str):
+    creds = DbCredentials(
+        host=db.server.host,
+        port=db.server.port,
+        dbname=db.name,
+        username=RUNTIME_ROLE,
+        password=runtime_password,
+    )
+    database = Database(lambda force: creds, connect_timeout_s=2, application_name="test")
+    yield database
+    database.close()
+
+
+def _tenant_setting(uow: UnitOfWork) -> str:
+    row = uow.conn.execute("SELECT current_setting('app.current_tenant_id', true) AS t").fetchone()
+    return str(row["t"]) if row else ""
+
+
+def _transaction_start(uow: UnitOfWork) -> object:
+    row = uow.conn.execute("SELECT now() AS started").fetchone()
+    return row["started"] if row else None
+
+
+def test_a_unit_of_work_is_scoped_to_its_tenant_and_only_inside_it(database) -> None:
+    tenant = uuid.uuid4()
+
+    with UnitOfWork(database, tenant) as uow:
+        assert _tenant_setting(uow) == str(tenant)
+    with UnitOfWork(database, None) as uow:
+        assert _tenant_setting(uow) == ""
+
+
+def test_without_commit_writes_are_rolled_back(database, db) -> None:
+    with UnitOfWork(database, None) as uow:
+        uow.conn.execute("CREATE TEMP TABLE IF NOT EXISTS scratch (n int)")
+        uow.commit()
+    with UnitOfWork(database, None) as uow:
+        uow.conn.execute("INSERT INTO scratch VALUES (1)")
+    with UnitOfWork(database, None) as uow:
+        row = uow.conn.execute("SELECT count(*) AS n FROM scratch").fetchone()
+
+    assert row == {"n": 0}
+
+
+def test_a_read_only_unit_of_work_refuses_writes(database) -> None:
+    with (
+        pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
+        UnitOfWork(database, None, read_only=True) as uow,
+    ):
+        uow.conn.execute("CREATE TEMP TABLE nope (n int)")
+
+
+def test_read_only_work_keeps_prepared_statements_across_requests(database) -> None:
+    # psycopg forgets prepared statements on ROLLBACK; read-only work ends with COMMIT so the
+    # server stops re-planning the same queries on every request.
+    for _ in range(8):
+        with UnitOfWork(database, None, read_only=True) as uow:
+            uow.conn.execute("SELECT count(*) FROM alquimista_platform.roles").fetchone()
+
+    with UnitOfWork(database, None, read_only=True) as uow:
+        row = uow.conn.execute(
+            """
+            SELECT count(*) AS n FROM pg_prepared_statements
+            WHERE statement LIKE '%alquimista_platform.roles%'
+            """
+        ).fetchone()
+
+    assert row == {"n": 1}
+
+
+def test_a_handed_over_transaction_continues_in_the_next_unit_of_work(database) -> None:
+    tenant = uuid.uuid4()
+    with UnitOfWork(database, tenant, read_only=True, hand_over=True) as first:
+        started = _transaction_start(first)
+
+    with UnitOfWork(database, tenant, read_only=True) as second:
+        assert _transaction_start(second) == started
+
+    assert database.connection().info.transaction_status == TransactionStatus.IDLE
+
+
+def test_a_held_transaction_is_not_reused_for_another_tenant(database) -> None:
+    with UnitOfWork(database, uuid.uuid4(), read_only=True, hand_over=True) as first:
+        started = _transaction_start(first)
+    other = uuid.uuid4()
+
+    with UnitOfWork(database, other, read_only=True) as second:
+        assert _transaction_start(second) != started
+        assert _tenant_setting(second) == str(other)
+
+
+def test_a_held_transaction_nobody_takes_is_ended_by_release(database) -> None:
+    with UnitOfWork(database, uuid.uuid4(), hand_over=True):
+        pass
+    assert database.connection().info.transaction_status == TransactionStatus.INTRANS
+
+    database.release()
+
+    assert database.connection().info.transaction_status == TransactionStatus.IDLE
+
+
+def test_a_failing_unit_of_work_does_not_hand_over(database) -> None:
+    with pytest.raises(RuntimeError), UnitOfWork(database, None, hand_over=True):
+        raise RuntimeError("boom")
+
+    assert database.connection().info.transaction_status == TransactionStatus.IDLE
+
+
+def test_a_get_request_runs_its_transactions_read_only(lambda_env) -> None:
+    from lambdas.shared.http import create_resolver, get_database, resolve  # noqa: PLC0415
+    from tests.support.events import http_event, lambda_context  # noqa: PLC0415
+
+    app = create_resolver()
+
+    def write() -> dict[str, str]:
+        with UnitOfWork(get_database(), None) as uow:
+            uow.conn.execute("CREATE TEMP TABLE written (n int)")
+            uow.commit()
+        return {"ok": "yes"}
+
+    app.get("/probe")(write)
+    app.post("/probe")(write)
+
+    refused = resolve(app, http_event("GET", "/probe"), lambda_context("probe"))
+    allowed = resolve(app, http_event("POST", "/probe", body={}), lambda_context("probe"))
+
+    assert refused["statusCode"] == 500
+    assert allowed["statusCode"] == 200
