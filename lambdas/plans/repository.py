@@ -1,15 +1,42 @@
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 from uuid import UUID
 
-from lambdas.plans.models import PlanAgent, PlanResponse, PlanSubnucleo
+from lambdas.plans.models import PlanResponse
 from lambdas.shared.db import Connection, UnitOfWork
 
-_PLAN_COLUMNS = """
-    id, slug, name, description, price_monthly, price_yearly, currency, max_users, max_agents,
-    max_subnucleos, monthly_token_quota, trial_days, features
+# One round trip: each plan with its subnúcleos and their agents nested by PostgreSQL (prices
+# travel as text so that they stay exact decimals).
+_PLANS_SQL = """
+SELECT p.id, p.slug, p.name, p.description, p.price_monthly, p.price_yearly, p.currency,
+       p.max_users, p.max_agents, p.max_subnucleos, p.monthly_token_quota, p.trial_days,
+       p.features,
+       coalesce((
+           SELECT jsonb_agg(
+                      jsonb_build_object(
+                          'id', s.id, 'slug', s.slug, 'name', s.name,
+                          'description', s.description,
+                          'price_monthly', s.price_monthly::text, 'currency', s.currency,
+                          'agents', coalesce((
+                              SELECT jsonb_agg(
+                                         jsonb_build_object(
+                                             'id', a.id, 'slug', a.slug, 'name', a.name,
+                                             'category', a.category)
+                                         ORDER BY sa.sort_order, a.slug)
+                              FROM public.subnucleo_agents AS sa
+                              JOIN alquimista_platform.agents AS a
+                                ON a.id = sa.agent_id AND a.status <> 'retired'
+                              WHERE sa.subnucleo_id = s.id
+                          ), '[]'::jsonb))
+                      ORDER BY s.sort_order, s.slug)
+           FROM public.subscription_plan_subnucleos AS ps
+           JOIN public.subnucleos AS s ON s.id = ps.subnucleo_id AND s.is_active
+           WHERE ps.plan_id = p.id
+       ), '[]'::jsonb) AS subnucleos
+FROM public.subscription_plans AS p
+WHERE p.is_active AND (%(plan_id)s::uuid IS NULL OR p.id = %(plan_id)s::uuid)
+ORDER BY p.sort_order, p.price_monthly, p.slug
 """
 
 
@@ -20,78 +47,15 @@ class PlanRepository:
         self._conn = conn
 
     def list_active(self) -> list[PlanResponse]:
-        rows = self._conn.execute(
-            f"""
-            SELECT {_PLAN_COLUMNS}
-            FROM public.subscription_plans
-            WHERE is_active
-            ORDER BY sort_order, price_monthly, slug
-            """
-        ).fetchall()
-        return self._with_subnucleos(rows)
+        return self._plans(None)
 
     def get_active(self, plan_id: UUID) -> PlanResponse | None:
-        rows = self._conn.execute(
-            f"""
-            SELECT {_PLAN_COLUMNS}
-            FROM public.subscription_plans
-            WHERE id = %s AND is_active
-            """,
-            (plan_id,),
-        ).fetchall()
-        plans = self._with_subnucleos(rows)
+        plans = self._plans(plan_id)
         return plans[0] if plans else None
 
-    def _with_subnucleos(self, plans: list[dict[str, Any]]) -> list[PlanResponse]:
-        if not plans:
-            return []
-        rows = self._conn.execute(
-            """
-            SELECT ps.plan_id, s.id AS subnucleo_id, s.slug AS subnucleo_slug,
-                   s.name AS subnucleo_name, s.description AS subnucleo_description,
-                   s.price_monthly AS subnucleo_price, s.currency AS subnucleo_currency,
-                   a.id AS agent_id, a.slug AS agent_slug, a.name AS agent_name,
-                   a.category AS agent_category
-            FROM public.subscription_plan_subnucleos AS ps
-            JOIN public.subnucleos AS s ON s.id = ps.subnucleo_id AND s.is_active
-            LEFT JOIN public.subnucleo_agents AS sa ON sa.subnucleo_id = s.id
-            LEFT JOIN alquimista_platform.agents AS a
-              ON a.id = sa.agent_id AND a.status <> 'retired'
-            WHERE ps.plan_id = ANY(%s)
-            ORDER BY s.sort_order, s.slug, sa.sort_order, a.slug
-            """,
-            ([plan["id"] for plan in plans],),
-        ).fetchall()
-        subnucleos: dict[UUID, dict[UUID, dict[str, Any]]] = defaultdict(dict)
-        for row in rows:
-            sub = subnucleos[row["plan_id"]].setdefault(
-                row["subnucleo_id"],
-                {
-                    "id": row["subnucleo_id"],
-                    "slug": row["subnucleo_slug"],
-                    "name": row["subnucleo_name"],
-                    "description": row["subnucleo_description"],
-                    "price_monthly": row["subnucleo_price"],
-                    "currency": row["subnucleo_currency"],
-                    "agents": [],
-                },
-            )
-            if row["agent_id"] is not None:
-                sub["agents"].append(
-                    PlanAgent(
-                        id=row["agent_id"],
-                        slug=row["agent_slug"],
-                        name=row["agent_name"],
-                        category=row["agent_category"],
-                    )
-                )
-        return [
-            PlanResponse(
-                **plan,
-                subnucleos=[PlanSubnucleo(**sub) for sub in subnucleos[plan["id"]].values()],
-            )
-            for plan in plans
-        ]
+    def _plans(self, plan_id: UUID | None) -> list[PlanResponse]:
+        rows: list[dict[str, Any]] = self._conn.execute(_PLANS_SQL, {"plan_id": plan_id}).fetchall()
+        return [PlanResponse.model_validate(row) for row in rows]
 
 
 class PlansUnitOfWork(UnitOfWork):
