@@ -1,5 +1,6 @@
 """Idempotent dev seed data: the tenants and users of ``identities`` with one membership per
-role. Runs as the owner; running it twice changes nothing (not even ``updated_at``)."""
+role, the plan/subnúcleo/agent catalog, and a subscription for each dev tenant. Runs as the
+owner; running it twice changes nothing (not even ``updated_at``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,19 @@ import psycopg
 
 from lambdas.migrations.memberships import GrantMembership, grant_membership
 from scripts.devstack.identities import USERS
+from scripts.devstack.seed_catalog import seed_catalog, seed_dev_subscriptions
 
 
 def seed_dev_data(conninfo: str) -> None:
-    """Insert the dev tenants, users and memberships; running it twice changes nothing."""
+    """Insert the dev tenants, users, memberships, catalog and subscriptions; running it twice
+    changes nothing."""
+    seed_identities(conninfo)
+    seed_catalog(conninfo)
+    seed_dev_subscriptions(conninfo)
+
+
+def seed_identities(conninfo: str) -> None:
+    """The dev tenants and one user per role in each."""
     with psycopg.connect(conninfo) as conn, conn.transaction():
         for user in USERS:
             # Dev users keep their identity provider subject as their id, so tokens and rows agree.

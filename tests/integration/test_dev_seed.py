@@ -11,6 +11,12 @@ UNION ALL
 SELECT 'membership', m.id::text, m.tenant_id || ':' || m.user_id || ':' || r.name,
        m.updated_at::text
 FROM alquimista_platform.memberships m JOIN alquimista_platform.roles r ON r.id = m.role_id
+UNION ALL
+SELECT 'subscription', id::text, tenant_id || ':' || status, updated_at::text
+FROM public.subscriptions
+UNION ALL
+SELECT 'catalog', md5(string_agg(slug || updated_at::text, ',' ORDER BY slug)), 'agents', ''
+FROM alquimista_platform.agents
 ORDER BY 1, 3
 """
 
@@ -44,4 +50,19 @@ def test_seeding_twice_changes_nothing(db) -> None:
     with db.owner() as conn:
         second = conn.execute(_SNAPSHOT).fetchall()
     assert first == second
-    assert len(first) == len(TENANTS) + 2 * len(USERS)
+    assert len(first) == len(TENANTS) + 2 * len(USERS) + len(TENANTS) + 1
+
+
+def test_seeding_gives_each_dev_tenant_a_live_subscription_on_the_catalog(db) -> None:
+    seed_dev_data(db.owner_url)
+
+    with db.owner() as conn:
+        plans = conn.execute("SELECT count(*) AS n FROM public.subscription_plans").fetchone()
+        live = conn.execute(
+            """
+            SELECT count(DISTINCT tenant_id) AS n FROM public.subscriptions
+            WHERE status IN ('active', 'trialing')
+            """
+        ).fetchone()
+    assert plans == {"n": 3}
+    assert live == {"n": len(TENANTS)}
