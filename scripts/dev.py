@@ -7,6 +7,7 @@ Environment:
   DEV_MOTO_PORT    moto server port (default 5001)
   DEV_API_PORT     gateway port (default 8000)
   DEV_STATE_DIR    where the database, the dev signing key and the lock live (default .local)
+  DEV_JOBS_INTERVAL_S  how often the scheduled jobs run (default 300; 0 turns them off)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, TYPE_CHECKING, cast
 
 import psycopg
 
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.devstack.gateway import LocalGateway, make_server  # noqa: E402
+from scripts.devstack.gateway import LambdaContextStub, LocalGateway, make_server  # noqa: E402
 from scripts.devstack.identities import USERS  # noqa: E402
 from scripts.devstack.jwt_keys import SigningKey  # noqa: E402
 from scripts.devstack.openapi import docs_routes  # noqa: E402
@@ -40,6 +41,9 @@ from scripts.devstack.stack import (  # noqa: E402
     QUIET_POWERTOOLS_ENV,
     provision_and_migrate,
 )
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 DEV_DB = "alquimista"
 
@@ -107,6 +111,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="database, signing key and lock folder (default .local, git-ignored)",
     )
     parser.add_argument(
+        "--jobs-interval",
+        type=float,
+        default=float(os.environ.get("DEV_JOBS_INTERVAL_S", "300")),
+        help="seconds between runs of the scheduled jobs (expire_trials); 0 turns them off",
+    )
+    parser.add_argument(
         "--no-serve", action="store_true", help="set everything up, then exit (for smoke tests)"
     )
     return parser.parse_args(argv)
@@ -139,6 +149,28 @@ def _start_moto(stack: ExitStack, port: int) -> None:
     print(f"• moto (AWS APIs) on 127.0.0.1:{port}", flush=True)
 
 
+def _start_job_timer(stack: ExitStack, gateway: LocalGateway, interval_s: float) -> None:
+    """What EventBridge does on AWS: invoke the jobs Lambda on a schedule."""
+    if interval_s <= 0:
+        return
+    from lambdas.jobs.handler import lambda_handler as run_job  # noqa: PLC0415
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval_s):
+            context = LambdaContextStub(function_name="alquimista-dev-jobs")
+            with gateway.invocation_lock:
+                try:
+                    report = run_job({"job": "expire_trials"}, cast("LambdaContext", context))
+                except Exception as exc:  # a failed run is reported; the next one may pass
+                    report = {"job": "expire_trials", "ok": False, "error": type(exc).__name__}
+            print(f"• scheduled job: {report}", flush=True)
+
+    threading.Thread(target=loop, name="dev-jobs", daemon=True).start()
+    stack.callback(stop.set)
+
+
 def _serve_until_stopped(stack: ExitStack, gateway: LocalGateway, host: str, port: int) -> None:
     server = make_server(gateway, host, port, extra_routes=docs_routes())
     stack.callback(server.server_close)
@@ -169,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_serve:
             return 0
         _print_banner(args.host, args.port, key)
-        _serve_until_stopped(stack, LocalGateway(key, env=args.env), args.host, args.port)
+        gateway = LocalGateway(key, env=args.env)
+        _start_job_timer(stack, gateway, args.jobs_interval)
+        _serve_until_stopped(stack, gateway, args.host, args.port)
     return 0
 
 

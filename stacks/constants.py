@@ -50,3 +50,7 @@ def aurora_max_connections(max_acu: float) -> int:
         int(max_acu * AURORA_BYTES_PER_ACU // AURORA_BYTES_PER_CONNECTION),
         AURORA_MAX_CONNECTIONS_CAP,
     )
+
+
+# Scheduled jobs (lambdas/jobs) and how often EventBridge runs each.
+JOB_SCHEDULES: Final = {"expire_trials": Duration.hours(1)}

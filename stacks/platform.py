@@ -22,6 +22,7 @@ from stacks.bundling import LambdaBundleConstruct
 from stacks.config import ConfigError, EnvironmentConfig
 from stacks.constants import (
     CHAT_GROUP,
+    JOB_SCHEDULES,
     LAMBDA_CONNECTION_SHARE,
     MIGRATION_RESERVED_CONCURRENCY,
     READ_ONLY_GROUPS,
@@ -31,6 +32,7 @@ from stacks.constants import (
 from stacks.database import DatabaseConstruct
 from stacks.functions import ServiceFunctionConstruct
 from stacks.identity import IdentityConstruct
+from stacks.jobs import JOBS_RESERVED_CONCURRENCY, ScheduledJobsConstruct
 from stacks.migrations import SchemaMigrationsConstruct
 from stacks.monitoring import MonitoringConstruct
 from stacks.network import NetworkConstruct
@@ -227,9 +229,21 @@ class ApiStack(Stack):
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
-        self._grant(data, self.route_functions.functions)
-        for construct in self.route_functions.functions.values():
-            # Routes go live only once the schema they query is current.
+        self.jobs = ScheduledJobsConstruct(
+            self,
+            "Jobs",
+            schedules=JOB_SCHEDULES,
+            bundle=bundle,
+            vpc=network.vpc,
+            subnets=network.isolated_subnets,
+            security_group=network.function_security_group,
+            environment=api_environment("jobs", config, data, names),
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        )
+        self._grant(data, {**self.route_functions.functions, "jobs": self.jobs.function})
+        for construct in [*self.route_functions.functions.values(), self.jobs.function]:
+            # Routes and jobs go live only once the schema they query is current.
             construct.function.node.add_dependency(migrations.migrations.resource)
         self.http_api = HttpApiConstruct(
             self,
@@ -313,7 +327,7 @@ def connection_budget(config: EnvironmentConfig) -> int:
 
 def check_concurrency(config: EnvironmentConfig, routes: Sequence[Route]) -> None:
     total = len(route_groups(routes)) * config.api_reserved_concurrency
-    total += MIGRATION_RESERVED_CONCURRENCY
+    total += MIGRATION_RESERVED_CONCURRENCY + JOBS_RESERVED_CONCURRENCY
     budget = connection_budget(config)
     if total > budget:
         raise ConfigError(

@@ -76,6 +76,17 @@ class MigrationSettings(ServiceSettings):
         return resource_names(self.environment).runtime_db_role
 
 
+class JobSettings(ApiSettings):
+    """The scheduled-jobs Lambda: the API's database access plus the locks table."""
+
+    locks_table: str = Field(alias="LOCKS_TABLE_NAME")
+
+
+@lru_cache(maxsize=1)
+def get_job_settings() -> JobSettings:
+    return JobSettings()  # type: ignore[call-arg,unused-ignore]
+
+
 @lru_cache(maxsize=1)
 def get_api_settings() -> ApiSettings:
     return ApiSettings()  # type: ignore[call-arg,unused-ignore]

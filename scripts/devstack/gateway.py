@@ -2,8 +2,8 @@
 same ``lambda_handler`` functions that the stacks deploy, chosen from the shared route table.
 
 It emulates the JWT authorizer (claims at ``requestContext.authorizer.jwt.claims``, stringified
-as API Gateway does) and runs each route group's Lambda one invocation at a time, as one Lambda
-execution environment would.
+as API Gateway does) and runs one invocation at a time, as one Lambda execution environment
+would.
 """
 
 from __future__ import annotations
@@ -88,7 +88,10 @@ class LocalGateway:
         self._env = env
         self._load = handler_loader or _import_handler
         self._handlers: dict[str, Handler] = {}
-        self._locks = {route.group: threading.Lock() for route in self._routes}
+        # Every handler module of this process shares lambdas.shared's cached settings and
+        # database connection, which on AWS each function has to itself: so invocations run
+        # one at a time, as in a single execution environment.
+        self.invocation_lock = threading.Lock()
 
     def dispatch(
         self,
@@ -159,7 +162,7 @@ class LocalGateway:
     def _invoke(self, route: Route, event: dict[str, Any], request_id: str) -> GatewayResponse:
         handler = self._handler(route.handler)
         context = LambdaContextStub(function_name=f"alquimista-{self._env}-{route.group}")
-        with self._locks[route.group]:
+        with self.invocation_lock:
             try:
                 result = handler(event, context)
             except Exception:  # a crashed Lambda is a 500, never a traceback

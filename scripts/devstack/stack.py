@@ -44,6 +44,7 @@ def reset_lambda_caches() -> None:
     settings.get_api_settings.cache_clear()
     settings.get_billing_settings.cache_clear()
     settings.get_migration_settings.cache_clear()
+    settings.get_job_settings.cache_clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 

@@ -57,6 +57,7 @@ def dev_stack(tmp_path: Path) -> Iterator[DevStack]:
         "DEV_API_PORT": str(ports["api"]),
         "DEV_MOTO_PORT": str(ports["moto"]),
         "DEV_PG_PORT": str(ports["pg"]),
+        "DEV_JOBS_INTERVAL_S": "1",
     }
     env.pop("DATABASE_URL", None)
     process = subprocess.Popen(
@@ -114,6 +115,7 @@ def test_make_dev_serves_survives_a_database_outage_and_stops_cleanly(
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     assert "Alquimista local API on" in output
+    assert "scheduled job: {'job': 'expire_trials', 'ok': True" in output
     assert not _postgres_processes(state / "postgres" / "pgdata")
     assert not port_is_open("127.0.0.1", ports["moto"])
     assert not port_is_open("127.0.0.1", ports["api"])

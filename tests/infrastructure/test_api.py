@@ -12,6 +12,7 @@ from lambdas.shared.constants import Environment
 from lambdas.shared.routes import GROUPS, ROUTES
 from stacks.bundling import REPO_ROOT
 from stacks.config import EnvironmentConfig, load_config
+from stacks.jobs import JOBS_HANDLER
 from stacks.migrations import MIGRATION_HANDLER
 from stacks.platform import connection_budget
 from tests.infrastructure.conftest import CHAT_ROUTE, Synthesis
@@ -36,7 +37,7 @@ def _group_functions(synthesis: Synthesis) -> dict[str, dict[str, Any]]:
     return {
         props["Handler"].split(".")[1]: props
         for props in _python_functions(synthesis).values()
-        if props["Handler"] != MIGRATION_HANDLER
+        if props["Handler"] not in (MIGRATION_HANDLER, JOBS_HANDLER)
     }
 
 
@@ -116,7 +117,9 @@ def test_user_pool_is_admin_only_and_prod_requires_mfa(synthesis: Synthesis) -> 
 def test_a_function_per_group_plus_migrations_all_python313_arm64(synthesis: Synthesis) -> None:
     functions = _python_functions(synthesis)
     handlers = sorted(f["Handler"] for f in functions.values())
-    expected = sorted({r.handler for r in ROUTES} | {"lambdas.migrations.handler.lambda_handler"})
+    expected = sorted(
+        {r.handler for r in ROUTES} | {MIGRATION_HANDLER, JOBS_HANDLER},
+    )
     assert handlers == expected
     for props in functions.values():
         assert props["Runtime"] == "python3.13"
@@ -168,3 +171,24 @@ def test_only_chat_ships_openai_and_reaches_the_internet(with_chat: Synthesis) -
             assert len(props["Layers"]) == 1
             assert "isolatedSubnet" in subnets
             assert "egressSubnet" not in subnets
+
+
+def test_trial_expiry_runs_hourly_on_the_jobs_function_with_the_lock_table(
+    synthesis: Synthesis,
+) -> None:
+    (jobs_name,) = [
+        name
+        for name, props in _python_functions(synthesis).items()
+        if props["Handler"] == JOBS_HANDLER
+    ]
+    jobs = _python_functions(synthesis)[jobs_name]
+    rules = synthesis.resources("AWS::Events::Rule", "Api").values()
+    (rule,) = [r["Properties"] for r in rules if "expire_trials" in json.dumps(r["Properties"])]
+    assert rule["ScheduleExpression"] == "rate(1 hour)"
+    (target,) = rule["Targets"]
+    assert json.loads(target["Input"]) == {"job": "expire_trials"}
+    assert jobs_name in json.dumps(target["Arn"])
+    variables = jobs["Environment"]["Variables"]
+    assert "LOCKS_TABLE_NAME" in variables
+    assert "RuntimeSecret" in json.dumps(variables["DB_SECRET_ARN"])
+    assert jobs["ReservedConcurrentExecutions"] == 1
