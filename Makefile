@@ -87,6 +87,10 @@ migrate-status: sync ## migration status of the `make dev` database (see docs/mi
 bench-migrations: sync ## migration runner vs psql benchmark; updates docs/benchmarks.md
 	$(RUN) python scripts/bench/migrations.py --write docs/benchmarks.md
 
+.PHONY: bench-api
+bench-api: sync ## warm API latency and cold import benchmark (results: docs/benchmarks.md)
+	$(RUN) python scripts/bench/api.py
+
 .PHONY: synth
 synth: sync ## synthesize dev and prod into cdk.out/<env> (cdk-nag gates), then cfn-lint them
 	$(CDK) synth -c env=dev --output cdk.out/dev --quiet
