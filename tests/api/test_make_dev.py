@@ -6,10 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 import psutil
@@ -46,6 +48,21 @@ class DevStack:
     ports: dict[str, int]
     env: dict[str, str]
     state: Path
+    lines: list[str]
+
+    def wait_for_line(self, fragment: str, timeout_s: float = 30) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if fragment in line:
+                    return line
+            time.sleep(0.1)
+        raise AssertionError(f"no line with {fragment!r} in:\n" + "".join(self.lines))
+
+
+def _collect(stream: IO[str], lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line)
 
 
 @pytest.fixture
@@ -68,8 +85,11 @@ def dev_stack(tmp_path: Path) -> Iterator[DevStack]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+    assert process.stdout is not None
+    threading.Thread(target=_collect, args=(process.stdout, lines), daemon=True).start()
     try:
-        yield DevStack(process, ports, env, tmp_path)
+        yield DevStack(process, ports, env, tmp_path, lines)
     finally:
         if process.poll() is None:
             process.kill()
@@ -83,8 +103,9 @@ def test_make_dev_serves_survives_a_database_outage_and_stops_cleanly(
     process, ports, state = dev_stack.process, dev_stack.ports, dev_stack.state
     base = f"http://127.0.0.1:{ports['api']}"
 
-    # Given make dev is up
+    # Given make dev is up, its scheduled jobs running
     assert _wait_for(f"{base}/health").status_code == 200
+    assert "'ok': True" in dev_stack.wait_for_line("scheduled job: {'job': 'expire_trials'")
 
     # a second one refuses to start, clearly
     second = subprocess.run(
@@ -112,10 +133,10 @@ def test_make_dev_serves_survives_a_database_outage_and_stops_cleanly(
 
     # Ctrl-C stops everything: no PostgreSQL, moto or gateway left behind
     process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=30)
+    process.wait(timeout=30)
+    output = "".join(dev_stack.lines)
     assert process.returncode == 0, output
     assert "Alquimista local API on" in output
-    assert "scheduled job: {'job': 'expire_trials', 'ok': True" in output
     assert not _postgres_processes(state / "postgres" / "pgdata")
     assert not port_is_open("127.0.0.1", ports["moto"])
     assert not port_is_open("127.0.0.1", ports["api"])
