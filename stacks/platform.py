@@ -298,6 +298,7 @@ class MonitoringStack(Stack):
             route_keys=[route.route_key for route in routes],
             functions={
                 **api.route_functions.functions,
+                "jobs": api.jobs.function,
                 "migrations": migrations.migrations.runner,
             },
             cluster=data.database.cluster,

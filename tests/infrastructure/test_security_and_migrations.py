@@ -155,6 +155,7 @@ def test_alarms_cover_errors_latency_and_capacity_and_notify_the_topic(
         "ApiP99Latency",
         "AuroraAcuAtMax",
         "HealthErrors",
+        "JobsErrors",
         "MigrationsErrors",
     ):
         assert expected in names
