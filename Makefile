@@ -34,6 +34,12 @@ sync: $(UV) ## install the pinned dependencies (uv.lock) into .venv
 dev: sync ## run the local stack: embedded PostgreSQL, moto, migrations, seed, API on :8000
 	$(RUN) python scripts/dev.py
 
+TENANT ?= acme
+ROLE ?= admin
+.PHONY: token
+token: sync ## print a dev JWT: make -s token TENANT=acme|globex ROLE=admin|member|viewer
+	@$(RUN) python scripts/dev_token.py --tenant $(TENANT) --role $(ROLE)
+
 .PHONY: dev-reset
 dev-reset: $(UV) ## wipe the local database (stop `make dev` first)
 	@if [ -f .local/dev.lock ] && ! flock -n .local/dev.lock true; then \

@@ -222,7 +222,7 @@ API docs (Swagger UI): {url}/docs
 
 Try:
   curl {url}/health
-  TOKEN=$(uv run python scripts/dev_token.py --tenant acme --role admin)
+  TOKEN=$(make -s token TENANT=acme ROLE=admin)
   curl -H "Authorization: Bearer $TOKEN" {url}/api/plans
 """,
         flush=True,
