@@ -11,16 +11,20 @@ from lambdas.agents.models import (
 )
 from lambdas.shared.db import Connection, UnitOfWork
 
-_AGENT_SELECT = """
-    SELECT a.id, a.slug, a.name, a.description, a.category, a.status, a.version,
-           a.requires_approval,
-           coalesce(
-               (SELECT array_agg(s.slug ORDER BY s.sort_order, s.slug)
-                FROM public.subnucleo_agents AS sa
-                JOIN public.subnucleos AS s ON s.id = sa.subnucleo_id
-                WHERE sa.agent_id = a.id),
-               '{}'
-           ) AS subnucleos
+# An agent's columns with the slugs of its subnúcleos (``a`` is alquimista_platform.agents).
+_AGENT_COLUMNS = """
+    a.id, a.slug, a.name, a.description, a.category, a.status, a.version, a.requires_approval,
+    coalesce(
+        (SELECT array_agg(s.slug ORDER BY s.sort_order, s.slug)
+         FROM public.subnucleo_agents AS sa
+         JOIN public.subnucleos AS s ON s.id = sa.subnucleo_id
+         WHERE sa.agent_id = a.id),
+        '{}'
+    ) AS subnucleos
+"""
+
+_AGENT_SELECT = f"""
+    SELECT {_AGENT_COLUMNS}
     FROM alquimista_platform.agents AS a
 """
 
@@ -175,17 +179,8 @@ class ActivationRepository:
 
     def list_active(self) -> list[ActiveAgent]:
         rows = self._conn.execute(
-            """
-            SELECT a.id, a.slug, a.name, a.description, a.category, a.status, a.version,
-                   a.requires_approval,
-                   coalesce(
-                       (SELECT array_agg(s.slug ORDER BY s.sort_order, s.slug)
-                        FROM public.subnucleo_agents AS sa
-                        JOIN public.subnucleos AS s ON s.id = sa.subnucleo_id
-                        WHERE sa.agent_id = a.id),
-                       '{}'
-                   ) AS subnucleos,
-                   ta.source, aa.activated_at, aa.activated_by
+            f"""
+            SELECT {_AGENT_COLUMNS}, ta.source, aa.activated_at, aa.activated_by
             FROM alquimista_platform.agent_activations AS aa
             JOIN alquimista_platform.agents AS a ON a.id = aa.agent_id
             LEFT JOIN public.tenant_agents AS ta

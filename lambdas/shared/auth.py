@@ -46,9 +46,6 @@ class Principal:
     role: str
     permissions: frozenset[str]
 
-    def can(self, permission: str) -> bool:
-        return permission in self.permissions
-
 
 class MembershipReader(Protocol):
     def grant_for(self, sub: UUID, tenant_id: UUID) -> MembershipGrant | None:

@@ -61,11 +61,6 @@ class NotFound(AppError):
     code = "not_found"
 
 
-class MethodNotAllowed(AppError):
-    status = HTTPStatus.METHOD_NOT_ALLOWED
-    code = "method_not_allowed"
-
-
 class Conflict(AppError):
     status = HTTPStatus.CONFLICT
     code = "conflict"
@@ -89,6 +84,12 @@ class TooManyRequests(AppError):
 class ServiceUnavailable(AppError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
     code = "service_unavailable"
+
+
+def database_unavailable(error: psycopg.OperationalError) -> ServiceUnavailable:
+    """What a client is told when PostgreSQL cannot be reached (the cause is only logged)."""
+    logger.warning("database unavailable", extra={"error": type(error).__name__})
+    return ServiceUnavailable("the database is unavailable; retry shortly")
 
 
 def error_body(
@@ -151,8 +152,7 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
         return _response(app, Conflict(message + suffix))
 
     def handle_database_down(error: psycopg.OperationalError) -> Response[Any]:
-        logger.warning("database unavailable", extra={"error": type(error).__name__})
-        return _response(app, ServiceUnavailable("the database is unavailable; retry shortly"))
+        return _response(app, database_unavailable(error))
 
     def handle_unexpected(error: Exception) -> Response[Any]:
         logger.exception("unhandled error")

@@ -18,8 +18,8 @@ from lambdas.shared.db import READ_ONLY_REQUEST, Database
 from lambdas.shared.errors import (
     AppError,
     PayloadTooLarge,
-    ServiceUnavailable,
     Unauthorized,
+    database_unavailable,
     error_body,
     register_error_handlers,
 )
@@ -83,10 +83,9 @@ def resolve(
         return app.resolve(event, context)
     except AppError as error:
         return error_response(event, error)
-    except psycopg.OperationalError:
-        return error_response(
-            event, ServiceUnavailable("the database is unavailable; retry shortly")
-        )
+    except psycopg.OperationalError as error:
+        # raised by the authorization lookup, before the resolver's own handlers apply
+        return error_response(event, database_unavailable(error))
     finally:
         app.context.clear()
         if get_database.cache_info().currsize:

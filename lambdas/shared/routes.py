@@ -94,10 +94,6 @@ GROUPS: Final[tuple[str, ...]] = tuple(dict.fromkeys(route.group for route in RO
 _BY_KEY: Final[dict[str, Route]] = {route.route_key: route for route in ROUTES}
 
 
-def routes_for(group: str) -> tuple[Route, ...]:
-    return tuple(route for route in ROUTES if route.group == group)
-
-
 def route_for_key(route_key: str) -> Route | None:
     """The table's route for an API Gateway ``routeKey`` (e.g. ``GET /api/plans``)."""
     return _BY_KEY.get(route_key)

@@ -36,11 +36,6 @@ class DatabaseSettings(_Base):
     db_statement_timeout_ms: int = Field(default=10_000, ge=100)
 
 
-class DynamoSettings(_Base):
-    locks_table: str = Field(alias="LOCKS_TABLE_NAME")
-    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE_NAME")
-
-
 class ApiSettings(ServiceSettings, DatabaseSettings):
     """Settings every API route-group Lambda needs."""
 

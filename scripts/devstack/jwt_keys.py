@@ -102,7 +102,3 @@ class SigningKey:
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
         return claims
-
-    def jwks(self) -> dict[str, Any]:
-        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
-        return {"keys": [{**jwk, "kid": self.kid, "use": "sig", "alg": ALGORITHM}]}
