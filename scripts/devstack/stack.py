@@ -41,10 +41,10 @@ def reset_lambda_caches() -> None:
     if http.get_database.cache_info().currsize:
         http.get_database().close()
     http.get_database.cache_clear()
-    settings.get_api_settings.cache_clear()
-    settings.get_billing_settings.cache_clear()
-    settings.get_migration_settings.cache_clear()
-    settings.get_job_settings.cache_clear()
+    for name in dir(settings):
+        getter = getattr(settings, name)
+        if name.startswith("get_") and hasattr(getter, "cache_clear"):
+            getter.cache_clear()  # every get_*_settings, including ones added later
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
