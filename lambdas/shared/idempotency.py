@@ -146,3 +146,10 @@ def run_once(
         return run(request={"key": key}, work=work)
     except IdempotencyAlreadyInProgressError:
         raise OnceInProgress("this event is being processed; retry shortly") from None
+
+
+def forget_stores() -> None:
+    """Drop the cached persistence layers (and their DynamoDB clients): the next request builds
+    them again from the current environment, as a fresh execution environment would."""
+    _idempotent_resolver.cache_clear()
+    _once.cache_clear()

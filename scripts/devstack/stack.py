@@ -36,7 +36,7 @@ def reset_lambda_caches() -> None:
     """Forget what a warm execution environment cached (settings, secrets, the connection)."""
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
 
-    from lambdas.shared import http, settings  # noqa: PLC0415
+    from lambdas.shared import http, idempotency, settings  # noqa: PLC0415
 
     if http.get_database.cache_info().currsize:
         http.get_database().close()
@@ -46,6 +46,7 @@ def reset_lambda_caches() -> None:
         if name.startswith("get_") and hasattr(getter, "cache_clear"):
             getter.cache_clear()  # every get_*_settings, including ones added later
     parameters.clear_caches()  # type: ignore[no-untyped-call]
+    idempotency.forget_stores()
 
 
 @contextmanager
