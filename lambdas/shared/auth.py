@@ -47,18 +47,15 @@ class Principal:
     permissions: frozenset[str]
 
 
-class MembershipReader(Protocol):
-    def grant_for(self, sub: UUID, tenant_id: UUID) -> MembershipGrant | None:
-        """The caller's active membership in ``tenant_id``, or None."""
+class AuthUow(Protocol):
+    @property
+    def grant(self) -> MembershipGrant | None:
+        """The caller's active membership in the unit's tenant, or None."""
         ...
 
 
-class AuthUow(Protocol):
-    @property
-    def memberships(self) -> MembershipReader: ...
-
-
-AuthUowFactory = Callable[[UUID], AbstractContextManager[AuthUow]]
+# (caller's sub, requested tenant) -> a unit of work scoped to that tenant
+AuthUowFactory = Callable[[UUID, UUID], AbstractContextManager[AuthUow]]
 
 
 def _uuid(value: Any) -> UUID | None:
@@ -116,8 +113,8 @@ def authorize(event: Mapping[str, Any], permission: str, uow_factory: AuthUowFac
     claims = claims_of(event) or {}
     identity = identity_from_claims(claims)
     tenant_id = requested_tenant(claims, event.get("headers"))
-    with uow_factory(tenant_id) as uow:
-        grant = uow.memberships.grant_for(identity.sub, tenant_id)
+    with uow_factory(identity.sub, tenant_id) as uow:
+        grant = uow.grant
     if grant is None:
         raise Forbidden("you are not an active member of this tenant")
     if permission not in grant.permissions:

@@ -8,10 +8,10 @@ provider is asked again with ``force=True`` so a rotated password is picked up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, LiteralString, Self
 from uuid import UUID
 
 import psycopg
@@ -25,6 +25,9 @@ from lambdas.shared.secrets import DbCredentials
 
 CredentialsProvider = Callable[[bool], DbCredentials]
 Connection = psycopg.Connection[dict[str, Any]]
+Cursor = psycopg.Cursor[dict[str, Any]]
+# A statement and its parameters, sent in the same round trip as BEGIN and the tenant scoping.
+OpeningQuery = tuple[LiteralString, Mapping[str, Any]]
 
 _TENANT_SQL = "select set_config(%s, %s, true)"
 
@@ -61,11 +64,19 @@ class Database:
             self._conn.close()
         self._conn = None
 
-    def begin(self, tenant_id: UUID | None, *, read_only: bool | None = None) -> Connection:
+    def begin(
+        self,
+        tenant_id: UUID | None,
+        *,
+        read_only: bool | None = None,
+        opening: OpeningQuery | None = None,
+    ) -> tuple[Connection, Cursor | None]:
         """Open a transaction scoped to ``tenant_id`` (or to no tenant).
 
         ``read_only`` (default: ``READ_ONLY_REQUEST``, which the API sets for safe HTTP
-        methods) makes PostgreSQL refuse writes in the transaction.
+        methods) makes PostgreSQL refuse writes in the transaction. ``opening`` is a read that
+        travels in the same round trip as BEGIN and the scoping statement; its cursor is
+        returned beside the connection.
 
         The scoping statement is also the liveness check: if the reused connection is dead it
         fails before any work was done, so one reconnect and retry is always safe.
@@ -75,20 +86,36 @@ class Database:
         held, self._held = self._held, None
         if held is not None and self._conn is not None:
             if held == (tenant, read_only) and _in_transaction(self._conn):
-                return self._conn
+                return self._conn, self._conn.execute(*opening) if opening else None
             self._finish(self._conn)
         reused = self._conn is not None and not (self._conn.closed or self._conn.broken)
         conn = self.connection()
         try:
-            self._start(conn, tenant, read_only)
+            return conn, self._start(conn, tenant, read_only, opening)
         except psycopg.OperationalError:
             self.close()
             if not reused:
                 raise
             logger.warning("reused database connection was broken; reconnecting once")
             conn = self.connection()
-            self._start(conn, tenant, read_only)
-        return conn
+            return conn, self._start_or_abort(conn, tenant, read_only, opening)
+        except psycopg.Error:
+            self._abort(conn)  # e.g. the opening read failed: leave no aborted transaction
+            raise
+
+    def _start_or_abort(
+        self, conn: Connection, tenant: str, read_only: bool, opening: OpeningQuery | None
+    ) -> Cursor | None:
+        try:
+            return self._start(conn, tenant, read_only, opening)
+        except psycopg.Error:
+            self._abort(conn)
+            raise
+
+    @staticmethod
+    def _abort(conn: Connection) -> None:
+        if not (conn.closed or conn.broken):
+            conn.rollback()
 
     def hold(self, conn: Connection, tenant_id: UUID | None) -> None:
         """Keep the open transaction for the next ``begin`` with the same tenant and mode (the
@@ -111,12 +138,15 @@ class Database:
             conn.rollback()
 
     @staticmethod
-    def _start(conn: Connection, tenant: str, read_only: bool) -> None:
+    def _start(
+        conn: Connection, tenant: str, read_only: bool, opening: OpeningQuery | None
+    ) -> Cursor | None:
         if conn.read_only != read_only:
             conn.read_only = read_only  # psycopg then opens with BEGIN READ ONLY
-        # BEGIN and the scoping statement travel in one round trip
+        # BEGIN, the scoping statement and the opening read travel in one round trip
         with conn.pipeline():
             conn.execute(_TENANT_SQL, (TENANT_SETTING, tenant))
+            return conn.execute(*opening) if opening else None
 
     def _connect(self) -> Connection:
         try:
@@ -184,6 +214,7 @@ class UnitOfWork:
         self._read_only = read_only
         self._hand_over = hand_over
         self._conn: Connection | None = None
+        self._opened: Cursor | None = None
         self.committed = False
 
     @property
@@ -193,10 +224,22 @@ class UnitOfWork:
         return self._conn
 
     def __enter__(self) -> Self:
-        self._conn = self._database.begin(self.tenant_id, read_only=self._read_only)
+        self._conn, self._opened = self._database.begin(
+            self.tenant_id, read_only=self._read_only, opening=self._opening()
+        )
         self.committed = False
         self._on_enter()
         return self
+
+    def _opening(self) -> OpeningQuery | None:
+        """Hook: a read to send in the same round trip as BEGIN (its cursor: ``opened``)."""
+        return None
+
+    @property
+    def opened(self) -> Cursor:
+        if self._opened is None:
+            raise RuntimeError("this unit of work sent no opening query")
+        return self._opened
 
     def _on_enter(self) -> None:
         """Hook for subclasses to build repositories over ``self.conn``."""

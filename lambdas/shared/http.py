@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
@@ -93,10 +94,10 @@ def resolve(
         READ_ONLY_REQUEST.reset(read_only)
 
 
-def _auth_unit_of_work(tenant_id: Any) -> AuthUnitOfWork:
+def _auth_unit_of_work(sub: UUID, tenant_id: UUID) -> AuthUnitOfWork:
     # The lookup's transaction carries on into the route's unit of work for the same tenant:
     # one transaction per request instead of two.
-    return AuthUnitOfWork(get_database(), tenant_id, hand_over=True)
+    return AuthUnitOfWork(get_database(), tenant_id, sub, hand_over=True)
 
 
 def current_principal(app: APIGatewayHttpResolver | Router) -> Principal:

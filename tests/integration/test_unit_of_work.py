@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import LiteralString
 
 import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
 
-from lambdas.shared.db import Database, UnitOfWork
+from lambdas.shared.db import Database, OpeningQuery, UnitOfWork
 from lambdas.shared.secrets import DbCredentials
 from tests.support.database import RUNTIME_ROLE, TestDatabase
 
@@ -120,6 +121,55 @@ def test_a_failing_unit_of_work_does_not_hand_over(database) -> None:
         raise RuntimeError("boom")
 
     assert database.connection().info.transaction_status == TransactionStatus.IDLE
+
+
+class _Opening(UnitOfWork):
+    """Sends a read in the same round trip as BEGIN and the tenant scoping."""
+
+    sql: LiteralString = (
+        "SELECT current_setting('app.current_tenant_id', true) AS tenant, now() AS started"
+    )
+
+    def _opening(self) -> OpeningQuery:
+        return self.sql, {}
+
+
+def test_the_opening_read_runs_inside_the_scoped_transaction(database) -> None:
+    tenant = uuid.uuid4()
+
+    with _Opening(database, tenant, read_only=True) as uow:
+        row = uow.opened.fetchone()
+        assert row is not None
+        assert row["tenant"] == str(tenant)
+        assert row["started"] == _transaction_start(uow)
+
+
+def test_a_unit_of_work_without_an_opening_read_has_no_cursor(database) -> None:
+    with UnitOfWork(database, None) as uow, pytest.raises(RuntimeError, match="no opening"):
+        _ = uow.opened
+
+
+def test_the_opening_read_also_runs_in_a_handed_over_transaction(database) -> None:
+    tenant = uuid.uuid4()
+    with UnitOfWork(database, tenant, read_only=True, hand_over=True) as first:
+        started = _transaction_start(first)
+
+    with _Opening(database, tenant, read_only=True) as second:
+        row = second.opened.fetchone()
+        assert row is not None
+        assert (row["tenant"], row["started"]) == (str(tenant), started)
+
+
+def test_a_failing_opening_read_leaves_the_connection_usable(database) -> None:
+    class Failing(_Opening):
+        sql = "SELECT 1 / 0 AS boom"
+
+    with pytest.raises(psycopg.errors.DivisionByZero), Failing(database, uuid.uuid4()):
+        pass
+
+    assert database.connection().info.transaction_status == TransactionStatus.IDLE
+    with UnitOfWork(database, None) as uow:
+        assert _tenant_setting(uow) == ""
 
 
 def test_a_get_request_runs_its_transactions_read_only(lambda_env) -> None:

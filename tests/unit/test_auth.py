@@ -18,19 +18,12 @@ from lambdas.shared.errors import Forbidden, Unauthorized, ValidationFailed
 
 
 @dataclass
-class FakeMemberships:
+class FakeAuthUow:
+    """Stands in for the unit of work whose opening round trip looks the membership up."""
+
     grants: dict[tuple[uuid.UUID, uuid.UUID], MembershipGrant] = field(default_factory=dict)
     lookups: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
-
-    def grant_for(self, sub: uuid.UUID, tenant_id: uuid.UUID) -> MembershipGrant | None:
-        self.lookups.append((sub, tenant_id))
-        return self.grants.get((sub, tenant_id))
-
-
-@dataclass
-class FakeAuthUow:
-    memberships: FakeMemberships
-    tenants: list[uuid.UUID] = field(default_factory=list)
+    grant: MembershipGrant | None = None
 
 
 def _event(claims: dict[str, str] | None, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -43,15 +36,13 @@ def _event(claims: dict[str, str] | None, headers: dict[str, str] | None = None)
 @pytest.fixture
 def setup():
     sub, tenant, user_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    memberships = FakeMemberships()
-    memberships.grants[(sub, tenant)] = MembershipGrant(
-        user_id, "viewer", frozenset({"plans:read"})
-    )
-    uow = FakeAuthUow(memberships)
+    uow = FakeAuthUow()
+    uow.grants[(sub, tenant)] = MembershipGrant(user_id, "viewer", frozenset({"plans:read"}))
 
     @contextmanager
-    def factory(tenant_id: uuid.UUID) -> Iterator[FakeAuthUow]:
-        uow.tenants.append(tenant_id)
+    def factory(caller: uuid.UUID, tenant_id: uuid.UUID) -> Iterator[FakeAuthUow]:
+        uow.lookups.append((caller, tenant_id))
+        uow.grant = uow.grants.get((caller, tenant_id))
         yield uow
 
     return sub, tenant, user_id, uow, factory
@@ -68,7 +59,7 @@ def test_a_member_with_the_permission_becomes_the_principal(setup) -> None:
     assert principal.role == "viewer"
     assert principal.email == "v@example.com"
     # the lookup ran in a transaction scoped to the requested tenant
-    assert uow.tenants == [tenant]
+    assert uow.lookups == [(sub, tenant)]
 
 
 def test_a_missing_permission_is_forbidden(setup) -> None:
@@ -84,7 +75,7 @@ def test_no_claims_is_unauthorized_and_never_reaches_the_database(setup) -> None
 
     with pytest.raises(Unauthorized):
         authorize(_event(None), "plans:read", factory)
-    assert uow.memberships.lookups == []
+    assert uow.lookups == []
 
 
 def test_the_header_wins_over_the_claim() -> None:
