@@ -12,6 +12,18 @@
 
 Builds are cached under ``.local/build`` keyed by a hash of ``uv.lock`` and the build recipe, so
 repeated synths and tests reuse them; CDK calls the builders only for assets it actually stages.
+
+Both are shipped with bytecode when a CPython of the runtime's version is on this machine
+(``LAMBDA_BYTECODE_PYTHON``, ``python3.13`` on ``PATH`` or a pyenv install): a function's code and
+layers are read-only, so without ``.pyc`` files Lambda compiles every module it imports on each
+cold start (about three times the import's CPU, docs/benchmarks.md). The files are
+``unchecked-hash`` pycs (valid whatever the zip does to modification times) whose recorded paths
+are the ones Lambda mounts (``/var/task``, ``/opt/python``). Without such an interpreter the
+bundles ship sources only, and synthesis says so.
+
+The same builder makes host-platform replicas (``HOST``): the layer's exact package set, and the
+runtime-provided packages at the lock's versions, installed for this machine's interpreter, so the
+cold-import benchmark can import a handler from what its function ships and nothing else.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,6 +65,22 @@ PIP_TARGET_ARGS: Final = (
     "--only-binary=:all:",
 )
 RUNTIME_PROVIDED_PACKAGES: Final = ("boto3", "botocore", "s3transfer")
+RUNTIME_PYTHON: Final = (3, 13)
+TASK_ROOT: Final = "/var/task"
+LAYER_ROOT: Final = "/opt"
+# Target platforms: the functions' (arm64, CPython 3.13), or this machine's interpreter.
+LAMBDA: Final = "lambda"
+HOST: Final = "host"
+_PLATFORM_ARGS: Final = {
+    LAMBDA: PIP_TARGET_ARGS,
+    HOST: (
+        "--implementation",
+        "cp",
+        "--python-version",
+        f"{sys.version_info.major}.{sys.version_info.minor}",
+        "--only-binary=:all:",
+    ),
+}
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".DS_Store")
 _DONE_MARKER: Final = ".complete"
 
@@ -67,10 +96,13 @@ class LayerSpec:
     name: str
     extras: tuple[str, ...] = ()
     base: LayerSpec | None = None
+    bytecode: bool = True
 
 
 BASE_LAYER: Final = LayerSpec("base")
-CHAT_LAYER: Final = LayerSpec("chat", extras=("chat",), base=BASE_LAYER)
+# openai's bytecode would take the chat function (base + chat layers) from ~52 MB to ~74 MB,
+# past the 60 MB budget: the chat function compiles openai's modules when it first imports them.
+CHAT_LAYER: Final = LayerSpec("chat", extras=("chat",), base=BASE_LAYER, bytecode=False)
 
 
 def _uv() -> str:
@@ -94,17 +126,32 @@ def _run(args: list[str]) -> str:
 
 
 @cache
-def locked_requirements(extras: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """``name==version [; marker]`` lines for the runtime dependencies pinned in uv.lock."""
+def _exported(extras: tuple[str, ...], *, runtime_provided: bool) -> tuple[str, ...]:
     args = [_uv(), "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project"]
     args += ["--no-header", "--no-annotate"]
     for extra in extras:
         args += ["--extra", extra]
-    for package in RUNTIME_PROVIDED_PACKAGES:
-        args += ["--no-emit-package", package]
+    if not runtime_provided:
+        for package in RUNTIME_PROVIDED_PACKAGES:
+            args += ["--no-emit-package", package]
     lines = _run(args).splitlines()
     return tuple(
         line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")
+    )
+
+
+def locked_requirements(extras: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """``name==version [; marker]`` lines for the runtime dependencies pinned in uv.lock."""
+    return _exported(extras, runtime_provided=False)
+
+
+def runtime_provided_requirements() -> tuple[str, ...]:
+    """The lock's pins of the packages the Lambda runtime provides (boto3 and its kin)."""
+    names = {name.replace("_", "-") for name in RUNTIME_PROVIDED_PACKAGES}
+    return tuple(
+        line
+        for line in _exported((), runtime_provided=True)
+        if line.split("==", 1)[0].strip().lower().replace("_", "-") in names
     )
 
 
@@ -116,6 +163,74 @@ def layer_requirements(spec: LayerSpec) -> tuple[str, ...]:
     return tuple(line for line in wanted if line not in inherited)
 
 
+_COMPILE = """
+import compileall, py_compile, sys
+target, prefix = sys.argv[1], sys.argv[2]
+compileall.compile_dir(
+    target, quiet=2, workers=0, stripdir=target, prependdir=prefix,
+    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+)
+"""
+_VERSION = "import sys; print('.'.join(map(str, sys.version_info[:3])))"
+
+
+def _runs_as_runtime_python(candidate: str) -> str | None:
+    """``candidate``'s version if it is a working CPython of the runtime's minor version."""
+    try:
+        version = subprocess.run(  # noqa: S603 - a path we looked up, a constant program
+            [candidate, "-I", "-c", _VERSION],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    wanted = ".".join(map(str, RUNTIME_PYTHON)) + "."
+    return version if version.startswith(wanted) else None
+
+
+@cache
+def bytecode_python() -> tuple[str, str] | None:
+    """(path, version) of a CPython matching the Lambda runtime's minor version, if any."""
+    minor = ".".join(map(str, RUNTIME_PYTHON))
+    candidates = [os.environ.get("LAMBDA_BYTECODE_PYTHON"), shutil.which(f"python{minor}")]
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates += [str(p) for p in sorted(pyenv.glob(f"{minor}.*/bin/python{minor}"), reverse=True)]
+    for candidate in filter(None, candidates):
+        version = _runs_as_runtime_python(candidate)
+        if version:
+            return candidate, version
+    return None
+
+
+def bytecode_tag() -> str:
+    """Part of every asset's recipe: which interpreter compiled its bytecode, if one did."""
+    found = bytecode_python()
+    return f"bytecode-unchecked-hash-{found[1]}" if found else "bytecode-none"
+
+
+def compile_bytecode(directory: Path, mounted_at: str) -> bool:
+    """Write ``unchecked-hash`` pycs for the runtime's Python under ``directory``, recording
+    paths as ``mounted_at``; False (and nothing written) without such an interpreter."""
+    found = bytecode_python()
+    if found is None:
+        _warn_no_bytecode()
+        return False
+    _run([found[0], "-I", "-c", _COMPILE, str(directory), mounted_at])
+    return True
+
+
+@cache
+def _warn_no_bytecode() -> None:
+    minor = ".".join(map(str, RUNTIME_PYTHON))
+    print(  # noqa: T201 - synthesis output, once per process
+        f"warning: no Python {minor} found (set LAMBDA_BYTECODE_PYTHON): the Lambda bundles ship "
+        "without bytecode, so every cold start compiles the imported modules",
+        file=sys.stderr,
+    )
+
+
 def _digest(*parts: bytes) -> str:
     digest = hashlib.sha256()
     for part in parts:
@@ -124,8 +239,11 @@ def _digest(*parts: bytes) -> str:
     return digest.hexdigest()
 
 
-def layer_key(spec: LayerSpec) -> str:
-    recipe = "\n".join((spec.name, *layer_requirements(spec), PIP_VERSION, *PIP_TARGET_ARGS))
+def layer_key(spec: LayerSpec, platform: str = LAMBDA) -> str:
+    compiled = bytecode_tag() if platform == LAMBDA and spec.bytecode else "sources"
+    recipe = "\n".join(
+        (spec.name, *layer_requirements(spec), PIP_VERSION, *_PLATFORM_ARGS[platform], compiled)
+    )
     return _digest((REPO_ROOT / "uv.lock").read_bytes(), recipe.encode())[:20]
 
 
@@ -141,16 +259,34 @@ def _locked(name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_layer(spec: LayerSpec) -> Path:
+def build_layer(spec: LayerSpec, platform: str = LAMBDA) -> Path:
     """The layer's content directory (holding ``python/``), built once per lock and recipe."""
-    target = BUILD_DIR / f"layer-{spec.name}-{layer_key(spec)}"
+    suffix = "" if platform == LAMBDA else f"-{platform}"
+    target = BUILD_DIR / f"layer-{spec.name}{suffix}-{layer_key(spec, platform)}"
+    compile_for = f"{LAYER_ROOT}/python" if platform == LAMBDA and spec.bytecode else None
+    return _install(target, layer_requirements(spec), platform, compile_for)
+
+
+def build_runtime_replica() -> Path:
+    """boto3, botocore and s3transfer at the lock's versions for this machine (``python/``):
+    what the Lambda runtime adds to a function's path, for the cold-import benchmark."""
+    requirements = runtime_provided_requirements()
+    recipe = "\n".join(("runtime", *requirements, PIP_VERSION, *_PLATFORM_ARGS[HOST]))
+    key = _digest((REPO_ROOT / "uv.lock").read_bytes(), recipe.encode())[:20]
+    return _install(BUILD_DIR / f"runtime-{HOST}-{key}", requirements, HOST, None)
+
+
+def _install(
+    target: Path, requirements: tuple[str, ...], platform: str, compile_for: str | None
+) -> Path:
+    """pip-install ``requirements`` into ``target/python`` for ``platform``; with
+    ``compile_for``, add the runtime's bytecode recording that mount point."""
     if (target / _DONE_MARKER).exists():
         return target
-    with _locked(f"layer-{spec.name}"):
+    with _locked(target.name.rsplit("-", 1)[0]):
         if (target / _DONE_MARKER).exists():
             return target
-        requirements = layer_requirements(spec)
-        with tempfile.TemporaryDirectory(dir=BUILD_DIR, prefix=f".{spec.name}-") as scratch:
+        with tempfile.TemporaryDirectory(dir=BUILD_DIR, prefix=f".{target.name}-") as scratch:
             work = Path(scratch)
             (work / "requirements.txt").write_text("\n".join(requirements) + "\n")
             _run(
@@ -168,12 +304,14 @@ def build_layer(spec: LayerSpec) -> Path:
                     "--no-compile",
                     "--target",
                     str(work / "content" / "python"),
-                    *PIP_TARGET_ARGS,
+                    *_PLATFORM_ARGS[platform],
                     "--requirement",
                     str(work / "requirements.txt"),
                 ]
             )
             content = work / "content"
+            if compile_for:
+                compile_bytecode(content / "python", compile_for)
             (content / _DONE_MARKER).write_text("\n".join(requirements) + "\n")
             shutil.rmtree(target, ignore_errors=True)
             content.rename(target)
@@ -181,7 +319,7 @@ def build_layer(spec: LayerSpec) -> Path:
 
 
 def code_key() -> str:
-    parts: list[bytes] = []
+    parts: list[bytes] = [bytecode_tag().encode()]
     for source in CODE_SOURCES:
         for path in sorted((REPO_ROOT / source).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
@@ -190,9 +328,11 @@ def code_key() -> str:
 
 
 def stage_code(output: Path) -> None:
-    """Copy the code sources into ``output``, keeping the repository's layout."""
+    """Copy the code sources into ``output``, keeping the repository's layout, and compile
+    them for the runtime's Python."""
     for source in CODE_SOURCES:
         shutil.copytree(REPO_ROOT / source, output / source, ignore=_IGNORED, dirs_exist_ok=True)
+    compile_bytecode(output / "lambdas", f"{TASK_ROOT}/lambdas")
 
 
 def _link_or_copy(source: str, destination: str) -> object:

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from stacks.bundling import BASE_LAYER, CHAT_LAYER, build_layer
+import pytest
+
+from stacks.bundling import (
+    BASE_LAYER,
+    CHAT_LAYER,
+    TASK_ROOT,
+    build_layer,
+    bytecode_python,
+)
 from tests.infrastructure.conftest import CHAT_ROUTE, Synthesis
 
 MAX_UNZIPPED_BYTES = 60 * 1024 * 1024
+RUNTIME_TAG = ".cpython-313.pyc"
+UNCHECKED_HASH_FLAGS = 0b01  # PEP 552: hash-based, source not checked
+RECORDED_PATH = (
+    "import marshal, sys; print(marshal.loads(open(sys.argv[1], 'rb').read()[16:]).co_filename)"
+)
 
 
 def _size(directory: Path) -> int:
@@ -52,7 +66,8 @@ def test_the_code_asset_keeps_the_repository_layout(with_chat: Synthesis) -> Non
     for code, *_ in _bundles(with_chat).values():
         assert (code / "lambdas" / "shared" / "migration_files.py").is_file()
         assert list((code / "database" / "migrations").glob("*.sql"))
-        assert not list(code.rglob("__pycache__"))
+        # bytecode of this machine's interpreter never leaks in; only the runtime's may be there
+        assert all(p.name.endswith(RUNTIME_TAG) for p in code.rglob("*.pyc"))
 
 
 def test_only_the_chat_function_contains_openai(with_chat: Synthesis) -> None:
@@ -87,3 +102,42 @@ def test_chat_layer_adds_openai_without_repeating_the_base_layer() -> None:
     assert "openai" in chat
     assert "openai" not in base
     assert not {n for n in base & chat if n.endswith(".dist-info")}
+
+
+def _pyc_for(source: Path) -> Path:
+    return source.parent / "__pycache__" / f"{source.stem}{RUNTIME_TAG}"
+
+
+def _python_sources(directory: Path) -> list[Path]:
+    return [p for p in directory.rglob("*.py") if "__pycache__" not in p.parts]
+
+
+def test_code_and_base_layer_ship_the_runtimes_unchecked_bytecode(with_chat: Synthesis) -> None:
+    found = bytecode_python()
+    if found is None:
+        pytest.skip("no Python 3.13 on this machine: the bundles ship sources only")
+    code = _bundles(with_chat)["lambdas.health.handler.lambda_handler"][0]
+    for sources in (_python_sources(code / "lambdas"), _python_sources(build_layer(BASE_LAYER))):
+        assert sources
+        missing = [p for p in sources if not _pyc_for(p).is_file()]
+        assert not missing, missing[:5]
+        flags = {int.from_bytes(_pyc_for(p).read_bytes()[4:8], "little") for p in sources}
+        assert flags == {UNCHECKED_HASH_FLAGS}
+    # paths recorded for tracebacks are where Lambda mounts the code, not this machine's
+    handler_pyc = _pyc_for(code / "lambdas" / "health" / "handler.py")
+    recorded = subprocess.run(
+        [found[0], "-I", "-c", RECORDED_PATH, str(handler_pyc)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert recorded == f"{TASK_ROOT}/lambdas/health/handler.py"
+
+
+RECORDED_PATH = (
+    "import marshal, sys; print(marshal.loads(open(sys.argv[1], 'rb').read()[16:]).co_filename)"
+)
+
+
+def test_the_chat_layer_ships_sources_only_to_stay_in_budget() -> None:
+    assert not list(build_layer(CHAT_LAYER).rglob("*.pyc"))
