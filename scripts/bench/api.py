@@ -1,11 +1,14 @@
 """Benchmark the API Lambdas in-process: warm latency of GET /api/plans and GET /api/agents
 through ``lambda_handler`` with real payload v2.0 events on embedded PostgreSQL (moto for the
 secrets), beside the time of the same SQL run through the repositories alone; and the cold
-import CPU time of each non-chat handler module in a fresh interpreter (openai must stay out).
+import CPU time of each non-chat handler module in a fresh interpreter set up like its
+function (Lambda's variables, only the code, the base layer and the runtime's boto3 on the
+path), with bytecode and without, beside a calibration loop (openai must stay out).
 
 Example:
   uv run python scripts/bench/api.py                  # 2000 warm requests per route
   uv run python scripts/bench/api.py --requests 500 --imports 3
+  uv run python scripts/bench/api.py --only imports   # the cold imports alone
 """
 
 from __future__ import annotations
@@ -59,6 +62,31 @@ def measure(fn: Callable[[], Any], *, requests: int, warmup: int) -> list[float]
         fn()
         samples.append((time.perf_counter() - started) * 1000)
     return samples
+
+
+CALIBRATION_PROBE = """
+import time
+started = time.process_time()
+sum(i * i for i in range(3_000_000))
+print((time.process_time() - started) * 1000)
+"""
+
+
+def calibration_ms(runs: int) -> float:
+    """CPU time of a fixed pure-Python loop in a fresh interpreter: how fast the (shared)
+    machine was while the imports were measured, to compare runs with each other."""
+    samples = [
+        float(
+            subprocess.run(
+                [sys.executable, "-S", "-c", CALIBRATION_PROBE],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for _ in range(runs)
+    ]
+    return statistics.median(samples)
 
 
 @dataclass(frozen=True)
@@ -317,11 +345,18 @@ def main(argv: list[str] | None = None) -> int:
     latency = warm_latency(args.requests, args.warmup) if args.only != "imports" else {}
     groups = [g for g in GROUPS if g != "chat"]
     imports = cold_imports(groups, args.imports) if args.only != "latency" else {}
+    calibration = calibration_ms(args.imports) if imports else None
     if args.json:
-        payload = {"latency_ms": latency, "imports_ms": {g: asdict(r) for g, r in imports.items()}}
+        payload = {
+            "latency_ms": latency,
+            "imports_ms": {g: asdict(r) for g, r in imports.items()},
+            "calibration_loop_ms": calibration,
+        }
         print(json.dumps(payload, indent=2))
     else:
         _print_tables(latency, imports, args)
+        if calibration is not None:
+            print(f"calibration: a fixed 3M-step Python loop took {calibration:.0f} ms CPU")
     failed = [n for n, r in latency.items() if r["p50"] > TARGET_P50_MS or r["p99"] > TARGET_P99_MS]
     failed += [g for g, r in imports.items() if r.median_ms > TARGET_IMPORT_MS or r.openai_imported]
     if failed:
