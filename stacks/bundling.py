@@ -34,6 +34,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -53,6 +54,7 @@ REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 BUILD_DIR: Final = REPO_ROOT / ".local" / "build"
 CODE_SOURCES: Final = ("lambdas", "database/migrations")
 PIP_VERSION: Final = "26.3"
+RUNTIME_PYTHON: Final = "3.13"  # the functions' runtime (stacks.constants.LAMBDA_RUNTIME)
 PIP_TARGET_ARGS: Final = (
     "--platform",
     "manylinux2014_aarch64",
@@ -61,11 +63,10 @@ PIP_TARGET_ARGS: Final = (
     "--implementation",
     "cp",
     "--python-version",
-    "3.13",
+    RUNTIME_PYTHON,
     "--only-binary=:all:",
 )
 RUNTIME_PROVIDED_PACKAGES: Final = ("boto3", "botocore", "s3transfer")
-RUNTIME_PYTHON: Final = (3, 13)
 TASK_ROOT: Final = "/var/task"
 LAYER_ROOT: Final = "/opt"
 # Target platforms: the functions' (arm64, CPython 3.13), or this machine's interpreter.
@@ -166,53 +167,74 @@ def layer_requirements(spec: LayerSpec) -> tuple[str, ...]:
 _COMPILE = """
 import compileall, py_compile, sys
 target, prefix = sys.argv[1], sys.argv[2]
-compileall.compile_dir(
-    target, quiet=2, workers=0, stripdir=target, prependdir=prefix,
+compiled = compileall.compile_dir(
+    target, quiet=1, workers=0, stripdir=target, prependdir=prefix,
     invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
 )
+sys.exit(0 if compiled else 1)
 """
-_VERSION = "import sys; print('.'.join(map(str, sys.version_info[:3])))"
+# release level, major.minor, and the magic number that tags the bytecode it writes
+_PROBE = (
+    "import importlib.util, sys; "
+    "print(sys.version_info.releaselevel, '%d.%d' % sys.version_info[:2], "
+    "importlib.util.MAGIC_NUMBER.hex())"
+)
 
 
-def _runs_as_runtime_python(candidate: str) -> str | None:
-    """``candidate``'s version if it is a working CPython of the runtime's minor version."""
+def _bytecode_magic(candidate: str) -> str | None:
+    """The bytecode magic of ``candidate`` if it is a final CPython of the runtime's minor
+    version (a pre-release writes bytecode the runtime ignores)."""
     try:
-        version = subprocess.run(  # noqa: S603 - a path we looked up, a constant program
-            [candidate, "-I", "-c", _VERSION],
+        probe = subprocess.run(  # noqa: S603 - a path we looked up, a constant program
+            [candidate, "-I", "-c", _PROBE],
             capture_output=True,
             text=True,
             timeout=30,
             check=True,
-        ).stdout.strip()
+        ).stdout.split()
     except (OSError, subprocess.SubprocessError):
         return None
-    wanted = ".".join(map(str, RUNTIME_PYTHON)) + "."
-    return version if version.startswith(wanted) else None
+    wanted = ["final", RUNTIME_PYTHON]
+    return probe[2] if len(probe) == 3 and probe[:2] == wanted else None
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    # pyenv's versions/<3.13.N>/bin/python3.13, newest first by number, not by text
+    return tuple(int(part) if part.isdigit() else -1 for part in path.parents[1].name.split("."))
 
 
 @cache
 def bytecode_python() -> tuple[str, str] | None:
-    """(path, version) of a CPython matching the Lambda runtime's minor version, if any."""
-    minor = ".".join(map(str, RUNTIME_PYTHON))
-    candidates = [os.environ.get("LAMBDA_BYTECODE_PYTHON"), shutil.which(f"python{minor}")]
+    """(path, bytecode magic) of a CPython of the Lambda runtime's version, if there is one."""
+    minor = RUNTIME_PYTHON
+    chosen = os.environ.get("LAMBDA_BYTECODE_PYTHON")
+    if chosen:
+        magic = _bytecode_magic(chosen)
+        if magic is None:
+            raise BundlingError(f"LAMBDA_BYTECODE_PYTHON={chosen} is not a final CPython {minor}")
+        return chosen, magic
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    candidates += [str(p) for p in sorted(pyenv.glob(f"{minor}.*/bin/python{minor}"), reverse=True)]
-    for candidate in filter(None, candidates):
-        version = _runs_as_runtime_python(candidate)
-        if version:
-            return candidate, version
+    installed = sorted(pyenv.glob(f"{minor}.*/bin/python{minor}"), key=_version_key, reverse=True)
+    for candidate in filter(None, [shutil.which(f"python{minor}"), *map(str, installed)]):
+        magic = _bytecode_magic(candidate)
+        if magic:
+            return candidate, magic
     return None
 
 
 def bytecode_tag() -> str:
-    """Part of every asset's recipe: which interpreter compiled its bytecode, if one did."""
+    """Part of every asset's recipe: the bytecode format and how it was compiled, if it was."""
     found = bytecode_python()
-    return f"bytecode-unchecked-hash-{found[1]}" if found else "bytecode-none"
+    if found is None:
+        return "bytecode-none"
+    recipe = _digest(_COMPILE.encode(), TASK_ROOT.encode(), LAYER_ROOT.encode())[:12]
+    return f"bytecode-{found[1]}-{recipe}"
 
 
 def compile_bytecode(directory: Path, mounted_at: str) -> bool:
     """Write ``unchecked-hash`` pycs for the runtime's Python under ``directory``, recording
-    paths as ``mounted_at``; False (and nothing written) without such an interpreter."""
+    paths as ``mounted_at``; False (and nothing written) without such an interpreter. A file
+    that does not compile fails the build: it would fail on Lambda too."""
     found = bytecode_python()
     if found is None:
         _warn_no_bytecode()
@@ -223,7 +245,7 @@ def compile_bytecode(directory: Path, mounted_at: str) -> bool:
 
 @cache
 def _warn_no_bytecode() -> None:
-    minor = ".".join(map(str, RUNTIME_PYTHON))
+    minor = RUNTIME_PYTHON
     print(  # noqa: T201 - synthesis output, once per process
         f"warning: no Python {minor} found (set LAMBDA_BYTECODE_PYTHON): the Lambda bundles ship "
         "without bytecode, so every cold start compiles the imported modules",
@@ -239,10 +261,15 @@ def _digest(*parts: bytes) -> str:
     return digest.hexdigest()
 
 
+def _platform_recipe(platform: str) -> tuple[str, ...]:
+    # a host build is for this machine's OS and architecture, which pip picks by default
+    return (*_PLATFORM_ARGS[platform], sysconfig.get_platform() if platform == HOST else "")
+
+
 def layer_key(spec: LayerSpec, platform: str = LAMBDA) -> str:
     compiled = bytecode_tag() if platform == LAMBDA and spec.bytecode else "sources"
     recipe = "\n".join(
-        (spec.name, *layer_requirements(spec), PIP_VERSION, *_PLATFORM_ARGS[platform], compiled)
+        (spec.name, *layer_requirements(spec), PIP_VERSION, *_platform_recipe(platform), compiled)
     )
     return _digest((REPO_ROOT / "uv.lock").read_bytes(), recipe.encode())[:20]
 
@@ -271,7 +298,7 @@ def build_runtime_replica() -> Path:
     """boto3, botocore and s3transfer at the lock's versions for this machine (``python/``):
     what the Lambda runtime adds to a function's path, for the cold-import benchmark."""
     requirements = runtime_provided_requirements()
-    recipe = "\n".join(("runtime", *requirements, PIP_VERSION, *_PLATFORM_ARGS[HOST]))
+    recipe = "\n".join(("runtime", *requirements, PIP_VERSION, *_platform_recipe(HOST)))
     key = _digest((REPO_ROOT / "uv.lock").read_bytes(), recipe.encode())[:20]
     return _install(BUILD_DIR / f"runtime-{HOST}-{key}", requirements, HOST, None)
 

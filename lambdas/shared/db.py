@@ -86,28 +86,36 @@ class Database:
         held, self._held = self._held, None
         if held is not None and self._conn is not None:
             if held == (tenant, read_only) and _in_transaction(self._conn):
-                return self._conn, self._conn.execute(*opening) if opening else None
+                return self._conn, self._open_held(self._conn, opening)
             self._finish(self._conn)
         reused = self._conn is not None and not (self._conn.closed or self._conn.broken)
         conn = self.connection()
         try:
-            return conn, self._start(conn, tenant, read_only, opening)
+            return conn, self._start_or_abort(conn, tenant, read_only, opening)
         except psycopg.OperationalError:
+            if not (conn.closed or conn.broken):
+                raise  # a timeout or lock error on a live connection: rolled back, kept
             self.close()
             if not reused:
                 raise
             logger.warning("reused database connection was broken; reconnecting once")
             conn = self.connection()
             return conn, self._start_or_abort(conn, tenant, read_only, opening)
-        except psycopg.Error:
-            self._abort(conn)  # e.g. the opening read failed: leave no aborted transaction
-            raise
 
     def _start_or_abort(
         self, conn: Connection, tenant: str, read_only: bool, opening: OpeningQuery | None
     ) -> Cursor | None:
         try:
             return self._start(conn, tenant, read_only, opening)
+        except psycopg.Error:
+            self._abort(conn)  # e.g. the opening read failed: leave no aborted transaction
+            raise
+
+    def _open_held(self, conn: Connection, opening: OpeningQuery | None) -> Cursor | None:
+        if opening is None:
+            return None
+        try:
+            return conn.execute(*opening)
         except psycopg.Error:
             self._abort(conn)
             raise

@@ -146,9 +146,10 @@ def _probe(group: str, env: dict[str, str], cwd: Path) -> tuple[float, bool, boo
 def cold_imports(groups: list[str], runs: int) -> dict[str, ImportResult]:
     """Import CPU of each handler in a fresh interpreter set up like its Lambda function.
 
-    Two conditions: with bytecode cached next to the sources (one untimed import writes it
-    first), and with none at all, which is what a function pays today: the bundles ship no
-    ``.pyc`` and the task root is read-only, so Lambda compiles every module on a cold start.
+    Two conditions: with bytecode next to the sources (one untimed import writes it first),
+    as the bundles ship it when built on a machine with Python 3.13; and with none at all, what
+    a function pays for bundles built without bytecode: its code and layers are read-only, so
+    Lambda compiles every module it imports on each cold start.
     """
     layer, runtime = _lambda_like_paths()
     results = {}

@@ -33,7 +33,8 @@ QUIET_POWERTOOLS_ENV = {
 
 
 def reset_lambda_caches() -> None:
-    """Forget what a warm execution environment cached (settings, secrets, the connection)."""
+    """Forget what a warm execution environment cached (settings, secrets, the connection,
+    the idempotency stores with their DynamoDB clients)."""
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
 
     from lambdas.shared import http, idempotency, settings  # noqa: PLC0415

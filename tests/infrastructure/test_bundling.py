@@ -9,12 +9,16 @@ from typing import Any
 
 import pytest
 
+from stacks import bundling
 from stacks.bundling import (
     BASE_LAYER,
     CHAT_LAYER,
     TASK_ROOT,
+    BundlingError,
     build_layer,
     bytecode_python,
+    code_key,
+    layer_key,
 )
 from tests.infrastructure.conftest import CHAT_ROUTE, Synthesis
 
@@ -134,10 +138,30 @@ def test_code_and_base_layer_ship_the_runtimes_unchecked_bytecode(with_chat: Syn
     assert recorded == f"{TASK_ROOT}/lambdas/health/handler.py"
 
 
-RECORDED_PATH = (
-    "import marshal, sys; print(marshal.loads(open(sys.argv[1], 'rb').read()[16:]).co_filename)"
-)
-
-
 def test_the_chat_layer_ships_sources_only_to_stay_in_budget() -> None:
     assert not list(build_layer(CHAT_LAYER).rglob("*.pyc"))
+
+
+def test_the_bytecode_format_is_part_of_every_compiled_assets_hash(monkeypatch) -> None:
+    def keys(found: tuple[str, str] | None) -> tuple[str, str, str]:
+        monkeypatch.setattr(bundling, "bytecode_python", lambda: found)
+        return code_key(), layer_key(BASE_LAYER), layer_key(CHAT_LAYER)
+
+    sources = keys(None)
+    py313 = keys(("/opt/python3.13", "f30d0d0a"))
+    other_magic = keys(("/opt/python3.13", "f40d0d0a"))
+
+    assert len({sources[0], py313[0], other_magic[0]}) == 3
+    assert len({sources[1], py313[1], other_magic[1]}) == 3
+    assert sources[2] == py313[2] == other_magic[2]  # the chat layer ships sources only
+
+
+def test_a_wrong_bytecode_python_is_refused_not_skipped(monkeypatch) -> None:
+    monkeypatch.setenv("LAMBDA_BYTECODE_PYTHON", "/bin/false")
+    bytecode_python.cache_clear()
+    try:
+        with pytest.raises(BundlingError, match="LAMBDA_BYTECODE_PYTHON"):
+            bytecode_python()
+    finally:
+        monkeypatch.delenv("LAMBDA_BYTECODE_PYTHON")
+        bytecode_python.cache_clear()

@@ -172,6 +172,39 @@ def test_a_failing_opening_read_leaves_the_connection_usable(database) -> None:
         assert _tenant_setting(uow) == ""
 
 
+def test_a_failing_opening_read_in_a_handed_over_transaction_ends_it(database) -> None:
+    class Failing(_Opening):
+        sql = "SELECT 1 / 0 AS boom"
+
+    tenant = uuid.uuid4()
+    with UnitOfWork(database, tenant, read_only=True, hand_over=True):
+        pass
+
+    with pytest.raises(psycopg.errors.DivisionByZero), Failing(database, tenant, read_only=True):
+        pass
+
+    assert database.connection().info.transaction_status == TransactionStatus.IDLE
+
+
+def test_a_timed_out_opening_read_keeps_the_live_connection(database) -> None:
+    # QueryCanceled is an OperationalError, like a dead socket; only the latter is worth a
+    # reconnect and a second try (the caller would otherwise wait for two timeouts).
+    class Slow(_Opening):
+        sql = "SELECT pg_sleep(5) AS slept"
+
+    with UnitOfWork(database, None) as warm:
+        backend = warm.conn.info.backend_pid
+        warm.conn.execute("SET statement_timeout = '50ms'")
+        warm.commit()
+
+    with pytest.raises(psycopg.errors.QueryCanceled), Slow(database, uuid.uuid4()):
+        pass
+
+    conn = database.connection()
+    assert conn.info.backend_pid == backend
+    assert conn.info.transaction_status == TransactionStatus.IDLE
+
+
 def test_a_get_request_runs_its_transactions_read_only(lambda_env) -> None:
     from lambdas.shared.http import create_resolver, get_database, resolve  # noqa: PLC0415
     from tests.support.events import http_event, lambda_context  # noqa: PLC0415
