@@ -72,21 +72,13 @@ print((time.process_time() - started) * 1000)
 """
 
 
-def calibration_ms(runs: int) -> float:
+def _calibration_probe() -> float:
     """CPU time of a fixed pure-Python loop in a fresh interpreter: how fast the (shared)
     machine was while the imports were measured, to compare runs with each other."""
-    samples = [
-        float(
-            subprocess.run(
-                [sys.executable, "-S", "-c", CALIBRATION_PROBE],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
-        for _ in range(runs)
-    ]
-    return statistics.median(samples)
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", CALIBRATION_PROBE], capture_output=True, text=True, check=True
+    )
+    return float(out.stdout)
 
 
 @dataclass(frozen=True)
@@ -143,8 +135,10 @@ def _probe(group: str, env: dict[str, str], cwd: Path) -> tuple[float, bool, boo
     return float(out[0]), out[1] == "True", out[2] == "True"
 
 
-def cold_imports(groups: list[str], runs: int) -> dict[str, ImportResult]:
-    """Import CPU of each handler in a fresh interpreter set up like its Lambda function.
+def cold_imports(groups: list[str], runs: int) -> tuple[dict[str, ImportResult], float]:
+    """Import CPU of each handler in a fresh interpreter set up like its Lambda function, and
+    the calibration loop's CPU, interleaved round by round so drift on a shared machine falls
+    on every measure alike.
 
     Two conditions: with bytecode next to the sources (one untimed import writes it first),
     as the bundles ship it when built on a machine with Python 3.13; and with none at all, what
@@ -152,35 +146,48 @@ def cold_imports(groups: list[str], runs: int) -> dict[str, ImportResult]:
     Lambda compiles every module it imports on each cold start.
     """
     layer, runtime = _lambda_like_paths()
-    results = {}
-    for group in groups:
-        env = _lambda_environment(group, ROOT, layer, runtime)
-        _probe(group, env, ROOT)  # writes the bytecode caches
-        times, leaked = [], False
+    cached = {group: _lambda_environment(group, ROOT, layer, runtime) for group in groups}
+    times: dict[str, list[float]] = {group: [] for group in groups}
+    bare_times: dict[str, list[float]] = {group: [] for group in groups}
+    leaked: set[str] = set()
+    calibration: list[float] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        copies: list[Path] = []
+        for source in (ROOT / "lambdas", layer, runtime):
+            copy = Path(scratch) / str(len(copies))
+            ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+            target = copy / "lambdas" if source.name == "lambdas" else copy
+            shutil.copytree(source, target, ignore=ignore)
+            copies.append(copy)
+        bare = {
+            group: _lambda_environment(group, *copies) | {"PYTHONDONTWRITEBYTECODE": "1"}
+            for group in groups
+        }
+        for group in groups:
+            _probe(group, cached[group], ROOT)  # writes the bytecode caches
         for _ in range(runs):
-            elapsed, openai, sampler_client = _probe(group, env, ROOT)
-            if sampler_client:
-                raise SystemExit("the X-Ray SDK built its sampling client: not a Lambda setup")
-            times.append(elapsed)
-            leaked |= openai
-        with tempfile.TemporaryDirectory() as scratch:
-            copies: list[Path] = []
-            for source in (ROOT / "lambdas", layer, runtime):
-                copy = Path(scratch) / str(len(copies))
-                ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-                shutil.copytree(
-                    source, copy / "lambdas" if source.name == "lambdas" else copy, ignore=ignore
-                )
-                copies.append(copy)
-            bare = _lambda_environment(group, *copies) | {"PYTHONDONTWRITEBYTECODE": "1"}
-            bare_times = [_probe(group, bare, copies[0])[0] for _ in range(runs)]
-        results[group] = ImportResult(
-            median_ms=statistics.median(times),
-            max_ms=max(times),
-            median_without_bytecode_ms=statistics.median(bare_times),
-            openai_imported=leaked,
+            calibration.append(_calibration_probe())
+            for group in groups:
+                elapsed, openai, sampler_client = _probe(group, cached[group], ROOT)
+                if sampler_client:
+                    raise SystemExit("the X-Ray SDK built its sampling client: not Lambda's setup")
+                times[group].append(elapsed)
+                if openai:
+                    leaked.add(group)
+        # after, not between: compiling ~800 modules per probe slows the probes that follow
+        for _ in range(runs):
+            for group in groups:
+                bare_times[group].append(_probe(group, bare[group], copies[0])[0])
+    results = {
+        group: ImportResult(
+            median_ms=statistics.median(times[group]),
+            max_ms=max(times[group]),
+            median_without_bytecode_ms=statistics.median(bare_times[group]),
+            openai_imported=group in leaked,
         )
-    return results
+        for group in groups
+    }
+    return results, statistics.median(calibration)
 
 
 def _seed(owner_url: str) -> dict[str, str]:
@@ -345,8 +352,9 @@ def main(argv: list[str] | None = None) -> int:
 
     latency = warm_latency(args.requests, args.warmup) if args.only != "imports" else {}
     groups = [g for g in GROUPS if g != "chat"]
-    imports = cold_imports(groups, args.imports) if args.only != "latency" else {}
-    calibration = calibration_ms(args.imports) if imports else None
+    imports, calibration = (
+        cold_imports(groups, args.imports) if args.only != "latency" else ({}, None)
+    )
     if args.json:
         payload = {
             "latency_ms": latency,
