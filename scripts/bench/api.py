@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -133,6 +134,47 @@ def _probe(group: str, env: dict[str, str], cwd: Path) -> tuple[float, bool, boo
         check=True,
     ).stdout.split()
     return float(out[0]), out[1] == "True", out[2] == "True"
+
+
+def _instructions(code: str, env: dict[str, str], cwd: Path) -> int:
+    """Instructions a fresh ``python -S -c code`` executes, counted by callgrind: unlike CPU
+    time, the same on a busy machine as on an idle one."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory() as scratch:
+        run = subprocess.run(
+            [
+                valgrind,
+                "--tool=callgrind",
+                f"--callgrind-out-file={scratch}/callgrind.out",
+                sys.executable,
+                "-S",
+                "-c",
+                code,
+            ],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind printed no count:\n{run.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def import_instructions(groups: list[str]) -> dict[str, int]:
+    """Instructions of each handler's import (the interpreter's own start-up subtracted)."""
+    layer, runtime = _lambda_like_paths()
+    results = {}
+    for group in groups:
+        env = _lambda_environment(group, ROOT, layer, runtime)
+        _probe(group, env, ROOT)  # writes the bytecode caches
+        started = _instructions("pass", env, ROOT)
+        results[group] = _instructions(f"import lambdas.{group}.handler", env, ROOT) - started
+    return results
 
 
 def cold_imports(groups: list[str], runs: int) -> tuple[dict[str, ImportResult], float]:
@@ -344,6 +386,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=("latency", "imports"), help="run one of the two measurements"
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each import's instructions with valgrind (~20 s per module)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", "No application metrics to publish")
@@ -355,17 +402,23 @@ def main(argv: list[str] | None = None) -> int:
     imports, calibration = (
         cold_imports(groups, args.imports) if args.only != "latency" else ({}, None)
     )
+    instructions = (
+        import_instructions(groups) if args.instructions and args.only != "latency" else {}
+    )
     if args.json:
         payload = {
             "latency_ms": latency,
             "imports_ms": {g: asdict(r) for g, r in imports.items()},
             "calibration_loop_ms": calibration,
+            "import_instructions": instructions,
         }
         print(json.dumps(payload, indent=2))
     else:
         _print_tables(latency, imports, args)
         if calibration is not None:
             print(f"calibration: a fixed 3M-step Python loop took {calibration:.0f} ms CPU")
+        for group, count in instructions.items():
+            print(f"instructions, import of lambdas.{group}.handler: {count / 1e9:.3f} G")
     failed = [n for n, r in latency.items() if r["p50"] > TARGET_P50_MS or r["p99"] > TARGET_P99_MS]
     failed += [g for g, r in imports.items() if r.median_ms > TARGET_IMPORT_MS or r.openai_imported]
     if failed:
