@@ -122,7 +122,9 @@ def _run(args: list[str]) -> str:
         args, cwd=REPO_ROOT, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise BundlingError(f"{' '.join(args[:4])} ... failed:\n{result.stderr[-4000:]}")
+        command = " ".join(arg if "\n" not in arg else "<program>" for arg in args[:4])
+        output = (result.stdout + result.stderr).strip()
+        raise BundlingError(f"{command} ... failed:\n{output[-4000:]}")
     return result.stdout
 
 

@@ -165,3 +165,24 @@ def test_a_wrong_bytecode_python_is_refused_not_skipped(monkeypatch) -> None:
     finally:
         monkeypatch.delenv("LAMBDA_BYTECODE_PYTHON")
         bytecode_python.cache_clear()
+
+
+def test_without_python_313_the_build_warns_and_ships_sources(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(bundling, "bytecode_python", lambda: None)
+    bundling._warn_no_bytecode.cache_clear()
+    (tmp_path / "module.py").write_text("VALUE = 1\n")
+
+    assert bundling.compile_bytecode(tmp_path, "/var/task") is False
+
+    assert not list(tmp_path.rglob("*.pyc"))
+    assert "without bytecode" in capsys.readouterr().err
+
+
+def test_a_file_that_does_not_compile_fails_the_build(tmp_path) -> None:
+    if bytecode_python() is None:
+        pytest.skip("no Python 3.13 on this machine: nothing is compiled")
+    (tmp_path / "fine.py").write_text("VALUE = 1\n")
+    (tmp_path / "broken.py").write_text("def broken(:\n")
+
+    with pytest.raises(BundlingError, match=r"broken\.py"):
+        bundling.compile_bytecode(tmp_path, "/var/task")
