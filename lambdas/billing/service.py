@@ -33,6 +33,7 @@ from lambdas.billing.models import (
     TrialResponse,
     WebhookReceipt,
 )
+from lambdas.plans.service import PlanNotFound
 from lambdas.shared.constants import (
     COMMERCIAL_REQUESTS_PER_IP,
     COMMERCIAL_REQUESTS_WINDOW_S,
@@ -56,10 +57,6 @@ STATUS_BY_EVENT_TYPE: Final[dict[str, SubscriptionStatus]] = {
 }
 SIGNATURE_SCHEME: Final = "v1"
 COMMERCIAL_REQUESTS_BUCKET: Final = "commercial_requests"
-
-
-class PlanNotFound(NotFound):
-    code = "plan_not_found"
 
 
 class NoActiveSubscription(NotFound):

@@ -20,7 +20,6 @@ from typing import Any
 import boto3
 import psycopg
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from psycopg.conninfo import make_conninfo
 from pydantic import ValidationError
 
 from lambdas.migrations.memberships import GrantMembership, UnknownTenant, grant_membership
@@ -49,14 +48,8 @@ def _owner_conninfo(settings: MigrationSettings, *, force: bool) -> str:
     creds = get_db_credentials(
         settings.master_secret_id, max_age=settings.db_secret_max_age_s, force=force
     )
-    return make_conninfo(
-        host=creds.host,
-        port=creds.port,
-        dbname=creds.dbname,
-        user=creds.username,
-        password=creds.password,
-        connect_timeout=settings.db_connect_timeout_s,
-        application_name=APPLICATION_NAME,
+    return creds.conninfo(
+        connect_timeout=settings.db_connect_timeout_s, application_name=APPLICATION_NAME
     )
 
 

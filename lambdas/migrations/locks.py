@@ -12,7 +12,7 @@ from typing import Any, Self
 
 import psycopg
 
-from lambdas.shared.locks import LockBusy
+from lambdas.shared.locks import acquire_within
 
 # Derived once from the text "alquimista-migrations"; any fixed 64-bit key works as long as
 # every runner of every version uses the same one.
@@ -54,24 +54,24 @@ class AdvisoryLock:
 
     def __enter__(self) -> Self:
         conn = self._connect()
-        deadline = time.monotonic() + self._wait_s
+
+        def attempt() -> bool:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
+            return bool(row and row[0])
+
         try:
-            while True:
-                row = conn.execute(
-                    """
-                    SELECT pg_try_advisory_lock(%s)
-                    """,
-                    (self._key,),
-                ).fetchone()
-                if row and row[0]:
-                    self._conn = conn
-                    return self
-                if time.monotonic() >= deadline:
-                    raise LockBusy(self._busy_message(conn))
-                self._sleep(POLL_INTERVAL_S)
+            acquire_within(
+                attempt,
+                wait_s=self._wait_s,
+                interval_s=POLL_INTERVAL_S,
+                sleep=self._sleep,
+                busy_message=lambda: self._busy_message(conn),
+            )
         except BaseException:
             conn.close()
             raise
+        self._conn = conn
+        return self
 
     def __exit__(
         self,

@@ -171,14 +171,11 @@ class Database:
             else None
         )
         conn = psycopg.connect(
-            host=creds.host,
-            port=creds.port,
-            dbname=creds.dbname,
-            user=creds.username,
-            password=creds.password,
-            connect_timeout=self._connect_timeout_s,
-            application_name=self._application_name,
-            options=options,
+            creds.conninfo(
+                connect_timeout=self._connect_timeout_s,
+                application_name=self._application_name,
+                options=options,
+            ),
             row_factory=dict_row,
             autocommit=False,
         )

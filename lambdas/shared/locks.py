@@ -19,6 +19,22 @@ class LockBusy(RuntimeError):
     """Another runner holds the lock beyond the bounded wait."""
 
 
+def acquire_within(
+    attempt: Callable[[], bool],
+    *,
+    wait_s: float,
+    interval_s: float,
+    sleep: Callable[[float], None],
+    busy_message: Callable[[], str],
+) -> None:
+    """Call ``attempt`` until it takes the lock; LockBusy once ``wait_s`` has passed."""
+    deadline = time.monotonic() + wait_s
+    while not attempt():
+        if time.monotonic() >= deadline:
+            raise LockBusy(busy_message())
+        sleep(interval_s)
+
+
 class DynamoLease:
     """A named lease in the locks table (key ``lock_id``, TTL attribute ``expires_at``)."""
 
@@ -44,11 +60,13 @@ class DynamoLease:
         self._renewer: threading.Thread | None = None
 
     def __enter__(self) -> Self:
-        deadline = time.monotonic() + self._wait_s
-        while not self._try_acquire():
-            if time.monotonic() >= deadline:
-                raise LockBusy(self._busy_message())
-            self._sleep(POLL_INTERVAL_S)
+        acquire_within(
+            self._try_acquire,
+            wait_s=self._wait_s,
+            interval_s=POLL_INTERVAL_S,
+            sleep=self._sleep,
+            busy_message=self._busy_message,
+        )
         self._stop.clear()
         self._renewer = threading.Thread(target=self._renew_loop, daemon=True)
         self._renewer.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
+from psycopg.conninfo import make_conninfo
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -19,6 +20,17 @@ class DbCredentials(BaseModel):
     username: str
     password: str = Field(repr=False)
     engine: str = "postgres"
+
+    def conninfo(self, **options: Any) -> str:
+        """A libpq connection string for these credentials and ``options`` (None ones dropped)."""
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            dbname=self.dbname,
+            user=self.username,
+            password=self.password,
+            **options,
+        )
 
 
 def get_json_secret(secret_id: str, *, max_age: int, force: bool = False) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,7 @@ class ImportResult:
     openai_imported: bool
 
 
+@cache
 def _lambda_like_paths() -> tuple[Path, Path]:
     """The base layer and the runtime's boto3, installed for this interpreter (built once)."""
     from stacks.toolchain import use_project_node  # noqa: PLC0415
