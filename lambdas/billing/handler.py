@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-from typing import Any
+from lambdas.shared.coldstart import collector_paused
 
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with collector_paused():
+    from typing import Any
 
-from lambdas.billing.routers import public, subscriptions, trials
-from lambdas.shared.http import create_resolver, resolve
-from lambdas.shared.observability import logger, metrics, tracer
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from lambdas.billing.routers import public, subscriptions, trials
+    from lambdas.shared.http import create_resolver, resolve
+    from lambdas.shared.observability import logger, metrics, tracer
 
 app = create_resolver()
 app.include_router(subscriptions.router)

@@ -1,19 +1,22 @@
 from __future__ import annotations
 
-from http import HTTPStatus
-from typing import Any
+from lambdas.shared.coldstart import collector_paused
 
-from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with collector_paused():
+    from http import HTTPStatus
+    from typing import Any
 
-from lambdas.health.models import HealthResponse
-from lambdas.health.repository import HealthUnitOfWork
-from lambdas.health.service import check_health
-from lambdas.shared.http import create_resolver, get_database, resolve
-from lambdas.shared.migration_files import discover
-from lambdas.shared.observability import logger, metrics, tracer
-from lambdas.shared.settings import get_api_settings
+    from aws_lambda_powertools.event_handler import Response, content_types
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from lambdas.health.models import HealthResponse
+    from lambdas.health.repository import HealthUnitOfWork
+    from lambdas.health.service import check_health
+    from lambdas.shared.http import create_resolver, get_database, resolve
+    from lambdas.shared.migration_files import discover
+    from lambdas.shared.observability import logger, metrics, tracer
+    from lambdas.shared.settings import get_api_settings
 
 app = create_resolver()
 

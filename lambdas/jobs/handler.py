@@ -5,19 +5,22 @@ Jobs run as the runtime role (RLS applies) under a DynamoDB lease per job and en
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from lambdas.shared.coldstart import collector_paused
 
-import boto3
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with collector_paused():
+    from collections.abc import Mapping
+    from typing import Any
 
-from lambdas.billing.repository import BillingUnitOfWork
-from lambdas.billing.service import expire_trials
-from lambdas.jobs.service import Job, JobReport, UnknownJob, run_job
-from lambdas.shared.http import get_database
-from lambdas.shared.locks import DynamoLease
-from lambdas.shared.observability import logger, metrics, tracer
-from lambdas.shared.settings import get_job_settings
+    import boto3
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from lambdas.billing.repository import BillingUnitOfWork
+    from lambdas.billing.service import expire_trials
+    from lambdas.jobs.service import Job, JobReport, UnknownJob, run_job
+    from lambdas.shared.http import get_database
+    from lambdas.shared.locks import DynamoLease
+    from lambdas.shared.observability import logger, metrics, tracer
+    from lambdas.shared.settings import get_job_settings
 
 LEASE_S = 300
 

@@ -13,28 +13,31 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
+from lambdas.shared.coldstart import collector_paused
 
-import boto3
-import psycopg
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
+with collector_paused():
+    import time
+    from collections.abc import Callable
+    from typing import Any
 
-from lambdas.migrations.memberships import GrantMembership, UnknownTenant, grant_membership
-from lambdas.migrations.runner import (
-    APPLICATION_NAME,
-    MigrationReport,
-    MigrationRunner,
-    RunnerOptions,
-    RuntimeRole,
-)
-from lambdas.shared.locks import DynamoLease
-from lambdas.shared.migration_files import MIGRATIONS_DIR
-from lambdas.shared.observability import logger
-from lambdas.shared.secrets import get_db_credentials, get_json_secret
-from lambdas.shared.settings import MigrationSettings, get_migration_settings
+    import boto3
+    import psycopg
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from pydantic import ValidationError
+
+    from lambdas.migrations.memberships import GrantMembership, UnknownTenant, grant_membership
+    from lambdas.migrations.runner import (
+        APPLICATION_NAME,
+        MigrationReport,
+        MigrationRunner,
+        RunnerOptions,
+        RuntimeRole,
+    )
+    from lambdas.shared.locks import DynamoLease
+    from lambdas.shared.migration_files import MIGRATIONS_DIR
+    from lambdas.shared.observability import logger
+    from lambdas.shared.secrets import get_db_credentials, get_json_secret
+    from lambdas.shared.settings import MigrationSettings, get_migration_settings
 
 PHYSICAL_RESOURCE_ID = "alquimista-schema"
 ACTIONS = ("status", "plan", "apply", "baseline", "grant_membership")

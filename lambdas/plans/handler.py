@@ -1,17 +1,20 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
-from uuid import UUID
+from lambdas.shared.coldstart import collector_paused
 
-from aws_lambda_powertools.event_handler.openapi.params import Path
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with collector_paused():
+    from typing import Annotated, Any
+    from uuid import UUID
 
-from lambdas.plans import service
-from lambdas.plans.models import PlanListResponse, PlanResponse
-from lambdas.plans.repository import PlansUnitOfWork
-from lambdas.shared.http import create_resolver, current_principal, get_database, resolve
-from lambdas.shared.observability import logger, metrics, tracer
+    from aws_lambda_powertools.event_handler.openapi.params import Path
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from lambdas.plans import service
+    from lambdas.plans.models import PlanListResponse, PlanResponse
+    from lambdas.plans.repository import PlansUnitOfWork
+    from lambdas.shared.http import create_resolver, current_principal, get_database, resolve
+    from lambdas.shared.observability import logger, metrics, tracer
 
 app = create_resolver()
 
