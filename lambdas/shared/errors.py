@@ -12,7 +12,10 @@ from typing import Any, ClassVar
 import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from pydantic import BaseModel
 
 from lambdas.shared.observability import logger
@@ -69,6 +72,11 @@ class Conflict(AppError):
 class PayloadTooLarge(AppError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(AppError):
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    code = "unsupported_media_type"
 
 
 class ValidationFailed(AppError):
@@ -139,6 +147,9 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             app, ValidationFailed("request is invalid", details=_validation_details(errors))
         )
 
+    def handle_unsupported_content_type(_: RequestUnsupportedContentType) -> Response[Any]:
+        return _response(app, UnsupportedMediaType("send the request body as application/json"))
+
     def handle_not_found(_: RouteNotFound) -> Response[Any]:
         return _response(app, NotFound("no route matches this request"))
 
@@ -160,6 +171,7 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
 
     app.exception_handler(AppError)(handle_app_error)
     app.exception_handler(RequestValidationError)(handle_validation)
+    app.exception_handler(RequestUnsupportedContentType)(handle_unsupported_content_type)
     app.not_found(handle_not_found)
     app.exception_handler(psycopg.errors.IntegrityError)(handle_integrity)
     app.exception_handler(psycopg.OperationalError)(handle_database_down)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from functools import lru_cache
 from typing import Any
@@ -18,6 +20,7 @@ from lambdas.shared.constants import MAX_BODY_BYTES
 from lambdas.shared.db import READ_ONLY_REQUEST, Database
 from lambdas.shared.errors import (
     AppError,
+    BadRequest,
     PayloadTooLarge,
     Unauthorized,
     database_unavailable,
@@ -31,9 +34,18 @@ from lambdas.shared.settings import get_api_settings
 
 
 def create_resolver() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body)
     register_error_handlers(app)
     return app
+
+
+def parse_json_body(body: str) -> Any:
+    """``json.loads`` for request bodies: JSON nested deeper than the interpreter can recurse
+    is invalid JSON (a 400 through the resolver's validation), not a crash."""
+    try:
+        return json.loads(body)
+    except RecursionError as error:
+        raise json.JSONDecodeError("JSON nested too deeply", body, 0) from error
 
 
 def body_size(event: dict[str, Any]) -> int:
@@ -41,6 +53,18 @@ def body_size(event: dict[str, Any]) -> int:
     if event.get("isBase64Encoded"):
         return len(body) * 3 // 4
     return len(body.encode())
+
+
+def undecodable_body(event: dict[str, Any]) -> BadRequest | None:
+    """API Gateway base64-encodes a body it does not take for text; every route reads UTF-8."""
+    body = event.get("body")
+    if not body or not event.get("isBase64Encoded"):
+        return None
+    try:
+        base64.b64decode(body).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return BadRequest("request body is not valid UTF-8")
+    return None
 
 
 def error_response(event: dict[str, Any], error: AppError) -> dict[str, Any]:
@@ -67,6 +91,8 @@ def resolve(
         return error_response(
             event, PayloadTooLarge(f"request body exceeds {MAX_BODY_BYTES} bytes")
         )
+    if (undecodable := undecodable_body(event)) is not None:
+        return error_response(event, undecodable)
     route = route_for_key(str(event.get("routeKey", "")))
     # Safe methods never write: their transactions run READ ONLY (PostgreSQL enforces it).
     method = (event.get("requestContext") or {}).get("http", {}).get("method")

@@ -22,12 +22,13 @@ VERSION: Final = "1.0.0"
 METHODS: Final = ("get", "post", "put", "patch", "delete")
 ERROR_REF: Final = {"$ref": "#/components/schemas/ErrorBody"}
 ERROR_STATUSES: Final = {
-    "400": "Malformed request (e.g. body is not JSON)",
+    "400": "Malformed request (body not UTF-8 or not JSON)",
     "401": "Missing or invalid token",
     "403": "No membership in the tenant, or the role lacks the permission",
     "404": "Not found (or owned by another tenant)",
     "409": "Conflicts with existing data",
     "413": "Body over 1 MiB",
+    "415": "Body not sent as application/json",
     "422": "Invalid or unknown fields",
     "503": "Database unavailable",
 }
@@ -35,6 +36,24 @@ ERROR_STATUSES: Final = {
 
 def _error_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ERROR_REF}}}
+
+
+def _error_statuses(
+    method: str, path: str, operation: dict[str, Any], *, protected: bool
+) -> set[str]:
+    """The error statuses an operation can answer, from how it is called."""
+    statuses = {"503"}
+    if method != "get":
+        statuses |= {"400", "413", "422"}
+    if operation.get("parameters"):
+        statuses.add("422")
+    if "requestBody" in operation:
+        statuses.add("415")
+    if "{" in path:
+        statuses.add("404")
+    if protected:
+        statuses |= {"401", "403"} | ({"409"} if method != "get" else set())
+    return statuses
 
 
 def build_openapi() -> dict[str, Any]:
@@ -62,17 +81,10 @@ def build_openapi() -> dict[str, Any]:
             )
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
-            statuses = {"503"}
-            if method != "get":
-                statuses |= {"400", "413", "422"}
-            if operation.get("parameters"):
-                statuses.add("422")
-            if "{" in path:
-                statuses.add("404")
-            if (method, path) not in public:
+            protected = (method, path) not in public
+            if protected:
                 operation["security"] = [{"jwt": []}]
-                statuses |= {"401", "403"} | ({"409"} if method != "get" else set())
-            for status in statuses:
+            for status in _error_statuses(method, path, operation, protected=protected):
                 responses.setdefault(status, _error_response(ERROR_STATUSES[status]))
             operation["responses"] = dict(sorted(responses.items()))
     return {

@@ -53,6 +53,30 @@ def test_a_body_over_the_api_limit_is_refused_by_the_lambda(api: ApiClient) -> N
     assert response.json()["error"]["code"] == "payload_too_large"
 
 
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "code"),
+    [
+        pytest.param(b'{"name": "Ana"}', "text/plain;charset=UTF-8", 415, "unsupported_media_type"),
+        pytest.param(b'{"name": "\xff"}', "application/octet-stream", 400, "bad_request"),
+        pytest.param(b"[" * 5000 + b"]" * 5000, "application/json", 400, "bad_request"),
+    ],
+    ids=["text-plain", "not-utf8", "nested-too-deep"],
+)
+def test_a_public_body_the_api_cannot_read_is_a_json_4xx_not_a_500(
+    api: ApiClient, content: bytes, content_type: str, status: int, code: str
+) -> None:
+    # Given anyone, without a token, posting to the public sales-contact route
+    # When the body is in another media type, not UTF-8, or nested beyond what Python parses
+    response = api.http.post(
+        "/api/billing/commercial-requests", content=content, headers={"content-type": content_type}
+    )
+
+    # Then it is refused with the platform's JSON error body
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] == code
+
+
 def test_swagger_ui_and_the_spec_are_served_at_docs(api: ApiClient) -> None:
     page = api.http.get("/docs")
     spec = api.http.get("/docs/openapi.json")

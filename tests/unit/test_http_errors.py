@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import sys
 from typing import Any
 
 import psycopg
@@ -72,6 +74,43 @@ def test_malformed_json_is_a_400() -> None:
     assert status == 400
     assert body["error"]["code"] == "bad_request"
     assert body["error"]["request_id"]
+
+
+def test_a_body_sent_as_another_content_type_is_a_415() -> None:
+    status, body = _call(
+        "POST",
+        "/things",
+        raw_body=b'{"name": "a", "count": 1}',
+        headers={"content-type": "text/plain;charset=UTF-8"},
+    )
+
+    assert status == 415
+    assert body["error"]["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize(
+    "event_body",
+    [
+        pytest.param(base64.b64encode(b'{"name": "\xff\xfe"}').decode(), id="not-utf8"),
+        pytest.param("not base64!", id="not-base64"),
+    ],
+)
+def test_a_base64_body_that_does_not_decode_to_utf8_is_a_400(event_body: str) -> None:
+    event = http_event("POST", "/things") | {"body": event_body, "isBase64Encoded": True}
+
+    response = resolve(app, event, lambda_context("test"))
+
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["error"]["message"] == "request body is not valid UTF-8"
+
+
+def test_json_nested_deeper_than_python_recurses_is_a_400() -> None:
+    depth = sys.getrecursionlimit() * 2
+
+    status, body = _call("POST", "/things", raw_body=b"[" * depth + b"]" * depth)
+
+    assert status == 400
+    assert body["error"]["message"] == "request body is not valid JSON"
 
 
 @pytest.mark.parametrize(
