@@ -68,6 +68,11 @@ class Synthesis:
         return manifest
 
 
+def as_list(value: Any) -> list[Any]:
+    """A CloudFormation field that holds one value or a list of them, as a list."""
+    return value if isinstance(value, list) else [value]
+
+
 def synthesize(outdir: Path, env: str, routes: Sequence[Route] = ROUTES) -> Synthesis:
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     context.update({"env": env, "aws:cdk:enable-asset-metadata": True})

@@ -15,7 +15,7 @@ from stacks.config import EnvironmentConfig, load_config
 from stacks.jobs import JOBS_HANDLER
 from stacks.migrations import MIGRATION_HANDLER
 from stacks.platform import connection_budget
-from tests.infrastructure.conftest import CHAT_ROUTE, Synthesis
+from tests.infrastructure.conftest import CHAT_ROUTE, Synthesis, as_list
 
 
 def _routes(synthesis: Synthesis) -> dict[str, dict[str, Any]]:
@@ -192,3 +192,27 @@ def test_trial_expiry_runs_hourly_on_the_jobs_function_with_the_lock_table(
     assert "LOCKS_TABLE_NAME" in variables
     assert "RuntimeSecret" in json.dumps(variables["DB_SECRET_ARN"])
     assert jobs["ReservedConcurrentExecutions"] == 1
+
+
+def test_groups_with_idempotent_routes_get_the_table_and_may_write_it(
+    synthesis: Synthesis,
+) -> None:
+    # An Idempotency-Key is honoured only where the function knows the table: a group with an
+    # idempotent route but no table would silently run every replay again.
+    groups = {r.group for r in ROUTES if r.method != "GET" and r.accepts_idempotency_key}
+    functions = _group_functions(synthesis)
+    policies = synthesis.resources("AWS::IAM::Policy", "Api").values()
+    assert groups
+    for group in groups:
+        props = functions[group]
+        assert "IDEMPOTENCY_TABLE_NAME" in props["Environment"]["Variables"], group
+        role = {"Ref": props["Role"]["Fn::GetAtt"][0]}
+        writes = [
+            statement
+            for policy in policies
+            if role in policy["Properties"]["Roles"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+            if "dynamodb:PutItem" in as_list(statement["Action"])
+            and "Idempotency" in json.dumps(statement["Resource"])
+        ]
+        assert writes, group

@@ -9,7 +9,7 @@ from typing import Any
 from lambdas.migrations.runner import RUNNER_VERSION
 from lambdas.shared.migration_files import discover
 from stacks.migrations import SCHEMA_RESOURCE_TYPE, migrations_fingerprint
-from tests.infrastructure.conftest import Synthesis
+from tests.infrastructure.conftest import Synthesis, as_list
 
 # Actions AWS does not scope to resources; nothing else may use Resource "*".
 UNSCOPABLE_ACTIONS = {
@@ -23,10 +23,6 @@ UNSCOPABLE_ACTIONS = {
     "xray:PutTraceSegments",
 }
 DATA_SERVICES = ("dynamodb:", "secretsmanager:", "rds:", "rds-db:", "kms:")
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def _identity_statements(synthesis: Synthesis) -> list[dict[str, Any]]:
@@ -46,7 +42,7 @@ def test_no_identity_policy_grants_wildcard_actions(synthesis: Synthesis) -> Non
     wildcards = [
         action
         for statement in statements
-        for action in _as_list(statement["Action"])
+        for action in as_list(statement["Action"])
         if "*" in action
     ]
     assert wildcards == []
@@ -56,17 +52,17 @@ def test_resource_wildcards_only_for_unscopable_actions(synthesis: Synthesis) ->
     offending = [
         statement
         for statement in _identity_statements(synthesis)
-        if "*" in _as_list(statement.get("Resource", []))
-        and not set(_as_list(statement["Action"])) <= UNSCOPABLE_ACTIONS
+        if "*" in as_list(statement.get("Resource", []))
+        and not set(as_list(statement["Action"])) <= UNSCOPABLE_ACTIONS
     ]
     assert offending == []
 
 
 def test_data_actions_name_their_resources(synthesis: Synthesis) -> None:
     for statement in _identity_statements(synthesis):
-        actions = _as_list(statement["Action"])
+        actions = as_list(statement["Action"])
         if any(a.startswith(DATA_SERVICES) for a in actions):
-            resources = _as_list(statement["Resource"])
+            resources = as_list(statement["Resource"])
             assert "*" not in resources, statement
             assert all(not isinstance(r, str) or not r.endswith(":*") for r in resources)
 
@@ -75,7 +71,7 @@ def test_api_functions_never_scan_or_manage_tables(synthesis: Synthesis) -> None
     actions = {
         action
         for statement in _identity_statements(synthesis)
-        for action in _as_list(statement["Action"])
+        for action in as_list(statement["Action"])
         if action.startswith("dynamodb:")
     }
     assert actions <= {
