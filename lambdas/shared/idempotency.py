@@ -30,11 +30,13 @@ HEADER: Final = "idempotency-key"
 MAX_KEY_LENGTH: Final = 255
 EXPIRES_AFTER_S: Final = 24 * 60 * 60
 
-# Scope a key to the caller (JWT subject, or source IP on public routes), the tenant and the
-# route, so two users can never replay each other's responses.
+# Scope a key to the caller (JWT subject, or source IP on public routes), the tenant (the
+# header, else the token's claim: what auth.requested_tenant acts in) and the route, so no
+# caller replays a response given to another user or in another tenant.
 KEY_EXPRESSION: Final = (
     "[requestContext.authorizer.jwt.claims.sub || requestContext.http.sourceIp, "
-    'headers."x-tenant-id", routeKey, rawPath, headers."idempotency-key"]'
+    'headers."x-tenant-id", requestContext.authorizer.jwt.claims."custom:tenant_id", '
+    'routeKey, rawPath, headers."idempotency-key"]'
 )
 
 Resolve = Callable[..., dict[str, Any]]

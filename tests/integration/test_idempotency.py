@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -36,9 +37,12 @@ def _reset(lambda_env) -> None:
     calls.clear()
 
 
-def _post(body: dict[str, Any], key: str | None, sub: str = "user-1") -> dict[str, Any]:
+def _post(
+    body: dict[str, Any], key: str | None, sub: str = "user-1", tenant_claim: str | None = None
+) -> dict[str, Any]:
     headers = {"idempotency-key": key} if key else {}
-    event = http_event("POST", "/orders", body=body, headers=headers, claims={"sub": sub})
+    claims = {"sub": sub} | ({"custom:tenant_id": tenant_claim} if tenant_claim else {})
+    event = http_event("POST", "/orders", body=body, headers=headers, claims=claims)
     return resolve(app, event, lambda_context("orders"))
 
 
@@ -73,6 +77,14 @@ def test_without_a_key_every_request_runs() -> None:
 def test_keys_are_scoped_to_the_caller() -> None:
     _post({"item": "book"}, "shared-key", sub="alice")
     other = _post({"item": "book"}, "shared-key", sub="bob")
+
+    assert calls == ["book", "book"]
+    assert "Idempotent-Replayed" not in other.get("headers", {})
+
+
+def test_keys_are_scoped_to_the_tenant_of_the_token_claim() -> None:
+    _post({"item": "book"}, "claim-key", tenant_claim=str(uuid.uuid4()))
+    other = _post({"item": "book"}, "claim-key", tenant_claim=str(uuid.uuid4()))
 
     assert calls == ["book", "book"]
     assert "Idempotent-Replayed" not in other.get("headers", {})
