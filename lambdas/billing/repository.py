@@ -326,14 +326,16 @@ class RateLimitRepository:
         self._conn = conn
 
     def hit(self, bucket: str, subject: str, *, window_s: int) -> int:
-        """Count one request in the current window; returns the window's count so far."""
+        """Count one request in the current window; returns the window's count so far.
+
+        Ended windows of every subject in the bucket go first, so the table holds at most the
+        subjects seen in the last window, not every client that ever called once."""
         self._conn.execute(
             """
             DELETE FROM public.public_rate_limits
-            WHERE bucket = %s AND subject = %s
-              AND window_start < now() - make_interval(secs => %s)
+            WHERE bucket = %s AND window_start < now() - make_interval(secs => %s)
             """,
-            (bucket, subject, window_s),
+            (bucket, window_s),
         )
         row = self._conn.execute(
             """

@@ -76,6 +76,26 @@ def test_commercial_requests_are_rate_limited_per_ip(world: World, owner) -> Non
     assert count["n"] == COMMERCIAL_REQUESTS_PER_IP + 1
 
 
+def test_ended_rate_limit_windows_of_clients_that_never_return_are_dropped(
+    world: World, owner
+) -> None:
+    # Given a client counted in a window that ended long ago, who never calls again
+    owner.execute(
+        """
+        INSERT INTO public.public_rate_limits (bucket, subject, window_start, window_s, count)
+        VALUES ('commercial_requests', 'gone-client', now() - interval '2 days', 3600, 4)
+        """
+    )
+
+    # When another client calls
+    assert _contact(CONTACT, ip="198.51.100.8").status == 201
+
+    # Then only the current window's counter is left
+    rows = owner.execute("SELECT subject FROM public.public_rate_limits").fetchall()
+    assert len(rows) == 1
+    assert rows[0]["subject"] != "gone-client"
+
+
 def test_a_commercial_request_for_an_unknown_plan_is_409(world: World) -> None:
     result = _contact({**CONTACT, "plan_id": str(uuid.uuid4())})
 
