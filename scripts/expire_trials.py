@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
 from lambdas.billing.repository import BillingUnitOfWork  # noqa: E402
 from lambdas.billing.service import expire_trials  # noqa: E402
 from lambdas.shared.db import Database  # noqa: E402
+from lambdas.shared.scope import RequestScope  # noqa: E402
 from lambdas.shared.secrets import DbCredentials  # noqa: E402
 from scripts.devstack.postgres import EmbeddedPostgres  # noqa: E402
 
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         lambda _force: credentials, connect_timeout_s=5, application_name="expire-trials"
     )
     try:
-        expired = expire_trials(lambda: BillingUnitOfWork(database, None))
+        with RequestScope(lambda: database, request_id="expire-trials", actor_type="system") as run:
+            expired = expire_trials(lambda: BillingUnitOfWork(run, None))
     finally:
         database.close()
     print(f"expired {expired} trial(s)")

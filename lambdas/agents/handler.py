@@ -13,7 +13,7 @@ with collector_paused():
     from lambdas.agents import service
     from lambdas.agents.models import ActivationResponse, ActiveAgentList, AgentPage, AgentResponse
     from lambdas.agents.repository import AgentsUnitOfWork
-    from lambdas.shared.http import create_resolver, current_principal, get_database, resolve
+    from lambdas.shared.http import create_resolver, current_scope, resolve
     from lambdas.shared.observability import logger, metrics, tracer
 
 app = create_resolver()
@@ -23,7 +23,8 @@ CATEGORY = r"^[a-z0-9_]{1,63}$"
 
 
 def _uow() -> AgentsUnitOfWork:
-    return AgentsUnitOfWork(get_database(), current_principal(app).tenant_id)
+    scope = current_scope(app)
+    return AgentsUnitOfWork(scope, scope.caller.tenant_id)
 
 
 @app.get("/api/agents", summary="List the agent catalog (filters, cursor pagination)")
@@ -53,7 +54,7 @@ def get_agent(agent_id: Annotated[UUID, Path()]) -> AgentResponse:
     summary="Activate an agent for the tenant (admin; plan or trial must cover it)",
 )
 def activate_agent(agent_id: Annotated[UUID, Path()]) -> ActivationResponse:
-    return service.activate_agent(_uow, agent_id, actor_id=current_principal(app).user_id)
+    return service.activate_agent(_uow, agent_id, actor_id=current_scope(app).caller.user_id)
 
 
 @app.post("/api/agents/<agent_id>/deactivate", summary="Deactivate an agent for the tenant")

@@ -13,10 +13,10 @@ with collector_paused():
     from lambdas.health.models import HealthResponse
     from lambdas.health.repository import HealthUnitOfWork
     from lambdas.health.service import check_health
-    from lambdas.shared.http import create_resolver, get_database, resolve
+    from lambdas.shared.http import create_resolver, current_scope, resolve
     from lambdas.shared.migration_files import discover
     from lambdas.shared.observability import logger, metrics, tracer
-    from lambdas.shared.settings import get_api_settings
+    from lambdas.shared.runtime import get_runtime
 
 app = create_resolver()
 
@@ -33,10 +33,10 @@ app = create_resolver()
     },
 )
 def health() -> Response[HealthResponse]:
-    database = get_database()
+    scope = current_scope(app)
     report = check_health(
-        lambda: HealthUnitOfWork(database),
-        environment=get_api_settings().environment,
+        lambda: HealthUnitOfWork(scope),
+        environment=get_runtime().api_settings.environment,
         bundled_versions=(migration.version for migration in discover()),
     )
     status = HTTPStatus.OK if report.ok else HTTPStatus.SERVICE_UNAVAILABLE

@@ -11,35 +11,42 @@ with collector_paused():
     from collections.abc import Mapping
     from typing import Any
 
-    import boto3
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from lambdas.billing.repository import BillingUnitOfWork
     from lambdas.billing.service import expire_trials
     from lambdas.jobs.service import Job, JobReport, UnknownJob, run_job
-    from lambdas.shared.http import get_database
     from lambdas.shared.locks import DynamoLease
     from lambdas.shared.observability import logger, metrics, tracer
-    from lambdas.shared.settings import get_job_settings
+    from lambdas.shared.runtime import Runtime, get_runtime
+    from lambdas.shared.scope import RequestScope
 
 LEASE_S = 300
 
 
-def _jobs() -> Mapping[str, Job]:
-    database = get_database()
-    return {"expire_trials": lambda: expire_trials(lambda: BillingUnitOfWork(database, None))}
+def _jobs(runtime: Runtime, request_id: str) -> Mapping[str, Job]:
+    def scope() -> RequestScope:
+        # each run is a request of its own: a transaction, its writers, no caller
+        return runtime.request_scope(request_id=request_id, read_only=False, actor_type="system")
+
+    def expire() -> int:
+        with scope() as run:
+            return expire_trials(lambda: BillingUnitOfWork(run, None))
+
+    return {"expire_trials": expire}
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = get_job_settings()
+    runtime = get_runtime()
+    settings = runtime.job_settings
     name = str(event.get("job", ""))
 
     def lease(job: str) -> DynamoLease:
         return DynamoLease(
-            boto3.client("dynamodb"),
+            runtime.dynamodb,
             table=settings.locks_table,
             lock_id=f"jobs:{job}:{settings.environment}",
             owner=f"{context.function_name}/{context.aws_request_id}",
@@ -48,7 +55,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
 
     try:
-        report = run_job(name, _jobs(), lease)
+        report = run_job(name, _jobs(runtime, context.aws_request_id), lease)
     except UnknownJob as exc:
         report = JobReport(job=name, ok=False, error=str(exc))
     if report.ok and not report.skipped:

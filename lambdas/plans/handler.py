@@ -13,14 +13,15 @@ with collector_paused():
     from lambdas.plans import service
     from lambdas.plans.models import PlanListResponse, PlanResponse
     from lambdas.plans.repository import PlansUnitOfWork
-    from lambdas.shared.http import create_resolver, current_principal, get_database, resolve
+    from lambdas.shared.http import create_resolver, current_scope, resolve
     from lambdas.shared.observability import logger, metrics, tracer
 
 app = create_resolver()
 
 
 def _uow() -> PlansUnitOfWork:
-    return PlansUnitOfWork(get_database(), current_principal(app).tenant_id)
+    scope = current_scope(app)
+    return PlansUnitOfWork(scope, scope.caller.tenant_id)
 
 
 @app.get("/api/plans", summary="List the plans on sale with subnúcleos, agents and prices")

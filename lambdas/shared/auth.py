@@ -9,9 +9,8 @@ applies to the lookup itself), and kept for the rest of that invocation only.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 from lambdas.shared.constants import TENANT_CLAIM, TENANT_HEADER
@@ -47,15 +46,9 @@ class Principal:
     permissions: frozenset[str]
 
 
-class AuthUow(Protocol):
-    @property
-    def grant(self) -> MembershipGrant | None:
-        """The caller's active membership in the unit's tenant, or None."""
-        ...
-
-
-# (caller's sub, requested tenant) -> a unit of work scoped to that tenant
-AuthUowFactory = Callable[[UUID, UUID], AbstractContextManager[AuthUow]]
+# (caller's sub, requested tenant) -> the caller's active membership there, or None; looked
+# up in a transaction scoped to that tenant (``RequestScope.authorize``)
+GrantLookup = Callable[[UUID, UUID], MembershipGrant | None]
 
 
 def _uuid(value: Any) -> UUID | None:
@@ -104,7 +97,7 @@ def requested_tenant(claims: Mapping[str, Any], headers: Mapping[str, str] | Non
     return tenant
 
 
-def authorize(event: Mapping[str, Any], permission: str, uow_factory: AuthUowFactory) -> Principal:
+def authorize(event: Mapping[str, Any], permission: str, lookup: GrantLookup) -> Principal:
     """Resolve the caller of ``event`` and check that their role grants ``permission``.
 
     Raises Unauthorized (401) without a usable identity and Forbidden (403) when the caller is
@@ -113,8 +106,7 @@ def authorize(event: Mapping[str, Any], permission: str, uow_factory: AuthUowFac
     claims = claims_of(event) or {}
     identity = identity_from_claims(claims)
     tenant_id = requested_tenant(claims, event.get("headers"))
-    with uow_factory(identity.sub, tenant_id) as uow:
-        grant = uow.grant
+    grant = lookup(identity.sub, tenant_id)
     if grant is None:
         raise Forbidden("you are not an active member of this tenant")
     if permission not in grant.permissions:

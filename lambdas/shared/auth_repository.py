@@ -1,4 +1,5 @@
-"""The membership lookup behind ``auth.authorize``."""
+"""The membership lookup behind ``auth.authorize``: a read ``RequestScope.authorize`` sends
+in the same round trip as BEGIN and the tenant scoping."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from lambdas.shared.auth import MembershipGrant
-from lambdas.shared.db import Database, OpeningQuery, UnitOfWork
+from lambdas.shared.db import OpeningQuery
 
 _GRANT_SQL = """
 SELECT u.id AS user_id,
@@ -36,26 +37,3 @@ def grant_from_row(row: dict[str, Any] | None) -> MembershipGrant | None:
     return MembershipGrant(
         user_id=row["user_id"], role=row["role"], permissions=frozenset(row["permissions"])
     )
-
-
-class AuthUnitOfWork(UnitOfWork):
-    """A transaction scoped to the requested tenant whose first round trip (BEGIN, the tenant
-    scoping and the membership lookup, pipelined) already answers who the caller is there."""
-
-    grant: MembershipGrant | None
-
-    def __init__(self, database: Database, tenant_id: UUID, sub: UUID, **options: Any) -> None:
-        super().__init__(database, tenant_id, **options)
-        self._sub = sub
-
-    def _opening(self) -> OpeningQuery:
-        return grant_query(self._sub, self._tenant)
-
-    @property
-    def _tenant(self) -> UUID:
-        if self.tenant_id is None:
-            raise ValueError("a membership lookup needs a tenant")
-        return self.tenant_id
-
-    def _on_enter(self) -> None:
-        self.grant = grant_from_row(self.opened.fetchone())

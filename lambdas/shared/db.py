@@ -1,5 +1,8 @@
 """One lazily created psycopg connection per execution environment, and the unit of work.
 
+The transaction a unit of work runs in belongs to the request (``lambdas.shared.scope``): the
+connection here only opens transactions, scoped to a tenant, when the scope asks.
+
 The connection is created on first use (never at import), reused across invocations, and
 replaced once when it turns out to be broken (Aurora failover, a paused cluster resuming, a
 restarted local server). Credentials come from a provider callable; on a failed connect the
@@ -9,19 +12,20 @@ provider is asked again with ``force=True`` so a rotated password is picked up.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, LiteralString, Self
+from typing import TYPE_CHECKING, Any, LiteralString, Self
 from uuid import UUID
 
 import psycopg
-from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types import TypeInfo
 
 from lambdas.shared.constants import TENANT_SETTING
 from lambdas.shared.observability import logger
 from lambdas.shared.secrets import DbCredentials
+
+if TYPE_CHECKING:
+    from lambdas.shared.scope import AuditLog, Outbox, RequestScope
 
 CredentialsProvider = Callable[[bool], DbCredentials]
 Connection = psycopg.Connection[dict[str, Any]]
@@ -30,9 +34,14 @@ Cursor = psycopg.Cursor[dict[str, Any]]
 OpeningQuery = tuple[LiteralString, Mapping[str, Any]]
 
 _TENANT_SQL = "select set_config(%s, %s, true)"
+_BEGIN: LiteralString = "BEGIN"
+_BEGIN_READ_ONLY: LiteralString = "BEGIN READ ONLY"
 
-# Whether the request being served may only read (set by the HTTP entry point for GET).
-READ_ONLY_REQUEST: ContextVar[bool] = ContextVar("read_only_request", default=False)
+
+def set_tenant(conn: Connection, tenant_id: UUID | str | None) -> None:
+    """Scope the connection's current transaction to ``tenant_id`` (RLS policies read it), or
+    to no tenant; the setting ends with the transaction."""
+    conn.execute(_TENANT_SQL, (TENANT_SETTING, str(tenant_id) if tenant_id else ""))
 
 
 class Database:
@@ -51,8 +60,6 @@ class Database:
         self._application_name = application_name
         self._statement_timeout_ms = statement_timeout_ms
         self._conn: Connection | None = None
-        # A transaction a unit of work handed over to the next one (same tenant and mode).
-        self._held: tuple[str, bool] | None = None
 
     def connection(self) -> Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -68,26 +75,19 @@ class Database:
         self,
         tenant_id: UUID | None,
         *,
-        read_only: bool | None = None,
+        read_only: bool,
         opening: OpeningQuery | None = None,
     ) -> tuple[Connection, Cursor | None]:
         """Open a transaction scoped to ``tenant_id`` (or to no tenant).
 
-        ``read_only`` (default: ``READ_ONLY_REQUEST``, which the API sets for safe HTTP
-        methods) makes PostgreSQL refuse writes in the transaction. ``opening`` is a read that
-        travels in the same round trip as BEGIN and the scoping statement; its cursor is
+        ``read_only`` makes PostgreSQL refuse writes in the transaction. ``opening`` is a read
+        that travels in the same round trip as BEGIN and the scoping statement; its cursor is
         returned beside the connection.
 
         The scoping statement is also the liveness check: if the reused connection is dead it
         fails before any work was done, so one reconnect and retry is always safe.
         """
         tenant = str(tenant_id) if tenant_id else ""
-        read_only = READ_ONLY_REQUEST.get() if read_only is None else read_only
-        held, self._held = self._held, None
-        if held is not None and self._conn is not None:
-            if held == (tenant, read_only) and _in_transaction(self._conn):
-                return self._conn, self._open_held(self._conn, opening)
-            self._finish(self._conn)
         reused = self._conn is not None and not (self._conn.closed or self._conn.broken)
         conn = self.connection()
         try:
@@ -108,52 +108,23 @@ class Database:
         try:
             return self._start(conn, tenant, read_only, opening)
         except psycopg.Error:
-            self._abort(conn)  # e.g. the opening read failed: leave no aborted transaction
+            if not (conn.closed or conn.broken):
+                conn.rollback()  # e.g. the opening read failed: leave no aborted transaction
             raise
-
-    def _open_held(self, conn: Connection, opening: OpeningQuery | None) -> Cursor | None:
-        if opening is None:
-            return None
-        try:
-            return conn.execute(*opening)
-        except psycopg.Error:
-            self._abort(conn)
-            raise
-
-    @staticmethod
-    def _abort(conn: Connection) -> None:
-        if not (conn.closed or conn.broken):
-            conn.rollback()
-
-    def hold(self, conn: Connection, tenant_id: UUID | None) -> None:
-        """Keep the open transaction for the next ``begin`` with the same tenant and mode (the
-        request's authorization lookup hands its transaction to the route's unit of work)."""
-        self._held = (str(tenant_id) if tenant_id else "", bool(conn.read_only))
-
-    def release(self) -> None:
-        """End a held transaction nobody took over (called at the end of each request)."""
-        held, self._held = self._held, None
-        if held is not None and self._conn is not None:
-            self._finish(self._conn)
-
-    @staticmethod
-    def _finish(conn: Connection) -> None:
-        if conn.closed or conn.broken or not _in_transaction(conn):
-            return
-        if conn.read_only:
-            conn.commit()
-        else:
-            conn.rollback()
 
     @staticmethod
     def _start(
         conn: Connection, tenant: str, read_only: bool, opening: OpeningQuery | None
     ) -> Cursor | None:
-        if conn.read_only != read_only:
-            conn.read_only = read_only  # psycopg then opens with BEGIN READ ONLY
-        # BEGIN, the scoping statement and the opening read travel in one round trip
+        # BEGIN, the scoping statement and the opening read travel in one round trip. psycopg's
+        # own BEGIN would not: in a pipeline it syncs and waits for BEGIN alone. So the
+        # connection stays in autocommit mode and BEGIN is sent here; COMMIT and ROLLBACK
+        # still end the transaction it opens.
+        if not conn.autocommit:
+            conn.autocommit = True
         with conn.pipeline():
-            conn.execute(_TENANT_SQL, (TENANT_SETTING, tenant))
+            conn.execute(_BEGIN_READ_ONLY if read_only else _BEGIN, prepare=False)
+            set_tenant(conn, tenant)
             return conn.execute(*opening) if opening else None
 
     def _connect(self) -> Connection:
@@ -183,10 +154,6 @@ class Database:
         return conn
 
 
-def _in_transaction(conn: Connection) -> bool:
-    return conn.info.transaction_status == TransactionStatus.INTRANS
-
-
 def _register_vector(conn: Connection) -> None:
     """Register pgvector's types once per connection, if the extension is installed yet."""
     from pgvector.psycopg import register_vector  # noqa: PLC0415
@@ -199,39 +166,32 @@ def _register_vector(conn: Connection) -> None:
 class UnitOfWork:
     """A tenant-scoped transaction: commits only when ``commit()`` is called, else rolls back.
 
-    A read-only transaction that ends without an error is closed with COMMIT instead: nothing
-    can have been written, and psycopg forgets every prepared statement on a ROLLBACK, which
-    would make PostgreSQL plan each query again on the next request.
+    It runs in its request scope's transaction: it opens one scoped to ``tenant_id`` (or carries
+    on the one the scope already has for that tenant, e.g. the authorization lookup's). On a
+    read-only scope, leaving without an error keeps the transaction for the rest of the request,
+    which the scope ends with COMMIT: nothing can have been written, and psycopg forgets every
+    prepared statement on a ROLLBACK, which would make PostgreSQL plan each query again on the
+    next request.
+
+    ``audit`` and ``outbox`` are the scope's writers over this transaction: what they append
+    commits or rolls back with the unit's own writes.
 
     Route groups subclass it to expose their repositories over ``self.conn``.
     """
 
-    def __init__(
-        self,
-        database: Database,
-        tenant_id: UUID | None = None,
-        *,
-        read_only: bool | None = None,
-        hand_over: bool = False,
-    ) -> None:
-        self._database = database
+    def __init__(self, scope: RequestScope, tenant_id: UUID | None = None) -> None:
+        self.scope = scope
         self.tenant_id = tenant_id
-        self._read_only = read_only
-        self._hand_over = hand_over
         self._conn: Connection | None = None
         self._opened: Cursor | None = None
         self.committed = False
 
     @property
     def conn(self) -> Connection:
-        if self._conn is None:
-            raise RuntimeError("unit of work used outside its 'with' block")
-        return self._conn
+        return self._inside()
 
     def __enter__(self) -> Self:
-        self._conn, self._opened = self._database.begin(
-            self.tenant_id, read_only=self._read_only, opening=self._opening()
-        )
+        self._conn, self._opened = self.scope.begin(self.tenant_id, opening=self._opening())
         self.committed = False
         self._on_enter()
         return self
@@ -249,12 +209,31 @@ class UnitOfWork:
     def _on_enter(self) -> None:
         """Hook for subclasses to build repositories over ``self.conn``."""
 
+    @property
+    def audit(self) -> AuditLog:
+        """The request's audit log, appending in this unit's transaction."""
+        self._inside()
+        return self.scope.audit
+
+    @property
+    def outbox(self) -> Outbox:
+        """The request's outbox, emitting in this unit's transaction."""
+        self._inside()
+        return self.scope.outbox
+
     def commit(self) -> None:
-        self.conn.commit()
+        self._inside()
+        self.scope.commit()
         self.committed = True
 
     def rollback(self) -> None:
-        self.conn.rollback()
+        self._inside()
+        self.scope.rollback()
+
+    def _inside(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("unit of work used outside its 'with' block")
+        return self._conn
 
     def __exit__(
         self,
@@ -265,9 +244,6 @@ class UnitOfWork:
         conn, self._conn = self._conn, None
         if conn is None or self.committed or conn.closed or conn.broken:
             return
-        if exc is None and self._hand_over:
-            self._database.hold(conn, self.tenant_id)
-        elif exc is None and conn.read_only:
-            conn.commit()
-        else:
-            conn.rollback()
+        if exc is None and self.scope.read_only:
+            return  # the scope commits it when the request ends
+        self.scope.rollback()

@@ -5,32 +5,30 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from functools import lru_cache
 from typing import Any
-from uuid import UUID
 
 import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.shared.auth import Principal, authorize
-from lambdas.shared.auth_repository import AuthUnitOfWork
+from lambdas.shared.auth import Principal
 from lambdas.shared.constants import MAX_BODY_BYTES
-from lambdas.shared.db import READ_ONLY_REQUEST, Database
 from lambdas.shared.errors import (
     AppError,
     BadRequest,
     PayloadTooLarge,
-    Unauthorized,
     database_unavailable,
     error_body,
     register_error_handlers,
 )
 from lambdas.shared.idempotency import resolve_idempotently, wants_idempotency
+from lambdas.shared.observability import logger
 from lambdas.shared.routes import route_for_key
-from lambdas.shared.secrets import DbCredentials, get_db_credentials
-from lambdas.shared.settings import get_api_settings
+from lambdas.shared.runtime import get_runtime
+from lambdas.shared.scope import RequestScope
+
+SCOPE_KEY = "scope"  # where ``resolve`` puts the request's scope in the resolver's context
 
 
 def create_resolver() -> APIGatewayHttpResolver:
@@ -81,8 +79,9 @@ def error_response(event: dict[str, Any], error: AppError) -> dict[str, Any]:
 def resolve(
     app: APIGatewayHttpResolver, event: dict[str, Any], context: LambdaContext
 ) -> dict[str, Any]:
-    """Refuse oversized bodies before validation parses them, authorize protected routes from
-    the route table, honour ``Idempotency-Key`` on POST, then let the resolver route.
+    """Refuse oversized bodies before validation parses them, open the request's scope,
+    authorize protected routes from the route table, honour ``Idempotency-Key`` on POST, then
+    let the resolver route; the scope ends (its transaction with it) when the request does.
 
     Authorization comes before validation so that a caller without access learns nothing about
     the shape of a request (401/403 before 422).
@@ -94,16 +93,20 @@ def resolve(
     if (undecodable := undecodable_body(event)) is not None:
         return error_response(event, undecodable)
     route = route_for_key(str(event.get("routeKey", "")))
+    request = event.get("requestContext") or {}
+    runtime = get_runtime()
     # Safe methods never write: their transactions run READ ONLY (PostgreSQL enforces it).
-    method = (event.get("requestContext") or {}).get("http", {}).get("method")
-    read_only = READ_ONLY_REQUEST.set(method in {"GET", "HEAD"})
+    scope = runtime.request_scope(
+        request_id=request.get("requestId"),
+        read_only=request.get("http", {}).get("method") in {"GET", "HEAD"},
+    )
+    app.context[SCOPE_KEY] = scope
     try:
         if route is not None and not route.public:
             # A protected route that names no permission fails closed (403).
-            principal = authorize(event, route.permission or "", _auth_unit_of_work)
-            app.context["principal"] = principal
+            scope.authorize(event, route.permission or "")
         if wants_idempotency(event) and (route is None or route.accepts_idempotency_key):
-            table = get_api_settings().idempotency_table
+            table = runtime.api_settings.idempotency_table
             if table:
                 result = resolve_idempotently(app, event, context, table_name=table)
                 return error_response(event, result) if isinstance(result, AppError) else result
@@ -115,38 +118,25 @@ def resolve(
         return error_response(event, database_unavailable(error))
     finally:
         app.context.clear()
-        if get_database.cache_info().currsize:
-            get_database().release()
-        READ_ONLY_REQUEST.reset(read_only)
+        _end(scope)
 
 
-def _auth_unit_of_work(sub: UUID, tenant_id: UUID) -> AuthUnitOfWork:
-    # The lookup's transaction carries on into the route's unit of work for the same tenant:
-    # one transaction per request instead of two.
-    return AuthUnitOfWork(get_database(), tenant_id, sub, hand_over=True)
+def _end(scope: RequestScope) -> None:
+    try:
+        scope.end()
+    except psycopg.Error as error:
+        # the response is decided; a connection lost at COMMIT of a read is replaced next time
+        logger.warning("ending the request's transaction failed", extra={"error": repr(error)})
+
+
+def current_scope(app: APIGatewayHttpResolver | Router) -> RequestScope:
+    """The scope ``resolve`` opened for this invocation."""
+    scope = app.context.get(SCOPE_KEY)
+    if not isinstance(scope, RequestScope):
+        raise RuntimeError("no request scope: the route was not reached through resolve()")
+    return scope
 
 
 def current_principal(app: APIGatewayHttpResolver | Router) -> Principal:
-    """The caller ``resolve`` authorized for this invocation."""
-    principal = app.context.get("principal")
-    if not isinstance(principal, Principal):
-        raise Unauthorized("missing or invalid token")
-    return principal
-
-
-@lru_cache(maxsize=1)
-def get_database() -> Database:
-    """The execution environment's database handle (the connection itself opens on first use)."""
-    settings = get_api_settings()
-
-    def credentials(force: bool) -> DbCredentials:
-        return get_db_credentials(
-            settings.db_secret_id, max_age=settings.db_secret_max_age_s, force=force
-        )
-
-    return Database(
-        credentials,
-        connect_timeout_s=settings.db_connect_timeout_s,
-        application_name=settings.db_application_name,
-        statement_timeout_ms=settings.db_statement_timeout_ms,
-    )
+    """The caller ``resolve`` authorized for this invocation (Unauthorized if none)."""
+    return current_scope(app).caller

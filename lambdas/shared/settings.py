@@ -1,8 +1,8 @@
 """Settings models, composed from small mixins and validated once per cold start.
 
-Nothing here reads the environment at import time: each Lambda calls its ``get_*_settings``
-function inside the handler, and the result is cached for the life of the execution
-environment.
+Nothing here reads the environment at import time: the API and jobs functions read theirs
+through their composition root (``lambdas.shared.runtime``), on first use, and keep them for
+the life of the execution environment.
 """
 
 from __future__ import annotations
@@ -78,20 +78,6 @@ class JobSettings(ApiSettings):
 
 
 @lru_cache(maxsize=1)
-def get_job_settings() -> JobSettings:
-    return JobSettings()  # type: ignore[call-arg,unused-ignore]
-
-
-@lru_cache(maxsize=1)
-def get_api_settings() -> ApiSettings:
-    return ApiSettings()  # type: ignore[call-arg,unused-ignore]
-
-
-@lru_cache(maxsize=1)
-def get_billing_settings() -> BillingSettings:
-    return BillingSettings()  # type: ignore[call-arg,unused-ignore]
-
-
-@lru_cache(maxsize=1)
 def get_migration_settings() -> MigrationSettings:
+    """The migration function's settings (cleared with the rest by ``runtime.reset_runtime``)."""
     return MigrationSettings()  # type: ignore[call-arg,unused-ignore]

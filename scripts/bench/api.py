@@ -273,9 +273,10 @@ def _measure_routes(
     from lambdas.agents.repository import AgentsUnitOfWork  # noqa: PLC0415
     from lambdas.plans.handler import lambda_handler as plans_handler  # noqa: PLC0415
     from lambdas.plans.repository import PlansUnitOfWork  # noqa: PLC0415
-    from lambdas.shared.auth_repository import AuthUnitOfWork  # noqa: PLC0415
-    from lambdas.shared.http import get_database  # noqa: PLC0415
+    from lambdas.shared.auth_repository import grant_query  # noqa: PLC0415
     from lambdas.shared.routes import route_for_key  # noqa: PLC0415
+    from lambdas.shared.runtime import get_runtime  # noqa: PLC0415
+    from lambdas.shared.scope import RequestScope  # noqa: PLC0415
     from scripts.devstack.gateway import LambdaContextStub, build_event  # noqa: PLC0415
 
     results: dict[str, dict[str, float]] = {}
@@ -300,23 +301,23 @@ def _measure_routes(
         )
 
     context = LambdaContextStub(function_name="bench")
-    database = get_database()
+    runtime = get_runtime()
 
-    # The same transactions the handler runs for a GET: read-only, the membership lookup
-    # handing its transaction over to the route's unit of work.
-    def membership() -> None:
-        with AuthUnitOfWork(database, tenant, sub, read_only=True, hand_over=True) as uow:
-            if uow.grant is None:
-                raise SystemExit("the benchmark's viewer has no membership")
+    # The same transaction the handler runs for a GET: read-only, opened by the membership
+    # lookup and carried on by the route's unit of work.
+    def membership() -> RequestScope:
+        scope = runtime.request_scope(request_id="bench", read_only=True)
+        _, opened = scope.begin(tenant, opening=grant_query(sub, tenant))
+        if opened is None or opened.fetchone() is None:
+            raise SystemExit("the benchmark's viewer has no membership")
+        return scope
 
     def plans_sql() -> None:
-        membership()
-        with PlansUnitOfWork(database, tenant, read_only=True) as plans:
+        with membership() as scope, PlansUnitOfWork(scope, tenant) as plans:
             plans.plans.list_active()
 
     def agents_sql() -> None:
-        membership()
-        with AgentsUnitOfWork(database, tenant, read_only=True) as agents:
+        with membership() as scope, AgentsUnitOfWork(scope, tenant) as agents:
             agents.catalog.page(category=None, subnucleo=None, after_slug=None, limit=21)
 
     cases = {
@@ -336,7 +337,7 @@ def _measure_routes(
             "sql_p50": percentile(via_sql, 50),
             "sql_p99": percentile(via_sql, 99),
         }
-    database.close()
+    runtime.close()
     return results
 
 

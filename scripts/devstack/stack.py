@@ -33,21 +33,11 @@ QUIET_POWERTOOLS_ENV = {
 
 
 def reset_lambda_caches() -> None:
-    """Forget what a warm execution environment cached (settings, secrets, the connection,
-    the idempotency stores with their DynamoDB clients)."""
-    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
+    """Forget what a warm execution environment cached (its composition root: settings,
+    secrets, the connection, AWS clients), as a fresh one would."""
+    from lambdas.shared.runtime import reset_runtime  # noqa: PLC0415
 
-    from lambdas.shared import http, idempotency, settings  # noqa: PLC0415
-
-    if http.get_database.cache_info().currsize:
-        http.get_database().close()
-    http.get_database.cache_clear()
-    for name in dir(settings):
-        getter = getattr(settings, name)
-        if name.startswith("get_") and hasattr(getter, "cache_clear"):
-            getter.cache_clear()  # every get_*_settings, including ones added later
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-    idempotency.forget_stores()
+    reset_runtime()
 
 
 @contextmanager

@@ -8,7 +8,7 @@ import pytest
 from lambdas.billing import service
 from lambdas.billing.repository import BillingUnitOfWork
 from lambdas.shared.constants import TRIAL_DURATION_DAYS, TRIAL_MAX_USAGE
-from lambdas.shared.http import get_database
+from lambdas.shared.runtime import get_runtime
 from scripts.devstack.seed_catalog import find_agent, find_subnucleo
 from tests.integration.conftest import World
 from tests.support.factories import create_trial
@@ -106,7 +106,8 @@ def test_expire_trials_expires_past_and_used_up_trials_in_every_tenant(world: Wo
     used_up_b = create_trial(owner, world.b, subnucleo_id=MARKETING.id, max_usage=1, usage_count=1)
     live_b = create_trial(owner, world.b, agent_id=find_agent("content-writer").id)
 
-    expired = service.expire_trials(lambda: BillingUnitOfWork(get_database(), None))
+    with get_runtime().request_scope(request_id="job", read_only=False) as scope:
+        expired = service.expire_trials(lambda: BillingUnitOfWork(scope, None))
 
     statuses = {
         row["id"]: row["status"]

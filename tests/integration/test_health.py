@@ -9,7 +9,7 @@ import pytest
 
 from lambdas.health.handler import lambda_handler
 from lambdas.shared.constants import SERVICE_NAME
-from lambdas.shared.http import get_database
+from lambdas.shared.runtime import get_runtime
 from scripts.devstack.aws_resources import LocalResources, aurora_secret
 from scripts.devstack.postgres import ConnectionInfo, free_port
 from tests.support.events import http_event, lambda_context
@@ -70,7 +70,7 @@ def test_health_answers_503_fast_when_the_database_is_unreachable(lambda_env, db
 
 def test_a_broken_connection_is_replaced_on_the_next_request(lambda_env, db) -> None:
     assert _get_health()[0] == 200
-    pid = get_database().connection().info.backend_pid
+    pid = get_runtime().database.connection().info.backend_pid
     # When the server drops the warm connection (failover, restart)
     with db.owner() as conn:
         conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
@@ -78,7 +78,7 @@ def test_a_broken_connection_is_replaced_on_the_next_request(lambda_env, db) -> 
     status, _ = _get_health()
 
     assert status == 200
-    assert get_database().connection().info.backend_pid != pid
+    assert get_runtime().database.connection().info.backend_pid != pid
 
 
 def test_a_rotated_password_is_fetched_again_after_an_authentication_failure(
@@ -86,7 +86,7 @@ def test_a_rotated_password_is_fetched_again_after_an_authentication_failure(
 ) -> None:
     # Given a warm environment that cached the old secret, then the password is rotated
     assert _get_health()[0] == 200
-    get_database().close()
+    get_runtime().database.close()
     rotated = runtime_password + "-rotated"
     with db.owner() as conn:
         conn.execute(f"ALTER ROLE alquimista_app PASSWORD '{rotated}'")

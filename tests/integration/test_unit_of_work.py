@@ -1,8 +1,11 @@
-"""The database layer's transaction rules, on the real PostgreSQL as the runtime role."""
+"""The database layer's transaction rules, on the real PostgreSQL as the runtime role: units
+of work run in their request scope's transaction."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import LiteralString
 
 import psycopg
@@ -10,6 +13,7 @@ import pytest
 from psycopg.pq import TransactionStatus
 
 from lambdas.shared.db import Database, OpeningQuery, UnitOfWork
+from lambdas.shared.scope import RequestScope
 from lambdas.shared.secrets import DbCredentials
 from tests.support.database import RUNTIME_ROLE, TestDatabase
 
@@ -28,6 +32,19 @@ def database(db: TestDatabase, runtime_password: str):
     database.close()
 
 
+def _scope(database: Database, *, read_only: bool = False) -> RequestScope:
+    return RequestScope(lambda: database, request_id="test", read_only=read_only)
+
+
+@contextmanager
+def _uow(
+    database: Database, tenant: uuid.UUID | None = None, *, read_only: bool = False
+) -> Iterator[UnitOfWork]:
+    """A unit of work in a request scope of its own, which ends with it."""
+    with _scope(database, read_only=read_only) as scope, UnitOfWork(scope, tenant) as uow:
+        yield uow
+
+
 def _tenant_setting(uow: UnitOfWork) -> str:
     row = uow.conn.execute("SELECT current_setting('app.current_tenant_id', true) AS t").fetchone()
     return str(row["t"]) if row else ""
@@ -41,19 +58,19 @@ def _transaction_start(uow: UnitOfWork) -> object:
 def test_a_unit_of_work_is_scoped_to_its_tenant_and_only_inside_it(database) -> None:
     tenant = uuid.uuid4()
 
-    with UnitOfWork(database, tenant) as uow:
+    with _uow(database, tenant) as uow:
         assert _tenant_setting(uow) == str(tenant)
-    with UnitOfWork(database, None) as uow:
+    with _uow(database, None) as uow:
         assert _tenant_setting(uow) == ""
 
 
 def test_without_commit_writes_are_rolled_back(database, db) -> None:
-    with UnitOfWork(database, None) as uow:
+    with _uow(database, None) as uow:
         uow.conn.execute("CREATE TEMP TABLE IF NOT EXISTS scratch (n int)")
         uow.commit()
-    with UnitOfWork(database, None) as uow:
+    with _uow(database, None) as uow:
         uow.conn.execute("INSERT INTO scratch VALUES (1)")
-    with UnitOfWork(database, None) as uow:
+    with _uow(database, None) as uow:
         row = uow.conn.execute("SELECT count(*) AS n FROM scratch").fetchone()
 
     assert row == {"n": 0}
@@ -62,7 +79,7 @@ def test_without_commit_writes_are_rolled_back(database, db) -> None:
 def test_a_read_only_unit_of_work_refuses_writes(database) -> None:
     with (
         pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
-        UnitOfWork(database, None, read_only=True) as uow,
+        _uow(database, None, read_only=True) as uow,
     ):
         uow.conn.execute("CREATE TEMP TABLE nope (n int)")
 
@@ -71,10 +88,10 @@ def test_read_only_work_keeps_prepared_statements_across_requests(database) -> N
     # psycopg forgets prepared statements on ROLLBACK; read-only work ends with COMMIT so the
     # server stops re-planning the same queries on every request.
     for _ in range(8):
-        with UnitOfWork(database, None, read_only=True) as uow:
+        with _uow(database, None, read_only=True) as uow:
             uow.conn.execute("SELECT count(*) FROM alquimista_platform.roles").fetchone()
 
-    with UnitOfWork(database, None, read_only=True) as uow:
+    with _uow(database, None, read_only=True) as uow:
         row = uow.conn.execute(
             """
             SELECT count(*) AS n FROM pg_prepared_statements
@@ -85,42 +102,73 @@ def test_read_only_work_keeps_prepared_statements_across_requests(database) -> N
     assert row == {"n": 1}
 
 
-def test_a_handed_over_transaction_continues_in_the_next_unit_of_work(database) -> None:
+def test_units_of_work_of_one_read_only_scope_share_its_transaction(database) -> None:
     tenant = uuid.uuid4()
-    with UnitOfWork(database, tenant, read_only=True, hand_over=True) as first:
-        started = _transaction_start(first)
+    with _scope(database, read_only=True) as scope:
+        with UnitOfWork(scope, tenant) as first:
+            started = _transaction_start(first)
+        # the first unit left the transaction open for the rest of the request
+        assert scope.in_transaction
 
-    with UnitOfWork(database, tenant, read_only=True) as second:
-        assert _transaction_start(second) == started
+        with UnitOfWork(scope, tenant) as second:
+            assert _transaction_start(second) == started
 
     assert database.connection().info.transaction_status == TransactionStatus.IDLE
 
 
-def test_a_held_transaction_is_not_reused_for_another_tenant(database) -> None:
-    with UnitOfWork(database, uuid.uuid4(), read_only=True, hand_over=True) as first:
-        started = _transaction_start(first)
+def test_a_unit_of_work_for_another_tenant_starts_its_own_transaction(database) -> None:
     other = uuid.uuid4()
+    with _scope(database, read_only=True) as scope:
+        with UnitOfWork(scope, uuid.uuid4()) as first:
+            started = _transaction_start(first)
 
-    with UnitOfWork(database, other, read_only=True) as second:
-        assert _transaction_start(second) != started
-        assert _tenant_setting(second) == str(other)
+        with UnitOfWork(scope, other) as second:
+            assert _transaction_start(second) != started
+            assert _tenant_setting(second) == str(other)
 
 
-def test_a_held_transaction_nobody_takes_is_ended_by_release(database) -> None:
-    with UnitOfWork(database, uuid.uuid4(), hand_over=True):
+def test_the_scope_ends_the_transaction_it_still_holds(database) -> None:
+    scope = _scope(database, read_only=True)
+    with UnitOfWork(scope, uuid.uuid4()):
         pass
     assert database.connection().info.transaction_status == TransactionStatus.INTRANS
 
-    database.release()
+    scope.end()
 
+    assert database.connection().info.transaction_status == TransactionStatus.IDLE
+    assert not scope.in_transaction
+
+
+def test_a_write_unit_of_work_that_does_not_commit_rolls_back_at_once(database) -> None:
+    with _scope(database) as scope:
+        with UnitOfWork(scope, None) as uow:
+            uow.conn.execute("CREATE TEMP TABLE undone (n int)")
+
+        assert not scope.in_transaction
+        with UnitOfWork(scope, None) as uow:
+            row = uow.conn.execute("SELECT to_regclass('pg_temp.undone') AS t").fetchone()
+            assert row == {"t": None}
+
+
+def test_a_failing_unit_of_work_ends_the_scope_s_transaction(database) -> None:
+    with _scope(database, read_only=True) as scope:
+        with pytest.raises(RuntimeError), UnitOfWork(scope, None):
+            raise RuntimeError("boom")
+
+        assert not scope.in_transaction
     assert database.connection().info.transaction_status == TransactionStatus.IDLE
 
 
-def test_a_failing_unit_of_work_does_not_hand_over(database) -> None:
-    with pytest.raises(RuntimeError), UnitOfWork(database, None, hand_over=True):
-        raise RuntimeError("boom")
+def test_a_unit_of_work_is_usable_only_inside_its_block(database) -> None:
+    with _scope(database) as scope:
+        uow = UnitOfWork(scope, None)
+        with uow:
+            pass
 
-    assert database.connection().info.transaction_status == TransactionStatus.IDLE
+        with pytest.raises(RuntimeError, match="outside its 'with' block"):
+            uow.commit()
+        with pytest.raises(RuntimeError, match="outside its 'with' block"):
+            _ = uow.audit
 
 
 class _Opening(UnitOfWork):
@@ -137,7 +185,7 @@ class _Opening(UnitOfWork):
 def test_the_opening_read_runs_inside_the_scoped_transaction(database) -> None:
     tenant = uuid.uuid4()
 
-    with _Opening(database, tenant, read_only=True) as uow:
+    with _scope(database, read_only=True) as scope, _Opening(scope, tenant) as uow:
         row = uow.opened.fetchone()
         assert row is not None
         assert row["tenant"] == str(tenant)
@@ -145,44 +193,51 @@ def test_the_opening_read_runs_inside_the_scoped_transaction(database) -> None:
 
 
 def test_a_unit_of_work_without_an_opening_read_has_no_cursor(database) -> None:
-    with UnitOfWork(database, None) as uow, pytest.raises(RuntimeError, match="no opening"):
+    with _uow(database, None) as uow, pytest.raises(RuntimeError, match="no opening"):
         _ = uow.opened
 
 
-def test_the_opening_read_also_runs_in_a_handed_over_transaction(database) -> None:
+def test_the_opening_read_also_runs_in_a_continued_transaction(database) -> None:
     tenant = uuid.uuid4()
-    with UnitOfWork(database, tenant, read_only=True, hand_over=True) as first:
-        started = _transaction_start(first)
+    with _scope(database, read_only=True) as scope:
+        with UnitOfWork(scope, tenant) as first:
+            started = _transaction_start(first)
 
-    with _Opening(database, tenant, read_only=True) as second:
-        row = second.opened.fetchone()
-        assert row is not None
-        assert (row["tenant"], row["started"]) == (str(tenant), started)
+        with _Opening(scope, tenant) as second:
+            row = second.opened.fetchone()
+            assert row is not None
+            assert (row["tenant"], row["started"]) == (str(tenant), started)
 
 
 def test_a_failing_opening_read_leaves_the_connection_usable(database) -> None:
     class Failing(_Opening):
         sql = "SELECT 1 / 0 AS boom"
 
-    with pytest.raises(psycopg.errors.DivisionByZero), Failing(database, uuid.uuid4()):
+    with (
+        pytest.raises(psycopg.errors.DivisionByZero),
+        _scope(database) as scope,
+        Failing(scope, uuid.uuid4()),
+    ):
         pass
 
     assert database.connection().info.transaction_status == TransactionStatus.IDLE
-    with UnitOfWork(database, None) as uow:
+    with _uow(database, None) as uow:
         assert _tenant_setting(uow) == ""
 
 
-def test_a_failing_opening_read_in_a_handed_over_transaction_ends_it(database) -> None:
+def test_a_failing_opening_read_in_a_continued_transaction_ends_it(database) -> None:
     class Failing(_Opening):
         sql = "SELECT 1 / 0 AS boom"
 
     tenant = uuid.uuid4()
-    with UnitOfWork(database, tenant, read_only=True, hand_over=True):
+    scope = _scope(database, read_only=True)
+    with UnitOfWork(scope, tenant):
         pass
 
-    with pytest.raises(psycopg.errors.DivisionByZero), Failing(database, tenant, read_only=True):
+    with pytest.raises(psycopg.errors.DivisionByZero), Failing(scope, tenant):
         pass
 
+    assert not scope.in_transaction
     assert database.connection().info.transaction_status == TransactionStatus.IDLE
 
 
@@ -192,12 +247,16 @@ def test_a_timed_out_opening_read_keeps_the_live_connection(database) -> None:
     class Slow(_Opening):
         sql = "SELECT pg_sleep(5) AS slept"
 
-    with UnitOfWork(database, None) as warm:
+    with _uow(database, None) as warm:
         backend = warm.conn.info.backend_pid
         warm.conn.execute("SET statement_timeout = '50ms'")
         warm.commit()
 
-    with pytest.raises(psycopg.errors.QueryCanceled), Slow(database, uuid.uuid4()):
+    with (
+        pytest.raises(psycopg.errors.QueryCanceled),
+        _scope(database) as scope,
+        Slow(scope, uuid.uuid4()),
+    ):
         pass
 
     conn = database.connection()
@@ -206,13 +265,13 @@ def test_a_timed_out_opening_read_keeps_the_live_connection(database) -> None:
 
 
 def test_a_get_request_runs_its_transactions_read_only(lambda_env) -> None:
-    from lambdas.shared.http import create_resolver, get_database, resolve  # noqa: PLC0415
+    from lambdas.shared.http import create_resolver, current_scope, resolve  # noqa: PLC0415
     from tests.support.events import http_event, lambda_context  # noqa: PLC0415
 
     app = create_resolver()
 
     def write() -> dict[str, str]:
-        with UnitOfWork(get_database(), None) as uow:
+        with UnitOfWork(current_scope(app), None) as uow:
             uow.conn.execute("CREATE TEMP TABLE written (n int)")
             uow.commit()
         return {"ok": "yes"}

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +16,15 @@ from lambdas.shared.errors import Forbidden, Unauthorized, ValidationFailed
 
 
 @dataclass
-class FakeAuthUow:
-    """Stands in for the unit of work whose opening round trip looks the membership up."""
+class FakeGrants:
+    """Stands in for the membership lookup the request scope sends with BEGIN."""
 
     grants: dict[tuple[uuid.UUID, uuid.UUID], MembershipGrant] = field(default_factory=dict)
     lookups: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
-    grant: MembershipGrant | None = None
+
+    def __call__(self, sub: uuid.UUID, tenant_id: uuid.UUID) -> MembershipGrant | None:
+        self.lookups.append((sub, tenant_id))
+        return self.grants.get((sub, tenant_id))
 
 
 def _event(claims: dict[str, str] | None, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -36,46 +37,47 @@ def _event(claims: dict[str, str] | None, headers: dict[str, str] | None = None)
 @pytest.fixture
 def setup():
     sub, tenant, user_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    uow = FakeAuthUow()
-    uow.grants[(sub, tenant)] = MembershipGrant(user_id, "viewer", frozenset({"plans:read"}))
-
-    @contextmanager
-    def factory(caller: uuid.UUID, tenant_id: uuid.UUID) -> Iterator[FakeAuthUow]:
-        uow.lookups.append((caller, tenant_id))
-        uow.grant = uow.grants.get((caller, tenant_id))
-        yield uow
-
-    return sub, tenant, user_id, uow, factory
+    lookup = FakeGrants()
+    lookup.grants[(sub, tenant)] = MembershipGrant(user_id, "viewer", frozenset({"plans:read"}))
+    return sub, tenant, user_id, lookup
 
 
 def test_a_member_with_the_permission_becomes_the_principal(setup) -> None:
-    sub, tenant, user_id, uow, factory = setup
+    sub, tenant, user_id, lookup = setup
     claims = {"sub": str(sub), "email": "v@example.com", "custom:tenant_id": str(tenant)}
 
-    principal = authorize(_event(claims), "plans:read", factory)
+    principal = authorize(_event(claims), "plans:read", lookup)
 
     assert principal.user_id == user_id
     assert principal.tenant_id == tenant
     assert principal.role == "viewer"
     assert principal.email == "v@example.com"
-    # the lookup ran in a transaction scoped to the requested tenant
-    assert uow.lookups == [(sub, tenant)]
+    # the membership was looked up in the requested tenant
+    assert lookup.lookups == [(sub, tenant)]
 
 
 def test_a_missing_permission_is_forbidden(setup) -> None:
-    sub, tenant, _, _, factory = setup
+    sub, tenant, _, lookup = setup
     claims = {"sub": str(sub), "custom:tenant_id": str(tenant)}
 
     with pytest.raises(Forbidden, match="billing:manage"):
-        authorize(_event(claims), "billing:manage", factory)
+        authorize(_event(claims), "billing:manage", lookup)
+
+
+def test_a_caller_without_membership_is_forbidden(setup) -> None:
+    sub, _, _, lookup = setup
+    claims = {"sub": str(sub), "custom:tenant_id": str(uuid.uuid4())}
+
+    with pytest.raises(Forbidden, match="not an active member"):
+        authorize(_event(claims), "plans:read", lookup)
 
 
 def test_no_claims_is_unauthorized_and_never_reaches_the_database(setup) -> None:
-    _, _, _, uow, factory = setup
+    _, _, _, lookup = setup
 
     with pytest.raises(Unauthorized):
-        authorize(_event(None), "plans:read", factory)
-    assert uow.lookups == []
+        authorize(_event(None), "plans:read", lookup)
+    assert lookup.lookups == []
 
 
 def test_the_header_wins_over_the_claim() -> None:

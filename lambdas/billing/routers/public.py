@@ -21,7 +21,7 @@ from lambdas.billing.repository import webhook_signing_secret
 from lambdas.shared.constants import WEBHOOK_IDEMPOTENCY_S
 from lambdas.shared.errors import ServiceUnavailable
 from lambdas.shared.idempotency import run_once
-from lambdas.shared.settings import get_billing_settings
+from lambdas.shared.runtime import get_runtime
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import (
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     )
 
 router = Router()  # type: ignore[no-untyped-call]
+_public_uow = public_uow(router)
+_scoped_uow = scoped_uow(router)
 
 TIMESTAMP_HEADER = "x-webhook-timestamp"
 SIGNATURE_HEADER = "x-webhook-signature"
@@ -42,7 +44,7 @@ SIGNATURE_HEADER = "x-webhook-signature"
 def commercial_request(request: CommercialRequestIn) -> CommercialRequestResponse:
     event = cast("APIGatewayProxyEventV2", router.current_event)
     client_ip = event.request_context.http.source_ip
-    return service.submit_commercial_request(public_uow, request, client_ip=client_ip)
+    return service.submit_commercial_request(_public_uow, request, client_ip=client_ip)
 
 
 @router.post(
@@ -58,7 +60,7 @@ def payment_webhook(provider: Annotated[PaymentProvider, Path()]) -> WebhookRece
     event = router.current_event
     raw = event.body or ""
     body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode()
-    settings = get_billing_settings()
+    settings = get_runtime().billing_settings
     if not settings.webhook_secret_id or not settings.idempotency_table:
         raise ServiceUnavailable("webhooks are not configured")
     table = settings.idempotency_table
@@ -74,7 +76,7 @@ def payment_webhook(provider: Annotated[PaymentProvider, Path()]) -> WebhookRece
         return WebhookReceipt.model_validate(result)
 
     return service.receive_payment_webhook(
-        scoped_uow,
+        _scoped_uow,
         provider=provider,
         body=body,
         timestamp=event.headers.get(TIMESTAMP_HEADER),

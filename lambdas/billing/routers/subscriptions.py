@@ -14,13 +14,9 @@ from lambdas.billing.models import (
     SubscribeRequest,
     SubscriptionResponse,
 )
-from lambdas.billing.repository import BillingUnitOfWork
 
 router = Router()  # type: ignore[no-untyped-call]
-
-
-def _uow() -> BillingUnitOfWork:
-    return tenant_uow(router)
+_uow = tenant_uow(router)
 
 
 @router.get("/api/billing/subscription", summary="The tenant's current subscription")

@@ -10,14 +10,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from lambdas.billing import service
 from lambdas.billing.dependencies import tenant_uow
 from lambdas.billing.models import StartTrialRequest, TrialList, TrialResponse
-from lambdas.billing.repository import BillingUnitOfWork
-from lambdas.shared.http import current_principal
+from lambdas.shared.http import current_scope
 
 router = Router()  # type: ignore[no-untyped-call]
-
-
-def _uow() -> BillingUnitOfWork:
-    return tenant_uow(router)
+_uow = tenant_uow(router)
 
 
 @router.post(
@@ -25,7 +21,7 @@ def _uow() -> BillingUnitOfWork:
 )
 def start_trial(request: StartTrialRequest) -> TrialResponse:
     return service.start_trial(
-        _uow, request, user_id=current_principal(router).user_id, now=datetime.now(UTC)
+        _uow, request, user_id=current_scope(router).caller.user_id, now=datetime.now(UTC)
     )
 
 

@@ -1,0 +1,112 @@
+"""The composition root of the API and jobs functions: what an execution environment builds
+once and reuses across invocations, in one object.
+
+Settings are validated on first use (never at import), the database handle is built from them
+(its connection opens with the first transaction), and each request's scope is made here with
+the audit and outbox writers registered in ``WRITERS``. ``reset_runtime`` forgets all of it, as
+a fresh execution environment would; the local stack and the tests call it between runs.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
+
+import boto3
+from aws_lambda_powertools.utilities import parameters
+
+from lambdas.shared import idempotency
+from lambdas.shared.db import Database
+from lambdas.shared.scope import ActorType, RequestScope, Writers
+from lambdas.shared.secrets import DbCredentials, get_db_credentials
+from lambdas.shared.settings import (
+    ApiSettings,
+    BillingSettings,
+    JobSettings,
+    get_migration_settings,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# The audit and outbox writers every request scope offers its units of work, each a callable
+# ``(connection, scope) -> writer`` (see ``lambdas.shared.scope.Writers``).
+WRITERS = Writers(audit=None, outbox=None)
+
+
+class Runtime:
+    """One execution environment's settings, database handle and AWS clients."""
+
+    def __init__(self, *, writers: Writers = WRITERS) -> None:
+        self.writers = writers
+
+    @cached_property
+    def api_settings(self) -> ApiSettings:
+        return ApiSettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
+    def billing_settings(self) -> BillingSettings:
+        return BillingSettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
+    def job_settings(self) -> JobSettings:
+        return JobSettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
+    def database(self) -> Database:
+        """The database handle (the connection itself opens on first use)."""
+        settings = self.api_settings
+
+        def credentials(force: bool) -> DbCredentials:
+            return get_db_credentials(
+                settings.db_secret_id, max_age=settings.db_secret_max_age_s, force=force
+            )
+
+        return Database(
+            credentials,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            application_name=settings.db_application_name,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        )
+
+    @cached_property
+    def dynamodb(self) -> DynamoDBClient:
+        return boto3.client("dynamodb")
+
+    def request_scope(
+        self,
+        *,
+        request_id: str | None,
+        read_only: bool,
+        actor_type: ActorType = "anonymous",
+    ) -> RequestScope:
+        """A new request's scope over this environment's database and registered writers."""
+        return RequestScope(
+            lambda: self.database,
+            request_id=request_id,
+            read_only=read_only,
+            actor_type=actor_type,
+            writers=self.writers,
+        )
+
+    def close(self) -> None:
+        """Close the database connection, if one was opened."""
+        if "database" in self.__dict__:
+            self.database.close()
+
+
+@lru_cache(maxsize=1)
+def get_runtime() -> Runtime:
+    return Runtime()
+
+
+def reset_runtime() -> None:
+    """Forget everything a warm execution environment cached: the runtime (settings, the
+    connection, clients), the secrets Powertools cached, the idempotency stores with their
+    DynamoDB clients, and the migration function's settings."""
+    if get_runtime.cache_info().currsize:
+        get_runtime().close()
+    get_runtime.cache_clear()
+    get_migration_settings.cache_clear()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    idempotency.forget_stores()
