@@ -133,47 +133,32 @@ class ActivationRepository:
     def activate(
         self, agent_id: UUID, *, actor_id: UUID, source: EntitlementSource
     ) -> ActivationResponse:
-        self._conn.execute(
-            """
-            INSERT INTO public.tenant_agents (tenant_id, agent_id, source, status)
-            VALUES (%s, %s, %s, 'active')
-            ON CONFLICT (tenant_id, agent_id)
-            DO UPDATE SET source = EXCLUDED.source, status = 'active'
-            """,
-            (self._tenant_id, agent_id, source),
-        )
-        row = self._conn.execute(
-            """
-            INSERT INTO alquimista_platform.agent_activations
-                (tenant_id, agent_id, status, activated_by, activated_at)
-            VALUES (%(tenant)s, %(agent)s, 'active', %(actor)s, now())
-            ON CONFLICT (tenant_id, agent_id) DO UPDATE SET
-                status = 'active', activated_by = EXCLUDED.activated_by,
-                activated_at = EXCLUDED.activated_at, deactivated_at = NULL
-            RETURNING agent_id, status, %(source)s::text AS source, activated_at, activated_by,
-                      deactivated_at
-            """,
-            {"tenant": self._tenant_id, "agent": agent_id, "actor": actor_id, "source": source},
-        ).fetchone()
-        return _activation(_required(row))
+        return self._set(agent_id, active=True, source=source, actor_id=actor_id)
 
     def deactivate(self, agent_id: UUID) -> ActivationResponse:
-        self._conn.execute(
-            """
-            UPDATE public.tenant_agents SET status = 'inactive'
-            WHERE tenant_id = %s AND agent_id = %s
-            """,
-            (self._tenant_id, agent_id),
-        )
+        return self._set(agent_id, active=False, source=None, actor_id=None)
+
+    def _set(
+        self,
+        agent_id: UUID,
+        *,
+        active: bool,
+        source: EntitlementSource | None,
+        actor_id: UUID | None,
+    ) -> ActivationResponse:
+        # the one writer of tenant_agents and agent_activations (migration 023)
         row = self._conn.execute(
             """
-            UPDATE alquimista_platform.agent_activations
-            SET status = 'deactivated', deactivated_at = now()
-            WHERE tenant_id = %s AND agent_id = %s
-            RETURNING agent_id, status, NULL::text AS source, activated_at, activated_by,
-                      deactivated_at
+            SELECT * FROM alquimista_platform.set_agent_activation_v1(
+                %(tenant)s, %(agent)s, %(active)s, %(source)s, %(actor)s)
             """,
-            (self._tenant_id, agent_id),
+            {
+                "tenant": self._tenant_id,
+                "agent": agent_id,
+                "active": active,
+                "source": source,
+                "actor": actor_id,
+            },
         ).fetchone()
         return _activation(_required(row))
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field
 
-from lambdas.shared.constants import TENANT_SETTING
+from lambdas.shared.db import set_tenant
 
 Role = Literal["viewer", "member", "admin"]
 
@@ -98,7 +98,7 @@ def grant_membership(conn: psycopg.Connection[Any], request: GrantMembership) ->
     if tenant_id is None or user is None:
         raise RuntimeError("tenant or user row missing after upsert")
     # memberships are tenant-isolated (forced RLS binds the owner too): scope the write
-    conn.execute("SELECT set_config(%s, %s, true)", (TENANT_SETTING, str(tenant_id)))
+    set_tenant(conn, tenant_id)
     conn.execute(_UPSERT_MEMBERSHIP, (tenant_id, user[0], request.role))
     return MembershipGranted(
         tenant_id=tenant_id, user_id=user[0], role=request.role, tenant_created=existing is None

@@ -38,7 +38,7 @@ _BEGIN: LiteralString = "BEGIN"
 _BEGIN_READ_ONLY: LiteralString = "BEGIN READ ONLY"
 
 
-def set_tenant(conn: Connection, tenant_id: UUID | str | None) -> None:
+def set_tenant(conn: psycopg.Connection[Any], tenant_id: UUID | str | None) -> None:
     """Scope the connection's current transaction to ``tenant_id`` (RLS policies read it), or
     to no tenant; the setting ends with the transaction."""
     conn.execute(_TENANT_SQL, (TENANT_SETTING, str(tenant_id) if tenant_id else ""))

@@ -16,6 +16,7 @@ from typing import Any, Final
 import psycopg
 from psycopg.types.json import Jsonb
 
+from lambdas.shared.db import set_tenant
 from scripts.devstack.identities import TENANTS
 
 _NAMESPACE: Final = uuid.UUID("0b8a4f7e-2c1d-4e55-8f3b-6a9d2e1c7b40")
@@ -298,7 +299,7 @@ def insert_subscription(
     conn: psycopg.Connection[Any], tenant_id: uuid.UUID, plan: CatalogPlan
 ) -> None:
     """Give ``tenant_id`` a live monthly subscription to ``plan`` unless it already has one."""
-    conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", (str(tenant_id),))
+    set_tenant(conn, tenant_id)
     live = conn.execute(
         """
         SELECT 1 FROM public.subscriptions
