@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, LiteralString, Self
 from uuid import UUID
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types import TypeInfo
 
@@ -120,6 +121,8 @@ class Database:
         # own BEGIN would not: in a pipeline it syncs and waits for BEGIN alone. So the
         # connection stays in autocommit mode and BEGIN is sent here; COMMIT and ROLLBACK
         # still end the transaction it opens.
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.rollback()  # left open by a request that failed to end it: never carry it on
         if not conn.autocommit:
             conn.autocommit = True
         with conn.pipeline():

@@ -284,3 +284,15 @@ def test_a_get_request_runs_its_transactions_read_only(lambda_env) -> None:
 
     assert refused["statusCode"] == 500
     assert allowed["statusCode"] == 200
+
+
+def test_a_transaction_left_open_by_an_earlier_request_is_never_carried_on(database) -> None:
+    # Given a request whose scope never ended its transaction
+    abandoned = _scope(database, read_only=True)
+    with UnitOfWork(abandoned, uuid.uuid4()) as first:
+        started = _transaction_start(first)
+
+    # When the next request begins, it gets a transaction of its own
+    with _scope(database) as scope, UnitOfWork(scope, None) as second:
+        assert _transaction_start(second) != started
+        second.conn.execute("CREATE TEMP TABLE writable (n int)")  # not the old READ ONLY one
