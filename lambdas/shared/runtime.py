@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 # The audit and outbox writers every request scope offers its units of work, each a callable
-# ``(connection, scope) -> writer`` (see ``lambdas.shared.scope.Writers``).
+# ``(connection, scope) -> writer`` built on first use in a transaction, e.g.
+#   audit=lambda conn, scope: AuditWriter(conn, tenant_id=scope.tenant_id,
+#       actor_id=scope.actor_id, actor_type=scope.actor_type, request_id=scope.request_id)
 WRITERS = Writers(audit=None, outbox=None)
 
 

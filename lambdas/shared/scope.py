@@ -9,6 +9,16 @@ read-only request, ROLLBACK otherwise: a write is kept only when a unit of work 
 On an authorized request the membership lookup opens the transaction (BEGIN, the tenant scoping
 and the lookup pipelined in one round trip) and the route's unit of work carries on in it, so a
 GET costs three round trips: that opening, the route's query and the COMMIT.
+
+A service records a write in the same transaction through its unit of work (its port declares
+``audit: AuditLog`` and ``outbox: Outbox`` properties beside its repositories)::
+
+    with uow_factory() as uow:
+        activation = uow.activations.activate(agent_id, actor_id=actor_id, source=source)
+        uow.audit.append("agent.activate", resource_type="agent", resource_id=str(agent_id))
+        uow.outbox.emit("agent.activated", aggregate_type="agent",
+                        aggregate_id=str(agent_id), payload={"source": source})
+        uow.commit()  # the change, its audit row and its event, or none of them
 """
 
 from __future__ import annotations
