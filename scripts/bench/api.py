@@ -237,6 +237,7 @@ def _seed(owner_url: str) -> dict[str, str]:
     """Catalog, one tenant and one viewer; returns the viewer's JWT claims."""
     import psycopg  # noqa: PLC0415
 
+    from lambdas.migrations.memberships import add_membership  # noqa: PLC0415
     from scripts.devstack.seed_catalog import seed_catalog  # noqa: PLC0415
 
     seed_catalog(owner_url)
@@ -251,14 +252,7 @@ def _seed(owner_url: str) -> dict[str, str]:
             "VALUES (%s, 'viewer@bench.example.com') RETURNING id",
             (sub,),
         ).fetchone()[0]  # type: ignore[index]
-        conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", (str(tenant_id),))
-        conn.execute(
-            """
-            INSERT INTO alquimista_platform.memberships (tenant_id, user_id, role_id)
-            SELECT %s, %s, id FROM alquimista_platform.roles WHERE name = 'viewer'
-            """,
-            (tenant_id, user_id),
-        )
+        add_membership(conn, tenant_id=tenant_id, user_id=user_id, role="viewer")
     return {
         "sub": str(sub),
         "email": "viewer@bench.example.com",
