@@ -52,18 +52,19 @@ def connect_with_retry(
     retry: ConnectRetry,
     *,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> C:
     """``open_connection(refresh)`` until it returns; ``DatabaseUnreachable`` once ``retry``
     says to stop. Only ``psycopg.OperationalError`` (unreachable, refused, bad password) is
     retried; anything else is a bug and propagates at once."""
-    give_up = None if retry.budget_s is None else time.monotonic() + retry.budget_s
+    give_up = None if retry.budget_s is None else clock() + retry.budget_s
     delay, refresh, attempt = retry.first_delay_s, False, 1
     while True:
         try:
             return open_connection(refresh)
         except psycopg.OperationalError as exc:
             out_of_attempts = retry.max_attempts is not None and attempt >= retry.max_attempts
-            out_of_time = give_up is not None and time.monotonic() + delay >= give_up
+            out_of_time = give_up is not None and clock() + delay >= give_up
             if out_of_attempts or out_of_time:
                 raise DatabaseUnreachable(attempt, exc) from exc
             logger.warning(
