@@ -6,8 +6,9 @@ the ledger in one query -> validate the bundle against it -> apply each pending 
 own transaction and record it -> sync the runtime role -> unlock. Every failure comes back as
 a report with ``ok = False`` and a message naming the file; nothing is half-recorded.
 
-The ledger's statements live in ``ledger``, the legacy table's adoption in ``legacy``, the
-runtime role in ``roles``, the lock in ``locks`` and connecting in ``lambdas.shared.pgconnect``.
+This module only orchestrates. Running one file lives in ``apply``, the ledger's statements in
+``ledger``, the legacy table's adoption in ``legacy``, the runtime role in ``roles``, the lock
+in ``locks``, the report in ``report`` and connecting in ``lambdas.shared.pgconnect``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import psycopg
 
 from lambdas.migrations import ledger as ledger_table
+from lambdas.migrations.apply import FileApplier
 from lambdas.migrations.ledger import LEDGER_TABLE, Connection, read_ledger, table_exists
 from lambdas.migrations.legacy import adopt_legacy
 from lambdas.migrations.locks import AdvisoryLock
@@ -33,7 +35,6 @@ from lambdas.migrations.report import (
     pg_message,
 )
 from lambdas.migrations.roles import RuntimeRole, ensure_runtime_role
-from lambdas.migrations.statements import is_no_transaction, split_statements
 from lambdas.shared.locks import LockBusy
 from lambdas.shared.migration_files import (
     MIGRATIONS_DIR,
@@ -103,8 +104,9 @@ class MigrationRunner:
                 if not plan.ok:
                     report.fail("; ".join(plan.refusals))
                     return report
+                applier = self._applier(conn)
                 for migration in plan.pending:
-                    report.applied.append(self._apply_file(conn, migration))
+                    report.applied.append(applier.apply(migration))
                     report.pending.remove(migration.filename)
                 if self._runtime_role and (
                     report.applied or not role_exists or sync_runtime_role or report.adopted_legacy
@@ -251,90 +253,12 @@ class MigrationRunner:
             )
         return plan
 
-    def _apply_file(self, conn: Connection, migration: MigrationFile) -> AppliedFile:
-        started = time.perf_counter()
-        logger.info("applying migration", extra={"file": migration.filename})
-        try:
-            if is_no_transaction(migration.sql):
-                self._run_without_transaction(conn, migration)
-                execution_ms = _elapsed_ms(started)
-                with conn.transaction():
-                    self._record(conn, migration, execution_ms=execution_ms, success=True)
-            else:
-                with conn.transaction():
-                    self._set_timeouts(conn, migration, local=True)
-                    conn.execute(migration.sql.encode())
-                    execution_ms = _elapsed_ms(started)
-                    self._record(conn, migration, execution_ms=execution_ms, success=True)
-        except FileFailed:
-            raise
-        except psycopg.Error as exc:
-            raise self._failure(conn, migration, exc, started, first_line=1) from exc
-        return AppliedFile(migration.version, migration.filename, execution_ms)
-
-    def _run_without_transaction(self, conn: Connection, migration: MigrationFile) -> None:
-        started = time.perf_counter()
-        for statement in split_statements(migration.sql):
-            self._set_timeouts(conn, migration, local=False)
-            try:
-                conn.execute(statement.text.encode())
-            except psycopg.Error as exc:
-                raise self._failure(
-                    conn,
-                    migration,
-                    exc,
-                    started,
-                    first_line=statement.line,
-                    statement=statement.text,
-                    no_transaction=True,
-                ) from exc
-
-    def _failure(
-        self,
-        conn: Connection,
-        migration: MigrationFile,
-        exc: psycopg.Error,
-        started: float,
-        *,
-        first_line: int,
-        statement: str | None = None,
-        no_transaction: bool = False,
-    ) -> FileFailed:
-        text = statement if statement is not None else migration.sql
-        position = exc.diag.statement_position
-        line = first_line
-        if position and position.isdigit():
-            line += text[: int(position) - 1].count("\n")
-        message = f"{migration.filename} (line {line}): {pg_message(exc)}"
-        invalid: list[str] = []
-        if not conn.broken:
-            if no_transaction:
-                invalid = ledger_table.invalid_indexes(conn)
-                if invalid:
-                    message += (
-                        f"; it left INVALID indexes: {', '.join(invalid)} "
-                        "(drop them before re-running)"
-                    )
-            with conn.transaction():
-                self._record(conn, migration, execution_ms=_elapsed_ms(started), success=False)
-        return FileFailed(migration.filename, message, invalid)
-
-    def _set_timeouts(self, conn: Connection, migration: MigrationFile, *, local: bool) -> None:
-        lock_ms = int(self._options.lock_timeout_s * 1000)
-        statement_ms = 0
-        if self._deadline is not None:
-            statement_ms = int(self._remaining_s() * 1000)
-            if statement_ms < 1000:
-                raise MigrationFailed(
-                    f"{migration.filename}: not started, too little time left in this "
-                    "invocation; re-run to continue"
-                )
-            lock_ms = min(lock_ms, statement_ms)
-        conn.execute(
-            """
-            SELECT set_config('statement_timeout', %s, %s), set_config('lock_timeout', %s, %s)
-            """,
-            (str(statement_ms), local, str(lock_ms), local),
+    def _applier(self, conn: Connection) -> FileApplier:
+        return FileApplier(
+            conn,
+            lock_timeout_s=self._options.lock_timeout_s,
+            remaining_s=self._remaining_s if self._deadline is not None else None,
+            applied_by=self._options.applied_by,
         )
 
     def _record(
@@ -373,7 +297,3 @@ class MigrationRunner:
 def _latest(ledger: list[LedgerEntry], applied: list[AppliedFile]) -> int | None:
     versions = [e.version for e in ledger if e.success] + [a.version for a in applied]
     return max(versions, default=None)
-
-
-def _elapsed_ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
