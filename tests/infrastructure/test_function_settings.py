@@ -165,3 +165,16 @@ def test_the_local_stack_gives_every_model_what_the_stacks_give_it(monkeypatch) 
         assert {n for n in off if getattr(settings, n) is None} <= {"migrations_dir"}
     known = set().union(*(_variable_names(m) for m in (BillingSettings, JobSettings)))
     assert set(local) <= known | set(_variable_names(MigrationSettings))
+
+
+def test_only_the_jobs_function_may_use_the_locks_table(synthesis: Synthesis) -> None:
+    # Migrations are guarded by the advisory lock alone (docs/migrations.md); no API route
+    # takes a lease. A grant nobody uses is a permission to misuse.
+    holders = {
+        name
+        for name, policy in synthesis.resources("AWS::IAM::Policy").items()
+        if "LocksTable" in json.dumps(policy["Properties"]["PolicyDocument"])
+    }
+
+    assert len(holders) == 1, holders
+    assert "Jobs" in holders.pop()
