@@ -85,6 +85,10 @@ test: lint typecheck ## every check CI runs: lint, types, all test tiers
 openapi: sync ## regenerate docs/openapi.json from the handlers
 	$(RUN) python scripts/export_openapi.py
 
+.PHONY: schema-docs
+schema-docs: sync ## regenerate docs/schema.md (ER diagrams) from a freshly migrated database
+	$(RUN) python scripts/schema_diagram.py
+
 .PHONY: migrate-status
 migrate-status: sync ## migration status of the `make dev` database (see docs/migrations.md)
 	$(RUN) python scripts/migrate.py status --local

@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from lambdas.migrations.memberships import Role  # noqa: E402
 from lambdas.shared.constants import ENVIRONMENTS, TENANT_CLAIM  # noqa: E402
 from scripts.devstack.deployed import (  # noqa: E402
     DeployedLookupError,
@@ -31,7 +32,7 @@ from scripts.devstack.deployed import (  # noqa: E402
     invoke_once,
 )
 
-ROLES = ("viewer", "member", "admin")
+ROLES: tuple[str, ...] = get_args(Role)
 
 
 class CreateUserFailed(Exception):

@@ -33,11 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lambdas.migrations.runner import (  # noqa: E402
-    MigrationRunner,
-    RunnerOptions,
-    RuntimeRole,
-)
+from lambdas.migrations.roles import RuntimeRole  # noqa: E402
+from lambdas.migrations.runner import MigrationRunner, RunnerOptions  # noqa: E402
 from lambdas.shared.constants import ENVIRONMENTS, resource_names  # noqa: E402
 from lambdas.shared.migration_files import MIGRATIONS_DIR  # noqa: E402
 from scripts.devstack.deployed import (  # noqa: E402

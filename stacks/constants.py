@@ -17,7 +17,9 @@ LAMBDA_MEMORY_MB: Final = 512
 API_LAMBDA_TIMEOUT: Final = Duration.seconds(29)  # an HTTP API integration gives up at 30 s
 MIGRATION_LAMBDA_TIMEOUT: Final = Duration.minutes(15)
 MIGRATION_SERVICE_TIMEOUT: Final = Duration.minutes(20)
-MIGRATION_RESERVED_CONCURRENCY: Final = 1
+# Not a mutex (the runner's advisory lock is, docs/migrations.md): a bound on the connections
+# the owner's function can open, and room for an operator's status beside a deploy's apply.
+MIGRATION_RESERVED_CONCURRENCY: Final = 2
 
 POWERTOOLS_ENVIRONMENT: Final[dict[str, str]] = {
     "POWERTOOLS_SERVICE_NAME": POWERTOOLS_SERVICE,
@@ -34,6 +36,8 @@ CHAT_GROUP: Final = "chat"
 READ_ONLY_GROUPS: Final = frozenset({"health"})
 # Groups that verify the payment provider's webhook signatures.
 WEBHOOK_GROUPS: Final = frozenset({"billing"})
+# The scheduled jobs' function: the API's database access plus the locks table for its leases.
+JOBS_GROUP: Final = "jobs"
 
 # Aurora PostgreSQL sizes max_connections from memory (2 GiB per ACU):
 # LEAST(DBInstanceClassMemory / 9531392, 5000). Lambdas may use at most this share of it,

@@ -11,7 +11,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from lambdas.migrations.runner import RUNNER_VERSION
+from lambdas.migrations.ledger import RUNNER_VERSION
 from lambdas.shared.migration_files import MigrationFile, discover
 from stacks.bundling import LambdaBundleConstruct
 from stacks.constants import (

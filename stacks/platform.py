@@ -17,12 +17,20 @@ from constructs import Construct
 
 from lambdas.shared.constants import ResourceNames, resource_names
 from lambdas.shared.routes import ROUTES, Route
+from lambdas.shared.settings import (
+    ApiSettings,
+    BillingSettings,
+    JobSettings,
+    MigrationSettings,
+    environment_variables,
+)
 from stacks.api import STAGE_NAME, HttpApiConstruct
 from stacks.bundling import LambdaBundleConstruct
 from stacks.config import ConfigError, EnvironmentConfig
 from stacks.constants import (
     CHAT_GROUP,
     JOB_SCHEDULES,
+    JOBS_GROUP,
     LAMBDA_CONNECTION_SHARE,
     MIGRATION_RESERVED_CONCURRENCY,
     READ_ONLY_GROUPS,
@@ -141,7 +149,7 @@ class MigrationsStack(Stack):
             config.stack_name("Migrations"),
             **_stack_props(config, "schema migrations (custom resource)"),
         )
-        database, tables = data.database, data.tables
+        database = data.database
         bundle = LambdaBundleConstruct(self, "Bundle", with_chat_layer=False)
         self.migrations = SchemaMigrationsConstruct(
             self,
@@ -150,12 +158,12 @@ class MigrationsStack(Stack):
             vpc=network.vpc,
             subnets=network.isolated_subnets,
             security_group=network.function_security_group,
-            environment={
-                "APP_ENV": config.env,
-                "MASTER_SECRET_ARN": database.master_secret.secret_arn,
-                "RUNTIME_SECRET_ARN": database.runtime_secret.secret_arn,
-                "LOCKS_TABLE_NAME": tables.locks.table_name,
-            },
+            environment=environment_variables(
+                MigrationSettings,
+                environment=config.env,
+                master_secret_id=database.master_secret.secret_arn,
+                runtime_secret_id=database.runtime_secret.secret_arn,
+            ),
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
@@ -164,7 +172,6 @@ class MigrationsStack(Stack):
         runner = self.migrations.runner.role
         database.master_secret.grant_read(runner)
         database.runtime_secret.grant_read(runner)
-        _grant_items(tables.locks, runner)
         CfnOutput(
             self,
             "MigrationFunctionName",
@@ -176,18 +183,21 @@ class MigrationsStack(Stack):
 def api_environment(
     group: str, config: EnvironmentConfig, data: DataStack, names: ResourceNames
 ) -> dict[str, str]:
-    """What the group's settings read (lambdas/shared/settings.py)."""
-    environment = {
-        "APP_ENV": config.env,
-        "DB_SECRET_ARN": data.database.runtime_secret.secret_arn,
-        "DB_APPLICATION_NAME": f"alquimista-{group}",
+    """What the group's settings read (lambdas/shared/settings.py), by field name."""
+    values: dict[str, str] = {
+        "environment": config.env,
+        "db_secret_id": data.database.runtime_secret.secret_arn,
+        "db_application_name": f"alquimista-{group}",
     }
+    model: type[ApiSettings] = ApiSettings
     if group not in READ_ONLY_GROUPS:
-        environment["LOCKS_TABLE_NAME"] = names.locks_table
-        environment["IDEMPOTENCY_TABLE_NAME"] = names.idempotency_table
+        values["idempotency_table"] = names.idempotency_table
+    if group == JOBS_GROUP:
+        model, values["locks_table"] = JobSettings, names.locks_table
     if group in WEBHOOK_GROUPS:
-        environment["WEBHOOK_SECRET_ARN"] = data.provider_secrets.webhook_secret.secret_arn
-    return environment
+        model = BillingSettings
+        values["webhook_secret_id"] = data.provider_secrets.webhook_secret.secret_arn
+    return environment_variables(model, **values)
 
 
 class ApiStack(Stack):
@@ -237,11 +247,11 @@ class ApiStack(Stack):
             vpc=network.vpc,
             subnets=network.isolated_subnets,
             security_group=network.function_security_group,
-            environment=api_environment("jobs", config, data, names),
+            environment=api_environment(JOBS_GROUP, config, data, names),
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
-        self._grant(data, {**self.route_functions.functions, "jobs": self.jobs.function})
+        self._grant(data, {**self.route_functions.functions, JOBS_GROUP: self.jobs.function})
         for construct in [*self.route_functions.functions.values(), self.jobs.function]:
             # Routes and jobs go live only once the schema they query is current.
             construct.function.node.add_dependency(migrations.migrations.resource)
@@ -269,8 +279,9 @@ class ApiStack(Stack):
             role = construct.role
             data.database.runtime_secret.grant_read(role)
             if group not in READ_ONLY_GROUPS:
-                _grant_items(data.tables.locks, role)
                 _grant_items(data.tables.idempotency, role)
+            if group == JOBS_GROUP:
+                _grant_items(data.tables.locks, role)
             if group in WEBHOOK_GROUPS:
                 data.provider_secrets.webhook_secret.grant_read(role)
 
@@ -298,7 +309,7 @@ class MonitoringStack(Stack):
             route_keys=[route.route_key for route in routes],
             functions={
                 **api.route_functions.functions,
-                "jobs": api.jobs.function,
+                JOBS_GROUP: api.jobs.function,
                 "migrations": migrations.migrations.runner,
             },
             cluster=data.database.cluster,

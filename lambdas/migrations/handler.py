@@ -20,20 +20,14 @@ with collector_paused():
     from collections.abc import Callable
     from typing import Any
 
-    import boto3
     import psycopg
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from pydantic import ValidationError
 
     from lambdas.migrations.memberships import GrantMembership, UnknownTenant, grant_membership
-    from lambdas.migrations.runner import (
-        APPLICATION_NAME,
-        MigrationReport,
-        MigrationRunner,
-        RunnerOptions,
-        RuntimeRole,
-    )
-    from lambdas.shared.locks import DynamoLease
+    from lambdas.migrations.report import MigrationReport
+    from lambdas.migrations.roles import RuntimeRole
+    from lambdas.migrations.runner import APPLICATION_NAME, MigrationRunner, RunnerOptions
     from lambdas.shared.migration_files import MIGRATIONS_DIR
     from lambdas.shared.observability import logger
     from lambdas.shared.secrets import get_db_credentials, get_json_secret
@@ -62,7 +56,6 @@ def build_runner(
     deadline: float | None,
     owner: str,
     allow_out_of_order: bool | None = None,
-    with_lease: bool = True,
 ) -> MigrationRunner:
     def conninfo(force: bool) -> str:
         return _owner_conninfo(settings, force=force)
@@ -71,16 +64,6 @@ def build_runner(
     if settings.runtime_secret_id:
         secret = get_json_secret(settings.runtime_secret_id, max_age=settings.db_secret_max_age_s)
         runtime_role = RuntimeRole(name=settings.runtime_role, password=str(secret["password"]))
-    lease = None
-    if with_lease and settings.locks_table:
-        lease = DynamoLease(
-            boto3.client("dynamodb"),
-            table=settings.locks_table,
-            lock_id=f"migrations:{settings.environment}",
-            owner=owner,
-            lease_s=settings.lease_s,
-            wait_s=settings.lock_wait_s,
-        )
     options = RunnerOptions(
         lock_wait_s=settings.lock_wait_s,
         connect_retry_s=settings.connect_retry_s,
@@ -98,7 +81,6 @@ def build_runner(
         directory=settings.migrations_dir or MIGRATIONS_DIR,
         runtime_role=runtime_role,
         options=options,
-        lease=lease,
         deadline=deadline,
     )
 
@@ -156,7 +138,6 @@ def _on_direct(
         deadline=_deadline(context),
         owner=_owner(context),
         allow_out_of_order=bool(out_of_order) if out_of_order is not None else None,
-        with_lease=action in ("apply", "baseline"),
     )
     operations: dict[str, Callable[[], MigrationReport]] = {
         "status": runner.status,

@@ -1,6 +1,6 @@
-"""The PostgreSQL session advisory lock a migration run holds (the one that guarantees a single
-writer). The run also holds a DynamoDB lease per environment (``lambdas.shared.locks``) so
-operators can see who is migrating and a second runner stops before touching the database."""
+"""The PostgreSQL session advisory lock a migration run holds: the one guard that guarantees a
+single writer, whoever runs it (the Lambda, ``scripts/migrate.py --local``, an operator with
+another bundle), and that names its holder (docs/migrations.md, "Locks and time")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """Operator action: put a user in a tenant with a role (creating the tenant and the user row
 when they do not exist yet). Used by ``scripts/create_user.py`` through the migration Lambda,
-which holds the owner's credentials inside the VPC, and by the dev seed."""
+which holds the owner's credentials inside the VPC, and by the dev seed.
+
+``add_membership`` is the one writer of a membership row: the operator action, the dev seed,
+the test factories and the benchmarks' fixtures all go through it."""
 
 from __future__ import annotations
 
@@ -8,11 +11,13 @@ import uuid
 from typing import Any, Literal
 
 import psycopg
+from psycopg import errors
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.shared.db import set_tenant
 
 Role = Literal["viewer", "member", "admin"]
+MembershipStatus = Literal["active", "invited", "suspended"]
 
 
 class GrantMembership(BaseModel):
@@ -37,6 +42,10 @@ class MembershipGranted(BaseModel):
 
 class UnknownTenant(LookupError):
     """The tenant does not exist and no name was given to create it."""
+
+
+class UnknownRole(LookupError):
+    """No role of that name exists (``alquimista_platform.roles``)."""
 
 
 _FIND_TENANT = """
@@ -65,11 +74,19 @@ _FIND_USER = """
 SELECT id FROM alquimista_platform.users WHERE cognito_sub = %s
 """
 
+# An unknown role leaves role_id NULL, which the NOT NULL constraint refuses: never a silent
+# no-op. joined_at is when the membership first became active.
 _UPSERT_MEMBERSHIP = """
-INSERT INTO alquimista_platform.memberships AS m (tenant_id, user_id, role_id, joined_at)
-SELECT %s, %s, r.id, now() FROM alquimista_platform.roles AS r WHERE r.name = %s
-ON CONFLICT (tenant_id, user_id) DO UPDATE SET role_id = excluded.role_id, status = 'active'
-WHERE (m.role_id, m.status) IS DISTINCT FROM (excluded.role_id, 'active')
+INSERT INTO alquimista_platform.memberships AS m (tenant_id, user_id, role_id, status, joined_at)
+VALUES (
+    %(tenant_id)s, %(user_id)s,
+    (SELECT r.id FROM alquimista_platform.roles AS r WHERE r.name = %(role)s),
+    %(status)s, CASE WHEN %(status)s = 'active' THEN now() END
+)
+ON CONFLICT (tenant_id, user_id) DO UPDATE
+SET role_id = excluded.role_id, status = excluded.status,
+    joined_at = coalesce(m.joined_at, excluded.joined_at)
+WHERE (m.role_id, m.status) IS DISTINCT FROM (excluded.role_id, excluded.status)
 """
 
 
@@ -97,9 +114,28 @@ def grant_membership(conn: psycopg.Connection[Any], request: GrantMembership) ->
     )
     if tenant_id is None or user is None:
         raise RuntimeError("tenant or user row missing after upsert")
-    # memberships are tenant-isolated (forced RLS binds the owner too): scope the write
-    set_tenant(conn, tenant_id)
-    conn.execute(_UPSERT_MEMBERSHIP, (tenant_id, user[0], request.role))
+    add_membership(conn, tenant_id=tenant_id, user_id=user[0], role=request.role)
     return MembershipGranted(
         tenant_id=tenant_id, user_id=user[0], role=request.role, tenant_created=existing is None
     )
+
+
+def add_membership(
+    conn: psycopg.Connection[Any],
+    *,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: str,
+    status: MembershipStatus = "active",
+) -> None:
+    """Make ``user_id`` a ``role`` of ``tenant_id`` with ``status``, or change the role and
+    status of the membership it has; idempotent. Runs in the caller's transaction, which it
+    scopes to ``tenant_id`` (memberships are under forced RLS: even the owner must)."""
+    set_tenant(conn, tenant_id)
+    params = {"tenant_id": tenant_id, "user_id": user_id, "role": role, "status": status}
+    try:
+        conn.execute(_UPSERT_MEMBERSHIP, params)
+    except errors.NotNullViolation as exc:
+        if exc.diag.column_name != "role_id":
+            raise
+        raise UnknownRole(f"no role named {role!r}") from exc

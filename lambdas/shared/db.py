@@ -23,6 +23,7 @@ from psycopg.types import TypeInfo
 
 from lambdas.shared.constants import TENANT_SETTING
 from lambdas.shared.observability import logger
+from lambdas.shared.pgconnect import ONE_REFRESH, connect_with_retry
 from lambdas.shared.secrets import DbCredentials
 
 if TYPE_CHECKING:
@@ -131,21 +132,17 @@ class Database:
             return conn.execute(*opening) if opening else None
 
     def _connect(self) -> Connection:
-        try:
-            return self._connect_with(self._credentials(False))
-        except psycopg.OperationalError:
-            # A rotated password or a moved endpoint: fetch the secret again, try once more.
-            logger.info("database connect failed; refreshing credentials and retrying once")
-            return self._connect_with(self._credentials(True))
+        # A rotated password or a moved endpoint: the retry fetches the secret again.
+        return connect_with_retry(self._connect_with, ONE_REFRESH)
 
-    def _connect_with(self, creds: DbCredentials) -> Connection:
+    def _connect_with(self, refresh: bool) -> Connection:
         options = (
             f"-c statement_timeout={self._statement_timeout_ms}"
             if self._statement_timeout_ms
             else None
         )
         conn = psycopg.connect(
-            creds.conninfo(
+            self._credentials(refresh).conninfo(
                 connect_timeout=self._connect_timeout_s,
                 application_name=self._application_name,
                 options=options,

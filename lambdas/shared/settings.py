@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,14 +55,12 @@ class MigrationSettings(ServiceSettings):
 
     master_secret_id: str = Field(alias="MASTER_SECRET_ARN")
     runtime_secret_id: str | None = Field(default=None, alias="RUNTIME_SECRET_ARN")
-    locks_table: str | None = Field(default=None, alias="LOCKS_TABLE_NAME")
     db_connect_timeout_s: int = Field(default=10, ge=1, le=60)
     db_secret_max_age_s: int = Field(default=SECRET_CACHE_SECONDS, ge=0)
     connect_retry_s: float = Field(default=90.0, ge=0, alias="MIGRATION_CONNECT_RETRY_S")
     lock_wait_s: float = Field(default=60.0, ge=0, alias="MIGRATION_LOCK_WAIT_S")
     lock_timeout_s: float = Field(default=30.0, gt=0, alias="MIGRATION_LOCK_TIMEOUT_S")
     time_margin_s: float = Field(default=15.0, ge=0, alias="MIGRATION_TIME_MARGIN_S")
-    lease_s: int = Field(default=120, ge=10, alias="MIGRATION_LEASE_S")
     allow_out_of_order: bool = Field(default=False, alias="MIGRATION_ALLOW_OUT_OF_ORDER")
     migrations_dir: Path | None = Field(default=None, alias="MIGRATIONS_DIR")
 
@@ -75,6 +73,24 @@ class JobSettings(ApiSettings):
     """The scheduled-jobs Lambda: the API's database access plus the locks table."""
 
     locks_table: str = Field(alias="LOCKS_TABLE_NAME")
+
+
+def environment_variables(model: type[BaseSettings], **values: Any) -> dict[str, str]:
+    """The environment variables that give ``model``'s fields these values, by field name.
+
+    The one place that turns settings fields into variable names: the stacks and the local
+    stack build every function's environment through it, so a renamed alias renames the
+    variable everywhere, and a misspelt field fails here instead of being ignored.
+    """
+    fields = model.model_fields
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise KeyError(f"{model.__name__} has no field {', '.join(unknown)}")
+    return {
+        (fields[name].alias or name).upper(): str(value)
+        for name, value in values.items()
+        if value is not None
+    }
 
 
 @lru_cache(maxsize=1)

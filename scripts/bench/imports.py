@@ -53,10 +53,7 @@ class ImportResult:
 @cache
 def _lambda_like_paths() -> tuple[Path, Path]:
     """The base layer and the runtime's boto3, installed for this interpreter (built once)."""
-    from stacks.toolchain import use_project_node  # noqa: PLC0415
-
-    use_project_node()  # stacks.bundling imports aws_cdk, which starts jsii's Node
-    from stacks.bundling import (  # noqa: PLC0415
+    from stacks.packaging.layers import (  # noqa: PLC0415
         BASE_LAYER,
         HOST,
         build_layer,

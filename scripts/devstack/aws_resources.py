@@ -11,6 +11,12 @@ from typing import Any
 import boto3
 
 from lambdas.shared.constants import resource_names
+from lambdas.shared.settings import (
+    BillingSettings,
+    JobSettings,
+    MigrationSettings,
+    environment_variables,
+)
 from scripts.devstack.postgres import ConnectionInfo
 
 
@@ -23,15 +29,22 @@ class LocalResources:
     idempotency_table: str
 
     def lambda_environment(self, env: str) -> dict[str, str]:
-        """The environment variables the stacks give the Lambdas, pointing at these resources."""
+        """The variables the stacks give the Lambdas (every function's, in one process),
+        pointing at these resources and named, as the stacks name them, by the settings."""
         return {
-            "APP_ENV": env,
-            "DB_SECRET_ARN": self.runtime_secret_arn,
-            "MASTER_SECRET_ARN": self.db_secret_arn,
-            "RUNTIME_SECRET_ARN": self.runtime_secret_arn,
-            "WEBHOOK_SECRET_ARN": self.webhook_secret_arn,
-            "LOCKS_TABLE_NAME": self.locks_table,
-            "IDEMPOTENCY_TABLE_NAME": self.idempotency_table,
+            **environment_variables(
+                BillingSettings,
+                environment=env,
+                db_secret_id=self.runtime_secret_arn,
+                idempotency_table=self.idempotency_table,
+                webhook_secret_id=self.webhook_secret_arn,
+            ),
+            **environment_variables(JobSettings, locks_table=self.locks_table),
+            **environment_variables(
+                MigrationSettings,
+                master_secret_id=self.db_secret_arn,
+                runtime_secret_id=self.runtime_secret_arn,
+            ),
         }
 
 

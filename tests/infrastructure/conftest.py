@@ -22,8 +22,8 @@ from aws_cdk import App, Validations  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
 from lambdas.shared.routes import ROUTES, Route  # noqa: E402
-from stacks.bundling import REPO_ROOT  # noqa: E402
 from stacks.config import load_config  # noqa: E402
+from stacks.packaging.base import REPO_ROOT  # noqa: E402
 from stacks.platform import build_platform  # noqa: E402
 
 CHAT_ROUTE = Route("POST", "/api/chat/messages", "chat")

@@ -10,10 +10,10 @@ from aws_cdk import App
 
 from lambdas.shared.constants import Environment
 from lambdas.shared.routes import GROUPS, ROUTES
-from stacks.bundling import REPO_ROOT
 from stacks.config import EnvironmentConfig, load_config
 from stacks.jobs import JOBS_HANDLER
 from stacks.migrations import MIGRATION_HANDLER
+from stacks.packaging.base import REPO_ROOT
 from stacks.platform import connection_budget
 from tests.infrastructure.conftest import CHAT_ROUTE, Synthesis, as_list
 

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stacks import bundling
-from stacks.bundling import (
-    BASE_LAYER,
-    CHAT_LAYER,
-    TASK_ROOT,
-    BundlingError,
-    build_layer,
-    bytecode_python,
-    code_key,
-    layer_key,
-)
+from stacks.constants import LAMBDA_RUNTIME
+from stacks.packaging import bytecode
+from stacks.packaging.base import REPO_ROOT, TASK_ROOT, BundlingError
+from stacks.packaging.bytecode import RUNTIME_PYTHON, bytecode_python
+from stacks.packaging.code_asset import code_key
+from stacks.packaging.layers import BASE_LAYER, CHAT_LAYER, build_layer, layer_key
 from tests.infrastructure.conftest import CHAT_ROUTE, Synthesis
 
 MAX_UNZIPPED_BYTES = 60 * 1024 * 1024
@@ -144,7 +140,7 @@ def test_the_chat_layer_ships_sources_only_to_stay_in_budget() -> None:
 
 def test_the_bytecode_format_is_part_of_every_compiled_assets_hash(monkeypatch) -> None:
     def keys(found: tuple[str, str] | None) -> tuple[str, str, str]:
-        monkeypatch.setattr(bundling, "bytecode_python", lambda: found)
+        monkeypatch.setattr(bytecode, "bytecode_python", lambda: found)
         return code_key(), layer_key(BASE_LAYER), layer_key(CHAT_LAYER)
 
     sources = keys(None)
@@ -168,11 +164,11 @@ def test_a_wrong_bytecode_python_is_refused_not_skipped(monkeypatch) -> None:
 
 
 def test_without_python_313_the_build_warns_and_ships_sources(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(bundling, "bytecode_python", lambda: None)
-    bundling._warn_no_bytecode.cache_clear()
+    monkeypatch.setattr(bytecode, "bytecode_python", lambda: None)
+    bytecode._warn_no_bytecode.cache_clear()
     (tmp_path / "module.py").write_text("VALUE = 1\n")
 
-    assert bundling.compile_bytecode(tmp_path, "/var/task") is False
+    assert bytecode.compile_bytecode(tmp_path, "/var/task") is False
 
     assert not list(tmp_path.rglob("*.pyc"))
     assert "without bytecode" in capsys.readouterr().err
@@ -185,4 +181,17 @@ def test_a_file_that_does_not_compile_fails_the_build(tmp_path) -> None:
     (tmp_path / "broken.py").write_text("def broken(:\n")
 
     with pytest.raises(BundlingError, match=r"broken\.py"):
-        bundling.compile_bytecode(tmp_path, "/var/task")
+        bytecode.compile_bytecode(tmp_path, "/var/task")
+
+
+def test_the_build_targets_the_functions_runtime() -> None:
+    assert f"python{RUNTIME_PYTHON}" == LAMBDA_RUNTIME.name
+
+
+def test_the_build_system_runs_without_cdk() -> None:
+    # scripts/build_bundles.py and the cold-import benchmark build layers without jsii's Node
+    probe = (
+        "import sys, stacks.packaging.layers, stacks.packaging.code_asset; "
+        "sys.exit(any(m.startswith(('aws_cdk', 'jsii')) for m in sys.modules))"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=REPO_ROOT)

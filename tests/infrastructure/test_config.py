@@ -9,8 +9,8 @@ import pytest
 from aws_cdk import App
 
 from lambdas.shared.routes import ROUTES
-from stacks.bundling import REPO_ROOT
 from stacks.config import ConfigError, load_config
+from stacks.packaging.base import REPO_ROOT
 from stacks.platform import check_concurrency
 
 

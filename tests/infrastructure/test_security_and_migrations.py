@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lambdas.migrations.runner import RUNNER_VERSION
+from lambdas.migrations.ledger import RUNNER_VERSION
 from lambdas.shared.migration_files import discover
 from stacks.migrations import SCHEMA_RESOURCE_TYPE, migrations_fingerprint
 from tests.infrastructure.conftest import Synthesis, as_list

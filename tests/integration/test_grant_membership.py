@@ -10,7 +10,9 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.migrations.handler import lambda_handler
+from lambdas.migrations.memberships import UnknownRole, add_membership
 from scripts.devstack.gateway import LambdaContextStub
+from tests.support.factories import create_tenant, create_user
 
 
 def _invoke(membership: dict[str, Any]) -> dict[str, Any]:
@@ -97,3 +99,47 @@ def test_invalid_requests_name_the_field_and_write_nothing(lambda_env, db, overr
     with db.owner() as conn:
         count = conn.execute("SELECT count(*) AS n FROM alquimista_platform.users").fetchone()
     assert count == {"n": 0}
+
+
+def _joined(owner, tenant_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]:
+    with owner.transaction():
+        owner.execute("SELECT set_config('app.current_tenant_id', %s, true)", (str(tenant_id),))
+        row: dict[str, Any] = owner.execute(
+            """
+            SELECT r.name AS role, m.status, m.joined_at
+            FROM alquimista_platform.memberships AS m
+            JOIN alquimista_platform.roles AS r ON r.id = m.role_id
+            WHERE m.tenant_id = %s AND m.user_id = %s
+            """,
+            (tenant_id, user_id),
+        ).fetchone()
+    return row
+
+
+def test_an_unknown_role_is_refused_not_silently_skipped(owner) -> None:
+    tenant = create_tenant(owner)
+    viewer = tenant.user("viewer")
+
+    with pytest.raises(UnknownRole, match="'owner'"), owner.transaction():
+        add_membership(owner, tenant_id=tenant.id, user_id=viewer.id, role="owner")
+
+    assert _joined(owner, tenant.id, viewer.id)["role"] == "viewer"
+
+
+def test_an_invited_member_joins_when_activated_and_keeps_that_date(owner) -> None:
+    # Given an invited member: no join date yet
+    tenant = create_tenant(owner)
+    user = create_user(owner, tenant.id, "member", status="invited")
+    assert _joined(owner, tenant.id, user.id)["joined_at"] is None
+
+    # When activated, then promoted
+    with owner.transaction():
+        add_membership(owner, tenant_id=tenant.id, user_id=user.id, role="member")
+    joined = _joined(owner, tenant.id, user.id)["joined_at"]
+    with owner.transaction():
+        add_membership(owner, tenant_id=tenant.id, user_id=user.id, role="admin")
+
+    # Then the join date is the activation's, and the role changed
+    after = _joined(owner, tenant.id, user.id)
+    assert joined is not None
+    assert after == {"role": "admin", "status": "active", "joined_at": joined}

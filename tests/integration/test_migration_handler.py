@@ -15,6 +15,7 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.migrations.handler import PHYSICAL_RESOURCE_ID, MigrationDeployFailed, lambda_handler
+from lambdas.migrations.locks import ADVISORY_LOCK_KEY
 from lambdas.shared.migration_files import MIGRATIONS_DIR, discover
 from lambdas.shared.settings import get_migration_settings
 from scripts.devstack.aws_resources import LocalResources, aurora_secret, provision
@@ -69,15 +70,6 @@ def _use_bundle(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     reset_lambda_caches()
 
 
-def _lease_item(resources: LocalResources) -> dict[str, Any] | None:
-    item: dict[str, Any] | None = (
-        boto3.client("dynamodb")
-        .get_item(TableName=resources.locks_table, Key={"lock_id": {"S": "migrations:dev"}})
-        .get("Item")
-    )
-    return item
-
-
 def test_create_applies_every_file_and_the_runtime_role_can_log_in(fresh_env, empty_db) -> None:
     response = _invoke(custom_resource_event("Create", {"MigrationsHash": "abc"}))
 
@@ -95,7 +87,6 @@ def test_create_applies_every_file_and_the_runtime_role_can_log_in(fresh_env, em
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM public.migrations").fetchone() == (len(BUNDLED),)
     assert secret["username"] == RUNTIME_ROLE
-    assert _lease_item(fresh_env) is None, "the lease is released at the end"
 
 
 def test_update_on_a_current_schema_applies_nothing(lambda_env) -> None:
@@ -149,7 +140,6 @@ def test_a_failing_file_fails_the_deploy_naming_the_file_and_the_error(
 
     assert "900_broken.sql" in str(failure.value)
     assert 'relation "nowhere" does not exist' in str(failure.value)
-    assert _lease_item(fresh_env) is None
 
 
 def test_direct_invocations_return_json_reports(fresh_env, monkeypatch, tmp_path) -> None:
@@ -191,42 +181,33 @@ def test_baseline_by_direct_invocation_records_without_running(fresh_env, empty_
     assert row["absent"] is True
 
 
-def test_a_live_lease_held_by_another_run_is_respected_and_named(fresh_env, monkeypatch) -> None:
+def test_a_run_holding_the_database_lock_is_respected_and_named(
+    fresh_env, empty_db, monkeypatch
+) -> None:
+    # Given another run (an operator's laptop) holds the advisory lock on this database
     monkeypatch.setenv("MIGRATION_LOCK_WAIT_S", "0")
     reset_lambda_caches()
-    now = int(time.time())
-    boto3.client("dynamodb").put_item(
-        TableName=fresh_env.locks_table,
-        Item={
-            "lock_id": {"S": "migrations:dev"},
-            "owner": {"S": "operator@laptop"},
-            "acquired_at": {"N": str(now - 5)},
-            "expires_at": {"N": str(now + 300)},
-        },
+    other = psycopg.conninfo.make_conninfo(
+        empty_db.owner_url, application_name="alquimista-migrations:operator@laptop"
     )
+    with psycopg.connect(other, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
 
-    report = _invoke({"action": "apply"})
+        report = _invoke({"action": "apply"})
 
     assert report["ok"] is False
     assert "operator@laptop" in report["error"]
     assert report["applied"] == []
 
 
-def test_an_expired_lease_is_taken_over(fresh_env) -> None:
-    boto3.client("dynamodb").put_item(
-        TableName=fresh_env.locks_table,
-        Item={
-            "lock_id": {"S": "migrations:dev"},
-            "owner": {"S": "crashed-run"},
-            "acquired_at": {"N": str(int(time.time()) - 600)},
-            "expires_at": {"N": str(int(time.time()) - 60)},
-        },
-    )
+def test_a_run_that_died_holding_the_lock_blocks_nothing(fresh_env, empty_db) -> None:
+    # Given a run whose session ended while it held the lock (a killed Lambda)
+    with psycopg.connect(empty_db.owner_url, autocommit=True) as crashed:
+        crashed.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
 
     report = _invoke({"action": "apply"})
 
     assert report["ok"] is True, report["error"]
-    assert _lease_item(fresh_env) is None
 
 
 def test_a_rotated_master_password_is_fetched_again(fresh_env, empty_db, monkeypatch) -> None:

@@ -9,12 +9,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from lambdas.migrations.runner import (
-    RUNNER_VERSION,
-    MigrationRunner,
-    RunnerOptions,
-    RuntimeRole,
-)
+from lambdas.migrations.ledger import RUNNER_VERSION
+from lambdas.migrations.roles import RuntimeRole
+from lambdas.migrations.runner import MigrationRunner, RunnerOptions
 from lambdas.shared.migration_files import MIGRATIONS_DIR, discover
 from scripts.devstack.postgres import free_port
 from tests.support.database import RUNTIME_ROLE, TestDatabase

@@ -12,7 +12,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from lambdas.migrations.runner import MigrationRunner, RuntimeRole
+from lambdas.migrations.roles import RuntimeRole
+from lambdas.migrations.runner import MigrationRunner
 from lambdas.shared.constants import resource_names
 from scripts.devstack.postgres import ConnectionInfo
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from lambdas.migrations.memberships import MembershipStatus, add_membership
 from scripts.devstack.seed_catalog import find_plan, insert_subscription, write_catalog
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -65,7 +66,9 @@ def create_catalog(conn: Conn) -> None:
         write_catalog(conn)
 
 
-def create_user(conn: Conn, tenant_id: uuid.UUID, role: str, *, status: str = "active") -> TestUser:
+def create_user(
+    conn: Conn, tenant_id: uuid.UUID, role: str, *, status: MembershipStatus = "active"
+) -> TestUser:
     sub = uuid.uuid4()
     email = f"{role}-{sub.hex[:10]}@example.com"
     with conn.transaction():
@@ -78,14 +81,7 @@ def create_user(conn: Conn, tenant_id: uuid.UUID, role: str, *, status: str = "a
                 (sub, email, f"Test {role}"),
             ).fetchone()
         )["id"]
-        _scoped(conn, tenant_id)
-        conn.execute(
-            """
-            INSERT INTO alquimista_platform.memberships (tenant_id, user_id, role_id, status)
-            SELECT %s, %s, id, %s FROM alquimista_platform.roles WHERE name = %s
-            """,
-            (tenant_id, user_id, status, role),
-        )
+        add_membership(conn, tenant_id=tenant_id, user_id=user_id, role=role, status=status)
     return TestUser(user_id, sub, email, role, tenant_id)
 
 

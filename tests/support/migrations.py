@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lambdas.migrations.runner import MigrationReport
+from lambdas.migrations.report import MigrationReport
 
 
 class MigrationFolder:
