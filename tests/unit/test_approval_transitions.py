@@ -48,9 +48,11 @@ def _decide(state: ApprovalState, decision: str = "approved", **kw: object) -> A
 
 def test_quorum_of_two_is_approved_only_after_the_second_approval() -> None:
     once = _decide(_state(quorum=2))
-    assert once.status == "pending" and once.approvals == 1
+    assert once.status == "pending"
+    assert once.approvals == 1
     twice = _decide(once)
-    assert twice.status == "approved" and twice.decided_at == NOW
+    assert twice.status == "approved"
+    assert twice.decided_at == NOW
 
 
 def test_any_rejection_rejects() -> None:
@@ -97,7 +99,8 @@ def test_only_the_requester_cancels_a_pending_request() -> None:
     with pytest.raises(NotTheRequester):
         transitions.cancel(_state(requested_by=None), actor=REQUESTER, now=NOW)
     canceled = transitions.cancel(_state(), actor=REQUESTER, now=NOW)
-    assert canceled.status == "canceled" and canceled.canceled_by == REQUESTER
+    assert canceled.status == "canceled"
+    assert canceled.canceled_by == REQUESTER
     with pytest.raises(ApprovalNotPending):
         transitions.cancel(canceled, actor=REQUESTER, now=NOW)
 
@@ -113,7 +116,8 @@ def test_escalation_happens_once_after_escalate_at() -> None:
         transitions.escalate(_state(), now=NOW)
     later = NOW + timedelta(minutes=31)
     escalated = transitions.escalate(_state(), now=later)
-    assert escalated.status == "pending" and escalated.escalated_at == later
+    assert escalated.status == "pending"
+    assert escalated.escalated_at == later
     with pytest.raises(InvalidTransition):
         transitions.escalate(escalated, now=later)
 

@@ -25,7 +25,8 @@ def _rule(
 def test_no_rules_gives_the_tenants_default() -> None:
     decision = evaluate([], CPF_MESSAGE, Default("require_approval", 3))
     assert decision.effect == "require_approval"
-    assert decision.rule is None and decision.rule_version is None
+    assert decision.rule is None
+    assert decision.rule_version is None
     assert decision.required_approvals == 3
     assert "default" in decision.reason
 
@@ -89,5 +90,6 @@ def test_the_inputs_hash_is_canonical_and_hides_the_text() -> None:
     b = Subject(kind="chat.message", text="cpf 529.982.247-25", requester_roles={"b", "a"})
     digest = inputs_hash(a)
     assert digest == inputs_hash(b)
-    assert len(digest) == 64 and "529" not in digest
+    assert len(digest) == 64
+    assert "529" not in digest
     assert digest != inputs_hash(a.model_copy(update={"text": "cpf 529.982.247-26"}))

@@ -44,7 +44,8 @@ def test_a_full_matcher_parses_and_normalizes() -> None:
         }
     )
     assert matcher.subject_kinds == ["chat.message"]
-    assert matcher.agents is not None and matcher.agents.categories == ["sales"]
+    assert matcher.agents is not None
+    assert matcher.agents.categories == ["sales"]
     assert matcher.action_types == ["email.send"]
     assert matcher.keywords == ["segredo industrial", "acao"]
     assert matcher.document()["estimated_tokens_above"] == 4000
