@@ -12,6 +12,7 @@ with a bounded program size; all the patterns of a rule set run in one pass (``P
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -60,11 +61,13 @@ def compile_pattern(pattern: str) -> Any:
         raise ValueError(f"not a valid RE2 regular expression ({reason})") from None
 
 
+_MARKS = re.compile("[\u0300-\u036f]")  # combining diacritical marks (accents, cedilla)
+
+
 def normalize(text: str) -> str:
     """Case- and accent-insensitive form used for keywords: NFKD, marks dropped, casefolded,
     whitespace runs collapsed to one space."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    stripped = _MARKS.sub("", unicodedata.normalize("NFKD", text))
     return " ".join(stripped.casefold().split())
 
 
