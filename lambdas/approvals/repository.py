@@ -35,7 +35,7 @@ from lambdas.approvals.models import (
     SweptRequest,
 )
 from lambdas.approvals.transitions import Status, Verdict
-from lambdas.shared.db import Connection
+from lambdas.shared.db import Connection, UnitOfWork
 from lambdas.shared.errors import AppError
 
 # Constraint names raised by migration 026 -> the error a client sees (never the name).
@@ -364,3 +364,21 @@ class ApprovalSweepRepository:
             (limit,),
         ).fetchall()
         return [SweptRequest.model_validate(row) for row in rows]
+
+
+class ApprovalsUnitOfWork(UnitOfWork):
+    approvals: ApprovalRepository
+
+    def _on_enter(self) -> None:
+        if self.tenant_id is None:
+            raise RuntimeError("the approvals unit of work needs a tenant")
+        self.approvals = ApprovalRepository(self.conn, self.tenant_id)
+
+
+class ApprovalSweepUnitOfWork(UnitOfWork):
+    """No tenant: ``sweep_approvals_v1`` scopes itself to each tenant in turn."""
+
+    sweeper: ApprovalSweepRepository
+
+    def _on_enter(self) -> None:
+        self.sweeper = ApprovalSweepRepository(self.conn)

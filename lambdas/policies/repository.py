@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from lambdas.policies.evaluator import Decision, Default, Rule
 from lambdas.policies.matcher import Subject, parse_matcher
 from lambdas.policies.models import EvaluationRecord, PolicyDefault, RuleDraft, RuleVersion
-from lambdas.shared.db import Connection
+from lambdas.shared.db import Connection, UnitOfWork
 from lambdas.shared.errors import Conflict, NotFound, ValidationFailed
 
 
@@ -304,3 +304,12 @@ class PolicyRepository:
             (self._tenant_id, evaluation_id),
         ).fetchone()
         return EvaluationRecord.model_validate(row) if row else None
+
+
+class PoliciesUnitOfWork(UnitOfWork):
+    policies: PolicyRepository
+
+    def _on_enter(self) -> None:
+        if self.tenant_id is None:
+            raise RuntimeError("the policies unit of work needs a tenant")
+        self.policies = PolicyRepository(self.conn, self.tenant_id)
