@@ -21,7 +21,15 @@ from typing import Any, Literal
 from uuid import UUID
 
 import re2  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from lambdas.policies.detectors import DETECTORS, FIND, Detector
 from lambdas.shared.errors import ValidationFailed
@@ -149,9 +157,11 @@ class Matcher(BaseModel):
 
     @field_validator("patterns")
     @classmethod
-    def _patterns(cls, value: list[str] | None) -> list[str] | None:
+    def _patterns(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
         if value is None:
             return None
+        if info.context and info.context.get("trusted"):
+            return value  # validated when stored; compiled again into the rule set's RE2 set
         for index, pattern in enumerate(value):
             if not pattern or len(pattern) > MAX_PATTERN_LENGTH:
                 raise ValueError(f"pattern {index} must have 1 to {MAX_PATTERN_LENGTH} characters")
@@ -179,15 +189,19 @@ def _problems(error: ValidationError) -> list[dict[str, Any]]:
     return problems
 
 
-def parse_matcher(raw: object) -> Matcher:
-    """Validate a matcher document; raises ``InvalidMatcher`` (422) naming every problem."""
+def parse_matcher(raw: object, *, trusted: bool = False) -> Matcher:
+    """Validate a matcher document; raises ``InvalidMatcher`` (422) naming every problem.
+
+    ``trusted``: the document was validated when it was stored; skip compiling each pattern
+    on its own (the rule set compiles them all into one RE2 set anyway).
+    """
     if not isinstance(raw, Mapping):
         raise InvalidMatcher(
             "the matcher is invalid",
             details=[{"loc": ["matcher"], "msg": "a matcher is a JSON object"}],
         )
     try:
-        return Matcher.model_validate(dict(raw))
+        return Matcher.model_validate(dict(raw), context={"trusted": trusted})
     except ValidationError as error:
         problems = _problems(error)
         first = problems[0]

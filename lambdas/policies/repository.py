@@ -217,7 +217,7 @@ class PolicyRepository:
                 name=row["name"],
                 priority=row["priority"],
                 effect=row["effect"],
-                matcher=parse_matcher(row["matcher"]),
+                matcher=parse_matcher(row["matcher"], trusted=True),
                 required_approvals=row["required_approvals"],
             )
             for row in rows

@@ -142,3 +142,13 @@ def test_tokens_above_a_threshold_use_the_given_count_or_an_estimate() -> None:
     assert _matches(matcher, Subject(kind="chat.message", text="x" * 44))  # 11 tokens
     assert _matches(matcher, Subject(kind="chat.message", text="x" * 40)) is None  # 10
     assert _matches(matcher, Subject(kind="chat.message", text="", estimated_tokens=11))
+
+
+def test_a_trusted_stored_matcher_skips_only_the_per_pattern_compile() -> None:
+    # Stored matchers were validated on write; loading them must not pay RE2 compiles twice,
+    # but the structure is still checked.
+    assert parse_matcher({"patterns": ["("]}, trusted=True).patterns == ["("]
+    with pytest.raises(InvalidMatcher):
+        parse_matcher({"colour": "red"}, trusted=True)
+    with pytest.raises(InvalidMatcher):
+        parse_matcher({"patterns": ["("]})
