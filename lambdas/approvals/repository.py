@@ -34,7 +34,9 @@ from lambdas.approvals.models import (
     NewApprovalRequest,
     SweptRequest,
 )
+from lambdas.approvals.notifications import notify
 from lambdas.approvals.transitions import Status, Verdict
+from lambdas.shared.constants import TENANT_SETTING
 from lambdas.shared.db import Connection, UnitOfWork
 from lambdas.shared.errors import AppError
 
@@ -344,6 +346,25 @@ class ApprovalRepository:
             raise ApprovalNotPending(f"the approval request is already {current.status}")
         raise NotTheRequester("only the requester can cancel an approval request")
 
+    def notify_requested(self, request: ApprovalRecord) -> int:
+        """Tell everyone who may decide (except the requester) that a request waits."""
+        return notify(
+            self._conn,
+            self._tenant_id,
+            request,
+            "approval.requested",
+            permission="approvals:decide",
+            except_user=request.requested_by,
+        )
+
+    def notify_decided(self, request: ApprovalRecord) -> int:
+        """Tell the requesting user how their request ended."""
+        if request.requested_by is None:
+            return 0
+        return notify(
+            self._conn, self._tenant_id, request, "approval.decided", user=request.requested_by
+        )
+
 
 class ApprovalSweepRepository:
     """The scheduled sweeper's SQL: runs across tenants through ``sweep_approvals_v1``, which
@@ -364,6 +385,48 @@ class ApprovalSweepRepository:
             (limit,),
         ).fetchall()
         return [SweptRequest.model_validate(row) for row in rows]
+
+    def notify(self, changes: list[SweptRequest]) -> int:
+        """Notifications for what ``sweep`` changed: the requester of an expired request; the
+        escalation role's members (else whoever may decide) for an escalated one. Scopes
+        itself to each change's tenant and restores the caller's scope."""
+        written = 0
+        caller = self._conn.execute(
+            "SELECT current_setting(%s, true) AS tenant", (TENANT_SETTING,)
+        ).fetchone()
+        try:
+            for change in changes:
+                self._conn.execute(
+                    "SELECT set_config(%s, %s, true)", (TENANT_SETTING, str(change.tenant_id))
+                )
+                request = ApprovalRepository(self._conn, change.tenant_id).get(change.request_id)
+                if request is None:
+                    continue
+                if change.change == "expired":
+                    if request.requested_by is not None:
+                        written += notify(
+                            self._conn,
+                            change.tenant_id,
+                            request,
+                            "approval.expired",
+                            user=request.requested_by,
+                        )
+                else:
+                    written += notify(
+                        self._conn,
+                        change.tenant_id,
+                        request,
+                        "approval.escalated",
+                        role=request.escalation_role,
+                        permission=None if request.escalation_role else "approvals:decide",
+                        except_user=request.requested_by,
+                    )
+        finally:
+            self._conn.execute(
+                "SELECT set_config(%s, %s, true)",
+                (TENANT_SETTING, (caller or {}).get("tenant") or ""),
+            )
+        return written
 
 
 class ApprovalsUnitOfWork(UnitOfWork):

@@ -1,8 +1,8 @@
 """Approval use cases: open, list, read, decide, cancel, and the sweeper's run.
 
 The rules themselves are enforced by the database (migration 026); these functions validate
-what they can without a round trip, commit, and shape the answers. Audit, notifications and
-outbox events join once the request scope provides their writers (issue 12).
+what they can without a round trip, write the in-app notifications, commit, and shape the
+answers. Audit rows and outbox events join once the request scope provides their writers.
 """
 
 from __future__ import annotations
@@ -53,6 +53,10 @@ class ApprovalStore(Protocol):
 
     def cancel(self, request_id: UUID, *, actor: UUID) -> ApprovalRecord: ...
 
+    def notify_requested(self, request: ApprovalRecord) -> int: ...
+
+    def notify_decided(self, request: ApprovalRecord) -> int: ...
+
 
 class ApprovalsUow(Protocol):
     @property
@@ -63,6 +67,8 @@ class ApprovalsUow(Protocol):
 
 class SweepStore(Protocol):
     def sweep(self, *, limit: int = 500) -> list[SweptRequest]: ...
+
+    def notify(self, changes: list[SweptRequest]) -> int: ...
 
 
 class SweepUow(Protocol):
@@ -104,10 +110,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
 
 
 def open_request(uow_factory: ApprovalsUowFactory, request: NewApprovalRequest) -> OpenedRequest:
-    """The subject's pending approval request, opened if there is none yet."""
+    """The subject's pending approval request, opened if there is none yet; a new one is
+    announced to everyone who may decide it."""
     with uow_factory() as uow:
         record, created = uow.approvals.find_or_create(request)
         if created:
+            uow.approvals.notify_requested(record)
             uow.commit()
         return OpenedRequest(request=record, created=created)
 
@@ -157,10 +165,15 @@ def decide(
 ) -> DecisionOutcome:
     """Approve or reject with a reason. The database refuses self-approval, deciders without
     ``approvals:decide``, decided or expired requests and second decisions, and applies the
-    quorum; a refusal raises its domain error and nothing is written."""
+    quorum; a refusal raises its domain error and nothing is written. When the request ends,
+    its requester is notified."""
     text = check_reason(reason)
     with uow_factory() as uow:
         outcome = uow.approvals.decide(request_id, decider=decider, decision=decision, reason=text)
+        if outcome.status != "pending":
+            ended = uow.approvals.get(request_id)
+            if ended is not None:
+                uow.approvals.notify_decided(ended)
         uow.commit()
         return outcome
 
@@ -178,5 +191,6 @@ def sweep(uow_factory: SweepUowFactory, *, limit: int = 500) -> list[SweptReques
     caller holds the lease)."""
     with uow_factory() as uow:
         changed = uow.sweeper.sweep(limit=limit)
+        uow.sweeper.notify(changed)
         uow.commit()
         return changed

@@ -52,6 +52,19 @@ def _count(db: TestDatabase, table: str) -> int:
     return int(row["n"])
 
 
+def _notified(db: TestDatabase, request_id: uuid.UUID) -> set[tuple[str, uuid.UUID]]:
+    with db.owner() as conn:
+        rows = conn.execute(
+            """
+            SELECT kind, user_id, body FROM alquimista_platform.notifications
+            WHERE data ->> 'approval_request_id' = %s
+            """,
+            (str(request_id),),
+        ).fetchall()
+    assert all("529" not in row["body"] for row in rows)  # never the protected content
+    return {(row["kind"], row["user_id"]) for row in rows}
+
+
 def _factory(cls: Any, database: Database, tenant_id: uuid.UUID | None) -> Callable[[], Any]:
     return lambda: cls(database, tenant_id)
 
@@ -107,6 +120,11 @@ def test_the_checked_story_end_to_end(database, db, acme) -> None:
     )
     assert (first.status, second.status) == ("pending", "approved")
     assert _count(db, "approval_decisions") == decisions_before + 2
+    assert _notified(db, opened.id) == {
+        ("approval.requested", acme.user("admin").id),
+        ("approval.requested", acme.user("admin2").id),
+        ("approval.decided", member.id),
+    }
     stored = approvals.get_approval(approval_uow, opened.id)
     assert stored.evaluation is not None
     assert stored.evaluation.verdict == "require_approval"
@@ -137,6 +155,57 @@ def test_a_refused_decision_leaves_no_row(database, db, acme) -> None:
     assert approvals.get_approval(approval_uow, opened.id).status == "pending"
 
 
-def test_the_sweeper_runs_without_a_tenant(database, acme) -> None:
+def test_the_sweeper_notifies_the_requester_and_the_escalation_role(database, db, acme) -> None:
+    with db.owner() as conn:
+        globex = create_tenant(conn)
     sweep_uow = _factory(ApprovalSweepUnitOfWork, database, None)
     assert approvals.sweep(sweep_uow) == []
+    now = datetime.now(UTC)
+    expiring = _open(database, acme, "m-expiring", requested_by=acme.user("member").id)
+    escalating = _open(
+        database,
+        globex,
+        "m-escalating",
+        requested_by=globex.user("member").id,
+        escalate_at=now + timedelta(minutes=10),
+        escalation_role="admin",
+    )
+    with db.owner() as conn, conn.transaction():
+        conn.execute("SET LOCAL session_replication_role = replica")
+        conn.execute(
+            "UPDATE alquimista_platform.approval_requests SET expires_at = now() - interval '1s'"
+            " WHERE id = %s",
+            (expiring,),
+        )
+        conn.execute(
+            "UPDATE alquimista_platform.approval_requests SET escalate_at = now() - interval '1s'"
+            " WHERE id = %s",
+            (escalating,),
+        )
+
+    changed = approvals.sweep(sweep_uow)
+
+    assert {(c.request_id, c.change) for c in changed} == {
+        (expiring, "expired"),
+        (escalating, "escalated"),
+    }
+    assert ("approval.expired", acme.user("member").id) in _notified(db, expiring)
+    escalated_to = {
+        user for kind, user in _notified(db, escalating) if kind == "approval.escalated"
+    }
+    assert escalated_to == {globex.user("admin").id}
+
+
+def _open(database: Database, tenant: TestTenant, subject_id: str, **fields: Any) -> uuid.UUID:
+    opened = approvals.open_request(
+        _factory(ApprovalsUnitOfWork, database, tenant.id),
+        NewApprovalRequest(
+            subject_kind="chat.message",
+            subject_id=subject_id,
+            action_type="chat.send",
+            summary="held message",
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+            **fields,
+        ),
+    )
+    return opened.request.id

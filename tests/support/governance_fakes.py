@@ -186,6 +186,7 @@ class FakeApprovalStore:
         default_factory=dict
     )
     decision_ids: dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID] = field(default_factory=dict)
+    notified: list[tuple[str, uuid.UUID, str]] = field(default_factory=list)  # kind, id, status
 
     def _record(self, request_id: uuid.UUID) -> ApprovalRecord:
         asked, state, created_at = self.requests[request_id]
@@ -314,11 +315,24 @@ class FakeApprovalStore:
         )
         return self._record(request_id)
 
+    def notify_requested(self, request: ApprovalRecord) -> int:
+        self.notified.append(("approval.requested", request.id, request.status))
+        return 1
+
+    def notify_decided(self, request: ApprovalRecord) -> int:
+        self.notified.append(("approval.decided", request.id, request.status))
+        return 1
+
 
 @dataclass
 class FakeSweepStore:
     approvals: dict[uuid.UUID, FakeApprovalStore]  # by tenant
     now: Callable[[], datetime] = _now
+    notified: list[SweptRequest] = field(default_factory=list)
+
+    def notify(self, changes: list[SweptRequest]) -> int:
+        self.notified.extend(changes)
+        return len(changes)
 
     def sweep(self, *, limit: int = 500) -> list[SweptRequest]:
         changed: list[SweptRequest] = []

@@ -48,6 +48,7 @@ def test_opening_twice_for_one_subject_returns_the_pending_request(uow) -> None:
     assert not second.created
     assert second.request.id == first.request.id
     assert uow.commits == commits  # nothing new to commit
+    assert uow.store.notified == [("approval.requested", first.request.id, "pending")]
 
 
 def test_the_checked_story_two_admins_approve_and_the_member_cannot(uow) -> None:
@@ -63,6 +64,8 @@ def test_the_checked_story_two_admins_approve_and_the_member_cannot(uow) -> None
     )
 
     assert (first.status, second.status) == ("pending", "approved")
+    assert uow.store.notified[-1] == ("approval.decided", request.id, "approved")
+    assert [n[0] for n in uow.store.notified].count("approval.decided") == 1
     stored = service.get_approval(uow.factory(), request.id)
     assert [d.reason for d in stored.decisions] == ["ok", "ok too"]
 
@@ -140,4 +143,5 @@ def test_the_sweeper_expires_and_escalates_what_is_due() -> None:
         (expiring.id, "expired"),
         (escalating.id, "escalated"),
     }
+    assert sweep_uow.store.notified == changed
     assert sweep_uow.committed
