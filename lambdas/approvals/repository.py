@@ -1,0 +1,447 @@
+"""SQL of approval requests and decisions.
+
+The rules (quorum, no self-approval, the decider's permission, pending and unexpired, one
+decision per decider) are enforced by the triggers of migration 026; this module sends the
+writes and maps each refusal, by constraint name, to its domain error in ``translate_errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from lambdas.approvals.errors import (
+    AlreadyDecided,
+    ApprovalExpired,
+    ApprovalNotFound,
+    ApprovalNotPending,
+    InvalidApprovalRequest,
+    InvalidTransition,
+    NotADecider,
+    NotTheRequester,
+    ReasonRequired,
+    SelfApproval,
+)
+from lambdas.approvals.models import (
+    ApprovalRecord,
+    DecisionOutcome,
+    NewApprovalRequest,
+    SweptRequest,
+)
+from lambdas.approvals.notifications import notify
+from lambdas.approvals.transitions import Status, Verdict
+from lambdas.shared.constants import TENANT_SETTING
+from lambdas.shared.db import Connection, UnitOfWork
+from lambdas.shared.errors import AppError
+
+# Constraint names raised by migration 026 -> the error a client sees (never the name).
+_REFUSALS: dict[str, tuple[type[AppError], str]] = {
+    "approval_decisions_not_self": (SelfApproval, "a requester cannot decide their own request"),
+    "approval_decisions_decider_permitted": (
+        NotADecider,
+        "only members allowed to decide approvals in this tenant can decide",
+    ),
+    "approval_decisions_request_pending": (
+        ApprovalNotPending,
+        "the approval request is no longer pending",
+    ),
+    "approval_decisions_request_unexpired": (ApprovalExpired, "the approval request has expired"),
+    "approval_decisions_one_per_decider": (
+        AlreadyDecided,
+        "this user has already decided this request",
+    ),
+    "approval_decisions_request_in_tenant": (ApprovalNotFound, "approval request not found"),
+    "approval_decisions_reason_required": (
+        ReasonRequired,
+        "a decision needs a reason of 1 to 2000 characters",
+    ),
+    "approval_decisions_decision_check": (
+        InvalidApprovalRequest,
+        "a decision is approved or rejected",
+    ),
+    "approval_requests_start_pending": (
+        InvalidApprovalRequest,
+        "an approval request starts pending",
+    ),
+    "approval_requests_subject_required": (
+        InvalidApprovalRequest,
+        "an approval request names its subject",
+    ),
+    "approval_requests_requester_required": (
+        InvalidApprovalRequest,
+        "an approval request names the user or agent that asks",
+    ),
+    "approval_requests_expiry_required": (
+        InvalidApprovalRequest,
+        "an approval request expires in the future",
+    ),
+    "approval_requests_escalation_before_expiry": (
+        InvalidApprovalRequest,
+        "escalation must come before expiry",
+    ),
+    "approval_requests_quorum_bounded": (
+        InvalidApprovalRequest,
+        "an approval request needs 1 to 10 approvals",
+    ),
+    "approval_requests_required_approvals_check": (
+        InvalidApprovalRequest,
+        "an approval request needs 1 to 10 approvals",
+    ),
+    "approval_requests_escalation_role_fkey": (
+        InvalidApprovalRequest,
+        "the escalation role does not exist",
+    ),
+    "approval_requests_evaluation_id_fkey": (
+        InvalidApprovalRequest,
+        "the evaluation does not exist",
+    ),
+    "approval_requests_agent_id_fkey": (InvalidApprovalRequest, "the agent does not exist"),
+    "approval_requests_terminal": (
+        ApprovalNotPending,
+        "the approval request is no longer pending",
+    ),
+    "approval_requests_transition": (
+        InvalidTransition,
+        "the approval request cannot make that change now",
+    ),
+    "approval_requests_immutable": (
+        InvalidTransition,
+        "what an approval request asks cannot change",
+    ),
+    "approval_requests_escalation": (
+        InvalidTransition,
+        "only a pending request past its escalation time is escalated, once",
+    ),
+}
+
+
+def refusal_for(error: psycopg.Error) -> AppError | None:
+    """The domain error for a database refusal of migration 026, or None if it is not one."""
+    diag = getattr(error, "diag", None)
+    refusal = _REFUSALS.get((diag.constraint_name if diag else None) or "")
+    if refusal is None:
+        return None
+    kind, message = refusal
+    return kind(message)
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Run a statement in a savepoint; a refusal by migration 026 becomes its domain error and
+    leaves the caller's transaction usable (e.g. to audit the refused attempt)."""
+    try:
+        yield
+    except (psycopg.errors.IntegrityError, psycopg.errors.InsufficientPrivilege) as error:
+        domain = refusal_for(error)
+        if domain is None:
+            raise
+        raise domain from error
+
+
+_REQUEST_DOCUMENT = """
+SELECT r.id, r.subject_kind, r.subject_id, r.action_type, r.summary, r.payload, r.status,
+       r.requester_kind, r.requested_by, r.agent_id, r.evaluation_id, r.required_approvals,
+       r.expires_at, r.escalate_at, r.escalation_role, r.escalated_at, r.decided_at,
+       r.canceled_by, r.created_at,
+       (SELECT count(*) FROM alquimista_platform.approval_decisions AS d
+        WHERE d.tenant_id = r.tenant_id AND d.approval_request_id = r.id
+          AND d.decision = 'approved') AS approvals
+"""
+
+_WITH_DECISIONS = """,
+       coalesce((
+           SELECT jsonb_agg(jsonb_build_object(
+                      'id', d.id, 'decided_by', d.decided_by, 'decision', d.decision,
+                      'reason', d.reason, 'decided_at', d.decided_at)
+                  ORDER BY d.decided_at, d.id)
+           FROM alquimista_platform.approval_decisions AS d
+           WHERE d.tenant_id = r.tenant_id AND d.approval_request_id = r.id
+       ), '[]'::jsonb) AS decisions,
+       (SELECT jsonb_build_object(
+                   'id', e.id, 'rule_id', e.rule_id, 'rule_version', e.rule_version,
+                   'verdict', e.verdict, 'reason', e.reason, 'evaluated_at', e.evaluated_at)
+        FROM alquimista_platform.policy_evaluations AS e
+        WHERE e.tenant_id = r.tenant_id AND e.id = r.evaluation_id) AS evaluation
+"""
+
+
+def _record(row: dict[str, Any] | None) -> ApprovalRecord:
+    if row is None:
+        raise LookupError("the statement returned no row")
+    return ApprovalRecord.model_validate(row)
+
+
+class ApprovalRepository:
+    """The tenant's approval requests; every statement filters by the tenant too."""
+
+    def __init__(self, conn: Connection, tenant_id: UUID) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id
+
+    def find_or_create(self, request: NewApprovalRequest) -> tuple[ApprovalRecord, bool]:
+        """The pending request for the subject, creating it if there is none; True when
+        created. A concurrent creator is settled by the one-pending-per-subject index."""
+        params = request.model_dump() | {
+            "tenant": self._tenant_id,
+            "payload": Jsonb(request.payload),
+        }
+        for _ in range(3):
+            with translate_errors(), self._conn.transaction():
+                row = self._conn.execute(
+                    """
+                    INSERT INTO alquimista_platform.approval_requests
+                        (tenant_id, subject_kind, subject_id, action_type, summary, payload,
+                         requester_kind, requested_by, agent_id, evaluation_id,
+                         required_approvals, expires_at, escalate_at, escalation_role)
+                    VALUES (%(tenant)s, %(subject_kind)s, %(subject_id)s, %(action_type)s,
+                            %(summary)s, %(payload)s, %(requester_kind)s, %(requested_by)s,
+                            %(agent_id)s, %(evaluation_id)s, %(required_approvals)s,
+                            %(expires_at)s, %(escalate_at)s, %(escalation_role)s)
+                    ON CONFLICT (tenant_id, subject_kind, subject_id)
+                        WHERE status = 'pending' AND subject_kind IS NOT NULL
+                          AND subject_id IS NOT NULL
+                    DO NOTHING
+                    RETURNING id
+                    """,
+                    params,
+                ).fetchone()
+            if row is not None:
+                return _record(self._get_row(row["id"], decisions=False)), True
+            existing = self.find_pending(request.subject_kind, request.subject_id)
+            if existing is not None:
+                return existing, False
+            # The pending one was decided between our insert and our read: try again.
+        raise InvalidTransition("the subject's approval request keeps changing; retry")
+
+    def find_pending(self, subject_kind: str, subject_id: str) -> ApprovalRecord | None:
+        row = self._conn.execute(
+            _REQUEST_DOCUMENT
+            + """
+            FROM alquimista_platform.approval_requests AS r
+            WHERE r.tenant_id = %s AND r.subject_kind = %s AND r.subject_id = %s
+              AND r.status = 'pending'
+            """,
+            (self._tenant_id, subject_kind, subject_id),
+        ).fetchone()
+        return _record(row) if row else None
+
+    def latest_for_subject(self, subject_kind: str, subject_id: str) -> ApprovalRecord | None:
+        """The subject's most recent request, whatever its status (the gate's re-check)."""
+        row = self._conn.execute(
+            _REQUEST_DOCUMENT
+            + """
+            FROM alquimista_platform.approval_requests AS r
+            WHERE r.tenant_id = %s AND r.subject_kind = %s AND r.subject_id = %s
+            ORDER BY r.created_at DESC, r.id DESC
+            LIMIT 1
+            """,
+            (self._tenant_id, subject_kind, subject_id),
+        ).fetchone()
+        return _record(row) if row else None
+
+    def get(self, request_id: UUID) -> ApprovalRecord | None:
+        """One request with its decisions and the evaluation that caused it."""
+        row = self._get_row(request_id, decisions=True)
+        return _record(row) if row else None
+
+    def _get_row(self, request_id: UUID, *, decisions: bool) -> dict[str, Any] | None:
+        return self._conn.execute(
+            _REQUEST_DOCUMENT
+            + (_WITH_DECISIONS if decisions else "")
+            + """
+            FROM alquimista_platform.approval_requests AS r
+            WHERE r.tenant_id = %s AND r.id = %s
+            """,
+            (self._tenant_id, request_id),
+        ).fetchone()
+
+    def list_requests(
+        self,
+        *,
+        status: Status | None = None,
+        waiting_for: UUID | None = None,
+        requested_by: UUID | None = None,
+        before: tuple[datetime, UUID] | None = None,
+        limit: int = 50,
+    ) -> list[ApprovalRecord]:
+        """Requests, newest first (keyset ``before`` = (created_at, id) of the last seen).
+
+        ``waiting_for``: pending, unexpired requests that user may decide and has not, and did
+        not ask for. ``requested_by``: the user's own requests.
+        """
+        rows = self._conn.execute(
+            _REQUEST_DOCUMENT
+            + """
+            FROM alquimista_platform.approval_requests AS r
+            WHERE r.tenant_id = %(tenant)s
+              AND (%(status)s::text IS NULL OR r.status = %(status)s)
+              AND (%(mine)s::uuid IS NULL OR r.requested_by = %(mine)s)
+              AND (%(me)s::uuid IS NULL OR (
+                    r.status = 'pending' AND r.expires_at > now()
+                    AND r.requested_by IS DISTINCT FROM %(me)s
+                    AND NOT EXISTS (
+                        SELECT 1 FROM alquimista_platform.approval_decisions AS d
+                        WHERE d.tenant_id = r.tenant_id AND d.approval_request_id = r.id
+                          AND d.decided_by = %(me)s)
+                    AND alquimista_platform.holds_permission_v1(
+                        r.tenant_id, %(me)s, 'approvals:decide')))
+              AND (%(before_at)s::timestamptz IS NULL
+                   OR (r.created_at, r.id) < (%(before_at)s, %(before_id)s))
+            ORDER BY r.created_at DESC, r.id DESC
+            LIMIT %(limit)s
+            """,
+            {
+                "tenant": self._tenant_id,
+                "status": status,
+                "mine": requested_by,
+                "me": waiting_for,
+                "before_at": before[0] if before else None,
+                "before_id": before[1] if before else None,
+                "limit": limit,
+            },
+        ).fetchall()
+        return [_record(row) for row in rows]
+
+    def decide(
+        self, request_id: UUID, *, decider: UUID, decision: Verdict, reason: str
+    ) -> DecisionOutcome:
+        """Record a decision through ``decide_approval_v1``; the database applies the rules
+        and the quorum under a lock on the request."""
+        with translate_errors(), self._conn.transaction():
+            row = self._conn.execute(
+                """
+                SELECT decision_id, status, approvals, required_approvals
+                FROM alquimista_platform.decide_approval_v1(%s, %s, %s, %s)
+                """,
+                (request_id, decider, decision, reason),
+            ).fetchone()
+        if row is None:
+            raise ApprovalNotFound("approval request not found")
+        return DecisionOutcome(request_id=request_id, **row)
+
+    def cancel(self, request_id: UUID, *, actor: UUID) -> ApprovalRecord:
+        """The requester withdraws a pending request."""
+        with translate_errors(), self._conn.transaction():
+            row = self._conn.execute(
+                """
+                UPDATE alquimista_platform.approval_requests
+                SET status = 'canceled', canceled_by = %s
+                WHERE tenant_id = %s AND id = %s AND status = 'pending' AND requested_by = %s
+                RETURNING id
+                """,
+                (actor, self._tenant_id, request_id, actor),
+            ).fetchone()
+        if row is not None:
+            return _record(self._get_row(request_id, decisions=True))
+        current = self.get(request_id)
+        if current is None:
+            raise ApprovalNotFound("approval request not found")
+        if current.status != "pending":
+            raise ApprovalNotPending(f"the approval request is already {current.status}")
+        raise NotTheRequester("only the requester can cancel an approval request")
+
+    def notify_requested(self, request: ApprovalRecord) -> int:
+        """Tell everyone who may decide (except the requester) that a request waits."""
+        return notify(
+            self._conn,
+            self._tenant_id,
+            request,
+            "approval.requested",
+            permission="approvals:decide",
+            except_user=request.requested_by,
+        )
+
+    def notify_decided(self, request: ApprovalRecord) -> int:
+        """Tell the requesting user how their request ended."""
+        if request.requested_by is None:
+            return 0
+        return notify(
+            self._conn, self._tenant_id, request, "approval.decided", user=request.requested_by
+        )
+
+
+class ApprovalSweepRepository:
+    """The scheduled sweeper's SQL: runs across tenants through ``sweep_approvals_v1``, which
+    scopes itself to each tenant in turn."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def sweep(self, *, limit: int = 500) -> list[SweptRequest]:
+        """Expire pending requests past ``expires_at`` and escalate those past
+        ``escalate_at``, at most ``limit`` of each per tenant; rows locked by a concurrent
+        decision are skipped until the next run."""
+        rows = self._conn.execute(
+            """
+            SELECT tenant_id, request_id, change, escalation_role, requested_by
+            FROM alquimista_platform.sweep_approvals_v1(%s)
+            """,
+            (limit,),
+        ).fetchall()
+        return [SweptRequest.model_validate(row) for row in rows]
+
+    def notify(self, changes: list[SweptRequest]) -> int:
+        """Notifications for what ``sweep`` changed: the requester of an expired request; the
+        escalation role's members (else whoever may decide) for an escalated one. Scopes
+        itself to each change's tenant and restores the caller's scope."""
+        written = 0
+        caller = self._conn.execute(
+            "SELECT current_setting(%s, true) AS tenant", (TENANT_SETTING,)
+        ).fetchone()
+        try:
+            for change in changes:
+                self._conn.execute(
+                    "SELECT set_config(%s, %s, true)", (TENANT_SETTING, str(change.tenant_id))
+                )
+                request = ApprovalRepository(self._conn, change.tenant_id).get(change.request_id)
+                if request is None:
+                    continue
+                if change.change == "expired":
+                    if request.requested_by is not None:
+                        written += notify(
+                            self._conn,
+                            change.tenant_id,
+                            request,
+                            "approval.expired",
+                            user=request.requested_by,
+                        )
+                else:
+                    written += notify(
+                        self._conn,
+                        change.tenant_id,
+                        request,
+                        "approval.escalated",
+                        role=request.escalation_role,
+                        permission=None if request.escalation_role else "approvals:decide",
+                        except_user=request.requested_by,
+                    )
+        finally:
+            self._conn.execute(
+                "SELECT set_config(%s, %s, true)",
+                (TENANT_SETTING, (caller or {}).get("tenant") or ""),
+            )
+        return written
+
+
+class ApprovalsUnitOfWork(UnitOfWork):
+    approvals: ApprovalRepository
+
+    def _on_enter(self) -> None:
+        if self.tenant_id is None:
+            raise RuntimeError("the approvals unit of work needs a tenant")
+        self.approvals = ApprovalRepository(self.conn, self.tenant_id)
+
+
+class ApprovalSweepUnitOfWork(UnitOfWork):
+    """No tenant: ``sweep_approvals_v1`` scopes itself to each tenant in turn."""
+
+    sweeper: ApprovalSweepRepository
+
+    def _on_enter(self) -> None:
+        self.sweeper = ApprovalSweepRepository(self.conn)

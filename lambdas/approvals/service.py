@@ -1,0 +1,196 @@
+"""Approval use cases: open, list, read, decide, cancel, and the sweeper's run.
+
+The rules themselves are enforced by the database (migration 026); these functions validate
+what they can without a round trip, write the in-app notifications, commit, and shape the
+answers. Audit rows and outbox events join once the request scope provides their writers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from lambdas.approvals.errors import ApprovalNotFound
+from lambdas.approvals.models import (
+    ApprovalRecord,
+    DecisionOutcome,
+    NewApprovalRequest,
+    SweptRequest,
+)
+from lambdas.approvals.transitions import Status, Verdict, check_reason
+from lambdas.shared.errors import ValidationFailed
+
+
+class InvalidCursor(ValidationFailed):
+    code = "invalid_cursor"
+
+
+class ApprovalStore(Protocol):
+    def find_or_create(self, request: NewApprovalRequest) -> tuple[ApprovalRecord, bool]: ...
+
+    def get(self, request_id: UUID) -> ApprovalRecord | None: ...
+
+    def list_requests(
+        self,
+        *,
+        status: Status | None = None,
+        waiting_for: UUID | None = None,
+        requested_by: UUID | None = None,
+        before: tuple[datetime, UUID] | None = None,
+        limit: int = 50,
+    ) -> list[ApprovalRecord]: ...
+
+    def decide(
+        self, request_id: UUID, *, decider: UUID, decision: Verdict, reason: str
+    ) -> DecisionOutcome: ...
+
+    def cancel(self, request_id: UUID, *, actor: UUID) -> ApprovalRecord: ...
+
+    def notify_requested(self, request: ApprovalRecord) -> int: ...
+
+    def notify_decided(self, request: ApprovalRecord) -> int: ...
+
+
+class ApprovalsUow(Protocol):
+    @property
+    def approvals(self) -> ApprovalStore: ...
+
+    def commit(self) -> None: ...
+
+
+class SweepStore(Protocol):
+    def sweep(self, *, limit: int = 500) -> list[SweptRequest]: ...
+
+    def notify(self, changes: list[SweptRequest]) -> int: ...
+
+
+class SweepUow(Protocol):
+    @property
+    def sweeper(self) -> SweepStore: ...
+
+    def commit(self) -> None: ...
+
+
+ApprovalsUowFactory = Callable[[], AbstractContextManager[ApprovalsUow]]
+SweepUowFactory = Callable[[], AbstractContextManager[SweepUow]]
+
+
+class ApprovalPage(BaseModel):
+    items: list[ApprovalRecord]
+    next_cursor: str | None
+
+
+class OpenedRequest(BaseModel):
+    request: ApprovalRecord
+    created: bool
+
+
+def encode_cursor(record: ApprovalRecord) -> str:
+    raw = f"{record.created_at.isoformat()}|{record.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, request_id = raw.split("|")
+        return datetime.fromisoformat(at), UUID(request_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidCursor(
+            "cursor is not one this API returned",
+            details=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
+        ) from None
+
+
+def open_request(uow_factory: ApprovalsUowFactory, request: NewApprovalRequest) -> OpenedRequest:
+    """The subject's pending approval request, opened if there is none yet; a new one is
+    announced to everyone who may decide it."""
+    with uow_factory() as uow:
+        record, created = uow.approvals.find_or_create(request)
+        if created:
+            uow.approvals.notify_requested(record)
+            uow.commit()
+        return OpenedRequest(request=record, created=created)
+
+
+def list_approvals(
+    uow_factory: ApprovalsUowFactory,
+    *,
+    user_id: UUID,
+    status: Status | None = None,
+    waiting_for_me: bool = False,
+    mine: bool = False,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> ApprovalPage:
+    """A page of the tenant's requests, newest first: filtered by status, by those waiting for
+    ``user_id``'s decision, or by those ``user_id`` asked for."""
+    before = decode_cursor(cursor) if cursor else None
+    with uow_factory() as uow:
+        items = uow.approvals.list_requests(
+            status=status,
+            waiting_for=user_id if waiting_for_me else None,
+            requested_by=user_id if mine else None,
+            before=before,
+            limit=limit + 1,
+        )
+    has_more = len(items) > limit
+    page = items[:limit]
+    return ApprovalPage(items=page, next_cursor=encode_cursor(page[-1]) if has_more else None)
+
+
+def get_approval(uow_factory: ApprovalsUowFactory, request_id: UUID) -> ApprovalRecord:
+    """One request with its decisions and the evaluation that caused it."""
+    with uow_factory() as uow:
+        record = uow.approvals.get(request_id)
+    if record is None:
+        raise ApprovalNotFound("approval request not found")
+    return record
+
+
+def decide(
+    uow_factory: ApprovalsUowFactory,
+    request_id: UUID,
+    *,
+    decider: UUID,
+    decision: Verdict,
+    reason: str,
+) -> DecisionOutcome:
+    """Approve or reject with a reason. The database refuses self-approval, deciders without
+    ``approvals:decide``, decided or expired requests and second decisions, and applies the
+    quorum; a refusal raises its domain error and nothing is written. When the request ends,
+    its requester is notified."""
+    text = check_reason(reason)
+    with uow_factory() as uow:
+        outcome = uow.approvals.decide(request_id, decider=decider, decision=decision, reason=text)
+        if outcome.status != "pending":
+            ended = uow.approvals.get(request_id)
+            if ended is not None:
+                uow.approvals.notify_decided(ended)
+        uow.commit()
+        return outcome
+
+
+def cancel(uow_factory: ApprovalsUowFactory, request_id: UUID, *, actor: UUID) -> ApprovalRecord:
+    """The requester withdraws their pending request."""
+    with uow_factory() as uow:
+        record = uow.approvals.cancel(request_id, actor=actor)
+        uow.commit()
+        return record
+
+
+def sweep(uow_factory: SweepUowFactory, *, limit: int = 500) -> list[SweptRequest]:
+    """Expire and escalate due requests across tenants (the scheduled sweeper's body; the
+    caller holds the lease)."""
+    with uow_factory() as uow:
+        changed = uow.sweeper.sweep(limit=limit)
+        uow.sweeper.notify(changed)
+        uow.commit()
+        return changed
