@@ -186,7 +186,8 @@ def api_environment(
         environment["LOCKS_TABLE_NAME"] = names.locks_table
         environment["IDEMPOTENCY_TABLE_NAME"] = names.idempotency_table
     if group in WEBHOOK_GROUPS:
-        environment["WEBHOOK_SECRET_ARN"] = data.provider_secrets.webhook_secret.secret_arn
+        for provider, secret in data.provider_secrets.webhook_secrets.items():
+            environment[f"{provider.upper()}_WEBHOOK_SECRET_ARN"] = secret.secret_arn
     return environment
 
 
@@ -272,7 +273,8 @@ class ApiStack(Stack):
                 _grant_items(data.tables.locks, role)
                 _grant_items(data.tables.idempotency, role)
             if group in WEBHOOK_GROUPS:
-                data.provider_secrets.webhook_secret.grant_read(role)
+                for secret in data.provider_secrets.webhook_secrets.values():
+                    secret.grant_read(role)
 
 
 class MonitoringStack(Stack):

@@ -6,19 +6,26 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import boto3
 
 from lambdas.shared.constants import resource_names
 from scripts.devstack.postgres import ConnectionInfo
 
+# Fixed, documented webhook signing secrets of the local stack (README, docs/api.md), so
+# scripts/send_test_webhook.py and a provider's CLI can sign what the local gateway verifies.
+DEV_WEBHOOK_SECRETS: Final = {
+    "stripe": "whsec_alquimista_local_dev_only",
+    "mercadopago": "alquimista-local-mercadopago-dev-only",
+}
+
 
 @dataclass(frozen=True)
 class LocalResources:
     db_secret_arn: str
     runtime_secret_arn: str
-    webhook_secret_arn: str
+    webhook_secret_arns: dict[str, str]
     locks_table: str
     idempotency_table: str
 
@@ -29,7 +36,8 @@ class LocalResources:
             "DB_SECRET_ARN": self.runtime_secret_arn,
             "MASTER_SECRET_ARN": self.db_secret_arn,
             "RUNTIME_SECRET_ARN": self.runtime_secret_arn,
-            "WEBHOOK_SECRET_ARN": self.webhook_secret_arn,
+            "STRIPE_WEBHOOK_SECRET_ARN": self.webhook_secret_arns["stripe"],
+            "MERCADOPAGO_WEBHOOK_SECRET_ARN": self.webhook_secret_arns["mercadopago"],
             "LOCKS_TABLE_NAME": self.locks_table,
             "IDEMPOTENCY_TABLE_NAME": self.idempotency_table,
         }
@@ -107,19 +115,17 @@ def provision(
             server, username=names.runtime_db_role, password=runtime_password, dbname=dbname
         ),
     )
-    previous_webhook = _existing_secret(sm, names.webhook_secret)
-    webhook_arn = _put_secret(
-        sm,
-        names.webhook_secret,
-        previous_webhook or {"signing_secret": secrets.token_urlsafe(32)},
-    )
+    webhook_arns = {
+        provider: _put_secret(sm, names.webhook_secret(provider), {"webhook_secret": secret})
+        for provider, secret in DEV_WEBHOOK_SECRETS.items()
+    }
     ddb = boto3.client("dynamodb")
     _ensure_table(ddb, names.locks_table, "lock_id", "expires_at")
     _ensure_table(ddb, names.idempotency_table, "id", "expiration")
     return LocalResources(
         db_secret_arn=db_arn,
         runtime_secret_arn=runtime_arn,
-        webhook_secret_arn=webhook_arn,
+        webhook_secret_arns=webhook_arns,
         locks_table=names.locks_table,
         idempotency_table=names.idempotency_table,
     )
