@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lambdas.billing import service
+from lambdas.billing.services import trials as service
 from lambdas.billing.repository import BillingUnitOfWork
 from lambdas.shared.constants import TRIAL_DURATION_DAYS, TRIAL_MAX_USAGE
 from lambdas.shared.http import get_database
