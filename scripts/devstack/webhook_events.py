@@ -122,5 +122,5 @@ def mercadopago_delivery(
             "x-signature": sign_mercadopago(secret, data_id=data_id, request_id=request, ts=stamp),
             "x-request-id": request,
         },
-        event_id=str(notification["id"]),
+        event_id=str(notification.get("id", "")),
     )

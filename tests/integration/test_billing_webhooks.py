@@ -39,7 +39,7 @@ def _stripe(tenant: TestTenant, name: str, **overrides: Any) -> dict[str, Any]:
     return stripe_event(name, subscription=subscription, customer=customer, **overrides)
 
 
-def _subscription(owner, tenant: TestTenant) -> dict[str, Any]:
+def _subscription(owner, tenant: TestTenant) -> Any:
     return owner.execute(
         """
         SELECT id, status, provider, provider_subscription_id, provider_customer_id,
@@ -50,7 +50,7 @@ def _subscription(owner, tenant: TestTenant) -> dict[str, Any]:
     ).fetchone()
 
 
-def _events(owner) -> list[dict[str, Any]]:
+def _events(owner) -> Any:
     return owner.execute("SELECT * FROM public.payment_events ORDER BY received_at").fetchall()
 
 

@@ -116,7 +116,7 @@ _TENANT = uuid.UUID("6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b")
         "6f1c2b3a4d5e4f608a7b9c0d1e2f3a4b",
         "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b--",
         "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4",
-        "６f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b",  # a full-width digit
+        "\uff16f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b",  # a full-width digit six
     ],
 )
 def test_only_the_hyphenated_uuid_form_is_accepted_in_x_tenant_id(spelling: str) -> None:
