@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from lambdas.billing.repository import BillingUnitOfWork  # noqa: E402
-from lambdas.billing.service import expire_trials  # noqa: E402
+from lambdas.billing.services.trials import expire_trials  # noqa: E402
 from lambdas.shared.db import Database  # noqa: E402
 from lambdas.shared.scope import RequestScope  # noqa: E402
 from lambdas.shared.secrets import DbCredentials  # noqa: E402

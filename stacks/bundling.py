@@ -23,6 +23,7 @@ from stacks.packaging.base import REPO_ROOT
 from stacks.packaging.code_asset import code_key, stage_code
 from stacks.packaging.layers import (
     BASE_LAYER,
+    BILLING_LAYER,
     CHAT_LAYER,
     DONE_MARKER,
     LayerSpec,
@@ -84,8 +85,13 @@ class LambdaBundleConstruct(Construct):
             if with_chat_layer
             else None
         )
+        self.billing_layer = self._build_layer(
+            BILLING_LAYER, "The Stripe SDK, for the billing function only"
+        )
 
-    def layers_for(self, *, chat: bool) -> list[lambda_.ILayerVersion]:
+    def layers_for(self, *, chat: bool, billing: bool = False) -> list[lambda_.ILayerVersion]:
+        if billing:
+            return [self.base_layer, self.billing_layer]
         if not chat:
             return [self.base_layer]
         if self.chat_layer is None:

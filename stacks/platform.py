@@ -196,7 +196,8 @@ def api_environment(
         model, values["locks_table"] = JobSettings, names.locks_table
     if group in WEBHOOK_GROUPS:
         model = BillingSettings
-        values["webhook_secret_id"] = data.provider_secrets.webhook_secret.secret_arn
+        for provider, secret in data.provider_secrets.webhook_secrets.items():
+            values[f"{provider}_webhook_secret_id"] = secret.secret_arn
     return environment_variables(model, **values)
 
 
@@ -283,7 +284,8 @@ class ApiStack(Stack):
             if group == JOBS_GROUP:
                 _grant_items(data.tables.locks, role)
             if group in WEBHOOK_GROUPS:
-                data.provider_secrets.webhook_secret.grant_read(role)
+                for secret in data.provider_secrets.webhook_secrets.values():
+                    secret.grant_read(role)
 
 
 class MonitoringStack(Stack):

@@ -9,7 +9,7 @@ from constructs import Construct
 
 from lambdas.shared.routes import Route
 from stacks.bundling import LambdaBundleConstruct
-from stacks.constants import API_LAMBDA_TIMEOUT, CHAT_GROUP
+from stacks.constants import API_LAMBDA_TIMEOUT, CHAT_GROUP, WEBHOOK_GROUPS
 from stacks.functions import ServiceFunctionConstruct
 
 
@@ -25,7 +25,8 @@ class RouteFunctionsConstruct(Construct):
     """One function per route group of the route table.
 
     Only the chat group ships the LLM client (its own layer) and runs in subnets with a route to
-    the internet; every other group stays in isolated subnets.
+    the internet; every other group stays in isolated subnets. Only the billing group ships the
+    Stripe SDK (its own layer).
     """
 
     def __init__(
@@ -54,7 +55,7 @@ class RouteFunctionsConstruct(Construct):
                 handler=handler,
                 description=f"Routes of the {group} group",
                 code=bundle.code,
-                layers=bundle.layers_for(chat=chat),
+                layers=bundle.layers_for(chat=chat, billing=group in WEBHOOK_GROUPS),
                 vpc=vpc,
                 subnets=egress_subnets if chat else isolated_subnets,
                 security_group=security_group,

@@ -4,13 +4,15 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from lambdas.shared.constants import ResourceNames
+from lambdas.shared.constants import WEBHOOK_PROVIDERS, ResourceNames
 from stacks.nag import acknowledge
+
+_PROVIDER_LABELS = {"stripe": "Stripe", "mercadopago": "Mercado Pago"}
 
 
 class ProviderSecretsConstruct(Construct):
-    """Secrets issued by third parties: created with a random placeholder that operators replace
-    with the provider's value (docs/deploy.md)."""
+    """Secrets issued by third parties, one per payment provider: created with a random
+    placeholder that operators replace with the provider's value (docs/deploy.md)."""
 
     def __init__(
         self,
@@ -21,19 +23,23 @@ class ProviderSecretsConstruct(Construct):
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.webhook_secret = self._build_webhook_secret(names, removal_policy)
+        self.webhook_secrets: dict[str, secretsmanager.Secret] = {
+            provider: self._build_webhook_secret(provider, names, removal_policy)
+            for provider in WEBHOOK_PROVIDERS
+        }
 
     def _build_webhook_secret(
-        self, names: ResourceNames, removal_policy: RemovalPolicy
+        self, provider: str, names: ResourceNames, removal_policy: RemovalPolicy
     ) -> secretsmanager.Secret:
+        label = _PROVIDER_LABELS[provider]
         secret = secretsmanager.Secret(
             self,
-            "WebhookSecret",
-            secret_name=names.webhook_secret,
-            description="Signing secret of the payment provider's webhooks",
+            f"{label.replace(' ', '')}WebhookSecret",
+            secret_name=names.webhook_secret(provider),
+            description=f'Signing secret of {label}\'s webhooks ({{"webhook_secret": ...}})',
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 secret_string_template="{}",  # noqa: S106  # an empty JSON object, no value
-                generate_string_key="signing_secret",
+                generate_string_key="webhook_secret",
                 exclude_punctuation=True,
                 password_length=48,
             ),
@@ -42,6 +48,6 @@ class ProviderSecretsConstruct(Construct):
         acknowledge(
             secret,
             "AwsSolutions-SMG4",
-            "The payment provider issues and rotates this signing secret; operators copy it in.",
+            f"{label} issues and rotates this signing secret; operators copy it in.",
         )
         return secret

@@ -96,16 +96,14 @@ class ActivationRepository:
                     JOIN public.subscription_plan_subnucleos AS ps ON ps.plan_id = s.plan_id
                     JOIN public.subnucleo_agents AS sa ON sa.subnucleo_id = ps.subnucleo_id
                     WHERE s.tenant_id = %(tenant)s
-                      AND s.status IN ('active', 'past_due', 'trialing')
+                      AND public.subscription_is_live_v1(s.status)
                       AND sa.agent_id = %(agent)s
                 ) THEN 'plan'
                 WHEN EXISTS (
                     SELECT 1
                     FROM public.trials AS t
                     WHERE t.tenant_id = %(tenant)s
-                      AND t.status = 'active'
-                      AND t.expires_at > now()
-                      AND t.usage_count < t.max_usage
+                      AND public.trial_is_usable_v1(t)
                       AND (t.agent_id = %(agent)s OR t.subnucleo_id IN (
                             SELECT subnucleo_id FROM public.subnucleo_agents
                             WHERE agent_id = %(agent)s))

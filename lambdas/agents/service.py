@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
@@ -72,7 +71,7 @@ def encode_cursor(slug: str) -> str:
 def decode_cursor(cursor: str) -> str:
     try:
         slug = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError and non-ASCII input alike
         slug = ""
     if not slug or not slug.isprintable():
         raise InvalidCursor(

@@ -7,7 +7,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-PaymentProvider = Literal["stripe", "mercadopago", "pagarme", "manual"]
+# Who bills a subscription: a payment provider, or nobody yet ("manual": created through the API
+# and not linked to a provider subscription).
+PaymentProvider = Literal["stripe", "mercadopago", "manual"]
+# The providers whose webhooks are verified and applied (docs/api.md, "Payment webhooks").
+WebhookProvider = Literal["stripe", "mercadopago"]
 BillingInterval = Literal["month", "year"]
 SubscriptionStatus = Literal["active", "past_due", "canceled", "trialing"]
 TrialStatus = Literal["active", "expired", "converted", "canceled"]
@@ -119,32 +123,24 @@ class CommercialRequestResponse(_Response):
 # Payment provider webhooks
 
 
-class PaymentEventData(BaseModel):
-    # Providers add fields over time; the signature, not the schema, is what we trust.
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    tenant_id: UUID | None = None
-    subscription_id: str | None = Field(default=None, max_length=255)
-    amount: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=2)
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-
-
-class PaymentEventIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: str = Field(min_length=1, max_length=255)
-    type: str = Field(min_length=1, max_length=100)
-    data: PaymentEventData = Field(default_factory=PaymentEventData)
+ReceiptStatus = Literal["processed", "received", "ignored", "duplicate"]
 
 
 class WebhookReceipt(_Response):
     event_id: str
-    status: Literal["processed", "ignored", "duplicate"]
+    status: ReceiptStatus = Field(
+        description=(
+            "processed: applied to a subscription; received: recorded, nothing to change "
+            "without fetching the resource from the provider; ignored: recorded, not about "
+            "a known subscription or not a handled type; duplicate: already delivered"
+        )
+    )
 
 
 class PaymentEventResponse(_Response):
     id: UUID
-    provider: PaymentProvider
+    # rows recorded before providers were verified for real may name a retired provider
+    provider: str = Field(examples=["stripe", "mercadopago"])
     provider_event_id: str
     event_type: str
     status: Literal["received", "processed", "ignored", "failed"]

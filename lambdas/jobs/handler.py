@@ -14,7 +14,7 @@ with collector_paused():
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from lambdas.billing.repository import BillingUnitOfWork
-    from lambdas.billing.service import expire_trials
+    from lambdas.billing.services.trials import expire_trials
     from lambdas.jobs.service import Job, JobReport, UnknownJob, run_job
     from lambdas.shared.locks import DynamoLease
     from lambdas.shared.observability import logger, metrics, tracer

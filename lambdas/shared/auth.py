@@ -8,9 +8,10 @@ applies to the lookup itself), and kept for the rest of that invocation only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 from lambdas.shared.constants import TENANT_CLAIM, TENANT_HEADER
@@ -51,6 +52,11 @@ class Principal:
 GrantLookup = Callable[[UUID, UUID], MembershipGrant | None]
 
 
+_CANONICAL_UUID: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", re.ASCII
+)
+
+
 def _uuid(value: Any) -> UUID | None:
     if not isinstance(value, str):
         return None
@@ -78,16 +84,21 @@ def identity_from_claims(claims: Mapping[str, Any] | None) -> Identity:
 
 
 def requested_tenant(claims: Mapping[str, Any], headers: Mapping[str, str] | None) -> UUID:
-    """The tenant the caller acts in: the ``X-Tenant-Id`` header, else the token's claim."""
+    """The tenant the caller acts in: the ``X-Tenant-Id`` header, else the token's claim.
+
+    The header takes only the hyphenated 8-4-4-4-12 form (hex digits in either case, as RFC 9562
+    reads them); braces, ``urn:uuid:`` and dash-less spellings that ``uuid.UUID`` would also
+    accept are refused, so one tenant has one spelling and everything keyed on it agrees.
+    """
     header = (headers or {}).get(TENANT_HEADER)
     if header:
-        tenant = _uuid(header.strip())
-        if tenant is None:
+        if not _CANONICAL_UUID.fullmatch(header.strip()):
             raise ValidationFailed(
-                "X-Tenant-Id is not a valid UUID",
+                "X-Tenant-Id must be a UUID in its hyphenated form "
+                "(xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
                 details=[{"loc": ["header", TENANT_HEADER], "msg": "invalid UUID"}],
             )
-        return tenant
+        return UUID(header.strip())
     claim = claims.get(TENANT_CLAIM)
     if claim is None:
         raise Forbidden("no tenant selected: send X-Tenant-Id or use a token with a tenant")

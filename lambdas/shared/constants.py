@@ -20,7 +20,7 @@ SECRET_CACHE_SECONDS: Final = 300
 TRIAL_DURATION_DAYS: Final = 14
 TRIAL_MAX_USAGE: Final = 100
 WEBHOOK_TOLERANCE_S: Final = 5 * 60
-WEBHOOK_IDEMPOTENCY_S: Final = 7 * 24 * 60 * 60
+WEBHOOK_PROVIDERS: Final = ("stripe", "mercadopago")
 COMMERCIAL_REQUESTS_PER_IP: Final = 5
 COMMERCIAL_REQUESTS_WINDOW_S: Final = 60 * 60
 
@@ -47,9 +47,9 @@ class ResourceNames:
     def runtime_db_secret(self) -> str:
         return f"/alquimista/{self.env}/aurora/runtime-credentials"
 
-    @property
-    def webhook_secret(self) -> str:
-        return f"/alquimista/{self.env}/billing/webhook-secret"
+    def webhook_secret(self, provider: str) -> str:
+        """The provider's webhook signing secret (``{"webhook_secret": "..."}``)."""
+        return f"/alquimista/{self.env}/billing/{provider}-webhook-secret"
 
     @property
     def locks_table(self) -> str:

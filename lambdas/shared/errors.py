@@ -32,11 +32,28 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+# Constraint name -> the domain error its violation means (filled by AppError subclasses).
+_BY_CONSTRAINT: dict[str, type[AppError]] = {}
+
+
 class AppError(Exception):
-    """Base of every error a client may see. ``message`` must be safe to show."""
+    """Base of every error a client may see. ``message`` must be safe to show.
+
+    A domain error lists in ``constraints`` the unique or foreign keys whose violation means it:
+    a request that loses a race on the index gets the same answer as the service's pre-check
+    would have given (``error_for_integrity`` is the one mapping; clients never see a
+    constraint's name).
+    """
 
     status: ClassVar[HTTPStatus] = HTTPStatus.INTERNAL_SERVER_ERROR
     code: ClassVar[str] = "internal_error"
+    constraints: ClassVar[tuple[str, ...]] = ()
+    constraint_message: ClassVar[str] = "the request conflicts with an existing record"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in cls.__dict__.get("constraints", ()):
+            _BY_CONSTRAINT[name] = cls
 
     def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
@@ -100,6 +117,20 @@ def database_unavailable(error: psycopg.OperationalError) -> ServiceUnavailable:
     return ServiceUnavailable("the database is unavailable; retry shortly")
 
 
+def error_for_integrity(error: psycopg.errors.IntegrityError) -> AppError:
+    """The domain error a constraint violation means; a generic one for unmapped constraints."""
+    constraint = error.diag.constraint_name
+    mapped = _BY_CONSTRAINT.get(constraint or "")
+    if mapped is not None:
+        return mapped(mapped.constraint_message)
+    logger.warning("unmapped constraint violation", extra={"constraint": constraint})
+    if isinstance(error, psycopg.errors.ForeignKeyViolation):
+        return Conflict("the request refers to a record that does not exist or is still in use")
+    if isinstance(error, psycopg.errors.UniqueViolation | psycopg.errors.ExclusionViolation):
+        return Conflict("the request conflicts with an existing record")
+    return ValidationFailed("the request breaks a rule of the data it changes")
+
+
 def error_body(
     status: HTTPStatus,
     code: str,
@@ -154,13 +185,12 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
         return _response(app, NotFound("no route matches this request"))
 
     def handle_integrity(error: psycopg.errors.IntegrityError) -> Response[Any]:
-        constraint = error.diag.constraint_name
-        suffix = f" (constraint {constraint})" if constraint else ""
-        if isinstance(error, psycopg.errors.ForeignKeyViolation):
-            message = "the request refers to a record that does not exist or is still in use"
-        else:
-            message = "the request conflicts with an existing record"
-        return _response(app, Conflict(message + suffix))
+        return _response(app, error_for_integrity(error))
+
+    def handle_data_error(_: psycopg.DataError) -> Response[Any]:
+        # A value PostgreSQL cannot store (a NUL byte from a header or path, an out-of-range
+        # number) that got past validation: the request's fault, never a 500.
+        return _response(app, ValidationFailed("a value in the request cannot be stored"))
 
     def handle_database_down(error: psycopg.OperationalError) -> Response[Any]:
         return _response(app, database_unavailable(error))
@@ -174,5 +204,6 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     app.exception_handler(RequestUnsupportedContentType)(handle_unsupported_content_type)
     app.not_found(handle_not_found)
     app.exception_handler(psycopg.errors.IntegrityError)(handle_integrity)
+    app.exception_handler(psycopg.DataError)(handle_data_error)
     app.exception_handler(psycopg.OperationalError)(handle_database_down)
     app.exception_handler(Exception)(handle_unexpected)

@@ -24,6 +24,7 @@ from lambdas.shared.errors import (
 )
 from lambdas.shared.idempotency import resolve_idempotently, wants_idempotency
 from lambdas.shared.observability import logger
+from lambdas.shared.request_body import parse_json, unsupported_media_type
 from lambdas.shared.routes import route_for_key
 from lambdas.shared.runtime import get_runtime
 from lambdas.shared.scope import RequestScope
@@ -38,12 +39,8 @@ def create_resolver() -> APIGatewayHttpResolver:
 
 
 def parse_json_body(body: str) -> Any:
-    """``json.loads`` for request bodies: JSON nested deeper than the interpreter can recurse
-    is invalid JSON (a 400 through the resolver's validation), not a crash."""
-    try:
-        return json.loads(body)
-    except RecursionError as error:
-        raise json.JSONDecodeError("JSON nested too deeply", body, 0) from error
+    """The resolver's JSON parser: the body rules of ``request_body`` (400/422 AppErrors)."""
+    return parse_json(body)
 
 
 def body_size(event: dict[str, Any]) -> int:
@@ -90,8 +87,8 @@ def resolve(
         return error_response(
             event, PayloadTooLarge(f"request body exceeds {MAX_BODY_BYTES} bytes")
         )
-    if (undecodable := undecodable_body(event)) is not None:
-        return error_response(event, undecodable)
+    if (refused := undecodable_body(event) or unsupported_media_type(event)) is not None:
+        return error_response(event, refused)
     route = route_for_key(str(event.get("routeKey", "")))
     request = event.get("requestContext") or {}
     runtime = get_runtime()

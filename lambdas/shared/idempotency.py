@@ -7,9 +7,11 @@ never recorded, so a retry after a 5xx runs again.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Final
+from uuid import UUID
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.utilities.idempotency import (
@@ -24,20 +26,21 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.shared.auth import Principal, claims_of
+from lambdas.shared.constants import TENANT_CLAIM
 from lambdas.shared.errors import AppError, Conflict, ValidationFailed
 
 HEADER: Final = "idempotency-key"
 MAX_KEY_LENGTH: Final = 255
 EXPIRES_AFTER_S: Final = 24 * 60 * 60
 
-# Scope a key to the caller (JWT subject, or source IP on public routes), the tenant (the
-# header, else the token's claim: what auth.requested_tenant acts in) and the route, so no
+# A key is scoped to what the request resolved to, never to how it was spelt: the caller (the
+# authorized user, or the source IP on public routes), the tenant it acts in, the route and its
+# path parameters (UUIDs in canonical form), and the client's key. So a retry that adds
+# X-Tenant-Id with the token's own tenant, or spells a UUID in capitals, is a replay, and no
 # caller replays a response given to another user or in another tenant.
-KEY_EXPRESSION: Final = (
-    "[requestContext.authorizer.jwt.claims.sub || requestContext.http.sourceIp, "
-    'headers."x-tenant-id", requestContext.authorizer.jwt.claims."custom:tenant_id", '
-    'routeKey, rawPath, headers."idempotency-key"]'
-)
+KEY_EXPRESSION: Final = "scope"
+_UUID_SHAPE: Final = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
 Resolve = Callable[..., dict[str, Any]]
 
@@ -78,7 +81,11 @@ def _idempotent_resolver(table_name: str) -> tuple[Resolve, IdempotencyConfig]:
     store = DynamoDBPersistenceLayer(table_name=table_name)
 
     def run(
-        *, event: dict[str, Any], app: APIGatewayHttpResolver, context: LambdaContext
+        *,
+        request: dict[str, Any],
+        event: dict[str, Any],
+        app: APIGatewayHttpResolver,
+        context: LambdaContext,
     ) -> dict[str, Any]:
         response = app.resolve(event, context)
         if int(response["statusCode"]) >= 500:
@@ -86,9 +93,31 @@ def _idempotent_resolver(table_name: str) -> tuple[Resolve, IdempotencyConfig]:
         return response
 
     decorated: Resolve = idempotent_function(
-        run, data_keyword_argument="event", persistence_store=store, config=config
+        run, data_keyword_argument="request", persistence_store=store, config=config
     )
     return decorated, config
+
+
+def _canonical(value: str) -> str:
+    return str(UUID(value)) if _UUID_SHAPE.fullmatch(value) else value
+
+
+def idempotency_scope(event: dict[str, Any], principal: Principal | None) -> list[str]:
+    """What an ``Idempotency-Key`` is keyed on: resolved caller, tenant, route and key."""
+    params = event.get("pathParameters") or {}
+    if principal is not None:
+        caller, tenant = str(principal.user_id), str(principal.tenant_id)
+    else:  # a public route: no tenant; the token's subject if one came, else the address
+        claims = claims_of(event) or {}
+        caller = str(claims.get("sub") or event["requestContext"]["http"]["sourceIp"])
+        tenant = str(claims.get(TENANT_CLAIM) or "")
+    return [
+        caller,
+        tenant,
+        str(event.get("routeKey", "")),
+        *(f"{name}={_canonical(params[name])}" for name in sorted(params)),
+        event["headers"][HEADER],
+    ]
 
 
 def resolve_idempotently(
@@ -103,8 +132,13 @@ def resolve_idempotently(
         return ValidationFailed(f"Idempotency-Key is longer than {MAX_KEY_LENGTH} characters")
     run, config = _idempotent_resolver(table_name)
     config.register_lambda_context(context)
+    principal = app.context.get("principal")
+    request = {
+        "scope": idempotency_scope(event, principal if isinstance(principal, Principal) else None),
+        "body": event.get("body"),
+    }
     try:
-        return run(event=event, app=app, context=context)
+        return run(request=request, event=event, app=app, context=context)
     except _ServerErrorNotRecorded as failed:
         return failed.response
     except IdempotencyValidationError:
@@ -113,45 +147,7 @@ def resolve_idempotently(
         return IdempotentRequestInProgress("a request with this Idempotency-Key is in progress")
 
 
-class OnceInProgress(Conflict):
-    code = "in_progress"
-
-
-@lru_cache(maxsize=4)
-def _once(table_name: str, expires_after_s: int) -> tuple[Resolve, IdempotencyConfig]:
-    config = IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=expires_after_s)
-    store = DynamoDBPersistenceLayer(table_name=table_name)
-
-    def run_work(*, request: dict[str, str], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        return work()
-
-    decorated: Resolve = idempotent_function(
-        run_work, data_keyword_argument="request", persistence_store=store, config=config
-    )
-    return decorated, config
-
-
-def run_once(
-    table_name: str,
-    key: str,
-    work: Callable[[], dict[str, Any]],
-    *,
-    context: LambdaContext | None,
-    expires_after_s: int,
-) -> dict[str, Any]:
-    """Run ``work`` once per ``key`` and replay its result afterwards (Powertools idempotency
-    on DynamoDB). A concurrent run with the same key is a Conflict, so the caller retries."""
-    run, config = _once(table_name, expires_after_s)
-    if context is not None:
-        config.register_lambda_context(context)
-    try:
-        return run(request={"key": key}, work=work)
-    except IdempotencyAlreadyInProgressError:
-        raise OnceInProgress("this event is being processed; retry shortly") from None
-
-
 def forget_stores() -> None:
     """Drop the cached persistence layers (and their DynamoDB clients): the next request builds
     them again from the current environment, as a fresh execution environment would."""
     _idempotent_resolver.cache_clear()
-    _once.cache_clear()

@@ -43,11 +43,20 @@ class ApiSettings(ServiceSettings, DatabaseSettings):
 
 
 class BillingSettings(ApiSettings):
-    """The billing Lambda also verifies payment webhooks with a secret in Secrets Manager
-    (JSON ``{"signing_secret": "..."}``)."""
+    """The billing Lambda also verifies payment webhooks, with one secret per provider in
+    Secrets Manager (JSON ``{"webhook_secret": "..."}``)."""
 
-    webhook_secret_id: str | None = Field(default=None, alias="WEBHOOK_SECRET_ARN")
+    stripe_webhook_secret_id: str | None = Field(default=None, alias="STRIPE_WEBHOOK_SECRET_ARN")
+    mercadopago_webhook_secret_id: str | None = Field(
+        default=None, alias="MERCADOPAGO_WEBHOOK_SECRET_ARN"
+    )
     webhook_secret_max_age_s: int = Field(default=SECRET_CACHE_SECONDS, ge=0)
+
+    def webhook_secret_id(self, provider: str) -> str | None:
+        return {
+            "stripe": self.stripe_webhook_secret_id,
+            "mercadopago": self.mercadopago_webhook_secret_id,
+        }.get(provider)
 
 
 class MigrationSettings(ServiceSettings):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import boto3
 
@@ -19,12 +19,19 @@ from lambdas.shared.settings import (
 )
 from scripts.devstack.postgres import ConnectionInfo
 
+# Fixed, documented webhook signing secrets of the local stack (README, docs/api.md), so
+# scripts/send_test_webhook.py and a provider's CLI can sign what the local gateway verifies.
+DEV_WEBHOOK_SECRETS: Final = {
+    "stripe": "whsec_alquimista_local_dev_only",
+    "mercadopago": "alquimista-local-mercadopago-dev-only",
+}
+
 
 @dataclass(frozen=True)
 class LocalResources:
     db_secret_arn: str
     runtime_secret_arn: str
-    webhook_secret_arn: str
+    webhook_secret_arns: dict[str, str]
     locks_table: str
     idempotency_table: str
 
@@ -37,7 +44,10 @@ class LocalResources:
                 environment=env,
                 db_secret_id=self.runtime_secret_arn,
                 idempotency_table=self.idempotency_table,
-                webhook_secret_id=self.webhook_secret_arn,
+                **{
+                    f"{provider}_webhook_secret_id": arn
+                    for provider, arn in self.webhook_secret_arns.items()
+                },
             ),
             **environment_variables(JobSettings, locks_table=self.locks_table),
             **environment_variables(
@@ -120,19 +130,17 @@ def provision(
             server, username=names.runtime_db_role, password=runtime_password, dbname=dbname
         ),
     )
-    previous_webhook = _existing_secret(sm, names.webhook_secret)
-    webhook_arn = _put_secret(
-        sm,
-        names.webhook_secret,
-        previous_webhook or {"signing_secret": secrets.token_urlsafe(32)},
-    )
+    webhook_arns = {
+        provider: _put_secret(sm, names.webhook_secret(provider), {"webhook_secret": secret})
+        for provider, secret in DEV_WEBHOOK_SECRETS.items()
+    }
     ddb = boto3.client("dynamodb")
     _ensure_table(ddb, names.locks_table, "lock_id", "expires_at")
     _ensure_table(ddb, names.idempotency_table, "id", "expiration")
     return LocalResources(
         db_secret_arn=db_arn,
         runtime_secret_arn=runtime_arn,
-        webhook_secret_arn=webhook_arn,
+        webhook_secret_arns=webhook_arns,
         locks_table=names.locks_table,
         idempotency_table=names.idempotency_table,
     )

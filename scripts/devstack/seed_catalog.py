@@ -295,39 +295,46 @@ def write_catalog(conn: psycopg.Connection[Any]) -> None:
             )
 
 
+def dev_subscription_ids(tenant_id: uuid.UUID) -> tuple[uuid.UUID, str, str]:
+    """Our id, and Stripe's subscription and customer ids, of a tenant's seeded subscription
+    (stable, so ``scripts/send_test_webhook.py`` can name them)."""
+    short = tenant_id.hex[:16]
+    return catalog_id("subscription", str(tenant_id)), f"sub_dev_{short}", f"cus_dev_{short}"
+
+
 def insert_subscription(
     conn: psycopg.Connection[Any], tenant_id: uuid.UUID, plan: CatalogPlan
 ) -> None:
-    """Give ``tenant_id`` a live monthly subscription to ``plan`` unless it already has one."""
+    """Give ``tenant_id`` a live monthly subscription to ``plan``, billed by Stripe under the
+    ids of ``dev_subscription_ids``, unless it already has one. Its plan history
+    (``tenant_subscriptions``) follows from the trigger of migration 022."""
     set_tenant(conn, tenant_id)
     live = conn.execute(
         """
         SELECT 1 FROM public.subscriptions
-        WHERE tenant_id = %s AND status IN ('active', 'past_due', 'trialing')
+        WHERE tenant_id = %s AND public.subscription_is_live_v1(status)
         """,
         (tenant_id,),
     ).fetchone()
     if live:
         return
+    subscription_id, stripe_subscription, stripe_customer = dev_subscription_ids(tenant_id)
     conn.execute(
         """
         INSERT INTO public.subscriptions
-            (tenant_id, plan_id, provider, provider_subscription_id, status, billing_interval,
-             amount, current_period_end)
-        VALUES (%s, %s, 'manual', %s, 'active', 'month', %s, now() + interval '1 month')
+            (id, tenant_id, plan_id, provider, provider_subscription_id, provider_customer_id,
+             status, billing_interval, amount, current_period_end)
+        VALUES (%s, %s, %s, 'stripe', %s, %s, 'active', 'month', %s, now() + interval '1 month')
+        ON CONFLICT (id) DO NOTHING
         """,
-        (tenant_id, plan.id, f"manual-{uuid.uuid4()}", plan.price_monthly),
-    )
-    conn.execute(
-        """
-        UPDATE public.tenant_subscriptions SET status = 'ended', ended_at = now()
-        WHERE tenant_id = %s AND status = 'active'
-        """,
-        (tenant_id,),
-    )
-    conn.execute(
-        "INSERT INTO public.tenant_subscriptions (tenant_id, plan_id) VALUES (%s, %s)",
-        (tenant_id, plan.id),
+        (
+            subscription_id,
+            tenant_id,
+            plan.id,
+            stripe_subscription,
+            stripe_customer,
+            plan.price_monthly,
+        ),
     )
 
 

@@ -6,20 +6,16 @@ A route added to the table without an entry here fails ``test_every_route_has_a_
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import pytest
 
-from lambdas.billing.service import sign
-from lambdas.shared.constants import resource_names
 from lambdas.shared.routes import ROUTES, Route
+from scripts.devstack.aws_resources import DEV_WEBHOOK_SECRETS
 from scripts.devstack.seed_catalog import find_agent, find_plan, find_subnucleo
+from scripts.devstack.webhook_events import stripe_delivery, stripe_event
 from tests.api.conftest import ApiClient, ApiWorld
 from tests.support.factories import create_trial
 
@@ -70,21 +66,9 @@ def _trial_usage(world: ApiWorld, api: ApiClient) -> Call:
 
 
 def _signed_webhook(world: ApiWorld, api: ApiClient) -> Call:
-    secret_id = resource_names("dev").webhook_secret
-    secret = json.loads(
-        boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
-    )["signing_secret"]
-    body = json.dumps({"id": f"evt_{uuid.uuid4().hex}", "type": "payment.failed"}).encode()
-    sent_at = str(int(time.time()))
-    return Call(
-        "/api/billing/webhooks/stripe",
-        raw=body,
-        headers={
-            "X-Webhook-Timestamp": sent_at,
-            "X-Webhook-Signature": sign(secret, sent_at, body),
-            "Content-Type": "application/json",
-        },
-    )
+    event = stripe_event("invoice.paid", subscription="sub_unknown", customer="cus_unknown")
+    delivery = stripe_delivery(DEV_WEBHOOK_SECRETS["stripe"], event)
+    return Call(delivery.path, raw=delivery.body, headers=delivery.headers)
 
 
 CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {

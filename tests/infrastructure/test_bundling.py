@@ -77,6 +77,15 @@ def test_only_the_chat_function_contains_openai(with_chat: Synthesis) -> None:
         assert shipped is (handler == chat_handler), handler
 
 
+def test_only_the_billing_function_contains_stripe(with_chat: Synthesis) -> None:
+    billing_handler = "lambdas.billing.handler.lambda_handler"
+    bundles = _bundles(with_chat)
+    assert billing_handler in bundles
+    for handler, dirs in bundles.items():
+        shipped = any(_has_package(d, "stripe") for d in dirs)
+        assert shipped is (handler == billing_handler), handler
+
+
 def test_base_layer_holds_psycopg_33_for_aarch64_cpython_313() -> None:
     python = build_layer(BASE_LAYER) / "python"
     versions = [

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lambdas.shared.constants import resource_names
+from lambdas.shared.constants import WEBHOOK_PROVIDERS, resource_names
 from tests.infrastructure.conftest import Synthesis
 
 
@@ -98,7 +98,11 @@ def test_secrets_live_at_the_documented_names(synthesis: Synthesis) -> None:
     names = resource_names(synthesis.env)
     secrets = synthesis.resources("AWS::SecretsManager::Secret", "Data")
     found = {s["Properties"]["Name"] for s in secrets.values()}
-    assert found == {names.db_secret, names.runtime_db_secret, names.webhook_secret}
+    assert found == {
+        names.db_secret,
+        names.runtime_db_secret,
+        *(names.webhook_secret(provider) for provider in WEBHOOK_PROVIDERS),
+    }
     by_name = {s["Properties"]["Name"]: s["Properties"] for s in secrets.values()}
     runtime = json.loads(
         by_name[names.runtime_db_secret]["GenerateSecretString"]["SecretStringTemplate"]

@@ -137,13 +137,15 @@ def test_the_billing_function_gets_its_webhook_secret(
     settings = _load(BillingSettings, billing, monkeypatch)
 
     assert isinstance(settings, BillingSettings)
-    assert settings.webhook_secret_id is not None
-    assert "WebhookSecret" in settings.webhook_secret_id
+    for provider in ("stripe", "mercadopago"):
+        secret_id = settings.webhook_secret_id(provider)
+        assert secret_id is not None
+        assert "WebhookSecret" in secret_id
 
 
 def test_variables_are_named_by_the_settings_and_a_misspelt_field_fails() -> None:
-    assert environment_variables(BillingSettings, webhook_secret_id="arn") == {
-        "WEBHOOK_SECRET_ARN": "arn"
+    assert environment_variables(BillingSettings, stripe_webhook_secret_id="arn") == {
+        "STRIPE_WEBHOOK_SECRET_ARN": "arn"
     }
     assert environment_variables(ApiSettings, idempotency_table=None) == {}
     with pytest.raises(KeyError, match="webhook_secret"):
@@ -154,7 +156,7 @@ def test_the_local_stack_gives_every_model_what_the_stacks_give_it(monkeypatch) 
     local = LocalResources(
         db_secret_arn="arn:owner",
         runtime_secret_arn="arn:runtime",
-        webhook_secret_arn="arn:webhook",
+        webhook_secret_arns={"stripe": "arn:stripe", "mercadopago": "arn:mercadopago"},
         locks_table="locks",
         idempotency_table="idempotency",
     ).lambda_environment("dev")

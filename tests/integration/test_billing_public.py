@@ -1,21 +1,16 @@
-"""The public billing routes: sales contact requests and payment webhooks."""
+"""The public billing route for sales contact requests (webhooks: test_billing_webhooks.py)."""
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from typing import Any
 
-import boto3
 import pytest
 
-from lambdas.billing.service import sign
 from lambdas.shared.constants import COMMERCIAL_REQUESTS_PER_IP
-from scripts.devstack.aws_resources import LocalResources
 from tests.integration.conftest import World
 from tests.support.events import http_event, lambda_context
-from tests.support.handlers import HandlerResult, call
+from tests.support.handlers import HandlerResult
 
 CONTACT = {
     "company_name": "Empresa Exemplo Ltda",
@@ -32,6 +27,24 @@ def _contact(body, *, ip: str = "203.0.113.10") -> HandlerResult:
 
     event = http_event("POST", "/api/billing/commercial-requests", body=body)
     event["requestContext"]["http"]["sourceIp"] = ip
+    result = lambda_handler(event, lambda_context("billing"))
+    return HandlerResult(result["statusCode"], json.loads(result["body"]), result["headers"])
+
+
+def _requests(owner) -> int:
+    row = owner.execute("SELECT count(*) AS n FROM public.commercial_requests").fetchone()
+    return int(row["n"])
+
+
+def _contact_raw(raw: bytes, *, content_type: str = "application/json") -> HandlerResult:
+    from lambdas.billing.handler import lambda_handler  # noqa: PLC0415
+
+    event = http_event(
+        "POST",
+        "/api/billing/commercial-requests",
+        raw_body=raw,
+        headers={"content-type": content_type},
+    )
     result = lambda_handler(event, lambda_context("billing"))
     return HandlerResult(result["statusCode"], json.loads(result["body"]), result["headers"])
 
@@ -96,233 +109,48 @@ def test_ended_rate_limit_windows_of_clients_that_never_return_are_dropped(
     assert rows[0]["subject"] != "gone-client"
 
 
-def test_a_commercial_request_for_an_unknown_plan_is_409(world: World) -> None:
+def test_a_commercial_request_for_an_unknown_plan_is_422_unknown_plan(world: World) -> None:
     result = _contact({**CONTACT, "plan_id": str(uuid.uuid4())})
 
-    assert result.status == 409
+    assert result.status == 422
+    assert result.body["error"]["code"] == "unknown_plan"
+    assert "fkey" not in json.dumps(result.body)
 
 
-# Webhooks
-
-
-def _secret(resources: LocalResources) -> str:
-    value = boto3.client("secretsmanager").get_secret_value(SecretId=resources.webhook_secret_arn)
-    return str(json.loads(value["SecretString"])["signing_secret"])
-
-
-def _provider_subscription(owner, tenant_id) -> str:
-    row = owner.execute(
-        """
-        SELECT provider_subscription_id FROM public.subscriptions
-        WHERE tenant_id = %s ORDER BY created_at DESC LIMIT 1
-        """,
-        (tenant_id,),
-    ).fetchone()
-    return str(row["provider_subscription_id"])
-
-
-def _deliver(
-    secret: str,
-    payload: dict[str, Any],
-    *,
-    provider: str = "manual",
-    timestamp: int | None = None,
-    signature: str | None = None,
-) -> HandlerResult:
-    body = json.dumps(payload).encode()
-    sent_at = str(timestamp if timestamp is not None else int(time.time()))
-    headers = {
-        "x-webhook-timestamp": sent_at,
-        "x-webhook-signature": signature or sign(secret, sent_at, body),
-    }
-    return call("POST", f"/api/billing/webhooks/{provider}", raw_body=body, headers=headers)
-
-
-def _event(world: World, owner, event_type: str = "payment.failed") -> dict[str, Any]:
-    return {
-        "id": f"evt_{uuid.uuid4().hex}",
-        "type": event_type,
-        "data": {
-            "tenant_id": str(world.a.id),
-            "subscription_id": _provider_subscription(owner, world.a.id),
-            "amount": "797.00",
-            "currency": "BRL",
-        },
-    }
-
-
-def _subscription(owner, tenant_id) -> Any:
-    return owner.execute(
-        """
-        SELECT status, updated_at FROM public.subscriptions
-        WHERE tenant_id = %s ORDER BY created_at DESC LIMIT 1
-        """,
-        (tenant_id,),
-    ).fetchone()
-
-
-def _events(owner) -> Any:
-    return owner.execute("SELECT * FROM public.payment_events ORDER BY received_at").fetchall()
-
-
-def _idempotency_items(resources: LocalResources) -> int:
-    table = boto3.client("dynamodb")
-    return int(table.scan(TableName=resources.idempotency_table)["Count"])
-
-
-def test_a_signed_webhook_updates_the_subscription_once_in_ten_deliveries(
-    world: World, owner, lambda_env: LocalResources
+def test_a_nul_character_in_a_commercial_request_is_a_422_naming_the_field(
+    world: World, owner
 ) -> None:
-    secret = _secret(lambda_env)
-    payload = _event(world, owner, "payment.failed")
+    raw = json.dumps({**CONTACT, "company_name": "Acme\u0000Ltda"}).encode()
 
-    first = _deliver(secret, payload)
-    after_first = _subscription(owner, world.a.id)
-    records = _idempotency_items(lambda_env)
-    replies = [_deliver(secret, payload) for _ in range(9)]
+    result = _contact_raw(raw)
 
-    assert first.status == 200
-    assert first.body == {"event_id": payload["id"], "status": "processed"}
-    # the replies are the stored first response (Powertools idempotency), not the database's
-    # own "duplicate" answer, which only a delivery past an expired record gets
-    assert records == 1
-    assert all((reply.status, reply.body) == (200, first.body) for reply in replies)
-    assert _idempotency_items(lambda_env) == 1
-    assert after_first["status"] == "past_due"
-    assert _subscription(owner, world.a.id) == after_first
-    [event] = _events(owner)
-    assert (event["status"], event["provider_event_id"]) == ("processed", payload["id"])
-    assert event["subscription_id"] is not None
+    assert result.status == 422
+    assert result.body["error"]["details"][0]["loc"] == ["body", "company_name"]
+    assert (
+        owner.execute("SELECT count(*) AS n FROM public.commercial_requests").fetchone()["n"] == 0
+    )
 
 
-def test_the_database_alone_deduplicates_when_the_idempotency_record_is_gone(
-    world: World, owner, lambda_env: LocalResources
-) -> None:
-    secret = _secret(lambda_env)
-    payload = _event(world, owner, "payment.failed")
-    _deliver(secret, payload)
-    ddb = boto3.client("dynamodb")
-    records = ddb.scan(TableName=lambda_env.idempotency_table)["Items"]
-    for item in records:
-        ddb.delete_item(TableName=lambda_env.idempotency_table, Key={"id": item["id"]})
+def test_a_repeated_key_in_a_commercial_request_is_a_400(world: World, owner) -> None:
+    raw = b'{"company_name": "A", "contact_name": "B", "email": "b@example.com", ' + (
+        b'"consent_given": false, "consent_given": true}'
+    )
 
-    again = _deliver(secret, payload)
+    result = _contact_raw(raw)
 
-    assert len(records) == 1
-    assert again.body["status"] == "duplicate"
-    assert len(_events(owner)) == 1
+    assert result.status == 400
+    assert result.body["error"]["code"] == "duplicate_json_key"
+    assert (
+        owner.execute("SELECT count(*) AS n FROM public.commercial_requests").fetchone()["n"] == 0
+    )
 
 
 @pytest.mark.parametrize(
-    "forgery",
-    ["wrong_secret", "tampered_body", "stale", "future", "missing", "garbage_timestamp"],
+    "content_type",
+    ["multipart/form-data", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"],
 )
-def test_a_badly_signed_webhook_is_401_and_writes_nothing(
-    world: World, owner, lambda_env: LocalResources, forgery: str
-) -> None:
-    secret = _secret(lambda_env)
-    payload = _event(world, owner)
-    before = _subscription(owner, world.a.id)
-    body = json.dumps(payload).encode()
-    now = int(time.time())
-    headers = {"x-webhook-timestamp": str(now), "x-webhook-signature": sign(secret, str(now), body)}
-    if forgery == "wrong_secret":
-        headers["x-webhook-signature"] = sign("not-the-secret", str(now), body)
-    elif forgery == "tampered_body":
-        body = body.replace(b"payment.failed", b"payment.succeeded")
-    elif forgery in {"stale", "future"}:
-        # well outside the 5-minute tolerance, so a slow run cannot cross the boundary
-        moved = str(now - 600 if forgery == "stale" else now + 600)
-        headers = {"x-webhook-timestamp": moved, "x-webhook-signature": sign(secret, moved, body)}
-    elif forgery == "missing":
-        headers = {}
-    else:
-        headers["x-webhook-timestamp"] = "yesterday"
+def test_a_commercial_request_not_sent_as_json_is_a_415(world: World, content_type: str) -> None:
+    result = _contact_raw(json.dumps(CONTACT).encode(), content_type=content_type)
 
-    result = call("POST", "/api/billing/webhooks/manual", raw_body=body, headers=headers)
-
-    assert result.status == 401
-    assert result.body["error"]["code"] == "invalid_signature"
-    assert _events(owner) == []
-    assert _subscription(owner, world.a.id) == before
-    assert _idempotency_items(lambda_env) == 0
-
-
-def test_a_forged_webhook_with_an_idempotency_key_records_nothing_either(
-    world: World, owner, lambda_env: LocalResources
-) -> None:
-    body = json.dumps(_event(world, owner)).encode()
-    headers = {
-        "x-webhook-timestamp": str(int(time.time())),
-        "x-webhook-signature": "v1=00",
-        "idempotency-key": "attacker-key",
-    }
-
-    result = call("POST", "/api/billing/webhooks/manual", raw_body=body, headers=headers)
-
-    assert result.status == 401
-    assert _idempotency_items(lambda_env) == 0
-
-
-def test_payment_events_move_the_subscription_through_its_states(
-    world: World, owner, lambda_env: LocalResources
-) -> None:
-    secret = _secret(lambda_env)
-
-    _deliver(secret, _event(world, owner, "payment.failed"))
-    assert _subscription(owner, world.a.id)["status"] == "past_due"
-    _deliver(secret, _event(world, owner, "payment.succeeded"))
-    assert _subscription(owner, world.a.id)["status"] == "active"
-    _deliver(secret, _event(world, owner, "subscription.canceled"))
-    assert _subscription(owner, world.a.id)["status"] == "canceled"
-    ended = owner.execute(
-        "SELECT count(*) AS n FROM public.tenant_subscriptions WHERE tenant_id = %s "
-        "AND status = 'active'",
-        (world.a.id,),
-    ).fetchone()
-    assert ended["n"] == 0
-
-
-def test_unknown_events_and_subscriptions_are_recorded_as_ignored(
-    world: World, owner, lambda_env: LocalResources
-) -> None:
-    secret = _secret(lambda_env)
-    unknown_type = _event(world, owner, "invoice.created")
-    unknown_subscription = {**_event(world, owner), "data": {"tenant_id": str(world.a.id)}}
-
-    assert _deliver(secret, unknown_type).body["status"] == "ignored"
-    assert _deliver(secret, unknown_subscription).body["status"] == "ignored"
-    assert {e["status"] for e in _events(owner)} == {"ignored"}
-    assert _subscription(owner, world.a.id)["status"] == "active"
-
-
-def test_an_unknown_provider_or_a_malformed_event_is_422(
-    world: World, owner, lambda_env: LocalResources
-) -> None:
-    secret = _secret(lambda_env)
-
-    assert _deliver(secret, _event(world, owner), provider="paypal").status == 422
-    assert _deliver(secret, {"type": "payment.failed"}).status == 422
-    assert _events(owner) == []
-
-
-def test_the_admin_lists_only_their_tenants_payment_events(
-    world: World, owner, lambda_env: LocalResources
-) -> None:
-    secret = _secret(lambda_env)
-    mine = _event(world, owner)
-    _deliver(secret, mine)
-    theirs = {
-        "id": f"evt_{uuid.uuid4().hex}",
-        "type": "payment.failed",
-        "data": {
-            "tenant_id": str(world.b.id),
-            "subscription_id": _provider_subscription(owner, world.b.id),
-        },
-    }
-    _deliver(secret, theirs)
-
-    listed = call("GET", "/api/billing/payment-events", user=world.a.user("admin"))
-
-    assert [e["provider_event_id"] for e in listed.body["items"]] == [mine["id"]]
-    assert call("GET", "/api/billing/payment-events", user=world.a.user("member")).status == 403
+    assert result.status == 415
+    assert "application/json" in result.body["error"]["message"]

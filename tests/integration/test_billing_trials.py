@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lambdas.billing import service
 from lambdas.billing.repository import BillingUnitOfWork
+from lambdas.billing.services import trials as service
 from lambdas.shared.constants import TRIAL_DURATION_DAYS, TRIAL_MAX_USAGE
 from lambdas.shared.runtime import get_runtime
 from scripts.devstack.seed_catalog import find_agent, find_subnucleo

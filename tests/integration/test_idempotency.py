@@ -111,3 +111,61 @@ def test_an_overlong_key_is_refused() -> None:
 
     assert refused["statusCode"] == 422
     assert calls == []
+
+
+def test_the_same_logical_request_in_every_accepted_spelling_is_applied_once(world, owner) -> None:
+    # Given a trial, and a member whose token names tenant a
+    from scripts.devstack.seed_catalog import find_subnucleo  # noqa: PLC0415
+    from tests.support.factories import create_trial  # noqa: PLC0415
+    from tests.support.handlers import call  # noqa: PLC0415
+
+    trial_id = create_trial(owner, world.a, subnucleo_id=find_subnucleo("marketing").id)
+    member = world.a.user("member")
+    tenant = str(world.a.id)
+    spellings = [
+        ({}, str(trial_id)),
+        ({"x-tenant-id": tenant}, str(trial_id)),
+        ({"x-tenant-id": tenant.upper()}, str(trial_id)),
+        ({"x-tenant-id": tenant}, str(trial_id).upper()),
+    ]
+
+    # When the client retries the same use of the trial, spelt each way, with one key
+    results = [
+        call(
+            "POST",
+            f"/api/billing/trials/{path_id}/usage",
+            user=member,
+            headers={"idempotency-key": "use-1", **headers},
+        )
+        for headers, path_id in spellings
+    ]
+
+    # Then it was counted once and every retry is the first response replayed
+    assert [r.status for r in results] == [200] * len(spellings)
+    assert {r.body["usage_count"] for r in results} == {1}
+    assert [r.headers.get("Idempotent-Replayed") for r in results] == [None] + ["true"] * 3
+    row = owner.execute("SELECT usage_count FROM public.trials WHERE id = %s", (trial_id,))
+    assert row.fetchone()["usage_count"] == 1
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["{%s}", "urn:uuid:%s", "%s--"],
+)
+def test_other_spellings_of_the_tenant_are_refused_not_applied(world, owner, spelling) -> None:
+    from scripts.devstack.seed_catalog import find_subnucleo  # noqa: PLC0415
+    from tests.support.factories import create_trial  # noqa: PLC0415
+    from tests.support.handlers import call  # noqa: PLC0415
+
+    trial_id = create_trial(owner, world.a, subnucleo_id=find_subnucleo("marketing").id)
+
+    result = call(
+        "POST",
+        f"/api/billing/trials/{trial_id}/usage",
+        user=world.a.user("member"),
+        headers={"idempotency-key": "use-2", "x-tenant-id": spelling % world.a.id},
+    )
+
+    assert result.status == 422
+    row = owner.execute("SELECT usage_count FROM public.trials WHERE id = %s", (trial_id,))
+    assert row.fetchone()["usage_count"] == 0

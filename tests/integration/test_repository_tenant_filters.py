@@ -13,11 +13,10 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from lambdas.agents.repository import ActivationRepository
-from lambdas.billing.repository import (
-    PaymentEventRepository,
-    SubscriptionRepository,
-    TrialRepository,
-)
+from lambdas.billing.providers import SubscriptionChange
+from lambdas.billing.repositories.payments import PaymentEventRepository
+from lambdas.billing.repositories.subscriptions import SubscriptionRepository
+from lambdas.billing.repositories.trials import TrialRepository
 from tests.integration.conftest import World
 from tests.support.factories import create_trial
 
@@ -81,14 +80,19 @@ def test_tenant_a_subscriptions_never_resolve_to_tenant_b(world: World, owner: C
         subscriptions_of_a = SubscriptionRepository(owner, world.a.id)
         latest = subscriptions_of_a.latest()
         live = subscriptions_of_a.live()
-        by_provider_id = subscriptions_of_a.find_by_provider_id(
-            provider["provider"], provider["provider_subscription_id"]
+        applied_to_b = subscriptions_of_a.apply_provider_change(
+            of_b.id,
+            provider="stripe",
+            change=SubscriptionChange(status="past_due"),
+            occurred_at=None,
         )
 
     assert latest is not None
     assert live is not None
     assert of_b.id not in {latest.id, live.id}
-    assert by_provider_id is None
+    assert applied_to_b is False
+    with owner.transaction():
+        assert SubscriptionRepository(owner, world.b.id).latest() == of_b
 
 
 def test_tenant_a_payment_events_never_include_tenant_b_events(world: World, owner: Conn) -> None:
@@ -99,7 +103,7 @@ def test_tenant_a_payment_events_never_include_tenant_b_events(world: World, own
             """
             INSERT INTO public.payment_events
                 (provider, provider_event_id, event_type, subscription_id, status, payload)
-            VALUES ('manual', %s, 'payment.succeeded', %s, 'processed', %s)
+            VALUES ('stripe', %s, 'invoice.paid', %s, 'processed', %s)
             """,
             (f"evt-{uuid.uuid4().hex}", of_b.id, Jsonb({})),
         )

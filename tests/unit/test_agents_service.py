@@ -116,7 +116,7 @@ def test_a_full_last_page_has_no_next_cursor(uow: FakeAgentsUow) -> None:
     assert service.list_catalog(_factory(uow), limit=5).next_cursor is None
 
 
-@pytest.mark.parametrize("cursor", ["%%%", "\x00", "!!"])
+@pytest.mark.parametrize("cursor", ["%%%", "\x00", "!!", "é", "Zm9v\u00e9"])
 def test_a_forged_cursor_is_refused(uow: FakeAgentsUow, cursor: str) -> None:
     with pytest.raises(service.InvalidCursor):
         service.list_catalog(_factory(uow), cursor=cursor)

@@ -105,3 +105,27 @@ def test_a_bad_or_missing_tenant_is_refused(claims, headers, error) -> None:
 def test_an_identity_needs_a_uuid_subject(claims) -> None:
     with pytest.raises(Unauthorized):
         identity_from_claims(claims)
+
+
+_TENANT = uuid.UUID("6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b")
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "{6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b}",
+        "urn:uuid:6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b",
+        "6f1c2b3a4d5e4f608a7b9c0d1e2f3a4b",
+        "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b--",
+        "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4",
+        "\uff16f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b",  # a full-width digit six
+    ],
+)
+def test_only_the_hyphenated_uuid_form_is_accepted_in_x_tenant_id(spelling: str) -> None:
+    with pytest.raises(ValidationFailed):
+        requested_tenant({}, {"x-tenant-id": spelling})
+
+
+@pytest.mark.parametrize("spelling", [str(_TENANT), str(_TENANT).upper(), f" {_TENANT} "])
+def test_accepted_spellings_of_x_tenant_id_name_one_tenant(spelling: str) -> None:
+    assert requested_tenant({}, {"x-tenant-id": spelling}) == _TENANT

@@ -12,8 +12,9 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from lambdas.shared.constants import MAX_BODY_BYTES
-from lambdas.shared.errors import Conflict, NotFound
+from lambdas.shared.errors import Conflict, NotFound, error_for_integrity
 from lambdas.shared.http import body_size, create_resolver, resolve
+from lambdas.shared.request_body import MAX_JSON_DEPTH, parse_json
 from tests.support.events import http_event, lambda_context
 
 app = create_resolver()
@@ -110,7 +111,7 @@ def test_json_nested_deeper_than_python_recurses_is_a_400() -> None:
     status, body = _call("POST", "/things", raw_body=b"[" * depth + b"]" * depth)
 
     assert status == 400
-    assert body["error"]["message"] == "request body is not valid JSON"
+    assert body["error"]["message"].startswith("request body is not valid JSON")
 
 
 @pytest.mark.parametrize(
@@ -173,3 +174,100 @@ def test_an_unexpected_error_is_a_500_that_leaks_nothing() -> None:
         }
     }
     assert "hunter2" not in json.dumps(body)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data",
+        "multipart/form-data; boundary=",
+        "multipart/form-data; boundary=xyz",
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        None,
+    ],
+)
+def test_anything_but_json_is_a_415_before_any_parser_runs(content_type: str | None) -> None:
+    event = http_event("POST", "/things", raw_body=b'{"name": "a", "count": 1}')
+    if content_type is None:
+        del event["headers"]["content-type"]
+    else:
+        event["headers"]["content-type"] = content_type
+
+    response = resolve(app, event, lambda_context("test"))
+
+    assert response["statusCode"] == 415
+    assert "application/json" in json.loads(response["body"])["error"]["message"]
+
+
+def test_json_with_a_charset_is_accepted() -> None:
+    status, _ = _call(
+        "POST",
+        "/things",
+        body={"name": "a", "count": 1},
+        headers={"content-type": "Application/JSON; charset=utf-8"},
+    )
+
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    ("raw", "location"),
+    [
+        (b'{"name": "a\\u0000b", "count": 1}', ["body", "name"]),
+        (b'{"name": "a", "count": 1, "tags": [{"x": "\\u0000"}]}', ["body", "tags", "0", "x"]),
+        (b'{"name": "a", "count": 1, "n\\u0000": 1}', ["body"]),
+    ],
+)
+def test_a_nul_character_anywhere_is_a_422_naming_where(raw: bytes, location: list[str]) -> None:
+    status, body = _call("POST", "/things", raw_body=raw)
+
+    assert status == 422
+    assert body["error"]["details"][0]["loc"] == location
+
+
+def test_a_duplicate_json_key_is_a_400_not_last_one_wins() -> None:
+    status, body = _call("POST", "/things", raw_body=b'{"name": "a", "count": 1, "count": 2}')
+
+    assert status == 400
+    assert body["error"]["code"] == "duplicate_json_key"
+
+
+def test_json_deeper_than_the_limit_is_a_400_and_at_the_limit_is_parsed() -> None:
+    depth = MAX_JSON_DEPTH
+    at_limit = b'{"name": "a", "count": 1, "x": ' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+    over = b'{"name": "a", "count": 1, "x": ' + b"[" * depth + b"]" * depth + b"}"
+
+    assert parse_json(at_limit)["name"] == "a"
+    status, body = _call("POST", "/things", raw_body=over)
+    assert status == 400
+    assert "nested deeper" in body["error"]["message"]
+
+
+class _Taken(Conflict):
+    code = "thing_taken"
+    constraints = ("things_name_key",)
+    constraint_message = "a thing with this name exists"
+
+
+class _Violation(psycopg.errors.UniqueViolation):
+    def __init__(self, constraint: str) -> None:
+        super().__init__("duplicate key value violates unique constraint")
+        self.constraint = constraint
+
+    @property
+    def diag(self) -> Any:
+        return type("Diag", (), {"constraint_name": self.constraint})()
+
+
+def test_a_mapped_constraint_becomes_its_domain_error_and_no_name_leaks() -> None:
+    mapped = error_for_integrity(_Violation("things_name_key"))
+    unmapped = error_for_integrity(_Violation("things_secret_pkey"))
+
+    assert (type(mapped), mapped.code, mapped.message) == (
+        _Taken,
+        "thing_taken",
+        "a thing with this name exists",
+    )
+    assert (unmapped.status, unmapped.code) == (409, "conflict")
+    assert "things_secret_pkey" not in unmapped.message

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from lambdas.billing import service
 from lambdas.billing.dependencies import public_uow, scoped_uow
 from lambdas.billing.models import (
     CommercialRequestIn,
     CommercialRequestResponse,
-    PaymentProvider,
+    WebhookProvider,
     WebhookReceipt,
 )
+from lambdas.billing.providers import WebhookDelivery
 from lambdas.billing.repository import webhook_signing_secret
-from lambdas.shared.constants import WEBHOOK_IDEMPOTENCY_S
+from lambdas.billing.services import commercial_requests, payments
 from lambdas.shared.errors import ServiceUnavailable
-from lambdas.shared.idempotency import run_once
 from lambdas.shared.runtime import get_runtime
 
 if TYPE_CHECKING:
@@ -32,9 +31,6 @@ router = Router()  # type: ignore[no-untyped-call]
 _public_uow = public_uow(router)
 _scoped_uow = scoped_uow(router)
 
-TIMESTAMP_HEADER = "x-webhook-timestamp"
-SIGNATURE_HEADER = "x-webhook-signature"
-
 
 @router.post(
     "/api/billing/commercial-requests",
@@ -44,46 +40,39 @@ SIGNATURE_HEADER = "x-webhook-signature"
 def commercial_request(request: CommercialRequestIn) -> CommercialRequestResponse:
     event = cast("APIGatewayProxyEventV2", router.current_event)
     client_ip = event.request_context.http.source_ip
-    return service.submit_commercial_request(_public_uow, request, client_ip=client_ip)
+    return commercial_requests.submit_commercial_request(_public_uow, request, client_ip=client_ip)
 
 
 @router.post(
     "/api/billing/webhooks/<provider>",
-    summary="Payment provider webhook (public; HMAC-SHA256 signed)",
+    summary="Payment provider webhook (public; verified with the provider's own signature)",
     description=(
-        "Signed with HMAC-SHA256 over `<X-Webhook-Timestamp>.<raw body>`, sent as "
-        "`X-Webhook-Signature: v1=<hex>`; timestamps older than 5 minutes are refused. "
-        "Body: `{id, type, data: {tenant_id, subscription_id, amount, currency}}`."
+        "`stripe`: a Stripe event as Stripe sends it, verified from `Stripe-Signature` with the "
+        "official SDK (5-minute tolerance). `mercadopago`: a Mercado Pago notification, "
+        "verified from `x-signature` (`ts=…,v1=…`, HMAC-SHA256 over "
+        "`id:<data.id>;request-id:<x-request-id>;ts:<ts>;`). Each event is recorded once by "
+        "the provider's event id; see docs/api.md for what each event changes."
     ),
 )
-def payment_webhook(provider: Annotated[PaymentProvider, Path()]) -> WebhookReceipt:
+def payment_webhook(provider: Annotated[WebhookProvider, Path()]) -> WebhookReceipt:
     event = router.current_event
     raw = event.body or ""
     body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode()
     settings = get_runtime().billing_settings
-    if not settings.webhook_secret_id or not settings.idempotency_table:
-        raise ServiceUnavailable("webhooks are not configured")
-    table = settings.idempotency_table
-
-    def deduplicate(key: str, work: Any) -> WebhookReceipt:
-        result = run_once(
-            table,
-            key,
-            lambda: work().model_dump(mode="json"),
-            context=router.lambda_context,
-            expires_after_s=WEBHOOK_IDEMPOTENCY_S,
-        )
-        return WebhookReceipt.model_validate(result)
-
-    return service.receive_payment_webhook(
+    secret_id = settings.webhook_secret_id(provider)
+    if not secret_id:
+        raise ServiceUnavailable(f"{provider} webhooks are not configured")
+    delivery = WebhookDelivery(
+        body=body,
+        headers={name.lower(): value for name, value in (event.headers or {}).items()},
+        query=dict(event.query_string_parameters or {}),
+    )
+    return payments.receive_payment_webhook(
         _scoped_uow,
         provider=provider,
-        body=body,
-        timestamp=event.headers.get(TIMESTAMP_HEADER),
-        signature=event.headers.get(SIGNATURE_HEADER),
+        delivery=delivery,
         signing_secret=webhook_signing_secret(
-            settings.webhook_secret_id, max_age=settings.webhook_secret_max_age_s
+            provider, secret_id, max_age=settings.webhook_secret_max_age_s
         ),
         now=time.time(),
-        deduplicate=deduplicate,
     )

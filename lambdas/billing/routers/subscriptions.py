@@ -5,7 +5,6 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from lambdas.billing import service
 from lambdas.billing.dependencies import tenant_uow
 from lambdas.billing.models import (
     ChangePlanRequest,
@@ -14,6 +13,8 @@ from lambdas.billing.models import (
     SubscribeRequest,
     SubscriptionResponse,
 )
+from lambdas.billing.services import payments
+from lambdas.billing.services import subscriptions as service
 
 router = Router()  # type: ignore[no-untyped-call]
 _uow = tenant_uow(router)
@@ -43,4 +44,4 @@ def cancel() -> SubscriptionResponse:
 
 @router.get("/api/billing/payment-events", summary="The tenant's payment events (admin)")
 def payment_events(limit: Annotated[int, Query(ge=1, le=100)] = 50) -> PaymentEventList:
-    return service.list_payment_events(_uow, limit=limit)
+    return payments.list_payment_events(_uow, limit=limit)

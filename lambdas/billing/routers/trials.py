@@ -7,9 +7,9 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from lambdas.billing import service
 from lambdas.billing.dependencies import tenant_uow
 from lambdas.billing.models import StartTrialRequest, TrialList, TrialResponse
+from lambdas.billing.services import trials as service
 from lambdas.shared.http import current_scope
 
 router = Router()  # type: ignore[no-untyped-call]
