@@ -36,6 +36,8 @@ from lambdas.shared.observability import logger
 RUNNER_VERSION = "1.0.0"
 APPLICATION_NAME = "alquimista-migrations"
 LEGACY_TABLE = "migrations_legacy"
+# Written only through SECURITY DEFINER functions (024_audit_chain.sql): the runtime role reads.
+APPEND_ONLY_TABLES = ("alquimista_platform.audit_logs", "alquimista_platform.audit_heads")
 
 ConninfoSource = Callable[[bool], str]
 """Returns a libpq connection string; called with ``True`` to refetch rotated credentials."""
@@ -615,7 +617,7 @@ def ensure_runtime_role(conn: Connection, role: RuntimeRole) -> None:
                 "GRANT USAGE, SELECT ON SEQUENCES TO {role}",
             ):
                 conn.execute(sql.SQL(grant).format(schema=target, role=ident))
-        for table in ("public.migrations", f"public.{LEGACY_TABLE}"):
+        for table in ("public.migrations", f"public.{LEGACY_TABLE}", *APPEND_ONLY_TABLES):
             if _table_exists(conn, table):
                 conn.execute(
                     sql.SQL("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(

@@ -21,6 +21,7 @@ class LocalResources:
     webhook_secret_arn: str
     locks_table: str
     idempotency_table: str
+    audit_anchor_bucket: str
 
     def lambda_environment(self, env: str) -> dict[str, str]:
         """The environment variables the stacks give the Lambdas, pointing at these resources."""
@@ -32,6 +33,7 @@ class LocalResources:
             "WEBHOOK_SECRET_ARN": self.webhook_secret_arn,
             "LOCKS_TABLE_NAME": self.locks_table,
             "IDEMPOTENCY_TABLE_NAME": self.idempotency_table,
+            "AUDIT_ANCHOR_BUCKET": self.audit_anchor_bucket,
         }
 
 
@@ -116,10 +118,19 @@ def provision(
     ddb = boto3.client("dynamodb")
     _ensure_table(ddb, names.locks_table, "lock_id", "expires_at")
     _ensure_table(ddb, names.idempotency_table, "id", "expiration")
+    _ensure_anchor_bucket(boto3.client("s3"), names.audit_anchor_bucket)
     return LocalResources(
         db_secret_arn=db_arn,
         runtime_secret_arn=runtime_arn,
         webhook_secret_arn=webhook_arn,
         locks_table=names.locks_table,
         idempotency_table=names.idempotency_table,
+        audit_anchor_bucket=names.audit_anchor_bucket,
     )
+
+
+def _ensure_anchor_bucket(client: Any, name: str) -> None:
+    """The audit anchor bucket, with Object Lock as the stack creates it (stacks/audit.py)."""
+    existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
+    if name not in existing:
+        client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
