@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from lambdas.shared.audit import (
     record_json,
     verify_chain,
 )
+from tests.support.audit import append_audit, scoped, tampering
 from tests.support.database import TestDatabase
 from tests.support.factories import create_tenant
 
@@ -80,25 +80,8 @@ def owner(db: TestDatabase) -> Iterator[Conn]:
         yield conn
 
 
-@contextmanager
-def scoped(db: TestDatabase, tenant_id: uuid.UUID) -> Iterator[Conn]:
-    """A runtime-role transaction scoped to ``tenant_id``; committed on success."""
-    with db.runtime() as conn:
-        conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", (str(tenant_id),))
-        yield conn
-        conn.commit()
-
-
 def append_many(db: TestDatabase, tenant_id: uuid.UUID, count: int) -> None:
-    with scoped(db, tenant_id) as conn:
-        writer = AuditWriter(conn, tenant_id=tenant_id, actor_id=uuid.uuid4(), request_id="r")
-        for i in range(count):
-            writer.append(
-                "agent.activated",
-                resource_type="agent",
-                resource_id=f"agent-{i}",
-                details={"n": i, "agent_id": str(uuid.uuid4())},
-            )
+    append_audit(db, tenant_id, count, actor_id=uuid.uuid4())
 
 
 def verify_tenant(db: TestDatabase, tenant_id: uuid.UUID, *anchors: Anchor) -> Any:
@@ -111,16 +94,6 @@ def head_anchor(db: TestDatabase, tenant_id: uuid.UUID) -> Anchor:
         head = AuditRepository(conn, tenant_id).head()
     assert head is not None
     return head
-
-
-@contextmanager
-def tampering(owner: Conn) -> Iterator[Conn]:
-    """The owner with triggers off (a superuser's act, outside ordinary use)."""
-    owner.execute("SET session_replication_role = replica")
-    try:
-        yield owner
-    finally:
-        owner.execute("SET session_replication_role = origin")
 
 
 # ---- golden vectors ----------------------------------------------------------------------

@@ -145,7 +145,7 @@ def test_a_chain_rewritten_from_a_row_on_is_caught_by_an_anchor_of_its_old_head(
     "value",
     [
         {},
-        {"b": [1, 2, {"z": None, "a": True}], "a": "ação \u2028 \x00 \x1f \x7f \"\\ 😀"},
+        {"b": [1, 2, {"z": None, "a": True}], "a": 'ação \u2028 \x00 \x1f \x7f "\\ 😀'},
         {"é": 1, "e": 2, "\U0001f600": 3, "\uffff": 4},  # non-ASCII keys: UTF-16 order
         {"x": 1.5, "y": 1e21, "z": -0.0},  # floats go through the library
         [2**53 - 1, -(2**53 - 1)],
