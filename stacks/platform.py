@@ -18,9 +18,11 @@ from constructs import Construct
 from lambdas.shared.constants import ResourceNames, resource_names
 from lambdas.shared.routes import ROUTES, Route
 from stacks.api import STAGE_NAME, HttpApiConstruct
+from stacks.audit import AuditAnchorConstruct
 from stacks.bundling import LambdaBundleConstruct
 from stacks.config import ConfigError, EnvironmentConfig
 from stacks.constants import (
+    AUDIT_ANCHOR_READERS,
     CHAT_GROUP,
     JOB_SCHEDULES,
     LAMBDA_CONNECTION_SHARE,
@@ -109,6 +111,9 @@ class DataStack(Stack):
         self.provider_secrets = ProviderSecretsConstruct(
             self, "ProviderSecrets", names=names, removal_policy=config.removal_policy
         )
+        self.audit_anchors = AuditAnchorConstruct(
+            self, "AuditAnchors", retention=Duration.days(config.audit_anchor_retention_days)
+        )
         CfnOutput(
             self,
             "DbSecretArn",
@@ -187,6 +192,9 @@ def api_environment(
         environment["IDEMPOTENCY_TABLE_NAME"] = names.idempotency_table
     if group in WEBHOOK_GROUPS:
         environment["WEBHOOK_SECRET_ARN"] = data.provider_secrets.webhook_secret.secret_arn
+    if group in AUDIT_ANCHOR_READERS:
+        environment["AUDIT_ANCHOR_BUCKET"] = data.audit_anchors.bucket.bucket_name
+        environment["AUDIT_ANCHOR_RETENTION_DAYS"] = str(config.audit_anchor_retention_days)
     return environment
 
 
@@ -273,6 +281,10 @@ class ApiStack(Stack):
                 _grant_items(data.tables.idempotency, role)
             if group in WEBHOOK_GROUPS:
                 data.provider_secrets.webhook_secret.grant_read(role)
+            if group == "jobs":
+                data.audit_anchors.grant_write(role)
+            elif group in AUDIT_ANCHOR_READERS:
+                data.audit_anchors.grant_read(role)
 
 
 class MonitoringStack(Stack):

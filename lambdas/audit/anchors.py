@@ -16,8 +16,9 @@ from lambdas.shared.audit import Anchor
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+# One key: the bucket is versioned, and every version stays locked for its retention, so the
+# key's version list is the anchor history (and IAM needs no wildcard).
 LATEST_KEY = "heads/latest.json"
-HISTORY_PREFIX = "heads/history/"
 
 
 class S3AnchorStore:
@@ -30,21 +31,23 @@ class S3AnchorStore:
         self._retention = timedelta(days=retention_days)
 
     def put(self, document: AnchorDocument) -> AnchorReport:
-        """Write the document under a key of its own (history) and as the latest anchor."""
-        body = document.model_dump_json().encode()
+        """Write the document as a new version of the latest anchor, locked until its date."""
         retain_until = document.at + self._retention
-        key = f"{HISTORY_PREFIX}{document.at:%Y/%m/%d/%H%M%S.%f}.json"
-        for target in (key, LATEST_KEY):
-            self._client.put_object(
-                Bucket=self._bucket,
-                Key=target,
-                Body=body,
-                ContentType="application/json",
-                ChecksumAlgorithm="SHA256",
-                ObjectLockMode="COMPLIANCE",
-                ObjectLockRetainUntilDate=retain_until,
-            )
-        return AnchorReport(key=key, tenants=len(document.heads), retain_until=retain_until)
+        response = self._client.put_object(
+            Bucket=self._bucket,
+            Key=LATEST_KEY,
+            Body=document.model_dump_json().encode(),
+            ContentType="application/json",
+            ChecksumAlgorithm="SHA256",
+            ObjectLockMode="COMPLIANCE",
+            ObjectLockRetainUntilDate=retain_until,
+        )
+        return AnchorReport(
+            key=LATEST_KEY,
+            version_id=response.get("VersionId"),
+            tenants=len(document.heads),
+            retain_until=retain_until,
+        )
 
     def latest(self) -> AnchorDocument | None:
         try:

@@ -77,5 +77,6 @@ class AnchorDocument(_Response):
 
 class AnchorReport(_Response):
     key: str
+    version_id: str | None
     tenants: int
     retain_until: datetime
