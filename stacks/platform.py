@@ -122,6 +122,12 @@ class DataStack(Stack):
         )
         CfnOutput(
             self,
+            "AuditAnchorBucketName",
+            value=self.audit_anchors.bucket.bucket_name,
+            description="Object Lock bucket of the audit chain anchors (scripts/audit.py)",
+        )
+        CfnOutput(
+            self,
             "RuntimeDbSecretArn",
             value=self.database.runtime_secret.secret_arn,
             description="Credentials of the runtime role the API functions use",
