@@ -46,15 +46,20 @@ CREATE TABLE alquimista_platform.audit_heads (
 SELECT public.attach_updated_at('alquimista_platform.audit_heads');
 SELECT public.enable_tenant_rls('alquimista_platform.audit_heads');
 
+-- The small SQL helpers below carry no SET search_path (it would stop PostgreSQL from inlining
+-- them, and the append would pay a function call and a plan per helper per transaction); their
+-- bodies name pg_catalog functions explicitly, and pg_catalog is searched first anyway.
+
 -- A JSON string exactly as JSON.stringify (and so RFC 8785) writes it: PostgreSQL escapes
 -- '"', '\', \b \f \n \r \t and other control characters as \u00xx (lower-case hex), and
 -- nothing else.
 CREATE FUNCTION alquimista_platform.audit_json_string_v1(value text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT to_json(value)::text $$;
+AS $$ SELECT pg_catalog.to_json(value)::text $$;
 
--- RFC 8785 canonical JSON of metadata, within the domain described at the top.
+-- RFC 8785 canonical JSON of metadata, within the domain described at the top. Strings,
+-- booleans and null are written in place (jsonb prints a string through the same escaping as
+-- to_json); only nested values and numbers recurse.
 CREATE FUNCTION alquimista_platform.audit_canonical_json_v1(value jsonb) RETURNS text
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -62,21 +67,24 @@ AS $$
 DECLARE
     kind text := jsonb_typeof(value);
     number numeric;
-    bad_key text;
+    bad_keys boolean;
     result text;
 BEGIN
     IF kind = 'object' THEN
-        SELECT k INTO bad_key FROM jsonb_object_keys(value) AS k
-        WHERE k !~ '^[a-z][a-z0-9_]{0,62}$' LIMIT 1;
-        IF bad_key IS NOT NULL THEN
-            RAISE EXCEPTION 'audit metadata key % is not lower snake case ASCII', bad_key
+        SELECT '{' || coalesce(string_agg(
+                   to_json(e.key)::text || ':' || CASE jsonb_typeof(e.value)
+                       WHEN 'object' THEN alquimista_platform.audit_canonical_json_v1(e.value)
+                       WHEN 'array' THEN alquimista_platform.audit_canonical_json_v1(e.value)
+                       WHEN 'number' THEN alquimista_platform.audit_canonical_json_v1(e.value)
+                       ELSE e.value::text
+                   END,
+                   ',' ORDER BY e.key COLLATE "C"), '') || '}',
+               bool_or(e.key !~ '^[a-z][a-z0-9_]{0,62}$')
+        INTO result, bad_keys FROM jsonb_each(value) AS e;
+        IF bad_keys THEN
+            RAISE EXCEPTION 'audit metadata keys must be lower snake case ASCII'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        SELECT '{' || coalesce(string_agg(
-                   alquimista_platform.audit_json_string_v1(e.key) || ':'
-                   || alquimista_platform.audit_canonical_json_v1(e.value),
-                   ',' ORDER BY e.key COLLATE "C"), '') || '}'
-        INTO result FROM jsonb_each(value) AS e;
         RETURN result;
     ELSIF kind = 'array' THEN
         SELECT '[' || coalesce(string_agg(
@@ -92,15 +100,13 @@ BEGIN
         END IF;
         RETURN trunc(number)::text;
     END IF;
-    -- string (jsonb writes it through the same escaping as to_json), boolean or null
-    RETURN value::text;
+    RETURN value::text;  -- string, boolean or null
 END
 $$;
 
 CREATE FUNCTION alquimista_platform.audit_timestamp_v1(value timestamptz) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT to_char(value AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') $$;
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+AS $$ SELECT pg_catalog.to_char(value AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') $$;
 
 -- The canonical JSON of a row's hashed fields (keys in code-unit order).
 CREATE FUNCTION alquimista_platform.audit_record_json_v1(
@@ -117,8 +123,7 @@ CREATE FUNCTION alquimista_platform.audit_record_json_v1(
     request_id text,
     payload_hash bytea
 ) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT '{"action":' || alquimista_platform.audit_json_string_v1(action)
         || ',"actor_id":' || coalesce(alquimista_platform.audit_json_string_v1(actor_id::text), 'null')
@@ -127,7 +132,7 @@ AS $$
         || ',"occurred_at":'
         || alquimista_platform.audit_json_string_v1(alquimista_platform.audit_timestamp_v1(occurred_at))
         || ',"outcome":' || alquimista_platform.audit_json_string_v1(outcome)
-        || ',"payload_hash":' || alquimista_platform.audit_json_string_v1(encode(payload_hash, 'hex'))
+        || ',"payload_hash":' || alquimista_platform.audit_json_string_v1(pg_catalog.encode(payload_hash, 'hex'))
         || ',"request_id":' || coalesce(alquimista_platform.audit_json_string_v1(request_id), 'null')
         || ',"resource_id":' || coalesce(alquimista_platform.audit_json_string_v1(resource_id), 'null')
         || ',"resource_type":' || alquimista_platform.audit_json_string_v1(resource_type)
@@ -139,9 +144,8 @@ $$;
 CREATE FUNCTION alquimista_platform.audit_row_hash_v1(prev_hash bytea, record_json text)
 RETURNS bytea
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT sha256('alquimista-audit/v1'::bytea || '\x0a'::bytea || prev_hash
-                    || convert_to(record_json, 'UTF8')) $$;
+AS $$ SELECT pg_catalog.sha256('alquimista-audit/v1'::bytea || '\x0a'::bytea || prev_hash
+                               || pg_catalog.convert_to(record_json, 'UTF8')) $$;
 
 -- Chain the rows written before this migration, per tenant, in the order they were written.
 -- RLS is forced on the owner too, so each tenant is scoped in turn.
@@ -204,31 +208,24 @@ CREATE INDEX audit_logs_tenant_actor_idx
 CREATE INDEX audit_logs_tenant_action_idx
     ON alquimista_platform.audit_logs (tenant_id, action, seq);
 
--- Metadata keys that would carry personal data; tokens are matched between underscores, so
--- "email" and "owner_email" are refused and "agent_id" is not.
-CREATE FUNCTION alquimista_platform.audit_personal_key_v1(value jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+-- The first metadata key, at any depth, that is not lower snake case ASCII or that names
+-- personal data; tokens are matched between underscores, so "email" and "owner_email" are
+-- refused and "agent_id" is not. One jsonpath walk, no recursion in SQL.
+CREATE FUNCTION alquimista_platform.audit_bad_key_v1(value jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH RECURSIVE walk (item) AS (
-        SELECT value
-        UNION ALL
-        SELECT child.value
-        FROM walk
-        CROSS JOIN LATERAL (
-            SELECT e.value FROM jsonb_each(
-                CASE WHEN jsonb_typeof(walk.item) = 'object' THEN walk.item END) AS e
-            UNION ALL
-            SELECT a.value FROM jsonb_array_elements(
-                CASE WHEN jsonb_typeof(walk.item) = 'array' THEN walk.item END) AS a
-        ) AS child
-    )
-    SELECT k FROM walk, jsonb_object_keys(
-        CASE WHEN jsonb_typeof(walk.item) = 'object' THEN walk.item END) AS k
-    WHERE k ~ ('(^|_)(email|e_mail|phone|telefone|celular|mobile|name|nome|first_name|'
-               'last_name|full_name|cpf|cnpj|rg|passport|address|endereco|birth|birthday|'
-               'nascimento|ip|user_agent|password|senha)(_|$)')
-    LIMIT 1
+BEGIN
+    RETURN (
+        SELECT k #>> '{}'
+        FROM jsonb_path_query(value, 'strict $.** ? (@.type() == "object").keyvalue().key') AS k
+        WHERE (k #>> '{}') !~ '^[a-z][a-z0-9_]{0,62}$'
+           OR (k #>> '{}') ~ ('(^|_)(email|e_mail|phone|telefone|celular|mobile|name|nome|'
+                              'first_name|last_name|full_name|cpf|cnpj|rg|passport|address|'
+                              'endereco|birth|birthday|nascimento|ip|user_agent|password|'
+                              'senha)(_|$)')
+        LIMIT 1);
+END
 $$;
 
 -- The one way to write an audit row. Runs in the caller's transaction, scoped by its
@@ -255,7 +252,7 @@ DECLARE
     new_seq bigint;
     new_hash bytea;
     payload bytea;
-    personal text;
+    bad_key text;
     at timestamptz;
 BEGIN
     -- Explicit, not left to RLS: the owner may be a role that bypasses it.
@@ -268,20 +265,32 @@ BEGIN
         RAISE EXCEPTION 'audit metadata must be a JSON object'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    personal := alquimista_platform.audit_personal_key_v1(p_metadata);
-    IF personal IS NOT NULL THEN
+    bad_key := alquimista_platform.audit_bad_key_v1(p_metadata);
+    IF bad_key ~ '^[a-z][a-z0-9_]{0,62}$' THEN
         RAISE EXCEPTION 'audit metadata key % looks like personal data; record ids or hashes',
-            personal USING ERRCODE = 'invalid_parameter_value';
+            bad_key USING ERRCODE = 'invalid_parameter_value';
+    ELSIF bad_key IS NOT NULL THEN
+        RAISE EXCEPTION 'audit metadata key % is not lower snake case ASCII', bad_key
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     payload := sha256(convert_to(alquimista_platform.audit_canonical_json_v1(p_metadata), 'UTF8'));
 
-    INSERT INTO alquimista_platform.audit_heads AS h (tenant_id, seq, row_hash)
-    VALUES (p_tenant_id, 0, '\x0000000000000000000000000000000000000000000000000000000000000000')
-    ON CONFLICT ON CONSTRAINT audit_heads_pkey DO NOTHING;
     SELECT h.seq, h.row_hash INTO head_seq, head_hash
     FROM alquimista_platform.audit_heads AS h
     WHERE h.tenant_id = p_tenant_id
     FOR UPDATE;
+    IF NOT FOUND THEN
+        -- The tenant's first append (a concurrent first append makes this one wait, then
+        -- find the row).
+        INSERT INTO alquimista_platform.audit_heads AS h (tenant_id, seq, row_hash)
+        VALUES (p_tenant_id, 0,
+                '\x0000000000000000000000000000000000000000000000000000000000000000')
+        ON CONFLICT ON CONSTRAINT audit_heads_pkey DO NOTHING;
+        SELECT h.seq, h.row_hash INTO STRICT head_seq, head_hash
+        FROM alquimista_platform.audit_heads AS h
+        WHERE h.tenant_id = p_tenant_id
+        FOR UPDATE;
+    END IF;
 
     new_seq := head_seq + 1;
     -- Taken under the lock, so a tenant's occurred_at never goes back as seq goes up.

@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring as _encode_string
 from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
@@ -133,20 +134,24 @@ def canonical_json(value: Any) -> bytes:
 
 def format_timestamp(value: datetime) -> str:
     """The hashed form of a timestamp: UTC, microseconds, ``Z``."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    # "YYYY-MM-DDTHH:MM:SS.ffffff" (and "+00:00", dropped)
+    return value.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 _EMPTY_PAYLOAD_HASH = hashlib.sha256(b"{}").digest()
 
 
 class AuditRow(NamedTuple):
-    """One stored row, as the verifier reads it (hashes as raw bytes)."""
+    """One stored row, as the verifier reads it (hashes as raw bytes; ids as UUIDs or their
+    text, which is what is hashed)."""
 
-    id: UUID
-    tenant_id: UUID
+    id: UUID | str
+    tenant_id: UUID | str
     seq: int
     occurred_at: datetime
-    actor_id: UUID | None
+    actor_id: UUID | str | None
     actor_type: str
     action: str
     resource_type: str
@@ -160,26 +165,24 @@ class AuditRow(NamedTuple):
     hash_version: int = HASH_VERSION
 
 
+def _string(value: str | None) -> str:
+    return "null" if value is None else _encode_string(value)
+
+
 def record_json(row: AuditRow) -> bytes:
-    """The canonical JSON of the row's hashed fields (keys already in RFC 8785 order; every
-    value is an ASCII-keyed string, null or safe integer, so ``json.dumps`` is canonical)."""
-    return json.dumps(
-        {
-            "action": row.action,
-            "actor_id": str(row.actor_id) if row.actor_id is not None else None,
-            "actor_type": row.actor_type,
-            "id": str(row.id),
-            "occurred_at": format_timestamp(row.occurred_at),
-            "outcome": row.outcome,
-            "payload_hash": bytes(row.payload_hash).hex(),
-            "request_id": row.request_id,
-            "resource_id": row.resource_id,
-            "resource_type": row.resource_type,
-            "seq": row.seq,
-            "tenant_id": str(row.tenant_id),
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
+    """The canonical JSON of the row's hashed fields. Keys are written in RFC 8785 order, every
+    value is a JSON string (escaped as ``json.dumps(ensure_ascii=False)`` and JCS do), null or
+    an integer; ids are UUIDs, whose text needs no escaping."""
+    actor = "null" if row.actor_id is None else f'"{row.actor_id}"'
+    return (
+        f'{{"action":{_encode_string(row.action)},"actor_id":{actor},'
+        f'"actor_type":{_encode_string(row.actor_type)},"id":"{row.id}",'
+        f'"occurred_at":"{format_timestamp(row.occurred_at)}",'
+        f'"outcome":{_encode_string(row.outcome)},'
+        f'"payload_hash":"{bytes(row.payload_hash).hex()}",'
+        f'"request_id":{_string(row.request_id)},"resource_id":{_string(row.resource_id)},'
+        f'"resource_type":{_encode_string(row.resource_type)},"seq":{int(row.seq)},'
+        f'"tenant_id":"{row.tenant_id}"}}'
     ).encode()
 
 
@@ -226,10 +229,21 @@ def _row_fault(row: AuditRow, expected: int, previous: bytes) -> tuple[int, str]
         return row.seq, f"unknown hash version {row.hash_version}"
     if bytes(row.prev_hash) != previous:
         return row.seq, "prev_hash does not match the previous row's hash"
-    actual_payload = _EMPTY_PAYLOAD_HASH if row.metadata == {} else payload_hash(row.metadata)
-    if actual_payload != bytes(row.payload_hash):
+    if not _payload_matches(row.metadata, bytes(row.payload_hash)):
         return row.seq, "metadata does not match payload_hash"
     return None
+
+
+def _payload_matches(metadata: Any, stored: bytes) -> bool:
+    """Whether ``stored`` is SHA-256(JCS(metadata)). The writer accepts only metadata that
+    ``json.dumps(sort_keys=True)`` already writes canonically (ASCII keys, no floats), so that
+    is tried first; the library decides whenever it does not match."""
+    if metadata == {}:
+        return stored == _EMPTY_PAYLOAD_HASH
+    quick = json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if hashlib.sha256(quick.encode()).digest() == stored:
+        return True
+    return hashlib.sha256(rfc8785.dumps(metadata)).digest() == stored
 
 
 def verify_chain(
