@@ -39,9 +39,7 @@ class AuditRepository:
 
     def stream(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[AuditRow]:
         """The tenant's rows in seq order through a server-side cursor (constant memory)."""
-        with self._conn.cursor(
-            name="audit_stream", row_factory=_audit_row, binary=True
-        ) as cursor:
+        with self._conn.cursor(name="audit_stream", row_factory=_audit_row, binary=True) as cursor:
             cursor.itersize = STREAM_BATCH
             cursor.execute(
                 f"""
