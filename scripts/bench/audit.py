@@ -173,6 +173,28 @@ def _added_latency(runtime_url: str, tenant: uuid.UUID, rounds: int) -> tuple[fl
     return statistics.median(without), statistics.median(with_append)
 
 
+def _server_execution(runtime_url: str, tenant: uuid.UUID, rounds: int) -> tuple[float, float]:
+    """min and p50 (ms) of the append's execution inside PostgreSQL (EXPLAIN ANALYZE), which
+    leaves out the client, the network and the scheduler of a loaded machine."""
+    times: list[float] = []
+    with psycopg.connect(runtime_url) as conn:
+        for i in range(rounds):
+            conn.execute("SELECT set_config(%s, %s, true)", (TENANT_SETTING, str(tenant)))
+            plan = conn.execute(
+                """
+                EXPLAIN (ANALYZE, TIMING OFF)
+                SELECT * FROM alquimista_platform.audit_append_v1(
+                    %s, NULL, 'user', 'bench.explained', 'bench', %s, 'success', 'bench',
+                    %s::jsonb)
+                """,
+                (tenant, str(i), f'{{"n": {i}, "ref_id": "{uuid.uuid4()}"}}'),
+            ).fetchall()
+            conn.commit()
+            line = next(row[0] for row in plan if row[0].startswith("Execution Time"))
+            times.append(float(line.split()[2]))
+    return min(times), statistics.median(times)
+
+
 def _fill(owner_url: str, tenant: uuid.UUID, rows: int, batch: int = 1000) -> None:
     """A long chain, ``batch`` appends per transaction (in one transaction the head row's
     versions pile up, and each append would walk them all)."""
@@ -212,6 +234,7 @@ def run(server: ConnectionInfo, *, appends: int, verify_rows: int) -> dict[str, 
         single_rate = appends / (time.perf_counter() - started)
         parallel_rate = _parallel(runtime_url, tenants[1 : PARALLEL_TENANTS + 1], appends // 2)
         without_ms, with_ms = _added_latency(runtime_url, tenants[0], max(appends // 2, 200))
+        server_min_ms, server_p50_ms = _server_execution(runtime_url, tenants[0], 300)
         _fill(owner_url, tenants[-1], verify_rows)
         checked, verify_rate = _verify_rate(runtime_url, tenants[-1])
     return {
@@ -221,6 +244,8 @@ def run(server: ConnectionInfo, *, appends: int, verify_rows: int) -> dict[str, 
         "parallel_rate": parallel_rate,
         "without_ms": without_ms,
         "with_ms": with_ms,
+        "server_min_ms": server_min_ms,
+        "server_p50_ms": server_p50_ms,
         "verify_rows": checked,
         "verify_rate": verify_rate,
     }
@@ -241,6 +266,7 @@ Machine: {machine}.
 | appends, one tenant, one connection (serialised by the head lock) | {results["single_rate"]:,.0f}/s (p50 {results["single_p50_ms"]:.2f} ms, p99 {results["single_p99_ms"]:.2f} ms) | | |
 | appends, {PARALLEL_TENANTS} tenants in parallel (a thread and connection each) | {results["parallel_rate"]:,.0f}/s | | |
 | write transaction p50 without / with an append | {results["without_ms"]:.3f} / {results["with_ms"]:.3f} ms (+{added:.3f} ms) | <= +{ADDED_P50_TARGET_MS} ms | {added_met} |
+| `audit_append_v1` execution inside PostgreSQL (EXPLAIN ANALYZE), min / p50 | {results["server_min_ms"]:.3f} / {results["server_p50_ms"]:.3f} ms | | |
 | verify (server-side cursor, Python, {results["verify_rows"]:,.0f} rows) | {results["verify_rate"]:,.0f} rows/s | >= {VERIFY_TARGET_ROWS_S:,} rows/s | {verify_met} |
 """  # noqa: E501
 
