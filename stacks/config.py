@@ -16,7 +16,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Node
 
-from lambdas.shared.constants import ENVIRONMENTS, Environment
+from lambdas.shared.constants import AUDIT_ANCHOR_RETENTION_DAYS, ENVIRONMENTS, Environment
 
 CONTEXT_KEY: Final = "alquimista"
 DEFAULT_ENV: Final[Environment] = "dev"
@@ -62,6 +62,8 @@ class EnvironmentConfig:
     api_reserved_concurrency: int
     mfa_required: bool
     master_rotation_days: int
+    # COMPLIANCE retention of each audit anchor: no one can delete one sooner.
+    audit_anchor_retention_days: int = AUDIT_ANCHOR_RETENTION_DAYS
 
     def __post_init__(self) -> None:
         if self.log_retention_days not in _RETENTION:
@@ -72,6 +74,8 @@ class EnvironmentConfig:
             raise ConfigError(f"{self.env}: the chat function's egress needs a NAT gateway")
         if not 0 <= self.aurora_min_acu <= self.aurora_max_acu:
             raise ConfigError(f"{self.env}: need 0 <= aurora_min_acu <= aurora_max_acu")
+        if self.audit_anchor_retention_days < 1:
+            raise ConfigError(f"{self.env}: audit_anchor_retention_days must be at least 1")
         if self.aurora_min_acu == 0 and not 5 <= self.aurora_auto_pause_minutes <= 1440:
             raise ConfigError(f"{self.env}: auto-pause must be between 5 and 1440 minutes")
 

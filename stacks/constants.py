@@ -33,7 +33,9 @@ POSTGRES_PORT: Final = 5432
 # The group whose bundle carries the LLM client and whose function may reach the internet.
 CHAT_GROUP: Final = "chat"
 # Groups that serve only reads of platform state: no DynamoDB access.
-READ_ONLY_GROUPS: Final = frozenset({"health"})
+READ_ONLY_GROUPS: Final = frozenset({"health", "audit"})
+# Functions that read the audit anchor bucket (the jobs function also writes it).
+AUDIT_ANCHOR_READERS: Final = frozenset({"audit", "jobs"})
 # Groups that verify the payment provider's webhook signatures.
 WEBHOOK_GROUPS: Final = frozenset({"billing"})
 # The scheduled jobs' function: the API's database access plus the locks table for its leases.
@@ -57,4 +59,7 @@ def aurora_max_connections(max_acu: float) -> int:
 
 
 # Scheduled jobs (lambdas/jobs) and how often EventBridge runs each.
-JOB_SCHEDULES: Final = {"expire_trials": Duration.hours(1)}
+JOB_SCHEDULES: Final = {
+    "expire_trials": Duration.hours(1),
+    "anchor_audit_heads": Duration.minutes(15),
+}

@@ -15,6 +15,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from lambdas.shared.constants import AUDIT_ANCHOR_AGE_METRIC, AUDIT_VERIFY_FAILURES_METRIC
+from stacks.audit import audit_metric, build_audit_alarms
+from stacks.constants import JOB_SCHEDULES
 from stacks.functions import ServiceFunctionConstruct
 
 PERIOD = Duration.minutes(5)
@@ -174,6 +177,7 @@ class MonitoringConstruct(Construct):
                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 )
             )
+        alarms += build_audit_alarms(self, anchor_every=JOB_SCHEDULES["anchor_audit_heads"])
         for alarm in alarms:
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
         return alarms
@@ -232,6 +236,15 @@ class MonitoringConstruct(Construct):
                     for table in tables
                     for name in ("ReadThrottleEvents", "WriteThrottleEvents")
                 ],
+            ),
+        )
+        dashboard.add_widgets(
+            graph(
+                "Audit verification failures",
+                [audit_metric(AUDIT_VERIFY_FAILURES_METRIC, "Sum", PERIOD)],
+            ),
+            graph(
+                "Audit anchor age (s)", [audit_metric(AUDIT_ANCHOR_AGE_METRIC, "Maximum", PERIOD)]
             ),
         )
         return dashboard

@@ -19,15 +19,18 @@ from lambdas.shared.constants import ResourceNames, resource_names
 from lambdas.shared.routes import ROUTES, Route
 from lambdas.shared.settings import (
     ApiSettings,
+    AuditSettings,
     BillingSettings,
     JobSettings,
     MigrationSettings,
     environment_variables,
 )
 from stacks.api import STAGE_NAME, HttpApiConstruct
+from stacks.audit import AuditAnchorConstruct
 from stacks.bundling import LambdaBundleConstruct
 from stacks.config import ConfigError, EnvironmentConfig
 from stacks.constants import (
+    AUDIT_ANCHOR_READERS,
     CHAT_GROUP,
     JOB_SCHEDULES,
     JOBS_GROUP,
@@ -117,11 +120,20 @@ class DataStack(Stack):
         self.provider_secrets = ProviderSecretsConstruct(
             self, "ProviderSecrets", names=names, removal_policy=config.removal_policy
         )
+        self.audit_anchors = AuditAnchorConstruct(
+            self, "AuditAnchors", retention=Duration.days(config.audit_anchor_retention_days)
+        )
         CfnOutput(
             self,
             "DbSecretArn",
             value=self.database.master_secret.secret_arn,
             description="Owner credentials of the Aurora cluster (migrations, operators)",
+        )
+        CfnOutput(
+            self,
+            "AuditAnchorBucketName",
+            value=self.audit_anchors.bucket.bucket_name,
+            description="Object Lock bucket of the audit chain anchors (scripts/audit.py)",
         )
         CfnOutput(
             self,
@@ -198,6 +210,10 @@ def api_environment(
         model = BillingSettings
         for provider, secret in data.provider_secrets.webhook_secrets.items():
             values[f"{provider}_webhook_secret_id"] = secret.secret_arn
+    if group in AUDIT_ANCHOR_READERS:
+        model = AuditSettings if group != JOBS_GROUP else JobSettings
+        values["audit_anchor_bucket"] = data.audit_anchors.bucket.bucket_name
+        values["audit_anchor_retention_days"] = str(config.audit_anchor_retention_days)
     return environment_variables(model, **values)
 
 
@@ -286,6 +302,10 @@ class ApiStack(Stack):
             if group in WEBHOOK_GROUPS:
                 for secret in data.provider_secrets.webhook_secrets.values():
                     secret.grant_read(role)
+            if group == JOBS_GROUP:
+                data.audit_anchors.grant_write(role)
+            elif group in AUDIT_ANCHOR_READERS:
+                data.audit_anchors.grant_read(role)
 
 
 class MonitoringStack(Stack):

@@ -13,6 +13,7 @@ with collector_paused():
 
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from lambdas.audit.jobs import anchor_audit_heads_job
     from lambdas.billing.repository import BillingUnitOfWork
     from lambdas.billing.services.trials import expire_trials
     from lambdas.jobs.service import Job, JobReport, UnknownJob, run_job
@@ -33,7 +34,7 @@ def _jobs(runtime: Runtime, request_id: str) -> Mapping[str, Job]:
         with scope() as run:
             return expire_trials(lambda: BillingUnitOfWork(run, None))
 
-    return {"expire_trials": expire}
+    return {"expire_trials": expire, "anchor_audit_heads": anchor_audit_heads_job(runtime, scope)}
 
 
 @logger.inject_lambda_context

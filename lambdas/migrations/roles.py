@@ -19,6 +19,9 @@ _GRANTS = (
     "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT USAGE, SELECT ON SEQUENCES TO {role}",
 )
 
+# Written only through SECURITY DEFINER functions (024_audit_chain.sql): the runtime role reads.
+APPEND_ONLY_TABLES = ("alquimista_platform.audit_logs", "alquimista_platform.audit_heads")
+
 
 @dataclass(frozen=True)
 class RuntimeRole:
@@ -64,7 +67,7 @@ def ensure_runtime_role(conn: Connection, role: RuntimeRole) -> None:
             target = sql.Identifier(schema)
             for grant in _GRANTS:
                 conn.execute(sql.SQL(grant).format(schema=target, role=ident))
-        for table in (LEDGER_TABLE, f"public.{LEGACY_TABLE}"):
+        for table in (LEDGER_TABLE, f"public.{LEGACY_TABLE}", *APPEND_ONLY_TABLES):
             if table_exists(conn, table):
                 conn.execute(
                     sql.SQL("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(

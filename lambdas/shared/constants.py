@@ -23,6 +23,9 @@ WEBHOOK_TOLERANCE_S: Final = 5 * 60
 WEBHOOK_PROVIDERS: Final = ("stripe", "mercadopago")
 COMMERCIAL_REQUESTS_PER_IP: Final = 5
 COMMERCIAL_REQUESTS_WINDOW_S: Final = 60 * 60
+AUDIT_ANCHOR_RETENTION_DAYS: Final = 400
+AUDIT_VERIFY_FAILURES_METRIC: Final = "AuditVerifyFailures"
+AUDIT_ANCHOR_AGE_METRIC: Final = "AuditAnchorAgeSeconds"
 
 TENANT_SETTING: Final = "app.current_tenant_id"
 TENANT_HEADER: Final = "x-tenant-id"
@@ -58,6 +61,11 @@ class ResourceNames:
     @property
     def idempotency_table(self) -> str:
         return f"{self.prefix}-idempotency"
+
+    @property
+    def audit_anchor_bucket(self) -> str:
+        """The local (moto) anchor bucket; on AWS CloudFormation names it (names are global)."""
+        return f"{self.prefix}-audit-anchors"
 
     @property
     def runtime_db_role(self) -> str:

@@ -85,6 +85,8 @@ ROUTES: Final[tuple[Route, ...]] = (
         public=True,
         accepts_idempotency_key=False,
     ),
+    Route("GET", "/api/audit", "audit", permission="audit:read"),
+    Route("GET", "/api/audit/verify", "audit", permission="audit:read"),
     Route("GET", "/api/plans", "plans", permission="plans:read"),
     Route("GET", "/api/plans/{plan_id}", "plans", permission="plans:read"),
 )

@@ -21,6 +21,7 @@ from lambdas.shared.scope import ActorType, RequestScope, Writers
 from lambdas.shared.secrets import DbCredentials, get_db_credentials
 from lambdas.shared.settings import (
     ApiSettings,
+    AuditSettings,
     BillingSettings,
     JobSettings,
     get_migration_settings,
@@ -45,6 +46,10 @@ class Runtime:
     @cached_property
     def api_settings(self) -> ApiSettings:
         return ApiSettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
+    def audit_settings(self) -> AuditSettings:
+        return AuditSettings()  # type: ignore[call-arg,unused-ignore]
 
     @cached_property
     def billing_settings(self) -> BillingSettings:

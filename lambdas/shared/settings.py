@@ -14,7 +14,12 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lambdas.shared.constants import DB_CONNECT_TIMEOUT_S, SECRET_CACHE_SECONDS, resource_names
+from lambdas.shared.constants import (
+    AUDIT_ANCHOR_RETENTION_DAYS,
+    DB_CONNECT_TIMEOUT_S,
+    SECRET_CACHE_SECONDS,
+    resource_names,
+)
 
 
 class _Base(BaseSettings):
@@ -40,6 +45,19 @@ class ApiSettings(ServiceSettings, DatabaseSettings):
     """Settings every API route-group Lambda needs."""
 
     idempotency_table: str | None = Field(default=None, alias="IDEMPOTENCY_TABLE_NAME")
+
+
+class AuditAnchorSettings(_Base):
+    """Where the audit chain's heads are anchored: an S3 bucket with Object Lock (COMPLIANCE)."""
+
+    audit_anchor_bucket: str | None = Field(default=None, alias="AUDIT_ANCHOR_BUCKET")
+    audit_anchor_retention_days: int = Field(
+        default=AUDIT_ANCHOR_RETENTION_DAYS, ge=1, alias="AUDIT_ANCHOR_RETENTION_DAYS"
+    )
+
+
+class AuditSettings(ApiSettings, AuditAnchorSettings):
+    """The audit Lambda compares chains with the latest anchor."""
 
 
 class BillingSettings(ApiSettings):
@@ -78,8 +96,9 @@ class MigrationSettings(ServiceSettings):
         return resource_names(self.environment).runtime_db_role
 
 
-class JobSettings(ApiSettings):
-    """The scheduled-jobs Lambda: the API's database access plus the locks table."""
+class JobSettings(ApiSettings, AuditAnchorSettings):
+    """The scheduled-jobs Lambda: the API's database access, the locks table and the audit
+    anchor bucket."""
 
     locks_table: str = Field(alias="LOCKS_TABLE_NAME")
 

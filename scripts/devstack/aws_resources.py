@@ -12,6 +12,7 @@ import boto3
 
 from lambdas.shared.constants import resource_names
 from lambdas.shared.settings import (
+    AuditSettings,
     BillingSettings,
     JobSettings,
     MigrationSettings,
@@ -34,6 +35,7 @@ class LocalResources:
     webhook_secret_arns: dict[str, str]
     locks_table: str
     idempotency_table: str
+    audit_anchor_bucket: str
 
     def lambda_environment(self, env: str) -> dict[str, str]:
         """The variables the stacks give the Lambdas (every function's, in one process),
@@ -50,6 +52,7 @@ class LocalResources:
                 },
             ),
             **environment_variables(JobSettings, locks_table=self.locks_table),
+            **environment_variables(AuditSettings, audit_anchor_bucket=self.audit_anchor_bucket),
             **environment_variables(
                 MigrationSettings,
                 master_secret_id=self.db_secret_arn,
@@ -137,10 +140,19 @@ def provision(
     ddb = boto3.client("dynamodb")
     _ensure_table(ddb, names.locks_table, "lock_id", "expires_at")
     _ensure_table(ddb, names.idempotency_table, "id", "expiration")
+    _ensure_anchor_bucket(boto3.client("s3"), names.audit_anchor_bucket)
     return LocalResources(
         db_secret_arn=db_arn,
         runtime_secret_arn=runtime_arn,
         webhook_secret_arns=webhook_arns,
         locks_table=names.locks_table,
         idempotency_table=names.idempotency_table,
+        audit_anchor_bucket=names.audit_anchor_bucket,
     )
+
+
+def _ensure_anchor_bucket(client: Any, name: str) -> None:
+    """The audit anchor bucket, with Object Lock as the stack creates it (stacks/audit.py)."""
+    existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
+    if name not in existing:
+        client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)

@@ -157,6 +157,7 @@ def test_the_local_stack_gives_every_model_what_the_stacks_give_it(monkeypatch) 
         db_secret_arn="arn:owner",
         runtime_secret_arn="arn:runtime",
         webhook_secret_arns={"stripe": "arn:stripe", "mercadopago": "arn:mercadopago"},
+        audit_anchor_bucket="anchors",
         locks_table="locks",
         idempotency_table="idempotency",
     ).lambda_environment("dev")

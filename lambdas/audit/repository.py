@@ -1,0 +1,177 @@
+"""The audit log's SQL: reading pages and whole chains, the heads, and the unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Cursor
+from psycopg.rows import RowMaker
+
+from lambdas.audit.models import AuditEntry, AuditFilters, TenantHead
+from lambdas.shared.audit import Anchor, AuditRow
+from lambdas.shared.db import Connection, UnitOfWork
+
+# Rows travel from the server-side cursor in batches of this many.
+STREAM_BATCH = 5_000
+
+# Ids as text: the verifier hashes their text, and parsing 3 UUIDs a row to print them again
+# would cost more than the hashing.
+_ROW_COLUMNS = """
+    id::text, tenant_id::text, seq, occurred_at, actor_user_id::text, actor_type, action,
+    resource_type, resource_id, outcome, request_id, metadata, prev_hash, payload_hash, row_hash,
+    hash_version
+"""
+
+
+def _audit_row(_: Cursor[Any]) -> RowMaker[AuditRow]:
+    return AuditRow._make
+
+
+class AuditRepository:
+    """One tenant's audit log (RLS scopes every statement; the filters say so as well)."""
+
+    def __init__(self, conn: Connection, tenant_id: UUID) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id
+
+    def stream(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[AuditRow]:
+        """The tenant's rows in seq order through a server-side cursor (constant memory)."""
+        with self._conn.cursor(name="audit_stream", row_factory=_audit_row, binary=True) as cursor:
+            cursor.itersize = STREAM_BATCH
+            cursor.execute(
+                f"""
+                SELECT {_ROW_COLUMNS}
+                FROM alquimista_platform.audit_logs
+                WHERE tenant_id = %(tenant)s AND seq >= %(from)s
+                  AND (%(to)s::bigint IS NULL OR seq <= %(to)s)
+                ORDER BY seq
+                """,
+                {"tenant": self._tenant_id, "from": from_seq, "to": to_seq},
+            )
+            yield from cursor
+
+    def row_hash_at(self, seq: int) -> bytes | None:
+        row = self._conn.execute(
+            """
+            SELECT row_hash FROM alquimista_platform.audit_logs
+            WHERE tenant_id = %s AND seq = %s
+            """,
+            (self._tenant_id, seq),
+        ).fetchone()
+        return bytes(row["row_hash"]) if row else None
+
+    def head(self) -> Anchor | None:
+        """The database's own head row for the tenant (None before the first append)."""
+        row = self._conn.execute(
+            """
+            SELECT seq, row_hash, updated_at FROM alquimista_platform.audit_heads
+            WHERE tenant_id = %s AND seq > 0
+            """,
+            (self._tenant_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return Anchor(
+            tenant_id=self._tenant_id,
+            seq=row["seq"],
+            row_hash=bytes(row["row_hash"]).hex(),
+            at=row["updated_at"],
+            source="database head",
+        )
+
+    def page(self, filters: AuditFilters, *, after_seq: int | None, limit: int) -> list[AuditEntry]:
+        """Up to ``limit`` rows, newest first, with seq below ``after_seq`` (keyset)."""
+        rows = self._conn.execute(
+            """
+            SELECT id, seq, occurred_at, actor_user_id, actor_type, action, resource_type,
+                   resource_id, outcome, request_id, metadata, prev_hash, payload_hash, row_hash
+            FROM alquimista_platform.audit_logs
+            WHERE tenant_id = %(tenant)s
+              AND (%(after)s::bigint IS NULL OR seq < %(after)s)
+              AND (%(actor)s::uuid IS NULL OR actor_user_id = %(actor)s)
+              AND (%(action)s::text IS NULL OR action = %(action)s)
+              AND (%(resource_type)s::text IS NULL OR resource_type = %(resource_type)s)
+              AND (%(resource_id)s::text IS NULL OR resource_id = %(resource_id)s)
+              AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s)
+              AND (%(until)s::timestamptz IS NULL OR occurred_at < %(until)s)
+            ORDER BY seq DESC
+            LIMIT %(limit)s
+            """,
+            {
+                "tenant": self._tenant_id,
+                "after": after_seq,
+                "actor": filters.actor_id,
+                "action": filters.action,
+                "resource_type": filters.resource_type,
+                "resource_id": filters.resource_id,
+                "since": filters.since,
+                "until": filters.until,
+                "limit": limit,
+            },
+        ).fetchall()
+        return [_entry(row) for row in rows]
+
+
+def _entry(row: dict[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        seq=row["seq"],
+        occurred_at=row["occurred_at"],
+        actor_id=row["actor_user_id"],
+        actor_type=row["actor_type"],
+        action=row["action"],
+        resource_type=row["resource_type"],
+        resource_id=row["resource_id"],
+        outcome=row["outcome"],
+        request_id=row["request_id"],
+        details=row["metadata"],
+        prev_hash=bytes(row["prev_hash"]).hex(),
+        payload_hash=bytes(row["payload_hash"]).hex(),
+        row_hash=bytes(row["row_hash"]).hex(),
+    )
+
+
+class AuditHeadsRepository:
+    """Every tenant's head, for anchoring (through the SECURITY DEFINER function: the job runs
+    with no tenant scope, and RLS would show it nothing)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def all_heads(self) -> list[TenantHead]:
+        rows = self._conn.execute(
+            """
+            SELECT tenant_id, seq, row_hash, updated_at FROM alquimista_platform.audit_heads_v1()
+            """
+        ).fetchall()
+        return [
+            TenantHead(
+                tenant_id=row["tenant_id"],
+                seq=row["seq"],
+                row_hash=bytes(row["row_hash"]).hex(),
+                updated_at=row["updated_at"],
+            )
+            for row in rows
+        ]
+
+    def now(self) -> datetime:
+        row = self._conn.execute("SELECT now() AS now").fetchone()
+        if row is None:
+            raise LookupError("SELECT now() returned no row")
+        value: datetime = row["now"]
+        return value
+
+
+class AuditUnitOfWork(UnitOfWork):
+    """A tenant's audit log (routes), or every tenant's heads (the anchoring job, no tenant)."""
+
+    log: AuditRepository
+    heads: AuditHeadsRepository
+
+    def _on_enter(self) -> None:
+        if self.tenant_id is not None:
+            self.log = AuditRepository(self.conn, self.tenant_id)
+        self.heads = AuditHeadsRepository(self.conn)

@@ -1,0 +1,295 @@
+"""The audit chain: the writer every route uses, and the verification core (docs/audit.md).
+
+``AuditWriter.append`` calls ``alquimista_platform.audit_append_v1`` on the caller's connection,
+so the audit row commits or rolls back with the change it records. The function assigns the
+tenant's next seq under the tenant's head lock and computes the hashes; this module recomputes
+them independently with RFC 8785 canonical JSON (the ``rfc8785`` library, or an equivalent fast
+path for the plain values the writer accepts) and never trusts a hash it reads.
+
+Audit metadata carries ids and hashes only, never personal data (names, e-mails, phones, CPF,
+addresses, IPs): the append function refuses keys that name such data, and LGPD erasure, which
+deletes personal data where it lives, then leaves the chain intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from json.encoder import encode_basestring as _encode_string
+from typing import Any, Literal, NamedTuple
+from uuid import UUID
+
+import rfc8785
+from psycopg.types.json import Jsonb
+
+from lambdas.shared.db import Connection
+
+HASH_VERSION = 1
+CHAIN_PREFIX = b"alquimista-audit/v1\n"
+GENESIS_HASH = bytes(32)
+MAX_SAFE_INTEGER = 2**53 - 1
+
+ActorType = Literal["user", "agent", "system"]
+Outcome = Literal["success", "denied", "error"]
+
+_APPEND_SQL = """
+    SELECT id, seq, row_hash, occurred_at
+    FROM alquimista_platform.audit_append_v1(
+        %(tenant)s, %(actor)s, %(actor_type)s, %(action)s, %(resource_type)s, %(resource_id)s,
+        %(outcome)s, %(request_id)s, %(metadata)s)
+"""
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """What an append wrote: the row's id, its place in the tenant's chain and its hash."""
+
+    id: UUID
+    seq: int
+    row_hash: str
+    occurred_at: datetime
+
+
+class AuditWriter:
+    """Appends audit rows for one request (tenant, actor, request id) on its connection."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        tenant_id: UUID,
+        actor_id: UUID | None,
+        actor_type: str = "user",
+        request_id: str | None = None,
+    ) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id
+        self._actor_id = actor_id
+        self._actor_type = actor_type
+        self._request_id = request_id
+
+    def append(
+        self,
+        action: str,
+        *,
+        resource_type: str,
+        resource_id: str | None = None,
+        outcome: str = "success",
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditRecord:
+        """Append one row in the current transaction. ``details`` holds ids and hashes only
+        (lower snake case keys; strings, safe integers, booleans, null, lists, objects)."""
+        row = self._conn.execute(
+            _APPEND_SQL,
+            {
+                "tenant": self._tenant_id,
+                "actor": self._actor_id,
+                "actor_type": self._actor_type,
+                "action": action,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "outcome": outcome,
+                "request_id": self._request_id,
+                "metadata": Jsonb(dict(details or {})),
+            },
+        ).fetchone()
+        if row is None:
+            raise LookupError("audit_append_v1 returned no row")
+        return AuditRecord(
+            id=row["id"],
+            seq=row["seq"],
+            row_hash=bytes(row["row_hash"]).hex(),
+            occurred_at=row["occurred_at"],
+        )
+
+
+# ---- canonical JSON and hashes -----------------------------------------------------------
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``json.dumps(sort_keys=True)`` already writes ``value`` as RFC 8785 does: ASCII
+    keys (sorted by code point = by UTF-16 code unit), no floats, safe integers."""
+    if value is None or isinstance(value, (str, bool)):
+        return True
+    if isinstance(value, int):
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if isinstance(value, dict):
+        return all(
+            isinstance(key, str) and key.isascii() and _plain(item) for key, item in value.items()
+        )
+    if isinstance(value, list):
+        return all(_plain(item) for item in value)
+    return False
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 canonical JSON of ``value`` (UTF-8)."""
+    if _plain(value):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return rfc8785.dumps(value)
+
+
+def format_timestamp(value: datetime) -> str:
+    """The hashed form of a timestamp: UTC, microseconds, ``Z``."""
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    # "YYYY-MM-DDTHH:MM:SS.ffffff" (and "+00:00", dropped)
+    return value.isoformat(timespec="microseconds")[:26] + "Z"
+
+
+_EMPTY_PAYLOAD_HASH = hashlib.sha256(b"{}").digest()
+
+
+class AuditRow(NamedTuple):
+    """One stored row, as the verifier reads it (hashes as raw bytes; ids as UUIDs or their
+    text, which is what is hashed)."""
+
+    id: UUID | str
+    tenant_id: UUID | str
+    seq: int
+    occurred_at: datetime
+    actor_id: UUID | str | None
+    actor_type: str
+    action: str
+    resource_type: str
+    resource_id: str | None
+    outcome: str
+    request_id: str | None
+    metadata: Any
+    prev_hash: bytes
+    payload_hash: bytes
+    row_hash: bytes
+    hash_version: int = HASH_VERSION
+
+
+def _string(value: str | None) -> str:
+    return "null" if value is None else _encode_string(value)
+
+
+def record_json(row: AuditRow) -> bytes:
+    """The canonical JSON of the row's hashed fields. Keys are written in RFC 8785 order, every
+    value is a JSON string (escaped as ``json.dumps(ensure_ascii=False)`` and JCS do), null or
+    an integer; ids are UUIDs, whose text needs no escaping."""
+    actor = "null" if row.actor_id is None else f'"{row.actor_id}"'
+    return (
+        f'{{"action":{_encode_string(row.action)},"actor_id":{actor},'
+        f'"actor_type":{_encode_string(row.actor_type)},"id":"{row.id}",'
+        f'"occurred_at":"{format_timestamp(row.occurred_at)}",'
+        f'"outcome":{_encode_string(row.outcome)},'
+        f'"payload_hash":"{bytes(row.payload_hash).hex()}",'
+        f'"request_id":{_string(row.request_id)},"resource_id":{_string(row.resource_id)},'
+        f'"resource_type":{_encode_string(row.resource_type)},"seq":{int(row.seq)},'
+        f'"tenant_id":"{row.tenant_id}"}}'
+    ).encode()
+
+
+def payload_hash(metadata: Any) -> bytes:
+    return hashlib.sha256(canonical_json(metadata)).digest()
+
+
+def row_hash(prev_hash: bytes, record: bytes) -> bytes:
+    return hashlib.sha256(CHAIN_PREFIX + bytes(prev_hash) + record).digest()
+
+
+# ---- verification ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A tenant's head as recorded at ``at`` by ``source``: the external anchor (S3 Object
+    Lock) or the database's own head row."""
+
+    tenant_id: UUID
+    seq: int
+    row_hash: str
+    at: datetime
+    source: str = "external anchor"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    last_seq: int | None = None
+    last_hash: str | None = None
+
+
+def _row_fault(row: AuditRow, expected: int, previous: bytes) -> tuple[int, str] | None:
+    """Why ``row`` cannot be the chain's row ``expected`` after a row hashing to ``previous``."""
+    if row.seq != expected:
+        if row.seq > expected:
+            return expected, f"row {expected} is missing (next row has seq {row.seq})"
+        return row.seq, f"seq {row.seq} appears out of order (expected {expected})"
+    if row.hash_version != HASH_VERSION:
+        return row.seq, f"unknown hash version {row.hash_version}"
+    if bytes(row.prev_hash) != previous:
+        return row.seq, "prev_hash does not match the previous row's hash"
+    if not _payload_matches(row.metadata, bytes(row.payload_hash)):
+        return row.seq, "metadata does not match payload_hash"
+    return None
+
+
+def _payload_matches(metadata: Any, stored: bytes) -> bool:
+    """Whether ``stored`` is SHA-256(JCS(metadata)). The writer accepts only metadata that
+    ``json.dumps(sort_keys=True)`` already writes canonically (ASCII keys, no floats), so that
+    is tried first; the library decides whenever it does not match."""
+    if metadata == {}:
+        return stored == _EMPTY_PAYLOAD_HASH
+    quick = json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if hashlib.sha256(quick.encode()).digest() == stored:
+        return True
+    return hashlib.sha256(rfc8785.dumps(metadata)).digest() == stored
+
+
+def verify_chain(
+    rows: Iterable[AuditRow],
+    *,
+    from_seq: int = 1,
+    prev_hash: bytes = GENESIS_HASH,
+    to_seq: int | None = None,
+    anchors: Iterable[Anchor] = (),
+) -> VerifyResult:
+    """Check rows given in seq order, starting at ``from_seq`` whose predecessor's hash is
+    ``prev_hash``. Each row must have the next seq, link to the previous row's hash, and hash
+    to what it stores. Each anchor (the S3 anchor, the database's own head) in the checked
+    range must match the row at its seq, and a chain checked to its end (``to_seq`` None) must
+    reach every anchor's seq: a deleted tail is found.
+    """
+    upper = to_seq if to_seq is not None else float("inf")
+    anchored = {a.seq: a for a in anchors if from_seq <= a.seq <= upper}
+    expected = from_seq
+    previous = bytes(prev_hash)
+    fault: tuple[int, str] | None = None
+    for row in rows:
+        fault = _row_fault(row, expected, previous)
+        if fault is None:
+            actual = row_hash(previous, record_json(row))
+            if actual != bytes(row.row_hash):
+                fault = (row.seq, "row fields do not match row_hash")
+            elif (anchor := anchored.pop(row.seq, None)) and actual.hex() != anchor.row_hash:
+                fault = (row.seq, f"row hash differs from the {anchor.source}")
+        if fault is not None:
+            break
+        previous = actual
+        expected += 1
+    if fault is None and anchored:
+        anchor = anchored[max(anchored)]
+        fault = (
+            expected,
+            f"the chain ends at seq {expected - 1} but the {anchor.source} of "
+            f"{anchor.at.isoformat()} attests seq {anchor.seq}: rows were removed",
+        )
+    checked = expected - from_seq
+    return VerifyResult(
+        ok=fault is None,
+        checked=checked,
+        first_bad_seq=fault[0] if fault else None,
+        reason=fault[1] if fault else None,
+        last_seq=expected - 1 if checked else None,
+        last_hash=previous.hex() if checked else None,
+    )

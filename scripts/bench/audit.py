@@ -1,0 +1,311 @@
+"""Benchmark the audit chain: appends (one tenant, serialised by design; 8 tenants in
+parallel), the latency an append adds to a write transaction, and verification speed.
+
+Every append goes through alquimista_platform.audit_append_v1 as the runtime role, one
+transaction per append (BEGIN + tenant scope, the append, COMMIT), as a request makes it.
+
+Targets: verify >= 50,000 rows/s; an append adds <= 0.5 ms at p50 to a write transaction.
+
+  uv run python scripts/bench/audit.py                      # embedded PostgreSQL in a temp dir
+  uv run python scripts/bench/audit.py --write docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from lambdas.audit.repository import AuditRepository  # noqa: E402
+from lambdas.migrations.roles import RuntimeRole  # noqa: E402
+from lambdas.migrations.runner import MigrationRunner  # noqa: E402
+from lambdas.shared.audit import AuditWriter, verify_chain  # noqa: E402
+from lambdas.shared.constants import resource_names  # noqa: E402
+from lambdas.shared.db import set_tenant  # noqa: E402
+from scripts.devstack.postgres import ConnectionInfo, EmbeddedPostgres, free_port  # noqa: E402
+
+SECTION_TITLE = "## Audit chain"
+VERIFY_TARGET_ROWS_S = 50_000
+ADDED_P50_TARGET_MS = 0.5
+PARALLEL_TENANTS = 8
+RUNTIME_PASSWORD = uuid.uuid4().hex
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+
+@contextmanager
+def _server(url: str | None) -> Iterator[ConnectionInfo]:
+    if url:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+        yield ConnectionInfo(
+            str(params.get("host", "127.0.0.1")),
+            int(str(params.get("port") or 5432)),
+            str(params.get("user", "postgres")),
+            str(params.get("password", "")),
+        )
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-pg-") as tmp:
+        server = EmbeddedPostgres(Path(tmp), port=free_port(), ephemeral=True)
+        server.start()
+        try:
+            yield server.connection
+        finally:
+            server.destroy()
+
+
+@contextmanager
+def _database(server: ConnectionInfo) -> Iterator[tuple[str, str]]:
+    """A migrated database: (owner URL, runtime-role URL)."""
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        role = resource_names("dev").runtime_db_role
+        report = MigrationRunner(
+            server.url(name), runtime_role=RuntimeRole(role, RUNTIME_PASSWORD)
+        ).apply()
+        if not report.ok:
+            raise RuntimeError(f"migration failed: {report.error}")
+        runtime = psycopg.conninfo.make_conninfo(
+            server.url(name), user=role, password=RUNTIME_PASSWORD
+        )
+        yield server.url(name), runtime
+    finally:
+        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _tenants(owner_url: str, count: int) -> list[uuid.UUID]:
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        return [
+            conn.execute(
+                "INSERT INTO alquimista_platform.tenants (slug, name) VALUES (%s, %s) RETURNING id",
+                (f"bench-{i}-{uuid.uuid4().hex[:8]}", f"Bench {i}"),
+            ).fetchone()[0]  # type: ignore[index]
+            for i in range(count)
+        ]
+
+
+def _append_loop(runtime_url: str, tenant: uuid.UUID, count: int) -> list[float]:
+    """``count`` appends, one transaction each; the latency of each transaction (ms)."""
+    latencies: list[float] = []
+    with psycopg.connect(runtime_url, row_factory=dict_row) as conn:
+        writer = AuditWriter(conn, tenant_id=tenant, actor_id=uuid.uuid4(), request_id="bench")
+        for i in range(count):
+            started = time.perf_counter()
+            with conn.pipeline():
+                set_tenant(conn, tenant)
+                writer.append(
+                    "bench.appended",
+                    resource_type="bench",
+                    resource_id=str(i),
+                    details={"n": i, "ref_id": str(uuid.uuid4())},
+                )
+            conn.commit()
+            latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+def _parallel(runtime_url: str, tenants: list[uuid.UUID], count: int) -> float:
+    """Appends per second with one thread (and connection) per tenant."""
+    start = threading.Barrier(len(tenants) + 1)
+
+    def worker(tenant: uuid.UUID) -> None:
+        start.wait()
+        _append_loop(runtime_url, tenant, count)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in tenants]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return len(tenants) * count / (time.perf_counter() - started)
+
+
+def _added_latency(runtime_url: str, tenant: uuid.UUID, rounds: int) -> tuple[float, float]:
+    """p50 (ms) of a write transaction without and with an append (alternating)."""
+    without: list[float] = []
+    with_append: list[float] = []
+    with psycopg.connect(runtime_url, row_factory=dict_row) as conn:
+        writer = AuditWriter(conn, tenant_id=tenant, actor_id=uuid.uuid4(), request_id="bench")
+        set_tenant(conn, tenant)
+        conn.execute(
+            "INSERT INTO alquimista_platform.notifications (tenant_id, kind, title)"
+            " VALUES (%s, 'bench', 'bench')",
+            (tenant,),
+        )
+        conn.commit()
+        for i in range(rounds):
+            for target, audited in ((without, False), (with_append, True)):
+                started = time.perf_counter()
+                with conn.pipeline():
+                    set_tenant(conn, tenant)
+                    conn.execute(
+                        "UPDATE alquimista_platform.notifications SET body = %s"
+                        " WHERE tenant_id = %s",
+                        (str(i), tenant),
+                    )
+                if audited:
+                    writer.append(
+                        "notification.updated", resource_type="notification", details={"n": i}
+                    )
+                conn.commit()
+                target.append((time.perf_counter() - started) * 1000)
+    return statistics.median(without), statistics.median(with_append)
+
+
+def _server_execution(runtime_url: str, tenant: uuid.UUID, rounds: int) -> tuple[float, float]:
+    """min and p50 (ms) of the append's execution inside PostgreSQL (EXPLAIN ANALYZE), which
+    leaves out the client, the network and the scheduler of a loaded machine."""
+    times: list[float] = []
+    with psycopg.connect(runtime_url) as conn:
+        for i in range(rounds):
+            set_tenant(conn, tenant)
+            plan = conn.execute(
+                """
+                EXPLAIN (ANALYZE, TIMING OFF)
+                SELECT * FROM alquimista_platform.audit_append_v1(
+                    %s, NULL, 'user', 'bench.explained', 'bench', %s, 'success', 'bench',
+                    %s::jsonb)
+                """,
+                (tenant, str(i), f'{{"n": {i}, "ref_id": "{uuid.uuid4()}"}}'),
+            ).fetchall()
+            conn.commit()
+            line = next(row[0] for row in plan if row[0].startswith("Execution Time"))
+            times.append(float(line.split()[2]))
+    return min(times), statistics.median(times)
+
+
+def _fill(owner_url: str, tenant: uuid.UUID, rows: int, batch: int = 1000) -> None:
+    """A long chain, ``batch`` appends per transaction (in one transaction the head row's
+    versions pile up, and each append would walk them all)."""
+    with psycopg.connect(owner_url) as conn:
+        for first in range(1, rows + 1, batch):
+            set_tenant(conn, tenant)
+            conn.execute(
+                """
+                SELECT count(*) FROM generate_series(%s::int, %s::int) AS n,
+                LATERAL alquimista_platform.audit_append_v1(
+                    %s, NULL, 'system', 'bench.filled', 'bench', n::text, 'success', 'bench',
+                    jsonb_build_object('n', n, 'ref_id', gen_random_uuid()::text))
+                """,
+                (first, min(first + batch - 1, rows), tenant),
+            )
+            conn.commit()
+
+
+def _verify_rate(runtime_url: str, tenant: uuid.UUID) -> tuple[int, float]:
+    with psycopg.connect(runtime_url, row_factory=dict_row) as conn:
+        set_tenant(conn, tenant)
+        started = time.perf_counter()
+        result = verify_chain(AuditRepository(conn, tenant).stream())
+        elapsed = time.perf_counter() - started
+        conn.rollback()
+    if not result.ok:
+        raise RuntimeError(f"the benchmark chain does not verify: {result}")
+    return result.checked, result.checked / elapsed
+
+
+def run(server: ConnectionInfo, *, appends: int, verify_rows: int) -> dict[str, float]:
+    with _database(server) as (owner_url, runtime_url):
+        tenants = _tenants(owner_url, PARALLEL_TENANTS + 2)
+        _append_loop(runtime_url, tenants[0], 50)  # warm-up
+        started = time.perf_counter()
+        latencies = _append_loop(runtime_url, tenants[0], appends)
+        single_rate = appends / (time.perf_counter() - started)
+        parallel_rate = _parallel(runtime_url, tenants[1 : PARALLEL_TENANTS + 1], appends // 2)
+        without_ms, with_ms = _added_latency(runtime_url, tenants[0], max(appends // 2, 200))
+        server_min_ms, server_p50_ms = _server_execution(runtime_url, tenants[0], 300)
+        _fill(owner_url, tenants[-1], verify_rows)
+        checked, verify_rate = _verify_rate(runtime_url, tenants[-1])
+    return {
+        "single_rate": single_rate,
+        "single_p50_ms": statistics.median(latencies),
+        "single_p99_ms": statistics.quantiles(latencies, n=100)[98],
+        "parallel_rate": parallel_rate,
+        "without_ms": without_ms,
+        "with_ms": with_ms,
+        "server_min_ms": server_min_ms,
+        "server_p50_ms": server_p50_ms,
+        "verify_rows": checked,
+        "verify_rate": verify_rate,
+    }
+
+
+def render(results: dict[str, float], machine: str, appends: int) -> str:
+    added = results["with_ms"] - results["without_ms"]
+    verify_met = "met" if results["verify_rate"] >= VERIFY_TARGET_ROWS_S else "NOT met"
+    added_met = "met" if added <= ADDED_P50_TARGET_MS else "NOT met"
+    return f"""{SECTION_TITLE}
+
+`uv run python scripts/bench/audit.py --appends {appends}` (embedded PostgreSQL 18, loopback
+TCP, runtime role, one transaction per append: BEGIN + tenant scope + append pipelined, COMMIT).
+Machine: {machine}.
+
+| measure | result | target | |
+|---|---|---|---|
+| appends, one tenant, one connection (serialised by the head lock) | {results["single_rate"]:,.0f}/s (p50 {results["single_p50_ms"]:.2f} ms, p99 {results["single_p99_ms"]:.2f} ms) | | |
+| appends, {PARALLEL_TENANTS} tenants in parallel (a thread and connection each) | {results["parallel_rate"]:,.0f}/s | | |
+| write transaction p50 without / with an append | {results["without_ms"]:.3f} / {results["with_ms"]:.3f} ms (+{added:.3f} ms) | <= +{ADDED_P50_TARGET_MS} ms | {added_met} |
+| `audit_append_v1` execution inside PostgreSQL (EXPLAIN ANALYZE), min / p50 | {results["server_min_ms"]:.3f} / {results["server_p50_ms"]:.3f} ms | | |
+| verify (server-side cursor, Python, {results["verify_rows"]:,.0f} rows) | {results["verify_rate"]:,.0f} rows/s | >= {VERIFY_TARGET_ROWS_S:,} rows/s | {verify_met} |
+"""  # noqa: E501
+
+
+def write_section(path: Path, section: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = text.find(SECTION_TITLE)
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(SECTION_TITLE))
+        text = text[:start] + section + ("" if end < 0 else text[end:])
+    path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--appends", type=int, default=2000, help="appends per measurement")
+    parser.add_argument("--verify-rows", type=int, default=200_000, help="chain length verified")
+    parser.add_argument("--database-url", help="use this server (as superuser) instead")
+    parser.add_argument("--write", type=Path, help="update the Audit chain section of this file")
+    parser.add_argument(
+        "--machine",
+        default=f"{os.cpu_count()} cores, {platform.machine()}, {platform.system()}",
+        help="how to describe the machine in the results",
+    )
+    args = parser.parse_args(argv)
+    with _server(args.database_url) as server:
+        results = run(server, appends=args.appends, verify_rows=args.verify_rows)
+    section = render(results, args.machine, args.appends)
+    print(section)
+    if args.write:
+        write_section(args.write, section)
+    return 0 if results["verify_rate"] >= VERIFY_TARGET_ROWS_S else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
