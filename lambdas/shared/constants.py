@@ -60,6 +60,18 @@ class ResourceNames:
         return f"{self.prefix}-idempotency"
 
     @property
+    def activity_table(self) -> str:
+        return f"{self.prefix}-activity"
+
+    @property
+    def event_bus(self) -> str:
+        return f"{self.prefix}-events"
+
+    @property
+    def activity_queue(self) -> str:
+        return f"{self.prefix}-activity"
+
+    @property
     def runtime_db_role(self) -> str:
         return "alquimista_app"
 
