@@ -16,10 +16,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.outbox.decisions import MAX_ENTRY_BYTES
 from lambdas.outbox.models import OutboxEvent
+from lambdas.shared.constants import OUTBOX_EVENT_SOURCE
 
 MAX_ENTRIES_PER_REQUEST: Final = 10
 MAX_REQUEST_BYTES: Final = 256 * 1024
-EVENT_SOURCE: Final = "alquimista.outbox"
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Publisher(Protocol):
 
 def _entry(event: OutboxEvent, bus_name: str) -> dict[str, Any]:
     return {
-        "Source": EVENT_SOURCE,
+        "Source": OUTBOX_EVENT_SOURCE,
         "DetailType": event.event_type,
         "Detail": json.dumps(event.detail(), separators=(",", ":")),
         "EventBusName": bus_name,

@@ -76,6 +76,16 @@ class OutboxRelayRepository:
         ).fetchall()
         return [_event(row) for row in rows]
 
+    def count_published(self, *, tenant_id: UUID | None) -> int:
+        row = self._conn.execute(
+            """
+            SELECT count(*) AS events
+            FROM alquimista_platform.outbox_published_v1(%s, NULL, NULL, NULL)
+            """,
+            (tenant_id,),
+        ).fetchone()
+        return int(row["events"]) if row else 0
+
 
 class OutboxUnitOfWork(UnitOfWork):
     """A transaction scoped to no tenant, for the relay and the replay tools."""

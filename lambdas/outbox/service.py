@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +31,8 @@ class OutboxStore(Protocol):
     def published_after(
         self, *, tenant_id: UUID | None, after: tuple[datetime, UUID] | None, limit: int
     ) -> list[OutboxEvent]: ...
+
+    def count_published(self, *, tenant_id: UUID | None) -> int: ...
 
 
 class OutboxUow(Protocol):
@@ -108,3 +110,22 @@ def stats(uow_factory: OutboxUowFactory) -> OutboxStats:
     """The backlog: pending, inflight and dead counts and the oldest pending event's time."""
     with uow_factory() as uow:
         return uow.outbox.stats()
+
+
+def count_published(uow_factory: OutboxUowFactory, *, tenant_id: UUID | None) -> int:
+    with uow_factory() as uow:
+        return uow.outbox.count_published(tenant_id=tenant_id)
+
+
+def published_events(
+    uow_factory: OutboxUowFactory, *, tenant_id: UUID | None, page_size: int = 1000
+) -> Iterator[OutboxEvent]:
+    """Every published event (of one tenant, or all) in emission order, a page per transaction."""
+    after: tuple[datetime, UUID] | None = None
+    while True:
+        with uow_factory() as uow:
+            page = uow.outbox.published_after(tenant_id=tenant_id, after=after, limit=page_size)
+        yield from page
+        if len(page) < page_size:
+            return
+        after = (page[-1].created_at, page[-1].id)

@@ -24,6 +24,9 @@ WEBHOOK_IDEMPOTENCY_S: Final = 7 * 24 * 60 * 60
 COMMERCIAL_REQUESTS_PER_IP: Final = 5
 COMMERCIAL_REQUESTS_WINDOW_S: Final = 60 * 60
 
+# The EventBridge source of every outbox event; rules match on it.
+OUTBOX_EVENT_SOURCE: Final = "alquimista.outbox"
+
 TENANT_SETTING: Final = "app.current_tenant_id"
 TENANT_HEADER: Final = "x-tenant-id"
 TENANT_CLAIM: Final = "custom:tenant_id"

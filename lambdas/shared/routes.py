@@ -86,6 +86,7 @@ ROUTES: Final[tuple[Route, ...]] = (
         accepts_idempotency_key=False,
     ),
     Route("GET", "/api/plans", "plans", permission="plans:read"),
+    Route("GET", "/api/activity", "activity", permission="activity:read"),
     Route("GET", "/api/plans/{plan_id}", "plans", permission="plans:read"),
 )
 

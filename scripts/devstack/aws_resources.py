@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 
 from lambdas.shared.constants import resource_names
+from scripts.devstack.events import provision_events
 from scripts.devstack.postgres import ConnectionInfo
 
 
@@ -21,6 +22,8 @@ class LocalResources:
     webhook_secret_arn: str
     locks_table: str
     idempotency_table: str
+    activity_table: str = ""
+    event_bus: str = ""
 
     def lambda_environment(self, env: str) -> dict[str, str]:
         """The environment variables the stacks give the Lambdas, pointing at these resources."""
@@ -32,6 +35,8 @@ class LocalResources:
             "WEBHOOK_SECRET_ARN": self.webhook_secret_arn,
             "LOCKS_TABLE_NAME": self.locks_table,
             "IDEMPOTENCY_TABLE_NAME": self.idempotency_table,
+            "ACTIVITY_TABLE_NAME": self.activity_table,
+            "EVENT_BUS_NAME": self.event_bus,
         }
 
 
@@ -116,10 +121,13 @@ def provision(
     ddb = boto3.client("dynamodb")
     _ensure_table(ddb, names.locks_table, "lock_id", "expires_at")
     _ensure_table(ddb, names.idempotency_table, "id", "expiration")
+    provision_events(names)
     return LocalResources(
         db_secret_arn=db_arn,
         runtime_secret_arn=runtime_arn,
         webhook_secret_arn=webhook_arn,
         locks_table=names.locks_table,
         idempotency_table=names.idempotency_table,
+        activity_table=names.activity_table,
+        event_bus=names.event_bus,
     )
