@@ -68,7 +68,7 @@ def rebuild(
     events: Iterable[EventEnvelope],
     *,
     tenant_id: UUID | None,
-    on_event: Callable[[], None] = lambda: None,
+    on_event: Callable[[], object] = lambda: None,
 ) -> tuple[int, int]:
     """Empty the feed of ``tenant_id`` (every tenant when None) and apply ``events`` again;
     returns (items deleted, items written)."""

@@ -80,9 +80,7 @@ class EventBridgePublisher:
         for event in events:
             entry = _entry(event, self._bus_name)
             if _entry_size(entry) > MAX_ENTRY_BYTES:
-                errors.append(
-                    PublishError(str(event.id), "EntryTooLarge", "event exceeds 256 KiB")
-                )
+                errors.append(PublishError(str(event.id), "EntryTooLarge", "event exceeds 256 KiB"))
             else:
                 sendable.append((event, entry))
         for batch in batches(sendable):

@@ -3,6 +3,7 @@ activity table; and what Lambda's SQS event source mapping does, for the ``make 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -46,14 +47,12 @@ def provision_events(names: ResourceNames) -> str:
     _ensure_activity_table(boto3.client("dynamodb"), names.activity_table)
     events = boto3.client("events")
     sqs = boto3.client("sqs")
-    try:
+    with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
         events.create_event_bus(Name=names.event_bus)
-    except events.exceptions.ResourceAlreadyExistsException:
-        pass
     dlq_url = sqs.create_queue(QueueName=f"{names.activity_queue}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
     queue_url = sqs.create_queue(
         QueueName=names.activity_queue,

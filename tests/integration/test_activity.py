@@ -29,7 +29,8 @@ def _queue_url() -> str:
 
 
 def _relay() -> dict[str, Any]:
-    return relay({}, lambda_context("outbox"))
+    report: dict[str, Any] = relay({}, lambda_context("outbox"))
+    return report
 
 
 def _consume_all() -> int:
@@ -137,7 +138,8 @@ def test_a_relay_killed_between_publish_and_mark_is_applied_once(
 
     processed = _consume_all()
 
-    assert report["reset_expired"] == 1 and report["published"] == 1
+    assert report["reset_expired"] == 1
+    assert report["published"] == 1
     assert int(queued) == 2  # the same event on the bus twice
     assert processed == 2
     assert [i["event_id"] for i in _feed_of(world.a.user("member"))] == [str(event_id)]
@@ -169,7 +171,8 @@ def test_replaying_the_outbox_rebuilds_the_live_feed(
     _consume_all()
     feed = _feed(lambda_env)
     live = {tenant: feed.items(tenant) for tenant in (world.a.id, world.b.id)}
-    assert len(live[world.a.id]) == 6 and len(live[world.b.id]) == 3
+    assert len(live[world.a.id]) == 6
+    assert len(live[world.b.id]) == 3
     # ... which then loses items
     feed.clear(None)
     assert feed.items(world.a.id) == []
@@ -227,4 +230,5 @@ def test_status_prints_the_backlog(db: TestDatabase, world: World, capsys) -> No
     assert outbox_cli.main(["--database-url", db.runtime_url, "status"]) == 0
 
     out = capsys.readouterr().out
-    assert "pending   1" in out and "dead      0" in out
+    assert "pending   1" in out
+    assert "dead      0" in out

@@ -63,14 +63,18 @@ def test_a_rolled_back_transaction_leaves_no_event(db: TestDatabase, tenants) ->
     tenant, _ = tenants
     database = runtime_database(db)
 
-    with pytest.raises(RuntimeError), UnitOfWork(database, tenant, read_only=False) as uow:
-        OutboxWriter(uow.conn, tenant_id=tenant).emit(
-            "agent.deactivated",
-            aggregate_type="agent",
-            aggregate_id=str(uuid.uuid4()),
-            payload={"agent_id": str(uuid.uuid4())},
-        )
-        raise RuntimeError("the service failed after emitting")
+    def service_that_fails_after_emitting() -> None:
+        with UnitOfWork(database, tenant, read_only=False) as uow:
+            OutboxWriter(uow.conn, tenant_id=tenant).emit(
+                "agent.deactivated",
+                aggregate_type="agent",
+                aggregate_id=str(uuid.uuid4()),
+                payload={"agent_id": str(uuid.uuid4())},
+            )
+            raise RuntimeError("the service failed after emitting")
+
+    with pytest.raises(RuntimeError):
+        service_that_fails_after_emitting()
 
     assert _rows(db) == []
 
@@ -107,12 +111,16 @@ def test_a_tenantless_transaction_emits_platform_events_only(db: TestDatabase, t
             {"commercial_request_id": str(request), "plan_id": None, "subnucleo_ids": []},
         ),
     )
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        with UnitOfWork(database, None, read_only=False) as uow:
-            OutboxWriter(uow.conn, tenant_id=tenant).emit(
-                "agent.deactivated", aggregate_type="agent", aggregate_id="a",
-                payload={"agent_id": str(uuid.uuid4())},
-            )
+    with (
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+        UnitOfWork(database, None, read_only=False) as uow,
+    ):
+        OutboxWriter(uow.conn, tenant_id=tenant).emit(
+            "agent.deactivated",
+            aggregate_type="agent",
+            aggregate_id="a",
+            payload={"agent_id": str(uuid.uuid4())},
+        )
 
     assert [r["tenant_id"] for r in _rows(db)] == [PLATFORM_TENANT]
 
@@ -143,7 +151,9 @@ def test_the_runtime_role_sees_only_its_tenants_events(db: TestDatabase, tenants
     emit(database, other, activated())
 
     with UnitOfWork(database, tenant) as uow:
-        seen = uow.conn.execute("SELECT tenant_id FROM alquimista_platform.domain_outbox").fetchall()
+        seen = uow.conn.execute(
+            "SELECT tenant_id FROM alquimista_platform.domain_outbox"
+        ).fetchall()
     with UnitOfWork(database, None) as uow:
         unscoped = uow.conn.execute("SELECT 1 FROM alquimista_platform.domain_outbox").fetchall()
 
@@ -227,7 +237,8 @@ def test_two_relays_never_claim_the_same_event(db: TestDatabase, tenants) -> Non
     everything = claimed[0] + claimed[1]
     assert len(everything) == 400
     assert len(set(everything)) == 400
-    assert claimed[0] and claimed[1]
+    assert claimed[0]
+    assert claimed[1]
 
 
 def test_a_relay_killed_between_publish_and_mark_publishes_the_same_id_again(
@@ -291,7 +302,7 @@ def test_a_poison_event_ends_dead_and_stops_holding_its_aggregate(
 def test_a_permanent_error_is_dead_at_once(db: TestDatabase, tenants) -> None:
     tenant, _ = tenants
     database = runtime_database(db)
-    (event_id,) = emit(database, tenant, activated())
+    (_event_id,) = emit(database, tenant, activated())
 
     report = service.relay(
         relay_uow(database), RecordingPublisher(fail=lambda _e: "MalformedDetail"), FAST
@@ -323,7 +334,8 @@ def test_an_aggregate_publishes_in_seq_order_when_its_first_publish_fails(
     assert report.retried == 1
     assert publisher.published == []
     first = _rows(db)[0]
-    assert first["status"] == "pending" and first["available_at"] > first["created_at"]
+    assert first["status"] == "pending"
+    assert first["available_at"] > first["created_at"]
 
     owner_conn.execute("UPDATE alquimista_platform.domain_outbox SET available_at = now()")
     service.relay(relay_uow(database), publisher, FAST)
