@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -120,3 +121,40 @@ def drain_queue(queue_url: str, handler: SqsHandler, *, max_batches: int = 100) 
         if failed:
             break  # leave the failures to their visibility timeout, as Lambda does
     return processed
+
+
+def relay_and_deliver(names: ResourceNames, context_factory: Callable[[str], Any]) -> str:
+    """One tick of what AWS does on its own: the relay's schedule fires, then the activity
+    queue's event source mapping hands the consumer what the rule delivered."""
+    from lambdas.activity.consumer import lambda_handler as consume  # noqa: PLC0415
+    from lambdas.outbox.handler import lambda_handler as relay  # noqa: PLC0415
+
+    report = relay({}, context_factory("outbox-relay"))
+    queue_url = boto3.client("sqs").get_queue_url(QueueName=names.activity_queue)["QueueUrl"]
+    applied = drain_queue(queue_url, lambda event: consume(event, context_factory("activity")))
+    return f"published {report['published']}, dead {report['dead']}, delivered {applied}"
+
+
+def start_outbox_timer(
+    lock: threading.Lock,
+    names: ResourceNames,
+    context_factory: Callable[[str], Any],
+    *,
+    interval_s: float,
+) -> Callable[[], None]:
+    """Run ``relay_and_deliver`` every ``interval_s`` under the gateway's invocation lock (the
+    handlers share one database connection); returns what stops it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval_s):
+            with lock:
+                try:
+                    line = relay_and_deliver(names, context_factory)
+                except Exception as exc:  # reported; the next tick may pass
+                    line = f"failed: {type(exc).__name__}: {exc}"
+            if not line.startswith("published 0, dead 0, delivered 0"):
+                print(f"• outbox: {line}", flush=True)
+
+    threading.Thread(target=loop, name="dev-outbox", daemon=True).start()
+    return stop.set

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -14,7 +16,12 @@ from lambdas.outbox.repository import OutboxRelayRepository
 from lambdas.shared.constants import resource_names
 from scripts import outbox as outbox_cli
 from scripts.devstack.aws_resources import LocalResources
-from scripts.devstack.events import drain_queue, sqs_lambda_event
+from scripts.devstack.events import (
+    drain_queue,
+    relay_and_deliver,
+    sqs_lambda_event,
+    start_outbox_timer,
+)
 from tests.integration.conftest import World
 from tests.support.database import TestDatabase
 from tests.support.events import lambda_context
@@ -232,3 +239,31 @@ def test_status_prints_the_backlog(db: TestDatabase, world: World, capsys) -> No
     out = capsys.readouterr().out
     assert "pending   1" in out
     assert "dead      0" in out
+
+
+def test_the_dev_timer_tick_relays_and_delivers_like_aws(world: World, db: TestDatabase) -> None:
+    (event_id,) = emit(runtime_database(db), world.a.id, activated())
+
+    line = relay_and_deliver(NAMES, lambda name: lambda_context(name))
+
+    assert line == "published 1, dead 0, delivered 1"
+    assert [i["event_id"] for i in _feed_of(world.a.user("admin"))] == [str(event_id)]
+
+
+def test_the_dev_timer_runs_until_stopped(world: World, db: TestDatabase) -> None:
+    (event_id,) = emit(runtime_database(db), world.a.id, activated())
+    lock = threading.Lock()
+
+    stop = start_outbox_timer(lock, NAMES, lambda name: lambda_context(name), interval_s=0.05)
+    deadline = time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline:
+            with lock:
+                feed = _feed_of(world.a.user("admin"))
+            if feed:
+                break
+            time.sleep(0.05)
+    finally:
+        stop()
+
+    assert [i["event_id"] for i in feed] == [str(event_id)]
