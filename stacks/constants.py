@@ -30,8 +30,10 @@ POSTGRES_PORT: Final = 5432
 
 # The group whose bundle carries the LLM client and whose function may reach the internet.
 CHAT_GROUP: Final = "chat"
-# Groups that serve only reads of platform state: no DynamoDB access.
-READ_ONLY_GROUPS: Final = frozenset({"health"})
+# Groups that serve only reads of platform state: no locks or idempotency tables.
+READ_ONLY_GROUPS: Final = frozenset({"health", "activity"})
+# The group that reads the activity feed the outbox projects into DynamoDB.
+ACTIVITY_GROUP: Final = "activity"
 # Groups that verify the payment provider's webhook signatures.
 WEBHOOK_GROUPS: Final = frozenset({"billing"})
 

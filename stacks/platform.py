@@ -21,6 +21,7 @@ from stacks.api import STAGE_NAME, HttpApiConstruct
 from stacks.bundling import LambdaBundleConstruct
 from stacks.config import ConfigError, EnvironmentConfig
 from stacks.constants import (
+    ACTIVITY_GROUP,
     CHAT_GROUP,
     JOB_SCHEDULES,
     LAMBDA_CONNECTION_SHARE,
@@ -30,6 +31,12 @@ from stacks.constants import (
     aurora_max_connections,
 )
 from stacks.database import DatabaseConstruct
+from stacks.events import (
+    RELAY_RESERVED_CONCURRENCY,
+    OutboxEventsConstruct,
+    outbox_alarms,
+    outbox_widgets,
+)
 from stacks.functions import ServiceFunctionConstruct
 from stacks.identity import IdentityConstruct
 from stacks.jobs import JOBS_RESERVED_CONCURRENCY, ScheduledJobsConstruct
@@ -187,6 +194,8 @@ def api_environment(
         environment["IDEMPOTENCY_TABLE_NAME"] = names.idempotency_table
     if group in WEBHOOK_GROUPS:
         environment["WEBHOOK_SECRET_ARN"] = data.provider_secrets.webhook_secret.secret_arn
+    if group == ACTIVITY_GROUP:
+        environment["ACTIVITY_TABLE_NAME"] = names.activity_table
     return environment
 
 
@@ -241,8 +250,32 @@ class ApiStack(Stack):
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
+        self.events = OutboxEventsConstruct(
+            self,
+            "Events",
+            names=names,
+            bundle=bundle,
+            vpc=network.vpc,
+            subnets=network.isolated_subnets,
+            security_group=network.function_security_group,
+            database_environment={
+                "APP_ENV": config.env,
+                "DB_SECRET_ARN": data.database.runtime_secret.secret_arn,
+                "DB_APPLICATION_NAME": "alquimista-outbox",
+            },
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+            deletion_protection=config.deletion_protection,
+        )
+        data.database.runtime_secret.grant_read(self.events.relay.role)
+        if ACTIVITY_GROUP in self.route_functions.functions:
+            self.events.grant_feed_read(self.route_functions.functions[ACTIVITY_GROUP].role)
         self._grant(data, {**self.route_functions.functions, "jobs": self.jobs.function})
-        for construct in [*self.route_functions.functions.values(), self.jobs.function]:
+        for construct in [
+            *self.route_functions.functions.values(),
+            self.jobs.function,
+            self.events.relay,
+        ]:
             # Routes and jobs go live only once the schema they query is current.
             construct.function.node.add_dependency(migrations.migrations.resource)
         self.http_api = HttpApiConstruct(
@@ -300,12 +333,17 @@ class MonitoringStack(Stack):
                 **api.route_functions.functions,
                 "jobs": api.jobs.function,
                 "migrations": migrations.migrations.runner,
+                **api.events.functions,
             },
             cluster=data.database.cluster,
             max_acu=config.aurora_max_acu,
             tables=[data.tables.locks, data.tables.idempotency],
             alarm_email=config.alarm_email,
         )
+        self.outbox_alarms = outbox_alarms(
+            self, events_construct=api.events, topic=self.monitoring.topic
+        )
+        self.monitoring.dashboard.add_widgets(*outbox_widgets())
 
 
 @dataclass(frozen=True)
@@ -329,6 +367,7 @@ def connection_budget(config: EnvironmentConfig) -> int:
 def check_concurrency(config: EnvironmentConfig, routes: Sequence[Route]) -> None:
     total = len(route_groups(routes)) * config.api_reserved_concurrency
     total += MIGRATION_RESERVED_CONCURRENCY + JOBS_RESERVED_CONCURRENCY
+    total += RELAY_RESERVED_CONCURRENCY
     budget = connection_budget(config)
     if total > budget:
         raise ConfigError(

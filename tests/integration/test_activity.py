@@ -244,7 +244,7 @@ def test_status_prints_the_backlog(db: TestDatabase, world: World, capsys) -> No
 def test_the_dev_timer_tick_relays_and_delivers_like_aws(world: World, db: TestDatabase) -> None:
     (event_id,) = emit(runtime_database(db), world.a.id, activated())
 
-    line = relay_and_deliver(NAMES, lambda name: lambda_context(name))
+    line = relay_and_deliver(NAMES, lambda_context)
 
     assert line == "published 1, dead 0, delivered 1"
     assert [i["event_id"] for i in _feed_of(world.a.user("admin"))] == [str(event_id)]
@@ -254,7 +254,7 @@ def test_the_dev_timer_runs_until_stopped(world: World, db: TestDatabase) -> Non
     (event_id,) = emit(runtime_database(db), world.a.id, activated())
     lock = threading.Lock()
 
-    stop = start_outbox_timer(lock, NAMES, lambda name: lambda_context(name), interval_s=0.05)
+    stop = start_outbox_timer(lock, NAMES, lambda_context, interval_s=0.05)
     deadline = time.monotonic() + 20
     try:
         while time.monotonic() < deadline:
