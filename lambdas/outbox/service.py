@@ -47,7 +47,7 @@ OutboxUowFactory = Callable[[], AbstractContextManager[OutboxUow]]
 
 @dataclass(frozen=True)
 class RelayOptions:
-    batch_size: int = 500
+    batch_size: int = 1000
     claim_s: int = 120
     max_attempts: int = MAX_ATTEMPTS
     # Stop claiming once this much time is left of the invocation.
@@ -72,10 +72,25 @@ def relay(
             max_attempts=options.max_attempts
         )
         uow.commit()
-    while clock() - started < options.time_budget_s:
+    published: list[UUID] = []
+    failures: list[Failure] = []
+    while True:
+        # One transaction marks the last batch and claims the next: seq n+1 of an aggregate
+        # becomes claimable as soon as seq n is marked, and each batch costs one commit.
         with uow_factory() as uow:
-            claimed = uow.outbox.claim(limit=options.batch_size, claim_s=options.claim_s)
+            if published:
+                report.published += uow.outbox.mark_published(published)
+            if failures:
+                uow.outbox.mark_failed(failures)
+            in_time = clock() - started < options.time_budget_s
+            claimed = (
+                uow.outbox.claim(limit=options.batch_size, claim_s=options.claim_s)
+                if in_time
+                else []
+            )
             uow.commit()
+        report.dead += sum(f.dead for f in failures)
+        report.retried += sum(not f.dead for f in failures)
         if not claimed:
             break
         report.batches += 1
@@ -94,14 +109,6 @@ def relay(
             for event in claimed
             if str(event.id) in errors
         ]
-        with uow_factory() as uow:
-            if published:
-                report.published += uow.outbox.mark_published(published)
-            if failures:
-                uow.outbox.mark_failed(failures)
-            uow.commit()
-        report.dead += sum(f.dead for f in failures)
-        report.retried += sum(not f.dead for f in failures)
     report.duration_ms = int((clock() - started) * 1000)
     return report
 

@@ -81,7 +81,7 @@ class OutboxRelaySettings(ApiSettings):
     """The outbox relay: the API's database access plus the bus it publishes to."""
 
     event_bus_name: str = Field(alias="EVENT_BUS_NAME")
-    outbox_batch_size: int = Field(default=500, ge=1, le=5000, alias="OUTBOX_BATCH_SIZE")
+    outbox_batch_size: int = Field(default=1000, ge=1, le=5000, alias="OUTBOX_BATCH_SIZE")
     outbox_claim_s: int = Field(default=120, ge=10, alias="OUTBOX_CLAIM_S")
     outbox_max_attempts: int = Field(default=8, ge=1, le=50, alias="OUTBOX_MAX_ATTEMPTS")
 

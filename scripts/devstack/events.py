@@ -143,7 +143,7 @@ def start_outbox_timer(
     interval_s: float,
 ) -> Callable[[], None]:
     """Run ``relay_and_deliver`` every ``interval_s`` under the gateway's invocation lock (the
-    handlers share one database connection); returns what stops it."""
+    handlers share one database connection); returns what stops it (and waits for a tick)."""
     stop = threading.Event()
 
     def loop() -> None:
@@ -156,5 +156,11 @@ def start_outbox_timer(
             if not line.startswith("published 0, dead 0, delivered 0"):
                 print(f"• outbox: {line}", flush=True)
 
-    threading.Thread(target=loop, name="dev-outbox", daemon=True).start()
-    return stop.set
+    thread = threading.Thread(target=loop, name="dev-outbox", daemon=True)
+    thread.start()
+
+    def stop_and_wait() -> None:
+        stop.set()
+        thread.join(timeout=60)  # let a tick in progress finish before its resources go
+
+    return stop_and_wait
