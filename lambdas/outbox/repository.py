@@ -14,7 +14,9 @@ from lambdas.shared.db import Connection, UnitOfWork
 
 
 def _event(row: dict[str, Any]) -> OutboxEvent:
-    return OutboxEvent.model_validate(row)
+    # The row comes typed from the outbox functions' declared columns: no need to validate it
+    # again (half of the relay's own CPU per event went to validation).
+    return OutboxEvent.model_construct(**row)
 
 
 class OutboxRelayRepository:
