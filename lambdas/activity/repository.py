@@ -5,6 +5,7 @@ its own inbox marker: a conditional put applies a redelivered event zero more ti
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -12,6 +13,7 @@ from uuid import UUID
 from lambdas.activity.models import ActivityItem, EventAggregate, EventEnvelope
 
 _BATCH_WRITE = 25
+_WRITE_ATTEMPTS = 8
 
 
 def sort_key(envelope: EventEnvelope) -> str:
@@ -125,7 +127,10 @@ class ActivityFeedRepository:
 
     def _write(self, requests: list[dict[str, Any]]) -> int:
         pending = {self._table: requests}
-        while pending:
+        for attempt in range(_WRITE_ATTEMPTS):
             response = self._client.batch_write_item(RequestItems=pending)
             pending = response.get("UnprocessedItems") or {}
-        return len(requests)
+            if not pending:
+                return len(requests)
+            time.sleep(0.05 * 2**attempt)  # throttled: back off before the rest
+        raise RuntimeError(f"DynamoDB left items unprocessed after {_WRITE_ATTEMPTS} attempts")

@@ -97,10 +97,13 @@ class EventBridgePublisher:
                 else type(error).__name__
             )
             return [PublishError(str(event.id), code, str(error)[:500]) for event, _ in batch]
-        if not response.get("FailedEntryCount"):
+        results = response.get("Entries", [])
+        if not response.get("FailedEntryCount") and len(results) == len(batch):
             return []
+        # An entry without a result was not confirmed: publish it again rather than lose it.
+        results = [*results, *({"ErrorCode": "NoResult"} for _ in batch[len(results) :])]
         errors = []
-        for (event, _), result in zip(batch, response.get("Entries", []), strict=False):
+        for (event, _), result in zip(batch, results, strict=False):
             if result.get("ErrorCode"):
                 errors.append(
                     PublishError(

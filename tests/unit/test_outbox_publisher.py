@@ -130,3 +130,16 @@ def test_nothing_to_publish_sends_nothing(count: int) -> None:
     EventBridgePublisher(client, bus_name="bus").publish([_event() for _ in range(count)])
 
     assert len(client.requests) == count
+
+
+def test_an_entry_without_a_result_is_reported_failed() -> None:
+    class Truncating(RecordingClient):
+        def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+            response = super().put_events(Entries)
+            return {"FailedEntryCount": 0, "Entries": response["Entries"][:-1]}
+
+    events = [_event() for _ in range(3)]
+
+    errors = EventBridgePublisher(Truncating(), bus_name="bus").publish(events)
+
+    assert [(e.event_id, e.code) for e in errors] == [(str(events[2].id), "NoResult")]
