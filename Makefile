@@ -97,6 +97,10 @@ migrate-status: sync ## migration status of the `make dev` database (see docs/mi
 bench-migrations: sync ## migration runner vs psql benchmark; updates docs/benchmarks.md
 	$(RUN) python scripts/bench/migrations.py --write docs/benchmarks.md
 
+.PHONY: bench-outbox
+bench-outbox: sync ## outbox relay throughput (no-op publisher vs moto EventBridge); updates docs/benchmarks.md
+	$(RUN) python scripts/bench/outbox.py --write docs/benchmarks.md
+
 .PHONY: bench-api
 bench-api: sync ## warm API latency and cold import benchmark (results: docs/benchmarks.md)
 	$(RUN) python scripts/bench/api.py

@@ -8,6 +8,7 @@ Environment:
   DEV_API_PORT     gateway port (default 8000)
   DEV_STATE_DIR    where the database, the dev signing key and the lock live (default .local)
   DEV_JOBS_INTERVAL_S  how often the scheduled jobs run (default 300; 0 turns them off)
+  DEV_OUTBOX_INTERVAL_S  how often the outbox relay and the activity consumer run (default 2)
 """
 
 from __future__ import annotations
@@ -171,6 +172,24 @@ def _start_job_timer(stack: ExitStack, gateway: LocalGateway, interval_s: float)
     stack.callback(stop.set)
 
 
+def _start_outbox_timer(
+    stack: ExitStack, gateway: LocalGateway, env: str, interval_s: float
+) -> None:
+    """What the relay's schedule and the activity queue's event source mapping do on AWS."""
+    from lambdas.shared.constants import resource_names  # noqa: PLC0415
+    from scripts.devstack.events import start_outbox_timer  # noqa: PLC0415
+
+    if interval_s > 0:
+        stack.callback(
+            start_outbox_timer(
+                gateway.invocation_lock,
+                resource_names(env),
+                lambda name: LambdaContextStub(function_name=f"alquimista-dev-{name}"),
+                interval_s=interval_s,
+            )
+        )
+
+
 def _serve_until_stopped(stack: ExitStack, gateway: LocalGateway, host: str, port: int) -> None:
     server = make_server(gateway, host, port, extra_routes=docs_routes())
     stack.callback(server.server_close)
@@ -203,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         _print_banner(args.host, args.port, key)
         gateway = LocalGateway(key, env=args.env)
         _start_job_timer(stack, gateway, args.jobs_interval)
+        _start_outbox_timer(
+            stack, gateway, args.env, float(os.environ.get("DEV_OUTBOX_INTERVAL_S", "2"))
+        )
         _serve_until_stopped(stack, gateway, args.host, args.port)
     return 0
 

@@ -32,10 +32,12 @@ POSTGRES_PORT: Final = 5432
 
 # The group whose bundle carries the LLM client and whose function may reach the internet.
 CHAT_GROUP: Final = "chat"
-# Groups that serve only reads of platform state: no DynamoDB access.
-READ_ONLY_GROUPS: Final = frozenset({"health", "audit"})
+# Groups that serve only reads of platform state: no DynamoDB idempotency table.
+READ_ONLY_GROUPS: Final = frozenset({"health", "audit", "activity"})
 # Functions that read the audit anchor bucket (the jobs function also writes it).
 AUDIT_ANCHOR_READERS: Final = frozenset({"audit", "jobs"})
+# The group that reads the activity feed the outbox projects into DynamoDB.
+ACTIVITY_GROUP: Final = "activity"
 # Groups that verify the payment provider's webhook signatures.
 WEBHOOK_GROUPS: Final = frozenset({"billing"})
 # The scheduled jobs' function: the API's database access plus the locks table for its leases.

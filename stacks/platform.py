@@ -18,6 +18,7 @@ from constructs import Construct
 from lambdas.shared.constants import ResourceNames, resource_names
 from lambdas.shared.routes import ROUTES, Route
 from lambdas.shared.settings import (
+    ActivitySettings,
     ApiSettings,
     AuditSettings,
     BillingSettings,
@@ -30,6 +31,7 @@ from stacks.audit import AuditAnchorConstruct
 from stacks.bundling import LambdaBundleConstruct
 from stacks.config import ConfigError, EnvironmentConfig
 from stacks.constants import (
+    ACTIVITY_GROUP,
     AUDIT_ANCHOR_READERS,
     CHAT_GROUP,
     JOB_SCHEDULES,
@@ -41,6 +43,12 @@ from stacks.constants import (
     aurora_max_connections,
 )
 from stacks.database import DatabaseConstruct
+from stacks.events import (
+    RELAY_RESERVED_CONCURRENCY,
+    OutboxEventsConstruct,
+    outbox_alarms,
+    outbox_widgets,
+)
 from stacks.functions import ServiceFunctionConstruct
 from stacks.identity import IdentityConstruct
 from stacks.jobs import JOBS_RESERVED_CONCURRENCY, ScheduledJobsConstruct
@@ -214,6 +222,9 @@ def api_environment(
         model = AuditSettings if group != JOBS_GROUP else JobSettings
         values["audit_anchor_bucket"] = data.audit_anchors.bucket.bucket_name
         values["audit_anchor_retention_days"] = str(config.audit_anchor_retention_days)
+    if group == ACTIVITY_GROUP:
+        model = ActivitySettings
+        values["activity_table"] = names.activity_table
     return environment_variables(model, **values)
 
 
@@ -268,8 +279,33 @@ class ApiStack(Stack):
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
+        self.events = OutboxEventsConstruct(
+            self,
+            "Events",
+            names=names,
+            bundle=bundle,
+            vpc=network.vpc,
+            subnets=network.isolated_subnets,
+            security_group=network.function_security_group,
+            database_environment=environment_variables(
+                ApiSettings,
+                environment=config.env,
+                db_secret_id=data.database.runtime_secret.secret_arn,
+                db_application_name="alquimista-outbox",
+            ),
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+            deletion_protection=config.deletion_protection,
+        )
+        data.database.runtime_secret.grant_read(self.events.relay.role)
+        if ACTIVITY_GROUP in self.route_functions.functions:
+            self.events.grant_feed_read(self.route_functions.functions[ACTIVITY_GROUP].role)
         self._grant(data, {**self.route_functions.functions, JOBS_GROUP: self.jobs.function})
-        for construct in [*self.route_functions.functions.values(), self.jobs.function]:
+        for construct in [
+            *self.route_functions.functions.values(),
+            self.jobs.function,
+            self.events.relay,
+        ]:
             # Routes and jobs go live only once the schema they query is current.
             construct.function.node.add_dependency(migrations.migrations.resource)
         self.http_api = HttpApiConstruct(
@@ -333,12 +369,17 @@ class MonitoringStack(Stack):
                 **api.route_functions.functions,
                 JOBS_GROUP: api.jobs.function,
                 "migrations": migrations.migrations.runner,
+                **api.events.functions,
             },
             cluster=data.database.cluster,
             max_acu=config.aurora_max_acu,
             tables=[data.tables.locks, data.tables.idempotency],
             alarm_email=config.alarm_email,
         )
+        self.outbox_alarms = outbox_alarms(
+            self, events_construct=api.events, topic=self.monitoring.topic
+        )
+        self.monitoring.dashboard.add_widgets(*outbox_widgets())
 
 
 @dataclass(frozen=True)
@@ -362,6 +403,7 @@ def connection_budget(config: EnvironmentConfig) -> int:
 def check_concurrency(config: EnvironmentConfig, routes: Sequence[Route]) -> None:
     total = len(route_groups(routes)) * config.api_reserved_concurrency
     total += MIGRATION_RESERVED_CONCURRENCY + JOBS_RESERVED_CONCURRENCY
+    total += RELAY_RESERVED_CONCURRENCY
     budget = connection_budget(config)
     if total > budget:
         raise ConfigError(

@@ -27,6 +27,9 @@ AUDIT_ANCHOR_RETENTION_DAYS: Final = 400
 AUDIT_VERIFY_FAILURES_METRIC: Final = "AuditVerifyFailures"
 AUDIT_ANCHOR_AGE_METRIC: Final = "AuditAnchorAgeSeconds"
 
+# The EventBridge source of every outbox event; rules match on it.
+OUTBOX_EVENT_SOURCE: Final = "alquimista.outbox"
+
 TENANT_SETTING: Final = "app.current_tenant_id"
 TENANT_HEADER: Final = "x-tenant-id"
 TENANT_CLAIM: Final = "custom:tenant_id"
@@ -66,6 +69,18 @@ class ResourceNames:
     def audit_anchor_bucket(self) -> str:
         """The local (moto) anchor bucket; on AWS CloudFormation names it (names are global)."""
         return f"{self.prefix}-audit-anchors"
+
+    @property
+    def activity_table(self) -> str:
+        return f"{self.prefix}-activity"
+
+    @property
+    def event_bus(self) -> str:
+        return f"{self.prefix}-events"
+
+    @property
+    def activity_queue(self) -> str:
+        return f"{self.prefix}-activity"
 
     @property
     def runtime_db_role(self) -> str:

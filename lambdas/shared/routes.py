@@ -88,6 +88,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", "/api/audit", "audit", permission="audit:read"),
     Route("GET", "/api/audit/verify", "audit", permission="audit:read"),
     Route("GET", "/api/plans", "plans", permission="plans:read"),
+    Route("GET", "/api/activity", "activity", permission="activity:read"),
     Route("GET", "/api/plans/{plan_id}", "plans", permission="plans:read"),
 )
 

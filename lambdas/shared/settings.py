@@ -103,6 +103,42 @@ class JobSettings(ApiSettings, AuditAnchorSettings):
     locks_table: str = Field(alias="LOCKS_TABLE_NAME")
 
 
+class OutboxRelaySettings(ApiSettings):
+    """The outbox relay: the API's database access plus the bus it publishes to."""
+
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME")
+    outbox_batch_size: int = Field(default=1000, ge=1, le=5000, alias="OUTBOX_BATCH_SIZE")
+    outbox_claim_s: int = Field(default=120, ge=10, alias="OUTBOX_CLAIM_S")
+    outbox_max_attempts: int = Field(default=8, ge=1, le=50, alias="OUTBOX_MAX_ATTEMPTS")
+
+
+class ActivitySettings(ApiSettings):
+    """The activity route group reads the feed table the activity consumer writes."""
+
+    activity_table: str = Field(alias="ACTIVITY_TABLE_NAME")
+
+
+class ActivityConsumerSettings(ServiceSettings):
+    """The activity consumer needs no database: it projects events into DynamoDB."""
+
+    activity_table: str = Field(alias="ACTIVITY_TABLE_NAME")
+
+
+@lru_cache(maxsize=1)
+def get_outbox_relay_settings() -> OutboxRelaySettings:
+    return OutboxRelaySettings()  # type: ignore[call-arg,unused-ignore]
+
+
+@lru_cache(maxsize=1)
+def get_activity_settings() -> ActivitySettings:
+    return ActivitySettings()  # type: ignore[call-arg,unused-ignore]
+
+
+@lru_cache(maxsize=1)
+def get_activity_consumer_settings() -> ActivityConsumerSettings:
+    return ActivityConsumerSettings()  # type: ignore[call-arg,unused-ignore]
+
+
 def environment_variables(model: type[BaseSettings], **values: Any) -> dict[str, str]:
     """The environment variables that give ``model``'s fields these values, by field name.
 

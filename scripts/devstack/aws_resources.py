@@ -12,12 +12,15 @@ import boto3
 
 from lambdas.shared.constants import resource_names
 from lambdas.shared.settings import (
+    ActivitySettings,
     AuditSettings,
     BillingSettings,
     JobSettings,
     MigrationSettings,
+    OutboxRelaySettings,
     environment_variables,
 )
+from scripts.devstack.events import provision_events
 from scripts.devstack.postgres import ConnectionInfo
 
 # Fixed, documented webhook signing secrets of the local stack (README, docs/api.md), so
@@ -36,6 +39,8 @@ class LocalResources:
     locks_table: str
     idempotency_table: str
     audit_anchor_bucket: str
+    activity_table: str = ""
+    event_bus: str = ""
 
     def lambda_environment(self, env: str) -> dict[str, str]:
         """The variables the stacks give the Lambdas (every function's, in one process),
@@ -58,6 +63,8 @@ class LocalResources:
                 master_secret_id=self.db_secret_arn,
                 runtime_secret_id=self.runtime_secret_arn,
             ),
+            **environment_variables(ActivitySettings, activity_table=self.activity_table or None),
+            **environment_variables(OutboxRelaySettings, event_bus_name=self.event_bus or None),
         }
 
 
@@ -141,6 +148,7 @@ def provision(
     _ensure_table(ddb, names.locks_table, "lock_id", "expires_at")
     _ensure_table(ddb, names.idempotency_table, "id", "expiration")
     _ensure_anchor_bucket(boto3.client("s3"), names.audit_anchor_bucket)
+    provision_events(names)
     return LocalResources(
         db_secret_arn=db_arn,
         runtime_secret_arn=runtime_arn,
@@ -148,6 +156,8 @@ def provision(
         locks_table=names.locks_table,
         idempotency_table=names.idempotency_table,
         audit_anchor_bucket=names.audit_anchor_bucket,
+        activity_table=names.activity_table,
+        event_bus=names.event_bus,
     )
 
 

@@ -116,6 +116,7 @@ CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
         _status(200, 200, 200, 200, 200),
     ),
     "GET /api/plans": (lambda w, a: Call("/api/plans"), READ),
+    "GET /api/activity": (lambda w, a: Call("/api/activity"), _status(401, 403, 200, 200, 403)),
     "GET /api/plans/{plan_id}": (
         lambda w, a: Call(f"/api/plans/{find_plan('starter').id}"),
         READ,

@@ -11,6 +11,7 @@ from aws_cdk import App
 from lambdas.shared.constants import Environment
 from lambdas.shared.routes import GROUPS, ROUTES
 from stacks.config import EnvironmentConfig, load_config
+from stacks.events import CONSUMER_HANDLER, RELAY_HANDLER
 from stacks.jobs import JOBS_HANDLER
 from stacks.migrations import MIGRATION_HANDLER
 from stacks.packaging.base import REPO_ROOT
@@ -37,7 +38,8 @@ def _group_functions(synthesis: Synthesis) -> dict[str, dict[str, Any]]:
     return {
         props["Handler"].split(".")[1]: props
         for props in _python_functions(synthesis).values()
-        if props["Handler"] not in (MIGRATION_HANDLER, JOBS_HANDLER)
+        if props["Handler"]
+        not in (MIGRATION_HANDLER, JOBS_HANDLER, RELAY_HANDLER, CONSUMER_HANDLER)
     }
 
 
@@ -118,7 +120,8 @@ def test_a_function_per_group_plus_migrations_all_python313_arm64(synthesis: Syn
     functions = _python_functions(synthesis)
     handlers = sorted(f["Handler"] for f in functions.values())
     expected = sorted(
-        {r.handler for r in ROUTES} | {MIGRATION_HANDLER, JOBS_HANDLER},
+        {r.handler for r in ROUTES}
+        | {MIGRATION_HANDLER, JOBS_HANDLER, RELAY_HANDLER, CONSUMER_HANDLER},
     )
     assert handlers == expected
     for props in functions.values():

@@ -32,3 +32,11 @@ def world(lambda_env: LocalResources, owner: psycopg.Connection[Any]) -> World:
     return World(
         a=create_tenant(owner, plan="professional"), b=create_tenant(owner, plan="starter")
     )
+
+
+@pytest.fixture
+def owner_conn(db: TestDatabase) -> Iterator[psycopg.Connection[Any]]:
+    """The owner with row security off: sees and changes every tenant's rows (fault injection)."""
+    with db.owner() as conn:
+        conn.execute("SET row_security = off")
+        yield conn
