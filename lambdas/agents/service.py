@@ -15,6 +15,7 @@ from lambdas.agents.models import (
     EntitlementSource,
 )
 from lambdas.shared.errors import Conflict, NotFound, ValidationFailed
+from lambdas.shared.scope import ChangeRecorder
 
 
 class AgentNotFound(NotFound):
@@ -51,7 +52,7 @@ class ActivationStore(Protocol):
     def list_active(self) -> list[ActiveAgent]: ...
 
 
-class AgentsUow(Protocol):
+class AgentsUow(ChangeRecorder, Protocol):
     @property
     def catalog(self) -> CatalogReader: ...
 
@@ -133,6 +134,12 @@ def activate_agent(
         if current is not None and current.status == "active" and current.source == source:
             return current
         activation = uow.activations.activate(agent_id, actor_id=actor_id, source=source)
+        uow.record(
+            "agent.activated",
+            aggregate_type="agent",
+            aggregate_id=str(agent_id),
+            payload={"agent_id": agent_id, "source": source, "activated_by": actor_id},
+        )
         uow.commit()
         return activation
 
@@ -155,5 +162,11 @@ def deactivate_agent(uow_factory: AgentsUowFactory, agent_id: UUID) -> Activatio
         if current.status != "active":
             return current
         deactivated = uow.activations.deactivate(agent_id)
+        uow.record(
+            "agent.deactivated",
+            aggregate_type="agent",
+            aggregate_id=str(agent_id),
+            payload={"agent_id": agent_id},
+        )
         uow.commit()
         return deactivated

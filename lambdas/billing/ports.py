@@ -22,6 +22,7 @@ from lambdas.billing.models import (
     WebhookProvider,
 )
 from lambdas.billing.providers import SubscriptionChange
+from lambdas.shared.scope import ChangeRecorder
 
 
 class CatalogReader(Protocol):
@@ -144,7 +145,7 @@ class PaymentEventStore(Protocol):
     def list_for_tenant(self, *, limit: int) -> list[PaymentEventResponse]: ...
 
 
-class SubscriptionsUow(Protocol):
+class SubscriptionsUow(ChangeRecorder, Protocol):
     @property
     def catalog(self) -> CatalogReader: ...
 
@@ -154,7 +155,7 @@ class SubscriptionsUow(Protocol):
     def commit(self) -> None: ...
 
 
-class TrialsUow(Protocol):
+class TrialsUow(ChangeRecorder, Protocol):
     @property
     def catalog(self) -> CatalogReader: ...
 
@@ -164,7 +165,7 @@ class TrialsUow(Protocol):
     def commit(self) -> None: ...
 
 
-class CommercialRequestsUow(Protocol):
+class CommercialRequestsUow(ChangeRecorder, Protocol):
     @property
     def commercial_requests(self) -> CommercialRequestStore: ...
 
@@ -174,7 +175,7 @@ class CommercialRequestsUow(Protocol):
     def commit(self) -> None: ...
 
 
-class PaymentsUow(Protocol):
+class PaymentsUow(ChangeRecorder, Protocol):
     @property
     def subscriptions(self) -> SubscriptionStore: ...
 

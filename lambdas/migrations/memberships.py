@@ -14,7 +14,10 @@ import psycopg
 from psycopg import errors
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdas.shared.audit import AuditWriter
 from lambdas.shared.db import set_tenant
+from lambdas.shared.events import validated_payload
+from lambdas.shared.outbox import OutboxWriter
 
 Role = Literal["viewer", "member", "admin"]
 MembershipStatus = Literal["active", "invited", "suspended"]
@@ -115,6 +118,7 @@ def grant_membership(conn: psycopg.Connection[Any], request: GrantMembership) ->
     if tenant_id is None or user is None:
         raise RuntimeError("tenant or user row missing after upsert")
     add_membership(conn, tenant_id=tenant_id, user_id=user[0], role=request.role)
+    _record_grant(conn, tenant_id=tenant_id, user_id=user[0], role=request.role)
     return MembershipGranted(
         tenant_id=tenant_id, user_id=user[0], role=request.role, tenant_created=existing is None
     )
@@ -139,3 +143,23 @@ def add_membership(
         if exc.diag.column_name != "role_id":
             raise
         raise UnknownRole(f"no role named {role!r}") from exc
+
+
+def _record_grant(
+    conn: psycopg.Connection[Any], *, tenant_id: uuid.UUID, user_id: uuid.UUID, role: str
+) -> None:
+    """The grant's audit row and ``membership.granted`` event, in the grant's transaction (an
+    operator action: actor ``system``). ``add_membership`` left the transaction scoped to the
+    tenant, as both writers require."""
+    payload = validated_payload(
+        "membership.granted", 1, "membership", {"user_id": user_id, "role": role}
+    )
+    AuditWriter(conn, tenant_id=tenant_id, actor_id=None, actor_type="system").append(
+        "membership.granted", resource_type="membership", resource_id=str(user_id), details=payload
+    )
+    OutboxWriter(conn, tenant_id=tenant_id).emit(
+        "membership.granted",
+        aggregate_type="membership",
+        aggregate_id=str(user_id),
+        payload=payload,
+    )

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from lambdas.shared.outbox import PLATFORM_TENANT
+from lambdas.shared.constants import PLATFORM_TENANT
 
 
 class OutboxEvent(BaseModel):

@@ -23,9 +23,11 @@ from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
 import rfc8785
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from lambdas.shared.db import Connection
+from lambdas.shared.constants import PLATFORM_TENANT
+from lambdas.shared.db import Connection, set_tenant
 
 HASH_VERSION = 1
 CHAIN_PREFIX = b"alquimista-audit/v1\n"
@@ -82,20 +84,25 @@ class AuditWriter:
     ) -> AuditRecord:
         """Append one row in the current transaction. ``details`` holds ids and hashes only
         (lower snake case keys; strings, safe integers, booleans, null, lists, objects)."""
-        row = self._conn.execute(
-            _APPEND_SQL,
-            {
-                "tenant": self._tenant_id,
-                "actor": self._actor_id,
-                "actor_type": self._actor_type,
-                "action": action,
-                "resource_type": resource_type,
-                "resource_id": resource_id,
-                "outcome": outcome,
-                "request_id": self._request_id,
-                "metadata": Jsonb(dict(details or {})),
-            },
-        ).fetchone()
+        # a cursor of its own: the caller's connection may return tuples (the migration function)
+        row = (
+            self._conn.cursor(row_factory=dict_row)
+            .execute(
+                _APPEND_SQL,
+                {
+                    "tenant": self._tenant_id,
+                    "actor": self._actor_id,
+                    "actor_type": self._actor_type,
+                    "action": action,
+                    "resource_type": resource_type,
+                    "resource_id": resource_id,
+                    "outcome": outcome,
+                    "request_id": self._request_id,
+                    "metadata": Jsonb(dict(details or {})),
+                },
+            )
+            .fetchone()
+        )
         if row is None:
             raise LookupError("audit_append_v1 returned no row")
         return AuditRecord(
@@ -104,6 +111,50 @@ class AuditWriter:
             row_hash=bytes(row["row_hash"]).hex(),
             occurred_at=row["occurred_at"],
         )
+
+
+class PlatformAuditWriter(AuditWriter):
+    """Appends to the platform's own chain (``PLATFORM_TENANT``, migration 029) the writes of a
+    transaction scoped to no tenant (public routes, unmatched webhooks). The append function
+    only writes the chain of the transaction's tenant, so the scope is switched to the platform
+    tenant for the append alone and back to no tenant after it."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        actor_id: UUID | None,
+        actor_type: str = "anonymous",
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            conn,
+            tenant_id=PLATFORM_TENANT,
+            actor_id=actor_id,
+            actor_type=actor_type,
+            request_id=request_id,
+        )
+
+    def append(
+        self,
+        action: str,
+        *,
+        resource_type: str,
+        resource_id: str | None = None,
+        outcome: str = "success",
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditRecord:
+        set_tenant(self._conn, PLATFORM_TENANT)
+        try:
+            return super().append(
+                action,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                outcome=outcome,
+                details=details,
+            )
+        finally:
+            set_tenant(self._conn, None)
 
 
 # ---- canonical JSON and hashes -----------------------------------------------------------

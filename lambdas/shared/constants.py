@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final, Literal
+from uuid import UUID
 
 Environment = Literal["dev", "prod"]
 ENVIRONMENTS: Final[tuple[Environment, ...]] = ("dev", "prod")
@@ -30,6 +31,8 @@ AUDIT_ANCHOR_AGE_METRIC: Final = "AuditAnchorAgeSeconds"
 # The EventBridge source of every outbox event; rules match on it.
 OUTBOX_EVENT_SOURCE: Final = "alquimista.outbox"
 
+# The reserved tenant (nil UUID, migration 029) whose chain and outbox hold what no tenant owns.
+PLATFORM_TENANT: Final = UUID(int=0)
 TENANT_SETTING: Final = "app.current_tenant_id"
 TENANT_HEADER: Final = "x-tenant-id"
 TENANT_CLAIM: Final = "custom:tenant_id"

@@ -22,6 +22,7 @@ from psycopg.rows import dict_row
 from psycopg.types import TypeInfo
 
 from lambdas.shared.constants import TENANT_SETTING
+from lambdas.shared.events import validated_payload
 from lambdas.shared.observability import logger
 from lambdas.shared.pgconnect import ONE_REFRESH, connect_with_retry
 from lambdas.shared.secrets import DbCredentials
@@ -220,6 +221,30 @@ class UnitOfWork:
         """The request's outbox, emitting in this unit's transaction."""
         self._inside()
         return self.scope.outbox
+
+    def record(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Mapping[str, Any],
+        version: int = 1,
+    ) -> None:
+        """Record one state change in this unit's transaction: its audit row (the event's
+        payload as details: ids and non-personal fields only) and its outbox event, both under
+        the event's catalogued name (``lambdas/shared/events.py``)."""
+        data = validated_payload(event_type, version, aggregate_type, payload)
+        self.audit.append(
+            event_type, resource_type=aggregate_type, resource_id=aggregate_id, details=data
+        )
+        self.outbox.emit(
+            event_type,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            payload=data,
+            version=version,
+        )
 
     def commit(self) -> None:
         self._inside()

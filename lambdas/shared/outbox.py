@@ -7,16 +7,16 @@ the events with the change they announce. The relay (lambdas/outbox) publishes t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 from uuid import UUID, uuid4
 
 from psycopg.types.json import Jsonb
 
+from lambdas.shared.constants import PLATFORM_TENANT
 from lambdas.shared.db import Connection
 from lambdas.shared.events import validated_payload
 
 # The tenant of platform events (emitted by a transaction scoped to no tenant).
-PLATFORM_TENANT: Final = UUID(int=0)
 
 _APPEND_SQL = """
     SELECT alquimista_platform.outbox_append_v1(%s, %s, %s, %s, %s, %s, %s) AS seq

@@ -16,8 +16,10 @@ import boto3
 from aws_lambda_powertools.utilities import parameters
 
 from lambdas.shared import idempotency
-from lambdas.shared.db import Database
-from lambdas.shared.scope import ActorType, RequestScope, Writers
+from lambdas.shared.audit import AuditWriter, PlatformAuditWriter
+from lambdas.shared.db import Connection, Database
+from lambdas.shared.outbox import OutboxWriter
+from lambdas.shared.scope import ActorType, AuditLog, Outbox, RequestScope, Writers
 from lambdas.shared.secrets import DbCredentials, get_db_credentials
 from lambdas.shared.settings import (
     ApiSettings,
@@ -30,11 +32,29 @@ from lambdas.shared.settings import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-# The audit and outbox writers every request scope offers its units of work, each a callable
-# ``(connection, scope) -> writer`` built on first use in a transaction, e.g.
-#   audit=lambda conn, scope: AuditWriter(conn, tenant_id=scope.tenant_id,
-#       actor_id=scope.actor_id, actor_type=scope.actor_type, request_id=scope.request_id)
-WRITERS = Writers(audit=None, outbox=None)
+
+def _audit_writer(conn: Connection, scope: RequestScope) -> AuditLog:
+    """The transaction's tenant chain, or the platform's when it is scoped to no tenant."""
+    if scope.tenant_id is None:
+        return PlatformAuditWriter(
+            conn, actor_id=scope.actor_id, actor_type=scope.actor_type, request_id=scope.request_id
+        )
+    return AuditWriter(
+        conn,
+        tenant_id=scope.tenant_id,
+        actor_id=scope.actor_id,
+        actor_type=scope.actor_type,
+        request_id=scope.request_id,
+    )
+
+
+def _outbox_writer(conn: Connection, scope: RequestScope) -> Outbox:
+    return OutboxWriter(conn, tenant_id=scope.tenant_id)
+
+
+# The audit and outbox writers every request scope offers its units of work, each built on
+# first use in a transaction over that transaction's connection.
+WRITERS = Writers(audit=_audit_writer, outbox=_outbox_writer)
 
 
 class Runtime:

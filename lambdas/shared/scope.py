@@ -67,6 +67,21 @@ class Outbox(Protocol):
     ) -> Any: ...
 
 
+class ChangeRecorder(Protocol):
+    """What a service's unit of work offers to record one state change: its audit row and its
+    outbox event, in the unit's transaction (``lambdas.shared.db.UnitOfWork.record``)."""
+
+    def record(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Mapping[str, Any],
+        version: int = 1,
+    ) -> None: ...
+
+
 # Build a writer over the scope's open transaction (its connection) for this scope's request.
 AuditFactory = Callable[["Connection", "RequestScope"], AuditLog]
 OutboxFactory = Callable[["Connection", "RequestScope"], Outbox]

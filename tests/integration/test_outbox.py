@@ -10,9 +10,10 @@ import pytest
 
 from lambdas.outbox import service
 from lambdas.outbox.service import RelayOptions
+from lambdas.shared.constants import PLATFORM_TENANT
 from lambdas.shared.db import UnitOfWork
 from lambdas.shared.events import InvalidEventPayload, UnknownEvent
-from lambdas.shared.outbox import PLATFORM_TENANT, OutboxWriter
+from lambdas.shared.outbox import OutboxWriter
 from lambdas.shared.scope import RequestScope
 from tests.support.database import TestDatabase
 from tests.support.factories import create_tenant

@@ -4,7 +4,7 @@ ports and record commits."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +13,7 @@ from typing import Any
 from lambdas.billing.models import CommercialRequestIn, CommercialRequestResponse, PlanPrice
 from lambdas.billing.ports import LocatedSubscription
 from lambdas.billing.providers import SubscriptionChange
+from lambdas.shared.events import validated_payload
 
 
 @dataclass
@@ -130,9 +131,24 @@ class FakeBillingUow:
     commits: int = 0
     # the tenant of each unit of work opened (None: no tenant)
     tenants: list[uuid.UUID | None] = field(default_factory=list)
+    # (event type, aggregate id) of each change recorded (audit row + outbox event)
+    recorded: list[tuple[str, str]] = field(default_factory=list)
 
     def commit(self) -> None:
         self.commits += 1
+
+    def record(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Mapping[str, Any],
+        version: int = 1,
+    ) -> None:
+        # checked against the catalog as the real unit of work does
+        validated_payload(event_type, version, aggregate_type, payload)
+        self.recorded.append((event_type, aggregate_id))
 
     def factory(self) -> Callable[[], AbstractContextManager[Any]]:
         @contextmanager

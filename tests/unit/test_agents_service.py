@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from lambdas.agents.models import (
     AgentResponse,
     EntitlementSource,
 )
+from lambdas.shared.events import validated_payload
 
 
 def _agent(slug: str) -> AgentResponse:
@@ -84,9 +86,22 @@ class FakeAgentsUow:
     catalog: FakeCatalog
     activations: FakeActivations
     committed: bool = False
+    recorded: list[tuple[str, str]] = field(default_factory=list)
 
     def commit(self) -> None:
         self.committed = True
+
+    def record(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Mapping[str, Any],
+        version: int = 1,
+    ) -> None:
+        validated_payload(event_type, version, aggregate_type, payload)
+        self.recorded.append((event_type, aggregate_id))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from lambdas.outbox.models import OutboxEvent
 from lambdas.outbox.publisher import EventBridgePublisher, batches
-from lambdas.shared.outbox import PLATFORM_TENANT
+from lambdas.shared.constants import PLATFORM_TENANT
 
 
 def _event(payload: dict[str, Any] | None = None, tenant: uuid.UUID | None = None) -> OutboxEvent:

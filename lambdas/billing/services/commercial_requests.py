@@ -39,5 +39,15 @@ def submit_commercial_request(
         if count > COMMERCIAL_REQUESTS_PER_IP:
             raise CommercialRequestsRateLimited("too many requests from this address; retry later")
         created = uow.commercial_requests.create(request, source_ip_hash=subject)
+        uow.record(
+            "commercial_request.created",
+            aggregate_type="commercial_request",
+            aggregate_id=str(created.id),
+            payload={
+                "commercial_request_id": created.id,
+                "plan_id": request.plan_id,
+                "subnucleo_ids": request.subnucleo_ids,
+            },
+        )
         uow.commit()
         return created

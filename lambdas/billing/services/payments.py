@@ -67,6 +67,19 @@ def receive_payment_webhook(
         uow.payment_events.finish(
             row_id, status=status, subscription_id=subscription_id, error=reason
         )
+        uow.record(
+            "payment.event_applied",
+            aggregate_type="payment_event",
+            aggregate_id=str(row_id),
+            payload={
+                "payment_event_id": row_id,
+                "provider": provider,
+                "provider_event_type": event.event_type,
+                "subscription_id": subscription_id,
+                "amount": event.amount,
+                "currency": event.currency,
+            },
+        )
         uow.commit()
         return WebhookReceipt(event_id=event.event_id, status=status)
 

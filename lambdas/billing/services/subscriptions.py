@@ -59,6 +59,17 @@ def subscribe(
         subscription = uow.subscriptions.create(
             plan, interval=request.billing_interval, amount=amount
         )
+        uow.record(
+            "subscription.created",
+            aggregate_type="subscription",
+            aggregate_id=str(subscription.id),
+            payload={
+                "subscription_id": subscription.id,
+                "plan_id": subscription.plan_id,
+                "billing_interval": subscription.billing_interval,
+                "status": subscription.status,
+            },
+        )
         uow.commit()
         return subscription
 
@@ -79,6 +90,17 @@ def change_plan(
         if current.plan_id == plan.id and current.billing_interval == interval:
             return current
         changed = uow.subscriptions.change_plan(current.id, plan, interval=interval, amount=amount)
+        uow.record(
+            "subscription.plan_changed",
+            aggregate_type="subscription",
+            aggregate_id=str(changed.id),
+            payload={
+                "subscription_id": changed.id,
+                "from_plan_id": current.plan_id,
+                "to_plan_id": changed.plan_id,
+                "billing_interval": changed.billing_interval,
+            },
+        )
         uow.commit()
         return changed
 
@@ -90,5 +112,15 @@ def cancel_subscription(uow_factory: SubscriptionsUowFactory) -> SubscriptionRes
         if current is None:
             raise NoActiveSubscription("the tenant has no active subscription")
         canceled = uow.subscriptions.cancel(current.id)
+        uow.record(
+            "subscription.canceled",
+            aggregate_type="subscription",
+            aggregate_id=str(canceled.id),
+            payload={
+                "subscription_id": canceled.id,
+                "plan_id": canceled.plan_id,
+                "canceled_at": canceled.canceled_at,
+            },
+        )
         uow.commit()
         return canceled

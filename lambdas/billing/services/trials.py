@@ -54,6 +54,18 @@ def start_trial(
             expires_at=now + timedelta(days=TRIAL_DURATION_DAYS),
             max_usage=TRIAL_MAX_USAGE,
         )
+        uow.record(
+            "trial.started",
+            aggregate_type="trial",
+            aggregate_id=str(trial.id),
+            payload={
+                "trial_id": trial.id,
+                "agent_id": trial.agent_id,
+                "subnucleo_id": trial.subnucleo_id,
+                "expires_at": trial.expires_at,
+                "max_usage": trial.max_usage,
+            },
+        )
         uow.commit()
         return trial
 
@@ -79,6 +91,16 @@ def record_trial_use(uow_factory: TrialsUowFactory, trial_id: UUID) -> TrialResp
             if uow.trials.get(trial_id) is None:
                 raise TrialNotFound("trial not found")
             raise TrialUsedUp("the trial has expired or has no uses left")
+        uow.record(
+            "trial.used",
+            aggregate_type="trial",
+            aggregate_id=str(used.id),
+            payload={
+                "trial_id": used.id,
+                "usage_count": used.usage_count,
+                "remaining_usage": used.remaining_usage,
+            },
+        )
         uow.commit()
         return used
 
