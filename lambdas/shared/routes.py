@@ -26,6 +26,9 @@ class Route:
     permission: str | None = None
     # Webhooks deduplicate by the provider's event id instead, after checking the signature.
     accepts_idempotency_key: bool = True
+    # A route that changes state writes one audit row and its outbox event in its transaction;
+    # one that must not (or cannot) says why here. tests/integration/test_every_write_is_recorded.py
+    audit_exempt: str | None = None
 
     @property
     def route_key(self) -> str:

@@ -1,0 +1,229 @@
+"""Every route that changes state leaves exactly one audit row and its outbox event, in its own
+transaction, unless the route table exempts it with a reason (issue 11 §4).
+
+The recipes below drive each writing route once, successfully, through its handler. A route
+added to the table without a recipe (and without an exemption) fails
+``test_every_writing_route_has_a_recipe_or_an_exemption``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from lambdas.shared.routes import ROUTES
+from scripts.devstack.aws_resources import DEV_WEBHOOK_SECRETS, LocalResources
+from scripts.devstack.seed_catalog import (
+    dev_subscription_ids,
+    find_agent,
+    find_plan,
+    find_subnucleo,
+)
+from scripts.devstack.webhook_events import stripe_delivery, stripe_event
+from tests.integration.conftest import World
+from tests.support.handlers import HandlerResult, call
+
+Conn = psycopg.Connection[dict[str, Any]]
+SALES_AGENT = find_agent("sdr-prospector")  # Professional (tenant a) includes it
+MARKETING = find_subnucleo("marketing")
+
+
+@dataclass
+class Story:
+    world: World
+    trial_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    route_key: str
+    action: str  # the audit action and outbox event type the write records
+    run: Callable[[Story], HandlerResult]
+
+
+def _webhook(story: Story) -> HandlerResult:
+    _, subscription, customer = dev_subscription_ids(story.world.a.id)
+    event = stripe_event("invoice.payment_failed", subscription=subscription, customer=customer)
+    delivery = stripe_delivery(DEV_WEBHOOK_SECRETS["stripe"], event)
+    path, _, query = delivery.path.partition("?")
+    return call("POST", path, raw_body=delivery.body, headers=delivery.headers, query=query)
+
+
+def _start_trial(story: Story) -> HandlerResult:
+    result = call(
+        "POST",
+        "/api/billing/trials",
+        user=story.world.b.user("admin"),
+        body={"subnucleo_id": str(MARKETING.id)},
+    )
+    story.trial_id = result.body.get("id") if isinstance(result.body, dict) else None
+    return result
+
+
+# In story order: each recipe may rely on what the ones before it did.
+RECIPES: tuple[Recipe, ...] = (
+    Recipe("POST /api/billing/webhooks/{provider}", "payment.event_applied", _webhook),
+    Recipe(
+        "POST /api/agents/{agent_id}/activate",
+        "agent.activated",
+        lambda s: call(
+            "POST", f"/api/agents/{SALES_AGENT.id}/activate", user=s.world.a.user("admin")
+        ),
+    ),
+    Recipe(
+        "POST /api/agents/{agent_id}/deactivate",
+        "agent.deactivated",
+        lambda s: call(
+            "POST", f"/api/agents/{SALES_AGENT.id}/deactivate", user=s.world.a.user("admin")
+        ),
+    ),
+    Recipe(
+        "POST /api/billing/change-plan",
+        "subscription.plan_changed",
+        lambda s: call(
+            "POST",
+            "/api/billing/change-plan",
+            user=s.world.a.user("admin"),
+            body={"plan_id": str(find_plan("enterprise").id)},
+        ),
+    ),
+    Recipe(
+        "POST /api/billing/cancel",
+        "subscription.canceled",
+        lambda s: call("POST", "/api/billing/cancel", user=s.world.b.user("admin")),
+    ),
+    Recipe(
+        "POST /api/billing/subscribe",
+        "subscription.created",
+        lambda s: call(
+            "POST",
+            "/api/billing/subscribe",
+            user=s.world.b.user("admin"),
+            body={"plan_id": str(find_plan("starter").id), "billing_interval": "month"},
+        ),
+    ),
+    Recipe("POST /api/billing/trials", "trial.started", _start_trial),
+    Recipe(
+        "POST /api/billing/trials/{trial_id}/usage",
+        "trial.used",
+        lambda s: call(
+            "POST", f"/api/billing/trials/{s.trial_id}/usage", user=s.world.b.user("member")
+        ),
+    ),
+    Recipe(
+        "POST /api/billing/commercial-requests",
+        "commercial_request.created",
+        lambda s: call(
+            "POST",
+            "/api/billing/commercial-requests",
+            body={
+                "company_name": "Empresa Exemplo Ltda",
+                "contact_name": "Contato Exemplo",
+                "email": "contato@example.com",
+                "consent_given": True,
+            },
+        ),
+    ),
+)
+
+
+def _writing_routes() -> set[str]:
+    return {r.route_key for r in ROUTES if r.method != "GET" and r.audit_exempt is None}
+
+
+def test_every_writing_route_has_a_recipe_or_an_exemption() -> None:
+    recipes = {recipe.route_key for recipe in RECIPES}
+
+    assert _writing_routes() - recipes == set(), "writing routes nobody checks for an audit row"
+    assert recipes - _writing_routes() == set(), "recipes for routes that are gone or exempt"
+
+
+def test_exemptions_state_a_reason() -> None:
+    for route in ROUTES:
+        if route.audit_exempt is not None:
+            assert len(route.audit_exempt.strip()) >= 10, route.route_key
+
+
+def _counts(conn: Conn) -> tuple[int, int]:
+    row = conn.execute(
+        """
+        SELECT (SELECT count(*) FROM alquimista_platform.audit_logs) AS audit,
+               (SELECT count(*) FROM alquimista_platform.domain_outbox) AS events
+        """
+    ).fetchone()
+    assert row is not None
+    return int(row["audit"]), int(row["events"])
+
+
+def _latest(conn: Conn) -> dict[str, Any]:
+    audit = conn.execute(
+        """
+        SELECT action, resource_id, outcome FROM alquimista_platform.audit_logs
+        ORDER BY created_at DESC LIMIT 1
+        """
+    ).fetchone()
+    event = conn.execute(
+        """
+        SELECT event_type, aggregate_id FROM alquimista_platform.domain_outbox
+        ORDER BY created_at DESC LIMIT 1
+        """
+    ).fetchone()
+    assert audit is not None
+    assert event is not None
+    return {**audit, **event}
+
+
+def test_each_writing_route_records_one_audit_row_and_its_event(
+    world: World, owner_conn: Conn, lambda_env: LocalResources
+) -> None:
+    story = Story(world)
+    for recipe in RECIPES:
+        # Given the counts before the request
+        before = _counts(owner_conn)
+
+        # When the route succeeds
+        result = recipe.run(story)
+        assert result.status in {200, 201}, (recipe.route_key, result.status, result.body)
+
+        # Then exactly one audit row and one event were added, under the same name
+        after = _counts(owner_conn)
+        assert (after[0] - before[0], after[1] - before[1]) == (1, 1), recipe.route_key
+        latest = _latest(owner_conn)
+        assert latest["action"] == latest["event_type"] == recipe.action, recipe.route_key
+        assert latest["resource_id"] == latest["aggregate_id"]
+        assert latest["outcome"] == "success"
+
+
+def test_a_failed_write_leaves_no_audit_row_and_no_event(
+    world: World, owner_conn: Conn, lambda_env: LocalResources
+) -> None:
+    # Given tenant b (Starter), whose plan does not cover the sales agent
+    before = _counts(owner_conn)
+
+    # When activating it is refused
+    refused = call("POST", f"/api/agents/{SALES_AGENT.id}/activate", user=world.b.user("admin"))
+
+    # Then nothing was recorded as a success
+    assert refused.status == 409
+    assert _counts(owner_conn) == before
+
+
+def test_a_public_write_is_recorded_in_the_platform_chain_not_a_tenant_chain(
+    world: World, owner_conn: Conn, lambda_env: LocalResources
+) -> None:
+    # When a public route writes with no tenant
+    RECIPES[-1].run(Story(world))
+
+    # Then its audit row is in the reserved platform tenant's chain, by an anonymous actor
+    row = owner_conn.execute(
+        """
+        SELECT tenant_id, actor_type, seq FROM alquimista_platform.audit_logs
+        WHERE action = 'commercial_request.created'
+        """
+    ).fetchone()
+    assert row is not None
+    assert str(row["tenant_id"]) == "00000000-0000-0000-0000-000000000000"
+    assert row["actor_type"] == "anonymous"
