@@ -8,6 +8,7 @@ Environment:
   DEV_API_PORT     gateway port (default 8000)
   DEV_STATE_DIR    where the database, the dev signing key and the lock live (default .local)
   DEV_JOBS_INTERVAL_S  how often the scheduled jobs run (default 300; 0 turns them off)
+  DEV_POOL_SIZE    execution environments (processes) per function (default 4)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, cast
+from typing import IO
 
 import psycopg
 
@@ -30,9 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.devstack.gateway import LambdaContextStub, LocalGateway, make_server  # noqa: E402
+from scripts.devstack.gateway import LocalGateway  # noqa: E402
+from scripts.devstack.gateway_server import GatewayServer  # noqa: E402
 from scripts.devstack.identities import USERS  # noqa: E402
 from scripts.devstack.jwt_keys import SigningKey  # noqa: E402
+from scripts.devstack.lambda_pool import (  # noqa: E402
+    DEFAULT_POOL_SIZE,
+    FunctionPool,
+    InvocationFailed,
+)
 from scripts.devstack.openapi import docs_routes  # noqa: E402
 from scripts.devstack.postgres import ConnectionInfo, EmbeddedPostgres  # noqa: E402
 from scripts.devstack.seed import seed_dev_data  # noqa: E402
@@ -41,9 +48,6 @@ from scripts.devstack.stack import (  # noqa: E402
     QUIET_POWERTOOLS_ENV,
     provision_and_migrate,
 )
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 DEV_DB = "alquimista"
 
@@ -117,6 +121,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds between runs of the scheduled jobs (expire_trials); 0 turns them off",
     )
     parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=int(os.environ.get("DEV_POOL_SIZE", str(DEFAULT_POOL_SIZE))),
+        help="execution environments (processes) per function (default 4)",
+    )
+    parser.add_argument(
         "--no-serve", action="store_true", help="set everything up, then exit (for smoke tests)"
     )
     return parser.parse_args(argv)
@@ -149,22 +159,26 @@ def _start_moto(stack: ExitStack, port: int) -> None:
     print(f"• moto (AWS APIs) on 127.0.0.1:{port}", flush=True)
 
 
-def _start_job_timer(stack: ExitStack, gateway: LocalGateway, interval_s: float) -> None:
-    """What EventBridge does on AWS: invoke the jobs Lambda on a schedule."""
+def _start_job_timer(stack: ExitStack, interval_s: float) -> None:
+    """What EventBridge does on AWS: invoke the jobs Lambda on a schedule, in its own
+    execution environment."""
     if interval_s <= 0:
         return
-    from lambdas.jobs.handler import lambda_handler as run_job  # noqa: PLC0415
-
+    jobs = FunctionPool(
+        "lambdas.jobs.handler.lambda_handler",
+        "alquimista-dev-jobs",
+        environment=dict(os.environ),
+        size=1,
+    )
+    stack.callback(jobs.close)
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.wait(interval_s):
-            context = LambdaContextStub(function_name="alquimista-dev-jobs")
-            with gateway.invocation_lock:
-                try:
-                    report = run_job({"job": "expire_trials"}, cast("LambdaContext", context))
-                except Exception as exc:  # a failed run is reported; the next one may pass
-                    report = {"job": "expire_trials", "ok": False, "error": type(exc).__name__}
+            try:
+                report: object = jobs.invoke({"job": "expire_trials"})
+            except InvocationFailed as failure:  # reported; the next run may pass
+                report = {"job": "expire_trials", "ok": False, "error": failure.reason}
             print(f"• scheduled job: {report}", flush=True)
 
     threading.Thread(target=loop, name="dev-jobs", daemon=True).start()
@@ -172,8 +186,7 @@ def _start_job_timer(stack: ExitStack, gateway: LocalGateway, interval_s: float)
 
 
 def _serve_until_stopped(stack: ExitStack, gateway: LocalGateway, host: str, port: int) -> None:
-    server = make_server(gateway, host, port, extra_routes=docs_routes())
-    stack.callback(server.server_close)
+    server = GatewayServer(gateway, host, port, extra_routes=docs_routes())
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -181,8 +194,8 @@ def _serve_until_stopped(stack: ExitStack, gateway: LocalGateway, host: str, por
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    stack.callback(server.shutdown)
+    server.start()
+    stack.callback(server.stop)
     stop.wait()
     print("\nstopping …", flush=True)
 
@@ -201,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_serve:
             return 0
         _print_banner(args.host, args.port, key)
-        gateway = LocalGateway(key, env=args.env)
-        _start_job_timer(stack, gateway, args.jobs_interval)
+        gateway = LocalGateway(key, env=args.env, pool_size=args.pool_size)
+        _start_job_timer(stack, args.jobs_interval)
         _serve_until_stopped(stack, gateway, args.host, args.port)
     return 0
 

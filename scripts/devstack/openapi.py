@@ -114,22 +114,36 @@ def render(spec: dict[str, Any]) -> str:
     return json.dumps(spec, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
 
 
+def _script_safe(spec_json: str) -> str:
+    """The spec as a JavaScript literal that cannot close the page's <script> element."""
+    return spec_json.replace("</", "<\\/")
+
+
 def docs_routes() -> dict[str, Callable[[], GatewayResponse]]:
-    """Swagger UI at /docs for the local gateway (assets inlined from Powertools: no CDN)."""
+    """Swagger UI at /docs for the local gateway (assets inlined from Powertools: no CDN).
+
+    Powertools' page takes the spec itself (it is written into the page as a JavaScript
+    object), not its URL; the spec is also served at /docs/openapi.json.
+    """
     from aws_lambda_powertools.event_handler.openapi import swagger_ui  # noqa: PLC0415
     from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import (  # noqa: PLC0415
         generate_swagger_html,
     )
 
     assets = Path(swagger_ui.__file__).parent
+    rendered: list[str] = []
+
+    def spec_json() -> str:
+        if not rendered:  # built once: it imports every handler module
+            rendered.append(render(build_openapi()))
+        return rendered[0]
 
     def spec() -> GatewayResponse:
-        body = render(build_openapi()).encode()
-        return GatewayResponse(200, {"content-type": "application/json"}, body)
+        return GatewayResponse(200, {"content-type": "application/json"}, spec_json().encode())
 
     def page() -> GatewayResponse:
         html = generate_swagger_html(
-            spec="/docs/openapi.json",
+            spec=_script_safe(spec_json()),
             swagger_js=(assets / "swagger-ui-bundle.min.js").read_text(),
             swagger_css=(assets / "swagger-ui.min.css").read_text(),
             swagger_base_url="",
