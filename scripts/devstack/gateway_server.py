@@ -34,7 +34,8 @@ from scripts.devstack.gateway import (
     json_error,
 )
 
-ExtraRoutes = dict[str, Callable[[], GatewayResponse]]
+# Local-only GET pages (the Swagger UI), called with the query string.
+ExtraRoutes = dict[str, Callable[[str], GatewayResponse]]
 _HOP_BY_HOP: Final = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive"})
 _STARTUP_TIMEOUT_S: Final = 30.0
 
@@ -119,10 +120,10 @@ class GatewayApp:
                 return response
         method = scope["method"]
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        query = scope["query_string"].decode("latin-1")
         extra = self.extra_routes.get(scope["path"])
         if extra is not None and method == "GET":
-            return await run_in_threadpool(extra)
-        query = scope["query_string"].decode("latin-1")
+            return await run_in_threadpool(extra, query)
         target_text = f"{raw_path}?{query}" if query else raw_path
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         client = scope.get("client") or ("127.0.0.1", 0)

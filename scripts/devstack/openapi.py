@@ -11,6 +11,7 @@ import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qs
 from typing import Any, Final
 
 from lambdas.shared.errors import ErrorBody
@@ -119,11 +120,12 @@ def _script_safe(spec_json: str) -> str:
     return spec_json.replace("</", "<\\/")
 
 
-def docs_routes() -> dict[str, Callable[[], GatewayResponse]]:
+def docs_routes() -> dict[str, Callable[[str], GatewayResponse]]:
     """Swagger UI at /docs for the local gateway (assets inlined from Powertools: no CDN).
 
     Powertools' page takes the spec itself (it is written into the page as a JavaScript
-    object), not its URL; the spec is also served at /docs/openapi.json.
+    object), not its URL; the spec is also served at /docs/openapi.json and at
+    /docs?format=json, the address the page shows.
     """
     from aws_lambda_powertools.event_handler.openapi import swagger_ui  # noqa: PLC0415
     from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import (  # noqa: PLC0415
@@ -138,10 +140,12 @@ def docs_routes() -> dict[str, Callable[[], GatewayResponse]]:
             rendered.append(render(build_openapi()))
         return rendered[0]
 
-    def spec() -> GatewayResponse:
+    def spec(query: str = "") -> GatewayResponse:
         return GatewayResponse(200, {"content-type": "application/json"}, spec_json().encode())
 
-    def page() -> GatewayResponse:
+    def page(query: str = "") -> GatewayResponse:
+        if parse_qs(query).get("format") == ["json"]:
+            return spec()
         html = generate_swagger_html(
             spec=_script_safe(spec_json()),
             swagger_js=(assets / "swagger-ui-bundle.min.js").read_text(),

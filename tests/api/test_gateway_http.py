@@ -96,6 +96,7 @@ def test_swagger_ui_and_the_spec_are_served_at_docs(api: ApiClient) -> None:
     assert page.status_code == 200
     assert "swagger-ui" in page.text
     assert spec.json()["paths"]["/health"]["get"]
+    assert api.http.get("/docs", params={"format": "json"}).json() == spec.json()
 
 
 def _raw(url: str, request: bytes, *, read_timeout_s: float = 5) -> bytes:
