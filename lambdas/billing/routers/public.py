@@ -19,8 +19,8 @@ from lambdas.billing.models import (
 )
 from lambdas.billing.repository import webhook_signing_secret
 from lambdas.shared.constants import WEBHOOK_IDEMPOTENCY_S
-from lambdas.shared.errors import ServiceUnavailable
-from lambdas.shared.idempotency import run_once
+from lambdas.shared.errors import ServiceUnavailable, ValidationFailed, error_responses
+from lambdas.shared.idempotency import OnceInProgress, run_once
 from lambdas.shared.settings import get_billing_settings
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ SIGNATURE_HEADER = "x-webhook-signature"
     "/api/billing/commercial-requests",
     status_code=201,
     summary="Ask sales to get in touch (public, rate limited per IP)",
+    responses=error_responses(service.CommercialRequestsRateLimited),
 )
 def commercial_request(request: CommercialRequestIn) -> CommercialRequestResponse:
     event = cast("APIGatewayProxyEventV2", router.current_event)
@@ -52,6 +53,9 @@ def commercial_request(request: CommercialRequestIn) -> CommercialRequestRespons
         "Signed with HMAC-SHA256 over `<X-Webhook-Timestamp>.<raw body>`, sent as "
         "`X-Webhook-Signature: v1=<hex>`; timestamps older than 5 minutes are refused. "
         "Body: `{id, type, data: {tenant_id, subscription_id, amount, currency}}`."
+    ),
+    responses=error_responses(
+        service.InvalidSignature, OnceInProgress, ValidationFailed, ServiceUnavailable
     ),
 )
 def payment_webhook(provider: Annotated[PaymentProvider, Path()]) -> WebhookReceipt:
