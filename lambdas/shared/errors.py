@@ -140,13 +140,15 @@ def _summary(error: type[AppError]) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", " ", error.__name__).lower()
 
 
-def error_responses(*errors: type[AppError]) -> dict[int, OpenAPIResponse]:
-    """OpenAPI ``responses=`` for a route: the domain errors its use case raises, by status,
-    each with the platform's error body (a test checks them against the raise sites)."""
+def error_responses(*errors: type[AppError], success: int = 200) -> dict[int, OpenAPIResponse]:
+    """OpenAPI ``responses=`` for a route: its success status (Powertools fills in the return
+    type) and the domain errors its use case raises, by status, each with the platform's error
+    body (a test checks them against the raise sites)."""
     by_status: dict[int, list[type[AppError]]] = {}
     for error in errors:
         by_status.setdefault(int(error.status), []).append(error)
-    return {
+    documented: dict[int, OpenAPIResponse] = {success: {"description": "Successful Response"}}
+    return documented | {
         status: {
             "description": "; ".join(f"`{error.code}`: {_summary(error)}" for error in group),
             "content": {"application/json": {"model": ErrorBody}},

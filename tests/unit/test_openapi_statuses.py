@@ -122,3 +122,17 @@ def test_the_shared_entry_points_statuses_are_the_platform_statuses() -> None:
     # every status the shared layer can answer is documented as a platform status, but 500
     # (never promised) and 404 for a path no route serves (no operation to document it on)
     assert (entry | handlers | mapped) - {500, 404} <= union
+
+
+@pytest.mark.parametrize("route", API_ROUTES, ids=lambda r: r.route_key)
+def test_a_route_documents_the_one_success_status_it_answers(route: Route) -> None:
+    app = importlib.import_module(f"lambdas.{route.group}.handler").app
+    registered = next(
+        r
+        for r in app._static_routes + app._dynamic_routes
+        if r.method == route.method and r.openapi_path == route.path
+    )
+    responses = build_openapi()["paths"][route.path][route.method.lower()]["responses"]
+
+    assert [s for s in responses if s < "400"] == [str(registered.status_code)]
+    assert responses[str(registered.status_code)]["content"]["application/json"]["schema"]

@@ -38,7 +38,7 @@ SIGNATURE_HEADER = "x-webhook-signature"
     "/api/billing/commercial-requests",
     status_code=201,
     summary="Ask sales to get in touch (public, rate limited per IP)",
-    responses=error_responses(service.CommercialRequestsRateLimited),
+    responses=error_responses(service.CommercialRequestsRateLimited, success=201),
 )
 def commercial_request(request: CommercialRequestIn) -> CommercialRequestResponse:
     event = cast("APIGatewayProxyEventV2", router.current_event)

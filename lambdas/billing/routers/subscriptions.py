@@ -34,7 +34,9 @@ def current_subscription() -> CurrentSubscriptionResponse:
     "/api/billing/subscribe",
     status_code=201,
     summary="Subscribe the tenant to a plan (admin)",
-    responses=error_responses(PlanNotFound, service.AlreadySubscribed, service.IntervalNotOffered),
+    responses=error_responses(
+        PlanNotFound, service.AlreadySubscribed, service.IntervalNotOffered, success=201
+    ),
 )
 def subscribe(request: SubscribeRequest) -> SubscriptionResponse:
     return service.subscribe(_uow, request)

@@ -25,7 +25,7 @@ def _uow() -> BillingUnitOfWork:
     "/api/billing/trials",
     status_code=201,
     summary="Start a trial of an agent or subnúcleo",
-    responses=error_responses(service.TrialTargetNotFound, service.TrialAlreadyUsed),
+    responses=error_responses(service.TrialTargetNotFound, service.TrialAlreadyUsed, success=201),
 )
 def start_trial(request: StartTrialRequest) -> TrialResponse:
     return service.start_trial(
