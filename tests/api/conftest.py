@@ -107,3 +107,16 @@ def world(api: ApiClient) -> ApiWorld:
         return ApiWorld(
             a=create_tenant(conn, plan="professional"), b=create_tenant(conn, plan="starter")
         )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the schemathesis operations with a known 5xx (``KNOWN_5XX``) as strict xfails."""
+    for item in items:
+        known = (
+            getattr(item.module, "KNOWN_5XX", None) if isinstance(item, pytest.Function) else None
+        )
+        if not known:
+            continue
+        for (caller, operation), reason in known.items():
+            if caller in item.originalname and item.name.endswith(f"[{operation}]"):
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
