@@ -31,15 +31,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from scripts.devstack import console  # noqa: E402
 from scripts.devstack.gateway import LocalGateway  # noqa: E402
 from scripts.devstack.gateway_server import GatewayServer  # noqa: E402
 from scripts.devstack.identities import USERS  # noqa: E402
-from scripts.devstack.jwt_keys import SigningKey  # noqa: E402
+from scripts.devstack.jwt_keys import SigningKey, local_issuer  # noqa: E402
 from scripts.devstack.lambda_pool import (  # noqa: E402
     DEFAULT_POOL_SIZE,
     FunctionPool,
     InvocationFailed,
 )
+from scripts.devstack.local_dev import state_dir  # noqa: E402
 from scripts.devstack.openapi import docs_routes  # noqa: E402
 from scripts.devstack.postgres import ConnectionInfo, EmbeddedPostgres  # noqa: E402
 from scripts.devstack.seed import seed_dev_data  # noqa: E402
@@ -111,7 +113,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--state-dir",
         type=Path,
-        default=Path(os.environ.get("DEV_STATE_DIR", ROOT / ".local")),
+        default=state_dir(),
         help="database, signing key and lock folder (default .local, git-ignored)",
     )
     parser.add_argument(
@@ -125,6 +127,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=int(os.environ.get("DEV_POOL_SIZE", str(DEFAULT_POOL_SIZE))),
         help="execution environments (processes) per function (default 4)",
+    )
+    parser.add_argument(
+        "--reset",
+        action="store_true",
+        help="delete the local database (refused while make dev runs), then exit",
     )
     parser.add_argument(
         "--no-serve", action="store_true", help="set everything up, then exit (for smoke tests)"
@@ -200,8 +207,25 @@ def _serve_until_stopped(stack: ExitStack, gateway: LocalGateway, host: str, por
     print("\nstopping …", flush=True)
 
 
+def _reset(state: Path, pg_port: int) -> int:
+    with _hold_lock(state / "dev.lock"):
+        EmbeddedPostgres(state / "postgres", port=pg_port).destroy()
+    print(f"local database in {state} removed; the next `make dev` starts from an empty cluster")
+    return 0
+
+
+def _quiet_console() -> None:
+    """Human log lines locally (JSON stays on AWS); no metrics to flush without CloudWatch."""
+    os.environ[console.ENV_FLAG] = "1"
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    console.human_logs()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    if args.reset:
+        return _reset(args.state_dir, args.pg_port)
+    _quiet_console()
     with ExitStack() as stack:
         stack.enter_context(_hold_lock(args.state_dir / "dev.lock"))
         info, dbname = _start_postgres(stack, args.state_dir, args.pg_port)
@@ -210,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         print("• migrations applied through the migration Lambda (CloudFormation Create event)")
         seed_dev_data(info.url(dbname))
         print("• dev data seeded (tenants: acme, globex; users: admin, member, viewer in each)")
-        key = SigningKey.load_or_create(args.state_dir)
+        key = SigningKey.load_or_create(args.state_dir, issuer=local_issuer(args.port))
         if args.no_serve:
             return 0
         _print_banner(args.host, args.port, key)

@@ -26,18 +26,18 @@ from lambdas.billing.repository import BillingUnitOfWork  # noqa: E402
 from lambdas.billing.service import expire_trials  # noqa: E402
 from lambdas.shared.db import Database  # noqa: E402
 from lambdas.shared.secrets import DbCredentials  # noqa: E402
-from scripts.devstack.postgres import EmbeddedPostgres  # noqa: E402
-
-DEV_DB = "alquimista"
+from scripts.devstack.local_dev import (  # noqa: E402
+    DEV_DB,
+    DevStackNotRunning,
+    running_database_url,
+)
 
 
 def _local_dev_url() -> str:
-    state_dir = Path(os.environ.get("DEV_STATE_DIR", ROOT / ".local"))
-    port = int(os.environ.get("DEV_PG_PORT", "54329"))
-    server = EmbeddedPostgres(state_dir / "postgres", port=port)
-    if not server.is_initialised():
-        raise SystemExit("no local database: start `make dev` or pass --database-url")
-    return server.connection.url(DEV_DB)
+    try:
+        return running_database_url()
+    except DevStackNotRunning as exc:
+        raise SystemExit(f"{exc} (or pass --database-url)") from None
 
 
 def _credentials(url: str) -> DbCredentials:
@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         expired = expire_trials(lambda: BillingUnitOfWork(database, None))
+    except psycopg.OperationalError:
+        raise SystemExit("cannot reach the database: is `make dev` running?") from None
     finally:
         database.close()
     print(f"expired {expired} trial(s)")

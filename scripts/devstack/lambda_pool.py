@@ -56,6 +56,10 @@ def _serve(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the gateway, which stops us
     _apply_environment(environment)
     handler = import_handler(handler_path)
+    from scripts.devstack import console  # noqa: PLC0415
+
+    if console.enabled():
+        console.human_logs()
     while True:
         try:
             message = conn.recv()

@@ -127,6 +127,7 @@ def test_make_dev_serves_survives_a_database_outage_and_stops_cleanly(
     down = httpx.get(f"{base}/health", timeout=10)
     assert down.status_code == 503
     assert down.json()["db_status"] == "unreachable"
+    assert down.json()["migrations"]["state"] == "unknown"
     assert time.monotonic() - started < 5
     pg.start()
     assert httpx.get(f"{base}/health", timeout=10).status_code == 200
