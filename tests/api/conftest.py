@@ -112,9 +112,9 @@ def world(api: ApiClient) -> ApiWorld:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the schemathesis operations with a known 5xx (``KNOWN_5XX``) as strict xfails."""
     for item in items:
-        known = (
-            getattr(item.module, "KNOWN_5XX", None) if isinstance(item, pytest.Function) else None
-        )
+        if not isinstance(item, pytest.Function):
+            continue
+        known = getattr(item.module, "KNOWN_5XX", None)
         if not known:
             continue
         for (caller, operation), reason in known.items():

@@ -49,7 +49,7 @@ KNOWN_5XX: dict[tuple[str, str], str] = {
     ("as_an_admin", "GET /api/agents"): CURSOR,
 }
 FUZZ = settings(
-    max_examples=12,
+    max_examples=10,
     deadline=None,
     derandomize=True,
     database=None,
