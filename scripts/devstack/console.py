@@ -6,33 +6,34 @@ each calls ``human_logs()`` once its handler module has created the Powertools l
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 import warnings
 from typing import Any, Final
 
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
 ENV_FLAG: Final = "DEV_HUMAN_LOGS"
 # What a log record carries beside the message that is worth one short line.
-_SHOWN: Final = ("function_name", "code", "error", "file", "version", "action", "execution_ms")
-_STANDARD: Final = frozenset(vars(logging.makeLogRecord({})))
+_SHOWN: Final = ("code", "error", "file", "version", "action", "execution_ms")
 
 
-class HumanFormatter(logging.Formatter):
-    """``12:00:01 INFO  billing  message  key=value``"""
+class HumanFormatter(LambdaPowertoolsFormatter):
+    """``12:00:01 INFO  billing    message  key=value``: Powertools' own record (appended
+    keys, extras, exception) in one line instead of a JSON document."""
 
     def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = json.loads(super().format(record))
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        extra: dict[str, Any] = {
-            k: v for k, v in vars(record).items() if k not in _STANDARD and k in _SHOWN
-        }
-        source = str(extra.pop("function_name", record.name)).removeprefix("alquimista-dev-")
-        tail = "  ".join(f"{k}={v}" for k, v in extra.items())
+        source = str(fields.get("function_name") or record.name).removeprefix("alquimista-dev-")
+        tail = "  ".join(f"{k}={fields[k]}" for k in _SHOWN if k in fields)
         line = f"{stamp} {record.levelname:<5} {source:<10} {record.getMessage()}"
         if tail:
             line += f"  {tail}"
-        if record.exc_info and record.levelno >= logging.ERROR:
-            line += "\n" + self.formatException(record.exc_info)
+        if "exception" in fields and record.levelno >= logging.ERROR:
+            line += "\n" + str(fields["exception"])
         return line
 
 
@@ -51,7 +52,7 @@ def human_logs() -> None:
     stack = logging.getLogger("gateway")
     if not stack.handlers:
         console = logging.StreamHandler()
-        console.setFormatter(formatter)
+        console.setFormatter(HumanFormatter())
         stack.addHandler(console)
         stack.setLevel(logging.INFO)
         stack.propagate = False

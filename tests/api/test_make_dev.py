@@ -22,7 +22,7 @@ from scripts.devstack.postgres import EmbeddedPostgres, free_port, port_is_open
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _wait_for(url: str, timeout_s: float = 60) -> httpx.Response:
+def _wait_for(url: str, timeout_s: float = 120) -> httpx.Response:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -104,7 +104,10 @@ def test_make_dev_serves_survives_a_database_outage_and_stops_cleanly(
     base = f"http://127.0.0.1:{ports['api']}"
 
     # Given make dev is up, its scheduled jobs running
-    assert _wait_for(f"{base}/health").status_code == 200
+    try:
+        assert _wait_for(f"{base}/health").status_code == 200
+    except httpx.TransportError as exc:
+        raise AssertionError("make dev did not serve:\n" + "".join(dev_stack.lines)) from exc
     assert "'ok': True" in dev_stack.wait_for_line("scheduled job: {'job': 'expire_trials'")
 
     # a second one refuses to start, clearly
