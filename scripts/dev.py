@@ -186,7 +186,8 @@ def _start_job_timer(stack: ExitStack, interval_s: float) -> None:
                 report: object = jobs.invoke({"job": "expire_trials"})
             except InvocationFailed as failure:  # reported; the next run may pass
                 report = {"job": "expire_trials", "ok": False, "error": failure.reason}
-            print(f"• scheduled job: {report}", flush=True)
+            if not stop.is_set():  # a run cut short by Ctrl-C is not news
+                print(f"• scheduled job: {report}", flush=True)
 
     threading.Thread(target=loop, name="dev-jobs", daemon=True).start()
     stack.callback(stop.set)

@@ -87,7 +87,7 @@ def api(
     reset_lambda_caches()
     # the functions' execution environments now serve this test's database and moto
     gateway_server.gateway.redeploy(dict(os.environ))
-    with httpx.Client(base_url=gateway_server.url, timeout=10) as client:
+    with httpx.Client(base_url=gateway_server.url, timeout=30) as client:
         yield ApiClient(client, signing_key, db)
     reset_lambda_caches()
 

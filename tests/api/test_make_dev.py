@@ -141,6 +141,11 @@ def test_make_dev_serves_survives_a_database_outage_and_stops_cleanly(
     output = "".join(dev_stack.lines)
     assert process.returncode == 0, output
     assert "Alquimista local API on" in output
+    # the console is for people: short lines, no JSON log documents, no metrics warnings
+    assert "INFO  migrations apply:" in output
+    assert '{"level"' not in output
+    assert "No application metrics" not in output
+    assert "Traceback" not in output
     assert not _postgres_processes(pg.pgdata)
     assert not port_is_open("127.0.0.1", ports["moto"])
     assert not port_is_open("127.0.0.1", ports["api"])
