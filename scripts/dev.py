@@ -9,6 +9,7 @@ Environment:
   DEV_STATE_DIR    where the database, the dev signing key and the lock live (default .local)
   DEV_JOBS_INTERVAL_S  how often the scheduled jobs run (default 300; 0 turns them off)
   DEV_OUTBOX_INTERVAL_S  how often the outbox relay and the activity consumer run (default 2)
+  DEV_POOL_SIZE    execution environments (processes) per function (default 4)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, cast
+from typing import IO
 
 import psycopg
 
@@ -31,9 +32,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.devstack.gateway import LambdaContextStub, LocalGateway, make_server  # noqa: E402
+from scripts.devstack import console  # noqa: E402
+from scripts.devstack.gateway import LocalGateway  # noqa: E402
+from scripts.devstack.gateway_server import GatewayServer  # noqa: E402
 from scripts.devstack.identities import USERS  # noqa: E402
-from scripts.devstack.jwt_keys import SigningKey  # noqa: E402
+from scripts.devstack.jwt_keys import SigningKey, local_issuer  # noqa: E402
+from scripts.devstack.lambda_pool import (  # noqa: E402
+    DEFAULT_POOL_SIZE,
+    FunctionPool,
+    InvocationFailed,
+)
+from scripts.devstack.local_dev import state_dir  # noqa: E402
 from scripts.devstack.openapi import docs_routes  # noqa: E402
 from scripts.devstack.postgres import ConnectionInfo, EmbeddedPostgres  # noqa: E402
 from scripts.devstack.seed import seed_dev_data  # noqa: E402
@@ -42,9 +51,6 @@ from scripts.devstack.stack import (  # noqa: E402
     QUIET_POWERTOOLS_ENV,
     provision_and_migrate,
 )
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 DEV_DB = "alquimista"
 
@@ -108,7 +114,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--state-dir",
         type=Path,
-        default=Path(os.environ.get("DEV_STATE_DIR", ROOT / ".local")),
+        default=state_dir(),
         help="database, signing key and lock folder (default .local, git-ignored)",
     )
     parser.add_argument(
@@ -116,6 +122,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=float(os.environ.get("DEV_JOBS_INTERVAL_S", "300")),
         help="seconds between runs of the scheduled jobs (expire_trials); 0 turns them off",
+    )
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=int(os.environ.get("DEV_POOL_SIZE", str(DEFAULT_POOL_SIZE))),
+        help="execution environments (processes) per function (default 4)",
+    )
+    parser.add_argument(
+        "--reset",
+        action="store_true",
+        help="delete the local database (refused while make dev runs), then exit",
     )
     parser.add_argument(
         "--no-serve", action="store_true", help="set everything up, then exit (for smoke tests)"
@@ -150,39 +167,44 @@ def _start_moto(stack: ExitStack, port: int) -> None:
     print(f"• moto (AWS APIs) on 127.0.0.1:{port}", flush=True)
 
 
-def _start_job_timer(stack: ExitStack, gateway: LocalGateway, interval_s: float) -> None:
-    """What EventBridge does on AWS: invoke the jobs Lambda on a schedule."""
+def _start_job_timer(stack: ExitStack, interval_s: float) -> None:
+    """What EventBridge does on AWS: invoke the jobs Lambda on a schedule, in its own
+    execution environment."""
     if interval_s <= 0:
         return
-    from lambdas.jobs.handler import lambda_handler as run_job  # noqa: PLC0415
-
+    jobs = FunctionPool(
+        "lambdas.jobs.handler.lambda_handler",
+        "alquimista-dev-jobs",
+        environment=dict(os.environ),
+        size=1,
+    )
+    stack.callback(jobs.close)
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.wait(interval_s):
-            context = LambdaContextStub(function_name="alquimista-dev-jobs")
-            with gateway.invocation_lock:
-                try:
-                    report = run_job({"job": "expire_trials"}, cast("LambdaContext", context))
-                except Exception as exc:  # a failed run is reported; the next one may pass
-                    report = {"job": "expire_trials", "ok": False, "error": type(exc).__name__}
-            print(f"• scheduled job: {report}", flush=True)
+            try:
+                report: object = jobs.invoke({"job": "expire_trials"})
+            except InvocationFailed as failure:  # reported; the next run may pass
+                report = {"job": "expire_trials", "ok": False, "error": failure.reason}
+            if not stop.is_set():  # a run cut short by Ctrl-C is not news
+                print(f"• scheduled job: {report}", flush=True)
 
     threading.Thread(target=loop, name="dev-jobs", daemon=True).start()
     stack.callback(stop.set)
 
 
-def _start_outbox_timer(
-    stack: ExitStack, gateway: LocalGateway, env: str, interval_s: float
-) -> None:
-    """What the relay's schedule and the activity queue's event source mapping do on AWS."""
+def _start_outbox_timer(stack: ExitStack, env: str, interval_s: float) -> None:
+    """What the relay's schedule and the activity queue's event source mapping do on AWS. They
+    run in this process (the gateway's functions run in their own), one tick at a time."""
     from lambdas.shared.constants import resource_names  # noqa: PLC0415
+    from scripts.devstack.context import LambdaContextStub  # noqa: PLC0415
     from scripts.devstack.events import start_outbox_timer  # noqa: PLC0415
 
     if interval_s > 0:
         stack.callback(
             start_outbox_timer(
-                gateway.invocation_lock,
+                threading.Lock(),
                 resource_names(env),
                 lambda name: LambdaContextStub(function_name=f"alquimista-dev-{name}"),
                 interval_s=interval_s,
@@ -191,8 +213,7 @@ def _start_outbox_timer(
 
 
 def _serve_until_stopped(stack: ExitStack, gateway: LocalGateway, host: str, port: int) -> None:
-    server = make_server(gateway, host, port, extra_routes=docs_routes())
-    stack.callback(server.server_close)
+    server = GatewayServer(gateway, host, port, extra_routes=docs_routes())
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -200,14 +221,31 @@ def _serve_until_stopped(stack: ExitStack, gateway: LocalGateway, host: str, por
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    stack.callback(server.shutdown)
+    server.start()
+    stack.callback(server.stop)
     stop.wait()
     print("\nstopping …", flush=True)
 
 
+def _reset(state: Path, pg_port: int) -> int:
+    with _hold_lock(state / "dev.lock"):
+        EmbeddedPostgres(state / "postgres", port=pg_port).destroy()
+    print(f"local database in {state} removed; the next `make dev` starts from an empty cluster")
+    return 0
+
+
+def _quiet_console() -> None:
+    """Human log lines locally (JSON stays on AWS); no metrics to flush without CloudWatch."""
+    os.environ[console.ENV_FLAG] = "1"
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    console.human_logs()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    if args.reset:
+        return _reset(args.state_dir, args.pg_port)
+    _quiet_console()
     with ExitStack() as stack:
         stack.enter_context(_hold_lock(args.state_dir / "dev.lock"))
         info, dbname = _start_postgres(stack, args.state_dir, args.pg_port)
@@ -216,15 +254,13 @@ def main(argv: list[str] | None = None) -> int:
         print("• migrations applied through the migration Lambda (CloudFormation Create event)")
         seed_dev_data(info.url(dbname))
         print("• dev data seeded (tenants: acme, globex; users: admin, member, viewer in each)")
-        key = SigningKey.load_or_create(args.state_dir)
+        key = SigningKey.load_or_create(args.state_dir, issuer=local_issuer(args.port))
         if args.no_serve:
             return 0
         _print_banner(args.host, args.port, key)
-        gateway = LocalGateway(key, env=args.env)
-        _start_job_timer(stack, gateway, args.jobs_interval)
-        _start_outbox_timer(
-            stack, gateway, args.env, float(os.environ.get("DEV_OUTBOX_INTERVAL_S", "2"))
-        )
+        gateway = LocalGateway(key, env=args.env, pool_size=args.pool_size)
+        _start_job_timer(stack, args.jobs_interval)
+        _start_outbox_timer(stack, args.env, float(os.environ.get("DEV_OUTBOX_INTERVAL_S", "2")))
         _serve_until_stopped(stack, gateway, args.host, args.port)
     return 0
 

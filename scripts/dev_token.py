@@ -7,7 +7,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -16,7 +15,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.devstack.identities import ROLES, TENANTS, find_user  # noqa: E402
-from scripts.devstack.jwt_keys import SigningKey  # noqa: E402
+from scripts.devstack.jwt_keys import SigningKey, local_issuer  # noqa: E402
+from scripts.devstack.local_dev import api_port, state_dir  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,11 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--key-dir",
         type=Path,
-        default=Path(os.environ.get("DEV_STATE_DIR", ROOT / ".local")),
+        default=state_dir(),
         help="where the dev signing key lives (default .local, or DEV_STATE_DIR)",
     )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=api_port(),
+        help="the gateway's port, part of the token's issuer (default 8000, or DEV_API_PORT)",
+    )
     args = parser.parse_args(argv)
-    key = SigningKey.load_or_create(args.key_dir)
+    key = SigningKey.load_or_create(args.key_dir, issuer=local_issuer(args.port))
     print(key.issue_for(find_user(args.tenant, args.role), ttl_s=args.ttl))
     return 0
 

@@ -27,18 +27,18 @@ from lambdas.billing.services.trials import expire_trials  # noqa: E402
 from lambdas.shared.db import Database  # noqa: E402
 from lambdas.shared.scope import RequestScope  # noqa: E402
 from lambdas.shared.secrets import DbCredentials  # noqa: E402
-from scripts.devstack.postgres import EmbeddedPostgres  # noqa: E402
-
-DEV_DB = "alquimista"
+from scripts.devstack.local_dev import (  # noqa: E402
+    DEV_DB,
+    DevStackNotRunning,
+    running_database_url,
+)
 
 
 def _local_dev_url() -> str:
-    state_dir = Path(os.environ.get("DEV_STATE_DIR", ROOT / ".local"))
-    port = int(os.environ.get("DEV_PG_PORT", "54329"))
-    server = EmbeddedPostgres(state_dir / "postgres", port=port)
-    if not server.is_initialised():
-        raise SystemExit("no local database: start `make dev` or pass --database-url")
-    return server.connection.url(DEV_DB)
+    try:
+        return running_database_url()
+    except DevStackNotRunning as exc:
+        raise SystemExit(f"{exc} (or pass --database-url)") from None
 
 
 def _credentials(url: str) -> DbCredentials:
@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with RequestScope(lambda: database, request_id="expire-trials", actor_type="system") as run:
             expired = expire_trials(lambda: BillingUnitOfWork(run, None))
+    except psycopg.OperationalError:
+        raise SystemExit("cannot reach the database: is `make dev` running?") from None
     finally:
         database.close()
     print(f"expired {expired} trial(s)")

@@ -84,13 +84,13 @@ def _payload(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def local_database_url(pg_port: int) -> str:
-    """The database `make dev` runs (embedded PostgreSQL in .local/postgres)."""
-    from scripts.devstack.postgres import EmbeddedPostgres  # noqa: PLC0415
+    """The database `make dev` runs (embedded PostgreSQL in DEV_STATE_DIR, default .local)."""
+    from scripts.devstack.local_dev import DevStackNotRunning, running_database_url  # noqa: PLC0415
 
-    server = EmbeddedPostgres(ROOT / ".local" / "postgres", port=pg_port)
-    if not server.is_initialised():
-        raise CommandError("no local database yet: run `make dev` first")
-    return server.connection.url(LOCAL_DB)
+    try:
+        return running_database_url(pg_port, LOCAL_DB)
+    except DevStackNotRunning as exc:
+        raise CommandError(str(exc)) from None
 
 
 def run_locally(args: argparse.Namespace, url: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ with collector_paused():
     from lambdas.agents import service
     from lambdas.agents.models import ActivationResponse, ActiveAgentList, AgentPage, AgentResponse
     from lambdas.agents.repository import AgentsUnitOfWork
+    from lambdas.shared.errors import error_responses
     from lambdas.shared.http import create_resolver, current_scope, resolve
     from lambdas.shared.observability import logger, metrics, tracer
 
@@ -27,7 +28,11 @@ def _uow() -> AgentsUnitOfWork:
     return AgentsUnitOfWork(scope, scope.caller.tenant_id)
 
 
-@app.get("/api/agents", summary="List the agent catalog (filters, cursor pagination)")
+@app.get(
+    "/api/agents",
+    summary="List the agent catalog (filters, cursor pagination)",
+    responses=error_responses(service.InvalidCursor),
+)
 def list_agents(
     category: Annotated[str | None, Query(pattern=CATEGORY)] = None,
     subnucleo: Annotated[str | None, Query(pattern=SLUG, description="subnúcleo slug")] = None,
@@ -44,7 +49,11 @@ def list_active_agents() -> ActiveAgentList:
     return service.list_active_agents(_uow)
 
 
-@app.get("/api/agents/<agent_id>", summary="Get one agent of the catalog")
+@app.get(
+    "/api/agents/<agent_id>",
+    summary="Get one agent of the catalog",
+    responses=error_responses(service.AgentNotFound),
+)
 def get_agent(agent_id: Annotated[UUID, Path()]) -> AgentResponse:
     return service.get_agent(_uow, agent_id)
 
@@ -52,12 +61,17 @@ def get_agent(agent_id: Annotated[UUID, Path()]) -> AgentResponse:
 @app.post(
     "/api/agents/<agent_id>/activate",
     summary="Activate an agent for the tenant (admin; plan or trial must cover it)",
+    responses=error_responses(service.AgentNotFound, service.AgentNotEntitled),
 )
 def activate_agent(agent_id: Annotated[UUID, Path()]) -> ActivationResponse:
     return service.activate_agent(_uow, agent_id, actor_id=current_scope(app).caller.user_id)
 
 
-@app.post("/api/agents/<agent_id>/deactivate", summary="Deactivate an agent for the tenant")
+@app.post(
+    "/api/agents/<agent_id>/deactivate",
+    summary="Deactivate an agent for the tenant",
+    responses=error_responses(service.AgentNotFound),
+)
 def deactivate_agent(agent_id: Annotated[UUID, Path()]) -> ActivationResponse:
     return service.deactivate_agent(_uow, agent_id)
 

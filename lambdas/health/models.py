@@ -6,9 +6,11 @@ from pydantic import BaseModel
 
 
 class MigrationState(BaseModel):
-    applied: int
+    # "unknown" while the database cannot be asked; the counts are then null, not guesses.
+    state: Literal["current", "pending", "unknown"]
+    applied: int | None
     latest: int | None
-    pending: int
+    pending: int | None
 
 
 class HealthResponse(BaseModel):

@@ -38,7 +38,7 @@ def check_health(
             service=SERVICE_NAME,
             environment=environment,
             db_status="unreachable",
-            migrations=MigrationState(applied=0, latest=None, pending=len(bundled)),
+            migrations=MigrationState(state="unknown", applied=None, latest=None, pending=None),
         )
     pending = len(bundled - applied)
     return HealthResponse(
@@ -47,6 +47,9 @@ def check_health(
         environment=environment,
         db_status="connected",
         migrations=MigrationState(
-            applied=len(applied), latest=max(applied, default=None), pending=pending
+            state="current" if pending == 0 else "pending",
+            applied=len(applied),
+            latest=max(applied, default=None),
+            pending=pending,
         ),
     )

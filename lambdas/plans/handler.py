@@ -13,6 +13,7 @@ with collector_paused():
     from lambdas.plans import service
     from lambdas.plans.models import PlanListResponse, PlanResponse
     from lambdas.plans.repository import PlansUnitOfWork
+    from lambdas.shared.errors import error_responses
     from lambdas.shared.http import create_resolver, current_scope, resolve
     from lambdas.shared.observability import logger, metrics, tracer
 
@@ -29,7 +30,11 @@ def list_plans() -> PlanListResponse:
     return service.list_plans(_uow)
 
 
-@app.get("/api/plans/<plan_id>", summary="Get one plan")
+@app.get(
+    "/api/plans/<plan_id>",
+    summary="Get one plan",
+    responses=error_responses(service.PlanNotFound),
+)
 def get_plan(plan_id: Annotated[UUID, Path()]) -> PlanResponse:
     return service.get_plan(_uow, plan_id)
 

@@ -6,6 +6,7 @@ Services raise these; ``register_error_handlers`` turns them into JSON error bod
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
 from lambdas.shared.observability import logger
@@ -104,6 +106,20 @@ class ValidationFailed(AppError):
 class TooManyRequests(AppError):
     status = HTTPStatus.TOO_MANY_REQUESTS
     code = "rate_limited"
+    # Seconds a client should wait, sent as Retry-After; a raise site that knows better
+    # passes its own.
+    retry_after_s: int = 60
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        retry_after_s: int | None = None,
+    ) -> None:
+        super().__init__(message, details=details)
+        if retry_after_s is not None:
+            self.retry_after_s = retry_after_s
 
 
 class ServiceUnavailable(AppError):
@@ -142,12 +158,43 @@ def error_body(
     return ErrorBody(error=detail).model_dump(exclude_none=True)
 
 
+def error_headers(error: AppError) -> dict[str, str]:
+    """Headers an error response carries besides its content type."""
+    if isinstance(error, TooManyRequests):
+        return {"Retry-After": str(error.retry_after_s)}
+    return {}
+
+
+def _summary(error: type[AppError]) -> str:
+    if error.__doc__ and error.__doc__ is not AppError.__doc__:
+        return error.__doc__.strip().splitlines()[0]
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", error.__name__).lower()
+
+
+def error_responses(*errors: type[AppError], success: int = 200) -> dict[int, OpenAPIResponse]:
+    """OpenAPI ``responses=`` for a route: its success status (Powertools fills in the return
+    type) and the domain errors its use case raises, by status, each with the platform's error
+    body (a test checks them against the raise sites)."""
+    by_status: dict[int, list[type[AppError]]] = {}
+    for error in errors:
+        by_status.setdefault(int(error.status), []).append(error)
+    documented: dict[int, OpenAPIResponse] = {success: {"description": "Successful Response"}}
+    return documented | {
+        status: {
+            "description": "; ".join(f"`{error.code}`: {_summary(error)}" for error in group),
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+        for status, group in sorted(by_status.items())
+    }
+
+
 def _response(app: APIGatewayHttpResolver, error: AppError) -> Response[Any]:
     request_id = app.current_event.request_context.request_id
     return Response(
         status_code=error.status,
         content_type=content_types.APPLICATION_JSON,
         body=error_body(error.status, error.code, error.message, request_id, error.details),
+        headers=error_headers(error) or None,
     )
 
 

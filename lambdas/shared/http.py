@@ -20,6 +20,7 @@ from lambdas.shared.errors import (
     PayloadTooLarge,
     database_unavailable,
     error_body,
+    error_headers,
     register_error_handlers,
 )
 from lambdas.shared.idempotency import resolve_idempotently, wants_idempotency
@@ -67,7 +68,7 @@ def error_response(event: dict[str, Any], error: AppError) -> dict[str, Any]:
     request_id = event.get("requestContext", {}).get("requestId")
     return {
         "statusCode": int(error.status),
-        "headers": {"Content-Type": "application/json"},
+        "headers": {"Content-Type": "application/json", **error_headers(error)},
         "body": json.dumps(error_body(error.status, error.code, error.message, request_id)),
         "isBase64Encoded": False,
     }

@@ -8,6 +8,7 @@ Paths use API Gateway syntax (``{id}``); handlers declare the same path in Power
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -98,6 +99,33 @@ ROUTES: Final[tuple[Route, ...]] = (
 GROUPS: Final[tuple[str, ...]] = tuple(dict.fromkeys(route.group for route in ROUTES))
 
 _BY_KEY: Final[dict[str, Route]] = {route.route_key: route for route in ROUTES}
+
+
+@dataclass(frozen=True)
+class RouteMatch:
+    """What the table says about a request: the route and its path parameters, or, when the
+    path exists only for other methods, ``route`` is None and ``allowed`` names them."""
+
+    route: Route | None
+    params: dict[str, str]
+    allowed: tuple[str, ...]
+
+
+def match(method: str, path: str, routes: Iterable[Route] = ROUTES) -> RouteMatch | None:
+    """The route serving ``method path`` (the first in table order), or None if no route has
+    this path at all. The local gateway and the test helpers all route through here."""
+    wanted = method.upper()
+    allowed: list[str] = []
+    for route in routes:
+        params = route.match(path)
+        if params is None:
+            continue
+        if route.method == wanted:
+            return RouteMatch(route, params, ())
+        allowed.append(route.method)
+    if not allowed:
+        return None
+    return RouteMatch(None, {}, tuple(sorted(set(allowed))))
 
 
 def route_for_key(route_key: str) -> Route | None:

@@ -1,36 +1,70 @@
 """A local API Gateway HTTP API: turns HTTP requests into payload v2.0 events and calls the
 same ``lambda_handler`` functions that the stacks deploy, chosen from the shared route table.
 
-It emulates the JWT authorizer (claims at ``requestContext.authorizer.jwt.claims``, stringified
-as API Gateway does) and runs one invocation at a time, as one Lambda execution environment
-would.
+Served by uvicorn (h11), which owns HTTP framing: chunked bodies, bad or missing
+``Content-Length``, short bodies and disconnects never reach the gateway's logic. On top of
+it the gateway keeps API Gateway's manners, each answered with the platform's JSON error body:
+
+- request line + header values over 10,240 bytes (HTTP API's quota): 414 if the request
+  target alone is over, else 431; a body over 10 MB: 413; a malformed request: 400;
+- no route for the path: 404; the path exists but not for this method (HEAD, TRACE, any
+  unknown method included): 405 with ``Allow``;
+- repeated headers are joined with commas, as API Gateway does (cookies with ``; ``). Two
+  ``Authorization`` headers are refused with 401 on protected routes instead of choosing one:
+  a JWT never holds a comma, so API Gateway's authorizer fails on the joined value too;
+- the JWT authorizer is emulated (claims at ``requestContext.authorizer.jwt.claims``,
+  stringified as API Gateway does); why a token was refused is logged at info.
+
+Each route group's Lambda runs in a pool of execution environments (separate processes,
+``scripts/devstack/lambda_pool.py``), so requests overlap as they do on AWS.
 """
 
 from __future__ import annotations
 
 import base64
-import importlib
 import json
+import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from lambdas.shared.errors import error_body
-from lambdas.shared.routes import ROUTES, Route
+from lambdas.shared.routes import ROUTES, Route, match
+from scripts.devstack.context import LAMBDA_TIMEOUT_MS, LambdaContextStub
 from scripts.devstack.jwt_keys import InvalidToken, SigningKey
+from scripts.devstack.lambda_pool import (
+    DEFAULT_POOL_SIZE,
+    FunctionPool,
+    Handler,
+    InvocationFailed,
+)
+
+__all__ = [
+    "GATEWAY_MAX_BODY",
+    "LAMBDA_TIMEOUT_MS",
+    "GatewayResponse",
+    "LambdaContextStub",
+    "LocalGateway",
+    "build_event",
+    "to_http",
+]
 
 # API Gateway HTTP APIs accept payloads up to 10 MB; the Lambdas enforce the API's own 1 MiB.
-GATEWAY_MAX_BODY = 10 * 1024 * 1024
-LAMBDA_TIMEOUT_MS = 29_000
+GATEWAY_MAX_BODY: Final = 10 * 1024 * 1024
+# HTTP API quota: "total combined size of request line and header values", not adjustable.
+GATEWAY_MAX_REQUEST_LINE_AND_HEADERS: Final = 10_240
+# What h11 buffers before it gives up on a request head; past it the request is a JSON 400.
+SERVER_MAX_HEAD: Final = 1024 * 1024
+LISTEN_BACKLOG: Final = 2048
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+log = logging.getLogger("gateway")
+
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
 @dataclass
@@ -41,26 +75,6 @@ class GatewayResponse:
     cookies: list[str] = field(default_factory=list)
 
 
-@dataclass
-class LambdaContextStub:
-    """What a Lambda handler reads from its context object."""
-
-    function_name: str
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    memory_limit_in_mb: int = 512
-    function_version: str = "$LATEST"
-    log_group_name: str = ""
-    log_stream_name: str = ""
-    deadline_ms: float = field(default_factory=lambda: time.time() * 1000 + LAMBDA_TIMEOUT_MS)
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int(self.deadline_ms - time.time() * 1000))
-
-
 def _stringify_claim(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -69,9 +83,73 @@ def _stringify_claim(value: Any) -> str:
     return str(value)
 
 
-def _json_error(status: HTTPStatus, code: str, message: str, request_id: str) -> GatewayResponse:
+def json_error(
+    status: HTTPStatus, code: str, message: str, request_id: str | None
+) -> GatewayResponse:
     body = json.dumps(error_body(status, code, message, request_id)).encode()
     return GatewayResponse(int(status), {"content-type": "application/json"}, body)
+
+
+_json_error = json_error
+
+
+class InProcessFunctions:
+    """Handlers called in this process (unit tests of the gateway's own logic)."""
+
+    def __init__(self, loader: Callable[[str], Handler]) -> None:
+        self._load = loader
+        self._handlers: dict[str, Handler] = {}
+        self._lock = threading.Lock()
+
+    def invoke(self, route: Route, function_name: str, event: dict[str, Any]) -> dict[str, Any]:
+        if route.handler not in self._handlers:
+            self._handlers[route.handler] = self._load(route.handler)
+        context = LambdaContextStub(function_name=function_name)
+        with self._lock:
+            try:
+                return self._handlers[route.handler](event, context)
+            except Exception as exc:
+                raise InvocationFailed(f"unhandled {type(exc).__name__}") from exc
+
+    def redeploy(self, environment: Mapping[str, str]) -> None:
+        return
+
+    def close(self) -> None:
+        return
+
+
+class PooledFunctions:
+    """One pool of execution environments per Lambda function (route group)."""
+
+    def __init__(self, *, size: int, environment: Mapping[str, str]) -> None:
+        self.size = size
+        self._environment = dict(environment)
+        self._pools: dict[str, FunctionPool] = {}
+        self._lock = threading.Lock()
+
+    def pool(self, handler_path: str, function_name: str) -> FunctionPool:
+        with self._lock:
+            if handler_path not in self._pools:
+                self._pools[handler_path] = FunctionPool(
+                    handler_path, function_name, environment=self._environment, size=self.size
+                )
+            return self._pools[handler_path]
+
+    def invoke(self, route: Route, function_name: str, event: dict[str, Any]) -> dict[str, Any]:
+        return self.pool(route.handler, function_name).invoke(event)
+
+    def redeploy(self, environment: Mapping[str, str]) -> None:
+        with self._lock:
+            self._environment = dict(environment)
+            pools = list(self._pools.values())
+        for pool in pools:
+            pool.redeploy(environment)
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
 
 
 class LocalGateway:
@@ -82,22 +160,39 @@ class LocalGateway:
         routes: Iterable[Route] = ROUTES,
         env: str = "dev",
         handler_loader: Callable[[str], Handler] | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
+        """``environment``: the Lambdas' variables (default: this process's). With
+        ``handler_loader`` the handlers run in this process instead of in pools."""
+        import os  # noqa: PLC0415
+
         self._routes = tuple(routes)
         self._key = signing_key
         self._env = env
-        self._load = handler_loader or _import_handler
-        self._handlers: dict[str, Handler] = {}
-        # Every handler module of this process shares lambdas.shared's cached settings and
-        # database connection, which on AWS each function has to itself: so invocations run
-        # one at a time, as in a single execution environment.
-        self.invocation_lock = threading.Lock()
+        self.functions: InProcessFunctions | PooledFunctions = (
+            InProcessFunctions(handler_loader)
+            if handler_loader is not None
+            else PooledFunctions(
+                size=pool_size, environment=dict(os.environ if environment is None else environment)
+            )
+        )
+
+    def function_name(self, group: str) -> str:
+        return f"alquimista-{self._env}-{group}"
+
+    def redeploy(self, environment: Mapping[str, str]) -> None:
+        """New configuration for every function (as an update-function-configuration)."""
+        self.functions.redeploy(environment)
+
+    def close(self) -> None:
+        self.functions.close()
 
     def dispatch(
         self,
         method: str,
         target: str,
-        headers: Mapping[str, str],
+        headers: Headers,
         body: bytes,
         *,
         source_ip: str = "127.0.0.1",
@@ -105,15 +200,12 @@ class LocalGateway:
         request_id = str(uuid.uuid4())
         url = urlsplit(target)
         path = url.path or "/"
-        candidates = [(r, p) for r in self._routes if (p := r.match(path)) is not None]
-        if not candidates:
-            return _json_error(
-                HTTPStatus.NOT_FOUND, "not_found", f"no route for {path}", request_id
-            )
-        chosen = next(((r, p) for r, p in candidates if r.method == method.upper()), None)
-        if chosen is None:
-            allowed = ", ".join(sorted({r.method for r, _ in candidates}))
-            response = _json_error(
+        found = match(method, path, self._routes)
+        if found is None:
+            return json_error(HTTPStatus.NOT_FOUND, "not_found", f"no route for {path}", request_id)
+        if found.route is None:
+            allowed = ", ".join(found.allowed)
+            response = json_error(
                 HTTPStatus.METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 f"{method.upper()} is not allowed on {path}; allowed: {allowed}",
@@ -121,21 +213,24 @@ class LocalGateway:
             )
             response.headers["allow"] = allowed
             return response
-        route, params = chosen
+        route, params = found.route, found.params
         if len(body) > GATEWAY_MAX_BODY:
-            return _json_error(
+            return json_error(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 "payload_too_large",
                 "request too large",
                 request_id,
             )
-        lowered = _lower_headers(headers)
+        lowered, authorizations = _lower_headers(headers)
         claims: dict[str, str] | None = None
         if not route.public:
             try:
+                if authorizations > 1:
+                    raise InvalidToken("more than one Authorization header")
                 claims = self._authorize(lowered.get("authorization", ""))
-            except InvalidToken:
-                return _json_error(
+            except InvalidToken as exc:
+                log.info("token refused on %s %s: %s", route.method, path, exc)
+                return json_error(
                     HTTPStatus.UNAUTHORIZED, "unauthorized", "missing or invalid token", request_id
                 )
         event = build_event(
@@ -160,35 +255,35 @@ class LocalGateway:
         return {name: _stringify_claim(value) for name, value in claims.items()}
 
     def _invoke(self, route: Route, event: dict[str, Any], request_id: str) -> GatewayResponse:
-        handler = self._handler(route.handler)
-        context = LambdaContextStub(function_name=f"alquimista-{self._env}-{route.group}")
-        with self.invocation_lock:
-            try:
-                result = handler(event, context)
-            except Exception:  # a crashed Lambda is a 500, never a traceback
-                return _json_error(
-                    HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error", request_id
+        try:
+            result = self.functions.invoke(route, self.function_name(route.group), event)
+        except InvocationFailed as failure:  # a crashed Lambda is a 500, never a traceback
+            log.warning("%s failed: %s", self.function_name(route.group), failure.reason)
+            if failure.reason == "timeout":
+                return json_error(
+                    HTTPStatus.SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "the integration timed out",
+                    request_id,
                 )
+            return json_error(
+                HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error", request_id
+            )
         return to_http(result)
 
-    def _handler(self, dotted: str) -> Handler:
-        if dotted not in self._handlers:
-            self._handlers[dotted] = self._load(dotted)
-        return self._handlers[dotted]
 
-
-def _import_handler(dotted: str) -> Handler:
-    module_name, _, attr = dotted.rpartition(".")
-    handler: Handler = getattr(importlib.import_module(module_name), attr)
-    return handler
-
-
-def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def _lower_headers(headers: Headers) -> tuple[dict[str, str], int]:
+    """Headers as API Gateway passes them (lower-case names, repeats joined) and how many
+    Authorization headers came."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
     merged: dict[str, str] = {}
-    for name, value in headers.items():
+    authorizations = 0
+    for name, value in pairs:
         key = name.lower()
-        merged[key] = f"{merged[key]},{value}" if key in merged else value
-    return merged
+        authorizations += key == "authorization"
+        separator = "; " if key == "cookie" else ","
+        merged[key] = f"{merged[key]}{separator}{value}" if key in merged else value
+    return merged, authorizations
 
 
 def build_event(
@@ -271,63 +366,3 @@ def to_http(result: dict[str, Any]) -> GatewayResponse:
     return GatewayResponse(
         int(result["statusCode"]), headers, body, list(result.get("cookies") or [])
     )
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    gateway: LocalGateway
-    extra_routes: dict[str, Callable[[], GatewayResponse]]
-    protocol_version = "HTTP/1.1"
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        if length > GATEWAY_MAX_BODY:
-            response = _json_error(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                "payload_too_large",
-                "request too large",
-                str(uuid.uuid4()),
-            )
-            self.close_connection = True
-        else:
-            body = self.rfile.read(length) if length else b""
-            extra = self.extra_routes.get(urlsplit(self.path).path)
-            if extra is not None and self.command == "GET":
-                response = extra()
-            else:
-                response = self.gateway.dispatch(
-                    self.command,
-                    self.path,
-                    dict(self.headers.items()),
-                    body,
-                    source_ip=self.client_address[0],
-                )
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            if name not in {"content-length", "connection", "transfer-encoding"}:
-                self.send_header(name, value)
-        for cookie in response.cookies:
-            self.send_header("set-cookie", cookie)
-        self.send_header("content-length", str(len(response.body)))
-        self.end_headers()
-        self.wfile.write(response.body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _handle  # noqa: N815
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-def make_server(
-    gateway: LocalGateway,
-    host: str,
-    port: int,
-    extra_routes: dict[str, Callable[[], GatewayResponse]] | None = None,
-) -> ThreadingHTTPServer:
-    handler = type(
-        "GatewayRequestHandler",
-        (_RequestHandler,),
-        {"gateway": gateway, "extra_routes": extra_routes or {}},
-    )
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server

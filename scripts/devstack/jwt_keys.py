@@ -15,7 +15,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from scripts.devstack.identities import DevUser
 
-LOCAL_ISSUER: Final = "http://127.0.0.1:8000/local-cognito"
+
+def local_issuer(port: int = 8000) -> str:
+    """The dev tokens' issuer: the local gateway's own address, as Cognito's is its pool URL."""
+    return f"http://127.0.0.1:{port}/local-cognito"
+
+
+LOCAL_ISSUER: Final = local_issuer()
 LOCAL_AUDIENCE: Final = "alquimista-local-client"
 KEY_FILE: Final = "dev-jwt-key.pem"
 ALGORITHM: Final = "RS256"
@@ -29,15 +35,16 @@ class InvalidToken(Exception):
 class SigningKey:
     private_key: rsa.RSAPrivateKey
     kid: str = "local-dev-key"
+    issuer: str = LOCAL_ISSUER
 
     @classmethod
-    def load_or_create(cls, directory: Path) -> SigningKey:
+    def load_or_create(cls, directory: Path, *, issuer: str = LOCAL_ISSUER) -> SigningKey:
         path = directory / KEY_FILE
         if path.exists():
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
             if not isinstance(key, rsa.RSAPrivateKey):
                 raise TypeError(f"{path} does not hold an RSA private key")
-            return cls(key)
+            return cls(key, issuer=issuer)
         directory.mkdir(parents=True, exist_ok=True)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem = key.private_bytes(
@@ -47,7 +54,7 @@ class SigningKey:
         )
         path.write_bytes(pem)
         path.chmod(0o600)
-        return cls(key)
+        return cls(key, issuer=issuer)
 
     @classmethod
     def generate(cls) -> SigningKey:
@@ -58,12 +65,12 @@ class SigningKey:
         claims: dict[str, Any],
         *,
         ttl_s: int = 3600,
-        issuer: str = LOCAL_ISSUER,
+        issuer: str | None = None,
         audience: str = LOCAL_AUDIENCE,
     ) -> str:
         now = int(time.time())
         payload = {
-            "iss": issuer,
+            "iss": issuer or self.issuer,
             "aud": audience,
             "iat": now,
             "auth_time": now,
@@ -88,14 +95,14 @@ class SigningKey:
         )
 
     def verify(
-        self, token: str, *, issuer: str = LOCAL_ISSUER, audience: str = LOCAL_AUDIENCE
+        self, token: str, *, issuer: str | None = None, audience: str = LOCAL_AUDIENCE
     ) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 self.private_key.public_key(),
                 algorithms=[ALGORITHM],
-                issuer=issuer,
+                issuer=issuer or self.issuer,
                 audience=audience,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )

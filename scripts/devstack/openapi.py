@@ -12,48 +12,95 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import parse_qs
 
 from lambdas.shared.errors import ErrorBody
-from lambdas.shared.routes import GROUPS, ROUTES
+from lambdas.shared.routes import GROUPS, ROUTES, Route
 from scripts.devstack.gateway import GatewayResponse
 
 TITLE: Final = "Alquimista platform API"
 VERSION: Final = "1.0.0"
 METHODS: Final = ("get", "post", "put", "patch", "delete")
 ERROR_REF: Final = {"$ref": "#/components/schemas/ErrorBody"}
-ERROR_STATUSES: Final = {
-    "400": "Malformed request (body not UTF-8 or not JSON)",
-    "401": "Missing or invalid token",
-    "403": "No membership in the tenant, or the role lacks the permission",
-    "404": "Not found (or owned by another tenant)",
-    "409": "Conflicts with existing data",
-    "413": "Body over 1 MiB",
-    "415": "Body not sent as application/json",
-    "422": "Invalid or unknown fields",
-    "503": "Database unavailable",
+
+# The body rules that live in validators, written as JSON Schema (a test checks both agree).
+BODY_RULES: Final[dict[str, dict[str, Any]]] = {
+    "StartTrialRequest": {
+        "description": "Exactly one of agent_id or subnucleo_id.",
+        "oneOf": [
+            {
+                "required": ["agent_id"],
+                "properties": {"agent_id": {"type": "string"}, "subnucleo_id": {"type": "null"}},
+            },
+            {
+                "required": ["subnucleo_id"],
+                "properties": {"subnucleo_id": {"type": "string"}, "agent_id": {"type": "null"}},
+            },
+        ],
+    },
 }
+CURSOR: Final = {
+    "description": "Opaque: the next_cursor of the previous page, unchanged (URL-safe base64). "
+    "Any other value is 422 invalid_cursor.",
+    "pattern": "^[A-Za-z0-9_-]+$",
+}
+
+
+def platform_statuses(route: Route, operation: dict[str, Any]) -> dict[str, str]:
+    """The error statuses the shared layer (lambdas/shared/http.py, the resolver's error
+    handlers, idempotency) can answer on this route, whatever its use case does."""
+    statuses = {
+        "400": "`bad_request`: body not UTF-8, or not JSON",
+        "413": "`payload_too_large`: body over 1 MiB",
+        "503": "`service_unavailable`: database unavailable; retry",
+    }
+    validation: list[str] = []
+    if operation.get("parameters"):
+        validation.append("path or query parameters invalid")
+    if "requestBody" in operation:
+        statuses["415"] = "`unsupported_media_type`: body not sent as application/json"
+        validation.append("body fields invalid or unknown")
+    if not route.public:
+        statuses["401"] = "`unauthorized`: missing, invalid or expired token"
+        statuses["403"] = (
+            "`forbidden`: no membership in the tenant, or the role lacks the permission"
+        )
+        validation.append("X-Tenant-Id is not a UUID")
+    if route.method != "GET":
+        statuses["409"] = "`conflict`: conflicts with an existing record"
+    if route.method == "POST" and route.accepts_idempotency_key:
+        statuses["409"] += "; `idempotent_request_in_progress`: the same Idempotency-Key is running"
+        validation.append("`idempotency_key_reused` with another request")
+    if validation:
+        statuses["422"] = "`validation_error`: " + "; ".join(validation)
+    return statuses
 
 
 def _error_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ERROR_REF}}}
 
 
-def _error_statuses(
-    method: str, path: str, operation: dict[str, Any], *, protected: bool
-) -> set[str]:
-    """The error statuses an operation can answer, from how it is called."""
-    statuses = {"503"}
-    if method != "get":
-        statuses |= {"400", "413", "422"}
-    if operation.get("parameters"):
-        statuses.add("422")
-    if "requestBody" in operation:
-        statuses.add("415")
-    if "{" in path:
-        statuses.add("404")
-    if protected:
-        statuses |= {"401", "403"} | ({"409"} if method != "get" else set())
-    return statuses
+def _document_errors(route: Route, operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+        del responses["422"]  # Powertools' default; the platform's 422 is below
+    for status, description in platform_statuses(route, operation).items():
+        if status in responses:
+            declared = responses[status]
+            declared["description"] = f"{description}; {declared['description']}"
+            declared["content"] = {"application/json": {"schema": ERROR_REF}}
+        else:
+            responses[status] = _error_response(description)
+    operation["responses"] = dict(sorted(responses.items()))
+
+
+def _document_cursor(operation: dict[str, Any]) -> None:
+    for parameter in operation.get("parameters", []):
+        if parameter["name"] == "cursor":
+            parameter["description"] = CURSOR["description"]
+            for option in parameter["schema"].get("anyOf", [parameter["schema"]]):
+                if option.get("type") == "string":
+                    option["pattern"] = CURSOR["pattern"]
 
 
 def build_openapi() -> dict[str, Any]:
@@ -65,35 +112,42 @@ def build_openapi() -> dict[str, Any]:
         for path, item in spec.get("paths", {}).items():
             paths.setdefault(path, {}).update(item)
         schemas.update(spec.get("components", {}).get("schemas", {}))
-    for name in ("HTTPValidationError", "ValidationError"):
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         schemas.pop(name, None)
     schemas["ErrorBody"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
     for nested, definition in schemas["ErrorBody"].pop("$defs", {}).items():
         schemas[nested] = definition
-    public = {(route.method.lower(), route.path) for route in ROUTES if route.public}
+    for name, rule in BODY_RULES.items():
+        schemas[name].update(rule)
+    schemas["AgentPage"]["properties"]["next_cursor"]["description"] = (
+        "Pass as ?cursor= to get the next page; null on the last page"
+    )
+    routes = {(route.method.lower(), route.path): route for route in ROUTES}
     for path, item in paths.items():
         for method in METHODS:
             operation = item.get(method)
             if operation is None:
                 continue
+            route = routes[(method, path)]
             operation.setdefault(
                 "tags", [path.split("/")[2] if path.startswith("/api/") else "ops"]
             )
-            responses = operation.setdefault("responses", {})
-            responses.pop("422", None)
-            protected = (method, path) not in public
-            if protected:
+            if not route.public:
                 operation["security"] = [{"jwt": []}]
-            for status in _error_statuses(method, path, operation, protected=protected):
-                responses.setdefault(status, _error_response(ERROR_STATUSES[status]))
-            operation["responses"] = dict(sorted(responses.items()))
+            if path == "/health":  # health answers with its own report, never an error body
+                operation["responses"].pop("422", None)
+            else:
+                _document_errors(route, operation)
+            _document_cursor(operation)
     return {
         "openapi": "3.1.0",
         "info": {
             "title": TITLE,
             "version": VERSION,
             "description": "Multi-tenant API of the AlquimistaAI agent platform. Every error is "
-            '{"error": {"code", "message", "request_id"}}.',
+            '{"error": {"code", "message", "request_id"}}. The gateway itself answers 404 '
+            "(no route), 405 (method), 413 (over 10 MB), 414/431 (request line and headers "
+            "over 10,240 bytes) with the same body.",
         },
         "paths": dict(sorted(paths.items())),
         "components": {
@@ -114,22 +168,39 @@ def render(spec: dict[str, Any]) -> str:
     return json.dumps(spec, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
 
 
-def docs_routes() -> dict[str, Callable[[], GatewayResponse]]:
-    """Swagger UI at /docs for the local gateway (assets inlined from Powertools: no CDN)."""
+def _script_safe(spec_json: str) -> str:
+    """The spec as a JavaScript literal that cannot close the page's <script> element."""
+    return spec_json.replace("</", "<\\/")
+
+
+def docs_routes() -> dict[str, Callable[[str], GatewayResponse]]:
+    """Swagger UI at /docs for the local gateway (assets inlined from Powertools: no CDN).
+
+    Powertools' page takes the spec itself (it is written into the page as a JavaScript
+    object), not its URL; the spec is also served at /docs/openapi.json and at
+    /docs?format=json, the address the page shows.
+    """
     from aws_lambda_powertools.event_handler.openapi import swagger_ui  # noqa: PLC0415
     from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import (  # noqa: PLC0415
         generate_swagger_html,
     )
 
     assets = Path(swagger_ui.__file__).parent
+    rendered: list[str] = []
 
-    def spec() -> GatewayResponse:
-        body = render(build_openapi()).encode()
-        return GatewayResponse(200, {"content-type": "application/json"}, body)
+    def spec_json() -> str:
+        if not rendered:  # built once: it imports every handler module
+            rendered.append(render(build_openapi()))
+        return rendered[0]
 
-    def page() -> GatewayResponse:
+    def spec(query: str = "") -> GatewayResponse:
+        return GatewayResponse(200, {"content-type": "application/json"}, spec_json().encode())
+
+    def page(query: str = "") -> GatewayResponse:
+        if parse_qs(query).get("format") == ["json"]:
+            return spec()
         html = generate_swagger_html(
-            spec="/docs/openapi.json",
+            spec=_script_safe(spec_json()),
             swagger_js=(assets / "swagger-ui-bundle.min.js").read_text(),
             swagger_css=(assets / "swagger-ui.min.css").read_text(),
             swagger_base_url="",

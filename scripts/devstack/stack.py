@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 from scripts.devstack.aws_resources import LocalResources, provision
-from scripts.devstack.gateway import LambdaContextStub
+from scripts.devstack.context import LambdaContextStub
 from scripts.devstack.postgres import ConnectionInfo
 
 if TYPE_CHECKING:

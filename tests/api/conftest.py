@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -11,7 +11,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from scripts.devstack.aws_resources import provision
-from scripts.devstack.gateway import LocalGateway, make_server
+from scripts.devstack.gateway import LocalGateway
+from scripts.devstack.gateway_server import GatewayServer
 from scripts.devstack.identities import DevUser
 from scripts.devstack.jwt_keys import SigningKey
 from scripts.devstack.openapi import docs_routes
@@ -37,14 +38,16 @@ def signing_key() -> SigningKey:
 
 
 @pytest.fixture(scope="session")
-def gateway_url(signing_key: SigningKey) -> Iterator[str]:
-    port = free_port()
-    server = make_server(LocalGateway(signing_key), "127.0.0.1", port, extra_routes=docs_routes())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    server.shutdown()
-    server.server_close()
+def gateway_server(signing_key: SigningKey) -> Iterator[GatewayServer]:
+    """The gateway with its pools of execution environments (processes, started on demand)."""
+    server = GatewayServer(LocalGateway(signing_key), "127.0.0.1", free_port(), docs_routes())
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gateway_url(gateway_server: GatewayServer) -> str:
+    return gateway_server.url
 
 
 @dataclass
@@ -68,7 +71,7 @@ class ApiClient:
 def api(
     db: TestDatabase,
     moto_endpoint: str,
-    gateway_url: str,
+    gateway_server: GatewayServer,
     signing_key: SigningKey,
     runtime_password: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -82,7 +85,9 @@ def api(
         monkeypatch.setenv(name, value)
     seed_dev_data(db.owner_url)
     reset_lambda_caches()
-    with httpx.Client(base_url=gateway_url, timeout=10) as client:
+    # the functions' execution environments now serve this test's database and moto
+    gateway_server.gateway.redeploy(dict(os.environ))
+    with httpx.Client(base_url=gateway_server.url, timeout=30) as client:
         yield ApiClient(client, signing_key, db)
     reset_lambda_caches()
 
@@ -102,3 +107,16 @@ def world(api: ApiClient) -> ApiWorld:
         return ApiWorld(
             a=create_tenant(conn, plan="professional"), b=create_tenant(conn, plan="starter")
         )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the schemathesis operations with a known 5xx (``KNOWN_5XX``) as strict xfails."""
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        known = getattr(item.module, "KNOWN_5XX", None)
+        if not known:
+            continue
+        for (caller, operation), reason in known.items():
+            if caller in item.originalname and item.name.endswith(f"[{operation}]"):
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=True))

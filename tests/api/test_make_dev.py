@@ -22,7 +22,7 @@ from scripts.devstack.postgres import EmbeddedPostgres, free_port, port_is_open
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _wait_for(url: str, timeout_s: float = 60) -> httpx.Response:
+def _wait_for(url: str, timeout_s: float = 120) -> httpx.Response:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -104,7 +104,10 @@ def test_make_dev_serves_survives_a_database_outage_and_stops_cleanly(
     base = f"http://127.0.0.1:{ports['api']}"
 
     # Given make dev is up, its scheduled jobs running
-    assert _wait_for(f"{base}/health").status_code == 200
+    try:
+        assert _wait_for(f"{base}/health").status_code == 200
+    except httpx.TransportError as exc:
+        raise AssertionError("make dev did not serve:\n" + "".join(dev_stack.lines)) from exc
     assert "'ok': True" in dev_stack.wait_for_line("scheduled job: {'job': 'expire_trials'")
 
     # a second one refuses to start, clearly
@@ -127,6 +130,7 @@ def test_make_dev_serves_survives_a_database_outage_and_stops_cleanly(
     down = httpx.get(f"{base}/health", timeout=10)
     assert down.status_code == 503
     assert down.json()["db_status"] == "unreachable"
+    assert down.json()["migrations"]["state"] == "unknown"
     assert time.monotonic() - started < 5
     pg.start()
     assert httpx.get(f"{base}/health", timeout=10).status_code == 200
@@ -137,7 +141,12 @@ def test_make_dev_serves_survives_a_database_outage_and_stops_cleanly(
     output = "".join(dev_stack.lines)
     assert process.returncode == 0, output
     assert "Alquimista local API on" in output
-    assert not _postgres_processes(state / "postgres" / "pgdata")
+    # the console is for people: short lines, no JSON log documents, no metrics warnings
+    assert "INFO  migrations apply:" in output
+    assert '{"level"' not in output
+    assert "No application metrics" not in output
+    assert "Traceback" not in output
+    assert not _postgres_processes(pg.pgdata)
     assert not port_is_open("127.0.0.1", ports["moto"])
     assert not port_is_open("127.0.0.1", ports["api"])
     assert not port_is_open("127.0.0.1", ports["pg"])

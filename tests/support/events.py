@@ -9,15 +9,14 @@ from typing import Any, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.shared.routes import ROUTES, Route
+from lambdas.shared.routes import Route, match
 from scripts.devstack.gateway import LambdaContextStub, build_event
 
 
 def _route_for(method: str, path: str) -> tuple[Route, dict[str, str]]:
-    for route in ROUTES:
-        params = route.match(path)
-        if params is not None and route.method == method:
-            return route, params
+    found = match(method, path)
+    if found is not None and found.route is not None:
+        return found.route, found.params
     return Route(method, path, "unrouted"), {}  # type: ignore[arg-type]
 
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.shared.routes import ROUTES
+from lambdas.shared.routes import match
 from tests.support.events import http_event, lambda_context
 from tests.support.factories import TestUser
 
@@ -20,9 +20,9 @@ class HandlerResult:
 
 
 def _group_of(method: str, path: str) -> str:
-    for route in ROUTES:
-        if route.method == method and route.match(path) is not None:
-            return route.group
+    found = match(method, path)
+    if found is not None and found.route is not None:
+        return found.route.group
     raise LookupError(f"no route in the table for {method} {path}")
 
 

@@ -48,7 +48,12 @@ def test_all_bundled_migrations_applied_is_healthy() -> None:
     assert report.ok is True
     assert report.environment == "prod"
     assert report.db_status == "connected"
-    assert report.migrations.model_dump() == {"applied": 3, "latest": 3, "pending": 0}
+    assert report.migrations.model_dump() == {
+        "state": "current",
+        "applied": 3,
+        "latest": 3,
+        "pending": 0,
+    }
 
 
 def test_a_bundled_file_not_yet_applied_is_pending() -> None:
@@ -79,4 +84,10 @@ def test_an_unreachable_database_is_reported_not_raised() -> None:
 
     assert report.ok is False
     assert report.db_status == "unreachable"
-    assert report.migrations.pending == 1
+    # nothing is known about the schema while the database cannot be asked
+    assert report.migrations.model_dump() == {
+        "state": "unknown",
+        "applied": None,
+        "latest": None,
+        "pending": None,
+    }

@@ -3,7 +3,13 @@ from __future__ import annotations
 import pytest
 
 from scripts.devstack.identities import USERS, find_user
-from scripts.devstack.jwt_keys import LOCAL_AUDIENCE, LOCAL_ISSUER, InvalidToken, SigningKey
+from scripts.devstack.jwt_keys import (
+    LOCAL_AUDIENCE,
+    LOCAL_ISSUER,
+    InvalidToken,
+    SigningKey,
+    local_issuer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +79,14 @@ def test_dev_identities_are_stable_and_distinct() -> None:
     assert find_user("globex", "viewer").sub == find_user("globex", "viewer").sub
     with pytest.raises(LookupError):
         find_user("initech", "admin")
+
+
+def test_a_key_made_for_another_port_names_that_port_as_issuer_and_refuses_others() -> None:
+    key = SigningKey(SigningKey.generate().private_key, issuer=local_issuer(8123))
+    other = SigningKey(key.private_key)  # the default gateway port's issuer
+
+    token = key.issue({"sub": "s"})
+
+    assert key.verify(token)["iss"] == "http://127.0.0.1:8123/local-cognito"
+    with pytest.raises(InvalidToken):
+        other.verify(token)

@@ -16,10 +16,15 @@ from lambdas.billing.models import (
     WebhookProvider,
     WebhookReceipt,
 )
-from lambdas.billing.providers import WebhookDelivery
+from lambdas.billing.providers import InvalidSignature, WebhookDelivery
 from lambdas.billing.repository import webhook_signing_secret
 from lambdas.billing.services import commercial_requests, payments
-from lambdas.shared.errors import ServiceUnavailable
+from lambdas.shared.errors import (
+    BadRequest,
+    ServiceUnavailable,
+    ValidationFailed,
+    error_responses,
+)
 from lambdas.shared.runtime import get_runtime
 
 if TYPE_CHECKING:
@@ -36,6 +41,11 @@ _scoped_uow = scoped_uow(router)
     "/api/billing/commercial-requests",
     status_code=201,
     summary="Ask sales to get in touch (public, rate limited per IP)",
+    responses=error_responses(
+        commercial_requests.CommercialRequestsRateLimited,
+        commercial_requests.UnknownPlan,
+        success=201,
+    ),
 )
 def commercial_request(request: CommercialRequestIn) -> CommercialRequestResponse:
     event = cast("APIGatewayProxyEventV2", router.current_event)
@@ -53,6 +63,7 @@ def commercial_request(request: CommercialRequestIn) -> CommercialRequestRespons
         "`id:<data.id>;request-id:<x-request-id>;ts:<ts>;`). Each event is recorded once by "
         "the provider's event id; see docs/api.md for what each event changes."
     ),
+    responses=error_responses(InvalidSignature, BadRequest, ValidationFailed, ServiceUnavailable),
 )
 def payment_webhook(provider: Annotated[WebhookProvider, Path()]) -> WebhookReceipt:
     event = router.current_event

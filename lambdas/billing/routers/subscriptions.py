@@ -15,6 +15,8 @@ from lambdas.billing.models import (
 )
 from lambdas.billing.services import payments
 from lambdas.billing.services import subscriptions as service
+from lambdas.plans.service import PlanNotFound
+from lambdas.shared.errors import error_responses
 
 router = Router()  # type: ignore[no-untyped-call]
 _uow = tenant_uow(router)
@@ -26,18 +28,33 @@ def current_subscription() -> CurrentSubscriptionResponse:
 
 
 @router.post(
-    "/api/billing/subscribe", status_code=201, summary="Subscribe the tenant to a plan (admin)"
+    "/api/billing/subscribe",
+    status_code=201,
+    summary="Subscribe the tenant to a plan (admin)",
+    responses=error_responses(
+        PlanNotFound, service.AlreadySubscribed, service.IntervalNotOffered, success=201
+    ),
 )
 def subscribe(request: SubscribeRequest) -> SubscriptionResponse:
     return service.subscribe(_uow, request)
 
 
-@router.post("/api/billing/change-plan", summary="Change the live subscription's plan (admin)")
+@router.post(
+    "/api/billing/change-plan",
+    summary="Change the live subscription's plan (admin)",
+    responses=error_responses(
+        service.NoActiveSubscription, PlanNotFound, service.IntervalNotOffered
+    ),
+)
 def change_plan(request: ChangePlanRequest) -> SubscriptionResponse:
     return service.change_plan(_uow, request)
 
 
-@router.post("/api/billing/cancel", summary="Cancel the live subscription now (admin)")
+@router.post(
+    "/api/billing/cancel",
+    summary="Cancel the live subscription now (admin)",
+    responses=error_responses(service.NoActiveSubscription),
+)
 def cancel() -> SubscriptionResponse:
     return service.cancel_subscription(_uow)
 

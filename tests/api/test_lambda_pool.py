@@ -1,0 +1,90 @@
+"""The local gateway's execution environments: separate processes, as Lambda runs them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from scripts.devstack.lambda_pool import FunctionPool, InvocationFailed
+
+HANDLER = "tests.support.pool_functions.echo"
+
+
+@pytest.fixture
+def pool() -> Iterator[FunctionPool]:
+    environment = {**os.environ, "POOL_TEST_MARKER": "first"}
+    functions = FunctionPool(HANDLER, "alquimista-test-echo", environment=environment, size=2)
+    yield functions
+    functions.close()
+
+
+def test_an_invocation_runs_in_another_process_with_the_functions_environment(
+    pool: FunctionPool,
+) -> None:
+    result = pool.invoke({})
+
+    assert result["pid"] != os.getpid()
+    assert result["marker"] == "first"
+    assert result["function_name"] == "alquimista-test-echo"
+    assert 0 < result["remaining_ms"] <= 29_000
+
+
+def test_overlapping_invocations_get_separate_environments_up_to_the_pool_size(
+    pool: FunctionPool,
+) -> None:
+    with ThreadPoolExecutor(max_workers=4) as threads:
+        results = list(threads.map(lambda _: pool.invoke({"sleep_s": 0.5}), range(4)))
+
+    assert len({r["pid"] for r in results}) == 2
+    assert pool.started == 2
+
+
+def test_a_warm_environment_is_reused(pool: FunctionPool) -> None:
+    assert pool.invoke({})["pid"] == pool.invoke({})["pid"]
+
+
+def test_a_redeploy_reaches_warm_environments(pool: FunctionPool) -> None:
+    before = pool.invoke({})
+
+    pool.redeploy({**os.environ, "POOL_TEST_MARKER": "second"})
+    after = pool.invoke({})
+
+    assert after["marker"] == "second"
+    assert after["pid"] == before["pid"]
+
+
+def test_a_raising_function_fails_the_invocation_and_its_environment_serves_on(
+    pool: FunctionPool,
+) -> None:
+    with pytest.raises(InvocationFailed, match="unhandled RuntimeError"):
+        pool.invoke({"raise": True})
+
+    assert pool.invoke({})["marker"] == "first"
+
+
+def test_a_crashed_environment_is_replaced(pool: FunctionPool) -> None:
+    crashed_pid = pool.invoke({})["pid"]
+
+    with pytest.raises(InvocationFailed, match="crashed"):
+        pool.invoke({"exit": True})
+
+    assert pool.invoke({})["pid"] != crashed_pid
+
+
+def test_a_timed_out_invocation_ends_its_environment() -> None:
+    functions = FunctionPool(HANDLER, "t", environment=dict(os.environ), size=1, timeout_ms=2000)
+    try:
+        slow_pid = functions.invoke({})["pid"]
+        with pytest.raises(InvocationFailed, match="timeout"):
+            functions.invoke({"sleep_s": 10})
+        assert functions.invoke({})["pid"] != slow_pid
+    finally:
+        functions.close()
+
+
+def test_a_pool_needs_at_least_one_environment() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        FunctionPool(HANDLER, "t", environment={}, size=0)
