@@ -22,7 +22,7 @@ from lambdas.billing.models import (
     WebhookProvider,
 )
 from lambdas.billing.providers import SubscriptionChange
-from lambdas.shared.scope import ChangeRecorder
+from lambdas.shared.scope import AuditLog, ChangeRecorder
 
 
 class CatalogReader(Protocol):
@@ -176,6 +176,9 @@ class CommercialRequestsUow(ChangeRecorder, Protocol):
 
 
 class PaymentsUow(ChangeRecorder, Protocol):
+    @property
+    def audit(self) -> AuditLog: ...
+
     @property
     def subscriptions(self) -> SubscriptionStore: ...
 

@@ -108,6 +108,17 @@ def requested_tenant(claims: Mapping[str, Any], headers: Mapping[str, str] | Non
     return tenant
 
 
+class PermissionDenied(Forbidden):
+    """A member of the tenant whose role lacks the route's permission: the attempt is audited
+    as ``denied`` in the tenant's chain (``RequestScope.record_denial``)."""
+
+    def __init__(self, message: str, *, user_id: UUID, tenant_id: UUID, permission: str) -> None:
+        super().__init__(message)
+        self.user_id = user_id
+        self.tenant_id = tenant_id
+        self.permission = permission
+
+
 def authorize(event: Mapping[str, Any], permission: str, lookup: GrantLookup) -> Principal:
     """Resolve the caller of ``event`` and check that their role grants ``permission``.
 
@@ -121,7 +132,12 @@ def authorize(event: Mapping[str, Any], permission: str, lookup: GrantLookup) ->
     if grant is None:
         raise Forbidden("you are not an active member of this tenant")
     if permission not in grant.permissions:
-        raise Forbidden(f"your role ({grant.role}) lacks the permission {permission}")
+        raise PermissionDenied(
+            f"your role ({grant.role}) lacks the permission {permission}",
+            user_id=grant.user_id,
+            tenant_id=tenant_id,
+            permission=permission,
+        )
     return Principal(
         user_id=grant.user_id,
         sub=identity.sub,

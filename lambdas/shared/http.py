@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.shared.auth import Principal
+from lambdas.shared.auth import PermissionDenied, Principal
 from lambdas.shared.constants import MAX_BODY_BYTES
 from lambdas.shared.errors import (
     AppError,
@@ -110,6 +110,8 @@ def resolve(
                 return error_response(event, result) if isinstance(result, AppError) else result
         return app.resolve(event, context)
     except AppError as error:
+        if isinstance(error, PermissionDenied) and route is not None:
+            _record_denial(scope, error, route.route_key)
         return error_response(event, error)
     except psycopg.OperationalError as error:
         # raised by the authorization lookup, before the resolver's own handlers apply
@@ -117,6 +119,21 @@ def resolve(
     finally:
         app.context.clear()
         _end(scope)
+
+
+def _record_denial(scope: RequestScope, denied: PermissionDenied, route_key: str) -> None:
+    """A member refused by their role is audited; the 403 is answered even if that fails."""
+    try:
+        scope.record_denial(
+            tenant_id=denied.tenant_id,
+            actor_id=denied.user_id,
+            action="access.denied",
+            resource_type="route",
+            resource_id=route_key,
+            details={"permission": denied.permission},
+        )
+    except psycopg.Error:
+        logger.exception("could not audit a denied request")
 
 
 def _end(scope: RequestScope) -> None:

@@ -130,6 +130,7 @@ class RequestScope:
         self._tenant: UUID | None = None  # the open transaction's tenant
         self._audit: AuditLog | None = None
         self._outbox: Outbox | None = None
+        self._denied_actor: UUID | None = None  # the refused caller, while their denial is audited
 
     # -- who is calling -------------------------------------------------------------------
 
@@ -149,11 +150,43 @@ class RequestScope:
 
     @property
     def actor_id(self) -> UUID | None:
-        return self.principal.user_id if self.principal else None
+        return self.principal.user_id if self.principal else self._denied_actor
 
     @property
     def actor_type(self) -> ActorType:
-        return "user" if self.principal else self._actor_type
+        return "user" if self.principal or self._denied_actor else self._actor_type
+
+    def record_denial(
+        self,
+        *,
+        tenant_id: UUID,
+        actor_id: UUID,
+        action: str,
+        resource_type: str,
+        resource_id: str,
+        details: Mapping[str, Any],
+    ) -> None:
+        """Audit a refused attempt as ``denied`` in ``tenant_id``'s chain, in a write transaction
+        of its own: the request's transaction may be read-only, and it is rolled back."""
+        if self._writers.audit is None:
+            return
+        self.end()
+        conn, _ = self._database().begin(tenant_id, read_only=False)
+        self._conn, self._tenant, self._denied_actor = conn, tenant_id, actor_id
+        try:
+            self.audit.append(
+                action,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                outcome="denied",
+                details=details,
+            )
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        finally:
+            self._denied_actor = None
 
     def authorize(self, event: Mapping[str, Any], permission: str) -> Principal:
         """Resolve the caller of ``event`` in PostgreSQL and check ``permission`` (see

@@ -227,3 +227,52 @@ def test_a_public_write_is_recorded_in_the_platform_chain_not_a_tenant_chain(
     assert row is not None
     assert str(row["tenant_id"]) == "00000000-0000-0000-0000-000000000000"
     assert row["actor_type"] == "anonymous"
+
+
+def _denials(conn: Conn) -> list[dict[str, Any]]:
+    return conn.execute(
+        """
+        SELECT tenant_id, actor_user_id, actor_type, action, resource_type, resource_id,
+               metadata
+        FROM alquimista_platform.audit_logs WHERE outcome = 'denied' ORDER BY created_at
+        """
+    ).fetchall()
+
+
+def test_a_member_refused_by_their_role_is_audited_as_denied_also_on_a_read(
+    world: World, owner_conn: Conn, lambda_env: LocalResources
+) -> None:
+    member = world.a.user("member")
+
+    # When a member tries an admin write and an admin read
+    write = call("POST", "/api/billing/cancel", user=member)
+    read = call("GET", "/api/billing/payment-events", user=member)
+
+    # Then both are 403 and both attempts are in tenant a's chain, as that member, denied
+    assert (write.status, read.status) == (403, 403)
+    denials = _denials(owner_conn)
+    assert [(d["resource_id"], d["metadata"]) for d in denials] == [
+        ("POST /api/billing/cancel", {"permission": "billing:manage"}),
+        ("GET /api/billing/payment-events", {"permission": "billing:manage"}),
+    ]
+    assert {(d["tenant_id"], d["actor_user_id"], d["action"]) for d in denials} == {
+        (world.a.id, member.id, "access.denied")
+    }
+    # and nothing else was written
+    assert call("GET", "/api/billing/subscription", user=world.a.user("admin")).status == 200
+
+
+def test_a_webhook_with_a_bad_signature_is_audited_as_denied_in_the_platform_chain(
+    world: World, owner_conn: Conn, lambda_env: LocalResources
+) -> None:
+    _, subscription, customer = dev_subscription_ids(world.a.id)
+    event = stripe_event("invoice.paid", subscription=subscription, customer=customer)
+    delivery = stripe_delivery("whsec_not_the_secret", event)
+    path, _, query = delivery.path.partition("?")
+
+    refused = call("POST", path, raw_body=delivery.body, headers=delivery.headers, query=query)
+
+    assert refused.status == 401
+    (denial,) = _denials(owner_conn)
+    assert str(denial["tenant_id"]) == "00000000-0000-0000-0000-000000000000"
+    assert (denial["action"], denial["resource_id"]) == ("webhook.denied", "stripe")

@@ -133,6 +133,8 @@ class FakeBillingUow:
     tenants: list[uuid.UUID | None] = field(default_factory=list)
     # (event type, aggregate id) of each change recorded (audit row + outbox event)
     recorded: list[tuple[str, str]] = field(default_factory=list)
+    # (action, outcome) of each audit row appended without an event (refused attempts)
+    appended: list[tuple[str, str]] = field(default_factory=list)
 
     def commit(self) -> None:
         self.commits += 1
@@ -149,6 +151,22 @@ class FakeBillingUow:
         # checked against the catalog as the real unit of work does
         validated_payload(event_type, version, aggregate_type, payload)
         self.recorded.append((event_type, aggregate_id))
+
+    @property
+    def audit(self) -> FakeBillingUow:
+        return self
+
+    def append(
+        self,
+        action: str,
+        *,
+        resource_type: str,
+        resource_id: str | None = None,
+        outcome: str = "success",
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """The audit log's port: what the service appended directly (denials)."""
+        self.appended.append((action, outcome))
 
     def factory(self) -> Callable[[], AbstractContextManager[Any]]:
         @contextmanager

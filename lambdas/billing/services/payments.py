@@ -11,7 +11,7 @@ from lambdas.billing.models import (
     WebhookReceipt,
 )
 from lambdas.billing.ports import PaymentsUowFactory, TenantPaymentsUowFactory
-from lambdas.billing.providers import ProviderEvent, WebhookDelivery, read_event
+from lambdas.billing.providers import InvalidSignature, ProviderEvent, WebhookDelivery, read_event
 
 
 def receive_payment_webhook(
@@ -25,13 +25,27 @@ def receive_payment_webhook(
     """Verify a delivery with the provider's scheme, then record its event once and apply it
     to the subscription it names.
 
-    Nothing is read from storage before the signature checks out. The subscription is found by
+    Nothing is read from storage before the signature checks out; a delivery whose signature
+    does not is audited as ``denied`` and refused. The subscription is found by
     the ids the provider knows (ours in a checkout's client_reference_id, else the provider's
     subscription or customer id), in whichever tenant holds it. The event row and the change
     commit together in that tenant's transaction; PostgreSQL's unique (provider, event id) is
     the one deduplication, so a redelivered event changes nothing however often it comes.
     """
-    event = read_event(provider, delivery, secret=signing_secret, now=now)
+    try:
+        event = read_event(provider, delivery, secret=signing_secret, now=now)
+    except InvalidSignature:
+        # a forged or stale delivery names no tenant we can trust: the platform's chain keeps it
+        with uow_factory(None) as uow:
+            uow.audit.append(
+                "webhook.denied",
+                resource_type="payment_webhook",
+                resource_id=provider,
+                outcome="denied",
+                details={"provider": provider},
+            )
+            uow.commit()
+        raise
     located = None
     if event.names_a_subscription:
         with uow_factory(None) as uow:
