@@ -33,21 +33,9 @@ CHECKS = [
 ]
 SEED = 20261201
 
-# 5xx found by this test in code owned elsewhere (issue 10, section 1). Each is a strict
-# xfail: when the bug is fixed the test passes, XPASS fails the run, and the entry goes.
-MULTIPART = (
-    "issue 10 §1: Content-Type multipart/form-data without a boundary is a 500 "
-    "(Powertools' ValueError 'Missing boundary') instead of 415"
-)
-CURSOR = "issue 10 §1: a non-ASCII ?cursor= is a 500 (base64 of non-ASCII) instead of 422"
-KNOWN_5XX: dict[tuple[str, str], str] = {
-    ("without_a_token", "POST /api/billing/commercial-requests"): MULTIPART,
-    ("as_an_admin", "POST /api/billing/commercial-requests"): MULTIPART,
-    ("as_an_admin", "POST /api/billing/subscribe"): MULTIPART,
-    ("as_an_admin", "POST /api/billing/change-plan"): MULTIPART,
-    ("as_an_admin", "POST /api/billing/trials"): MULTIPART,
-    ("as_an_admin", "GET /api/agents"): CURSOR,
-}
+# Operations with a known 5xx, each a strict xfail naming its bug: when the bug is fixed the
+# test passes, XPASS fails the run, and the entry goes. (The issue 10 §1 ones are fixed.)
+KNOWN_5XX: dict[tuple[str, str], str] = {}
 FUZZ = settings(
     max_examples=10,
     deadline=None,

@@ -99,14 +99,18 @@ def test_a_redelivered_event_changes_nothing(uow: FakeBillingUow) -> None:
     assert uow.commits == 1
 
 
-def test_a_forged_webhook_never_opens_a_unit_of_work(uow: FakeBillingUow) -> None:
+def test_a_forged_webhook_only_leaves_a_denial_in_the_platform_chain(
+    uow: FakeBillingUow,
+) -> None:
     event = stripe_event("invoice.paid", subscription="sub_1", customer="cus_1")
 
     with pytest.raises(InvalidSignature):
         _receive(uow, stripe_delivery("whsec_forged", event))
 
-    assert uow.tenants == []
+    assert uow.tenants == [None]  # no tenant's unit of work: the platform's, for the denial
+    assert uow.appended == [("webhook.denied", "denied")]
     assert uow.payment_events.rows == {}
+    assert uow.recorded == []
 
 
 def test_a_change_the_subscription_refuses_is_recorded_as_ignored(uow: FakeBillingUow) -> None:
