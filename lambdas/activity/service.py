@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Callable, Iterable
 from typing import Protocol
 from uuid import UUID
 
 from lambdas.activity.models import ActivityItem, ActivityPage, EventEnvelope
-from lambdas.shared.errors import ValidationFailed
+from lambdas.shared import cursors
 
 _SORT_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z#[0-9a-f-]{36}$")
-
-
-class InvalidCursor(ValidationFailed):
-    code = "invalid_cursor"
 
 
 class ActivityFeed(Protocol):
@@ -30,20 +24,11 @@ class ActivityFeed(Protocol):
 
 
 def encode_cursor(sort_key: str) -> str:
-    return base64.urlsafe_b64encode(sort_key.encode()).decode().rstrip("=")
+    return cursors.encode_cursor(sort_key)
 
 
 def decode_cursor(cursor: str) -> str:
-    try:
-        sort_key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        sort_key = ""
-    if not _SORT_KEY.fullmatch(sort_key):
-        raise InvalidCursor(
-            "cursor is not one this API returned",
-            details=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
-        )
-    return sort_key
+    return cursors.decode_cursor(cursor, valid=lambda key: bool(_SORT_KEY.fullmatch(key)))
 
 
 def list_activity(

@@ -13,6 +13,7 @@ with collector_paused():
     from lambdas.agents import service
     from lambdas.agents.models import ActivationResponse, ActiveAgentList, AgentPage, AgentResponse
     from lambdas.agents.repository import AgentsUnitOfWork
+    from lambdas.shared.cursors import InvalidCursor
     from lambdas.shared.errors import error_responses
     from lambdas.shared.http import create_resolver, current_scope, resolve
     from lambdas.shared.observability import logger, metrics, tracer
@@ -31,7 +32,7 @@ def _uow() -> AgentsUnitOfWork:
 @app.get(
     "/api/agents",
     summary="List the agent catalog (filters, cursor pagination)",
-    responses=error_responses(service.InvalidCursor),
+    responses=error_responses(InvalidCursor),
 )
 def list_agents(
     category: Annotated[str | None, Query(pattern=CATEGORY)] = None,

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
@@ -14,7 +13,8 @@ from lambdas.agents.models import (
     AgentResponse,
     EntitlementSource,
 )
-from lambdas.shared.errors import Conflict, NotFound, ValidationFailed
+from lambdas.shared import cursors
+from lambdas.shared.errors import Conflict, NotFound
 from lambdas.shared.scope import ChangeRecorder
 
 
@@ -24,10 +24,6 @@ class AgentNotFound(NotFound):
 
 class AgentNotEntitled(Conflict):
     code = "agent_not_entitled"
-
-
-class InvalidCursor(ValidationFailed):
-    code = "invalid_cursor"
 
 
 class CatalogReader(Protocol):
@@ -66,20 +62,11 @@ AgentsUowFactory = Callable[[], AbstractContextManager[AgentsUow]]
 
 
 def encode_cursor(slug: str) -> str:
-    return base64.urlsafe_b64encode(slug.encode()).decode().rstrip("=")
+    return cursors.encode_cursor(slug)
 
 
 def decode_cursor(cursor: str) -> str:
-    try:
-        slug = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except ValueError:  # binascii.Error, UnicodeDecodeError and non-ASCII input alike
-        slug = ""
-    if not slug or not slug.isprintable():
-        raise InvalidCursor(
-            "cursor is not one this API returned",
-            details=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
-        )
-    return slug
+    return cursors.decode_cursor(cursor, valid=bool)
 
 
 def list_catalog(

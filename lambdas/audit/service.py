@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -18,12 +16,9 @@ from lambdas.audit.models import (
     TenantHead,
     VerifyResponse,
 )
+from lambdas.shared import cursors
 from lambdas.shared.audit import GENESIS_HASH, Anchor, AuditRow, VerifyResult, verify_chain
 from lambdas.shared.errors import ValidationFailed
-
-
-class InvalidCursor(ValidationFailed):
-    code = "invalid_cursor"
 
 
 class InvalidSeqRange(ValidationFailed):
@@ -64,21 +59,16 @@ AnchorLookup = Callable[[UUID], Anchor | None]
 
 
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+    return cursors.encode_cursor(f"seq:{seq}")
+
+
+def _is_seq(position: str) -> bool:
+    prefix, _, number = position.partition(":")
+    return prefix == "seq" and number.isdigit() and int(number) >= 1
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        text = ""
-    prefix, _, number = text.partition(":")
-    if prefix != "seq" or not number.isdigit() or int(number) < 1:
-        raise InvalidCursor(
-            "cursor is not one this API returned",
-            details=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
-        )
-    return int(number)
+    return int(cursors.decode_cursor(cursor, valid=_is_seq).partition(":")[2])
 
 
 def list_entries(

@@ -117,6 +117,8 @@ CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
     ),
     "GET /api/plans": (lambda w, a: Call("/api/plans"), READ),
     "GET /api/activity": (lambda w, a: Call("/api/activity"), _status(401, 403, 200, 200, 403)),
+    "GET /api/audit": (lambda w, a: Call("/api/audit"), ADMIN),
+    "GET /api/audit/verify": (lambda w, a: Call("/api/audit/verify"), ADMIN),
     "GET /api/plans/{plan_id}": (
         lambda w, a: Call(f"/api/plans/{find_plan('starter').id}"),
         READ,

@@ -5,6 +5,7 @@ from scripts.devstack.seed import seed_dev_data
 
 _SNAPSHOT = """
 SELECT 'tenant' AS kind, id::text, slug AS key, updated_at::text FROM alquimista_platform.tenants
+    WHERE slug <> 'platform'
 UNION ALL
 SELECT 'user', id::text, email, updated_at::text FROM alquimista_platform.users
 UNION ALL
@@ -25,7 +26,9 @@ def test_seeding_creates_the_dev_identities_with_one_membership_per_role(db) -> 
     seed_dev_data(db.owner_url)
 
     with db.owner() as conn:
-        tenants = conn.execute("SELECT id, slug FROM alquimista_platform.tenants").fetchall()
+        tenants = conn.execute(  # the reserved platform tenant (migration 029) is not seeded
+            "SELECT id, slug FROM alquimista_platform.tenants WHERE slug <> 'platform'"
+        ).fetchall()
         members = conn.execute(
             """
             SELECT u.cognito_sub, u.email, m.tenant_id, r.name AS role

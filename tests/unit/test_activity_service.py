@@ -8,6 +8,7 @@ import pytest
 from lambdas.activity import service
 from lambdas.activity.models import ActivityItem, EventEnvelope
 from lambdas.activity.repository import sort_key
+from lambdas.shared.cursors import InvalidCursor
 
 
 class FakeFeed:
@@ -86,7 +87,7 @@ def test_a_cursor_round_trips_and_a_forged_one_is_refused() -> None:
         service.encode_cursor("2026-12-01#x"),
         service.encode_cursor(key + "x"),
     ):
-        with pytest.raises(service.InvalidCursor):
+        with pytest.raises(InvalidCursor):
             service.decode_cursor(forged)
 
 

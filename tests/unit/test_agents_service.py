@@ -16,6 +16,7 @@ from lambdas.agents.models import (
     AgentResponse,
     EntitlementSource,
 )
+from lambdas.shared.cursors import InvalidCursor
 from lambdas.shared.events import validated_payload
 
 
@@ -133,7 +134,7 @@ def test_a_full_last_page_has_no_next_cursor(uow: FakeAgentsUow) -> None:
 
 @pytest.mark.parametrize("cursor", ["%%%", "\x00", "!!", "é", "Zm9v\u00e9"])
 def test_a_forged_cursor_is_refused(uow: FakeAgentsUow, cursor: str) -> None:
-    with pytest.raises(service.InvalidCursor):
+    with pytest.raises(InvalidCursor):
         service.list_catalog(_factory(uow), cursor=cursor)
 
 
