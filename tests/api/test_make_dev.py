@@ -75,6 +75,9 @@ def dev_stack(tmp_path: Path) -> Iterator[DevStack]:
         "DEV_MOTO_PORT": str(ports["moto"]),
         "DEV_PG_PORT": str(ports["pg"]),
         "DEV_JOBS_INTERVAL_S": "1",
+        # a user's shell has no POWERTOOLS_LOG_LEVEL: the test session's quiet WARNING must not
+        # leak into the stack whose console this test reads
+        "POWERTOOLS_LOG_LEVEL": "INFO",
     }
     env.pop("DATABASE_URL", None)
     process = subprocess.Popen(

@@ -28,6 +28,12 @@ from lambdas.shared.errors import AppError
 from lambdas.shared.routes import GROUPS, ROUTES, Route
 from scripts.devstack.openapi import build_openapi, platform_statuses
 
+# The webhook providers import their SDK-backed modules inside the function (the Stripe SDK is
+# heavy); importing them here makes them attributes of their package, so the analysis follows
+# those calls whatever order the tests run in.
+importlib.import_module("lambdas.billing.providers.stripe_webhooks")
+importlib.import_module("lambdas.billing.providers.mercadopago_webhooks")
+
 
 def _resolve(node: ast.expr, scope: dict[str, Any]) -> Any:
     if isinstance(node, ast.Name):
