@@ -5,7 +5,6 @@ from lambdas.shared.coldstart import collector_paused
 with collector_paused():
     from typing import Annotated, Any
 
-    import boto3
     from aws_lambda_powertools.event_handler.openapi.params import Query
     from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,6 +14,7 @@ with collector_paused():
     from lambdas.activity.repository import ActivityFeedRepository
     from lambdas.shared.http import create_resolver, current_principal, resolve
     from lambdas.shared.observability import logger, metrics, tracer
+    from lambdas.shared.runtime import get_runtime
     from lambdas.shared.settings import get_activity_settings
 
 app = create_resolver()
@@ -22,7 +22,7 @@ app = create_resolver()
 
 def _feed() -> ActivityFeedRepository:
     return ActivityFeedRepository(
-        boto3.client("dynamodb"), table=get_activity_settings().activity_table
+        get_runtime().dynamodb, table=get_activity_settings().activity_table
     )
 
 
