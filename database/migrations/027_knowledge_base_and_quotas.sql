@@ -58,8 +58,11 @@ CREATE TABLE knowledge.documents (
     CONSTRAINT documents_tenant_key UNIQUE (id, tenant_id)
 );
 CREATE INDEX documents_tenant_idx ON knowledge.documents (tenant_id, created_at DESC);
--- Similar titles in the same scope are found with `%` (pg_trgm.similarity_threshold).
+-- Similar titles in the same scope are found with `%` (pg_trgm.similarity_threshold). The
+-- operator's function is declared with the default cost of 1, so the planner preferred reading
+-- every title of a scope (1 s for 20,000 titles) to the trigram index (40 ms): tell it the truth.
 CREATE INDEX documents_title_trgm_idx ON knowledge.documents USING gin (title gin_trgm_ops);
+ALTER FUNCTION public.similarity_op(text, text) COST 200;
 SELECT public.attach_updated_at('knowledge.documents');
 SELECT knowledge.enable_global_or_tenant_rls('knowledge.documents');
 

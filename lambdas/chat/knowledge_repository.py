@@ -48,17 +48,23 @@ _DOCUMENT_COLUMNS = """
 _SCOPE_TENANT: LiteralString = "d.tenant_id = %(tenant)s"
 _SCOPE_GLOBAL: LiteralString = "d.tenant_id IS NULL"
 
+# Three index-backed branches (the two unique keys and the title's trigram index), strongest
+# reason first.
 _DUPLICATE_SQL: LiteralString = """
-    SELECT d.id,
-           CASE WHEN d.source = %(source)s THEN 'same_source'
-                WHEN d.file_sha256 = %(sha)s THEN 'same_file'
-                ELSE 'similar_title' END AS reason,
-           d.status
-    FROM knowledge.documents AS d
-    WHERE {scope}
-      AND (d.source = %(source)s OR d.file_sha256 = %(sha)s OR d.title %% %(title)s)
-    ORDER BY (d.source = %(source)s) DESC, (d.file_sha256 = %(sha)s) DESC,
-             similarity(d.title, %(title)s) DESC
+    SELECT id, reason, status FROM (
+        SELECT d.id, 'same_source' AS reason, 1 AS strength, 1.0::real AS similarity, d.status
+        FROM knowledge.documents AS d
+        WHERE {scope} AND d.source = %(source)s
+        UNION ALL
+        SELECT d.id, 'same_file', 2, 1.0::real, d.status
+        FROM knowledge.documents AS d
+        WHERE {scope} AND d.file_sha256 = %(sha)s
+        UNION ALL
+        SELECT d.id, 'similar_title', 3, similarity(d.title, %(title)s), d.status
+        FROM knowledge.documents AS d
+        WHERE {scope} AND d.title %% %(title)s
+    ) AS found
+    ORDER BY strength, similarity DESC
     LIMIT 1
 """
 
@@ -97,7 +103,11 @@ _SEARCH_SQL = """
         SELECT c.id AS chunk_id,
                row_number() OVER (ORDER BY ts_rank_cd(c.search_vector, q.query) DESC, c.id)
                    AS rank
-        FROM knowledge.chunks AS c, websearch_to_tsquery('portuguese', %(text)s) AS q (query)
+        -- websearch syntax (quoted phrases), but any of the terms may match: a question's
+        -- words are rarely all in the passage that answers it
+        FROM knowledge.chunks AS c,
+             (SELECT replace(websearch_to_tsquery('portuguese', %(text)s)::text, ' & ', ' | ')
+                     ::tsquery AS query) AS q
         WHERE c.search_vector @@ q.query
           AND (c.tenant_id IS NULL OR c.tenant_id = %(tenant)s)
         ORDER BY rank
@@ -165,6 +175,8 @@ class KnowledgeRepository:
         Documents of one scope are created one at a time (a transaction-scoped advisory lock),
         so two similar titles cannot both pass the check; the unique keys still decide a race
         on source or contents."""
+        if draft.tenant_id != self._tenant_id:
+            raise ValueError("the document belongs to another scope than this repository's")
         self._lock_scope()
         duplicate = self.find_duplicate(
             title=draft.title, source=draft.source, file_sha256=draft.file_sha256
