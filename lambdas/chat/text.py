@@ -11,7 +11,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 # Common Portuguese inflection endings, longest first: "contratos", "contratual" -> "contrat".
 _SUFFIXES = (
     "amentos", "imentos", "amento", "imento", "mente", "acoes", "icoes", "acao", "icao",
-    "ais", "eis", "oes", "aes", "al", "as", "es", "os", "ar", "er", "ir", "a", "e", "o", "s",
+    "ais", "eis", "oes", "aes", "ao", "al", "as", "es", "os", "ar", "er", "ir", "a", "e", "o", "s",
 )  # fmt: skip
 
 
