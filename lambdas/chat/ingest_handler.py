@@ -1,7 +1,8 @@
 """The ingestion Lambda: S3 ``ObjectCreated`` events for originals uploaded under
 ``documents/<tenant_id>/<upload_id>/<filename>`` are extracted, chunked, embedded and stored.
 
-The object's ``title`` user metadata (``x-amz-meta-title``) names the document; without it the
+The object's ``title`` user metadata (``x-amz-meta-title``, percent-encoded UTF-8 since S3
+metadata is ASCII) names the document; without it the
 file name does. A duplicate is logged and skipped; a provider outage raises so the
 asynchronous invocation is retried (the failed document is then restarted).
 """
@@ -14,7 +15,7 @@ with collector_paused():
     from functools import lru_cache
     from pathlib import PurePosixPath
     from typing import Any
-    from urllib.parse import unquote_plus
+    from urllib.parse import unquote, unquote_plus
     from uuid import UUID
 
     import boto3
@@ -65,7 +66,7 @@ def ingest_object(bucket: str, key: str, pipeline: IngestionPipeline) -> dict[st
     data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     draft = DocumentDraft(
         tenant_id=tenant_id,
-        title=head.get("Metadata", {}).get("title") or PurePosixPath(filename).stem,
+        title=unquote(head.get("Metadata", {}).get("title", "")) or PurePosixPath(filename).stem,
         source=f"s3://{bucket}/{key}",
         file_sha256=sha256_hex(data),
         content_type=content_type_for(filename),
