@@ -4,8 +4,9 @@ ready document of that tenant, through moto's S3 and the offline provider."""
 from __future__ import annotations
 
 import uuid
-from urllib.parse import quote
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -30,7 +31,7 @@ def llm(monkeypatch) -> Iterator[RunningLlmServer]:
     server.stop()
 
 
-def _event(key: str) -> dict:
+def _event(key: str) -> dict[str, Any]:
     return {
         "Records": [
             {

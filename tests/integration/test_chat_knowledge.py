@@ -136,7 +136,8 @@ def test_the_duplicate_check_is_backed_by_the_trigram_index(db, owner) -> None:
     owner.execute(
         """
         INSERT INTO knowledge.documents (title, source, file_sha256)
-        SELECT md5(g::text) || ' ' || md5((g + 1)::text), 'src-' || g, encode(sha256(g::text::bytea), 'hex')
+        SELECT md5(g::text) || ' ' || md5((g + 1)::text), 'src-' || g,
+               encode(sha256(g::text::bytea), 'hex')
         FROM generate_series(1, 20000) AS g
         """
     )

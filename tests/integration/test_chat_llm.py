@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import boto3
 import pytest
 
 from lambdas.chat.errors import LlmProviderError, LlmUnavailable
@@ -16,13 +18,13 @@ from lambdas.shared.settings import LlmSettings
 from scripts.devstack.llm_server import RunningLlmServer, start_llm_server
 from tests.support.chat import scripted_provider
 
-EMBEDDING_OK = {
+EMBEDDING_OK: dict[str, Any] = {
     "object": "list",
     "model": "m",
     "data": [{"object": "embedding", "index": 0, "embedding": [0.0] * 1535 + [1.0]}],
     "usage": {"prompt_tokens": 1, "total_tokens": 1},
 }
-FAILURE = {"error": {"message": "boom", "type": "server_error", "code": None}}
+FAILURE: dict[str, Any] = {"error": {"message": "boom", "type": "server_error", "code": None}}
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,9 @@ def test_embeddings_are_requested_in_batches(llm) -> None:
 def test_offline_answers_quote_the_passages_with_usage(llm) -> None:
     completion = _gateway(llm.base_url, api_key=llm.api_key).complete(
         [
-            ChatTurn("system", "Responda com base nos trechos.\n[1] O aviso prévio é de 30 dias. Mais."),
+            ChatTurn(
+                "system", "Responda com base nos trechos.\n[1] O aviso prévio é de 30 dias. Mais."
+            ),
             ChatTurn("user", "Qual o prazo do aviso prévio?"),
         ],
         max_tokens=200,
@@ -93,7 +97,11 @@ def test_a_wrong_key_is_a_provider_error(llm) -> None:
 
 
 def test_5xx_is_retried_with_backoff_and_then_succeeds() -> None:
-    script = [(500, FAILURE, 0.0), (502, FAILURE, 0.0), (200, EMBEDDING_OK, 0.0)]
+    script: list[tuple[int, dict[str, Any], float]] = [
+        (500, FAILURE, 0.0),
+        (502, FAILURE, 0.0),
+        (200, EMBEDDING_OK, 0.0),
+    ]
     with scripted_provider(script) as (url, provider):
         vectors = _gateway(url, retries=2).embed(["x"])
     assert provider.requests == 3
@@ -101,17 +109,21 @@ def test_5xx_is_retried_with_backoff_and_then_succeeds() -> None:
 
 
 def test_persistent_5xx_is_a_502_after_bounded_retries() -> None:
-    with scripted_provider([(503, FAILURE, 0.0)]) as (url, provider):
-        with pytest.raises(LlmProviderError) as failed:
-            _gateway(url, retries=2).embed(["x"])
+    with (
+        scripted_provider([(503, FAILURE, 0.0)]) as (url, provider),
+        pytest.raises(LlmProviderError) as failed,
+    ):
+        _gateway(url, retries=2).embed(["x"])
     assert provider.requests == 3
     assert (failed.value.status, failed.value.code) == (502, "llm_provider_error")
 
 
 def test_persistent_429_is_a_503() -> None:
-    with scripted_provider([(429, FAILURE, 0.0)]) as (url, provider):
-        with pytest.raises(LlmUnavailable) as failed:
-            _gateway(url, retries=1).complete([ChatTurn("user", "oi")], max_tokens=5)
+    with (
+        scripted_provider([(429, FAILURE, 0.0)]) as (url, provider),
+        pytest.raises(LlmUnavailable) as failed,
+    ):
+        _gateway(url, retries=1).complete([ChatTurn("user", "oi")], max_tokens=5)
     assert provider.requests == 2
     assert (failed.value.status, failed.value.code) == (503, "llm_unavailable")
 
@@ -135,18 +147,18 @@ def test_an_unreachable_provider_is_a_503() -> None:
 
 def test_embeddings_of_another_size_are_refused() -> None:
     wrong = {**EMBEDDING_OK, "data": [{"object": "embedding", "index": 0, "embedding": [1.0]}]}
-    with scripted_provider([(200, wrong, 0.0)]) as (url, _):
-        with pytest.raises(LlmProviderError, match="another size"):
-            _gateway(url).embed(["x"])
+    with (
+        scripted_provider([(200, wrong, 0.0)]) as (url, _),
+        pytest.raises(LlmProviderError, match="another size"),
+    ):
+        _gateway(url).embed(["x"])
 
 
 def test_the_gateway_is_built_from_settings_with_the_key_from_secrets_manager(
     aws, llm, monkeypatch
 ) -> None:
-    import boto3
-
     arn = boto3.client("secretsmanager").create_secret(
-        Name="/alquimista/dev/llm/api-key", SecretString='{"api_key": "%s"}' % llm.api_key
+        Name="/alquimista/dev/llm/api-key", SecretString=f'{{"api_key": "{llm.api_key}"}}'
     )["ARN"]
     monkeypatch.setenv("LLM_SECRET_ARN", arn)
     monkeypatch.setenv("LLM_BASE_URL", llm.base_url)

@@ -13,7 +13,8 @@ from psycopg.rows import dict_row
 from lambdas.chat.errors import TokenQuotaExceeded
 from lambdas.chat.quota_repository import TokenQuotaRepository, release_stale_reservations
 from tests.support.chat import runtime_database
-from tests.support.factories import create_catalog, create_tenant, subscribe
+from tests.support.database import TestDatabase
+from tests.support.factories import TestTenant, create_catalog, create_tenant, subscribe
 
 LIMIT = 5_000
 TOKENS = 50
@@ -25,7 +26,7 @@ def tenant(owner: psycopg.Connection[Any]):
     return create_tenant(owner)
 
 
-def _quotas(db, tenant, **kwargs):
+def _quotas(db: TestDatabase, tenant: TestTenant, **kwargs: int) -> Any:
     database = runtime_database(db)
 
     class Quotas:
@@ -49,7 +50,7 @@ def _usage(owner, tenant) -> dict[str, Any]:
         (tenant.id,),
     ).fetchone()
     assert row is not None
-    return row
+    return dict(row)
 
 
 def test_200_concurrent_reservations_never_exceed_the_limit(db, owner, tenant) -> None:
@@ -84,8 +85,7 @@ def test_200_concurrent_reservations_never_exceed_the_limit(db, owner, tenant) -
         with psycopg.connect(db.owner_url, autocommit=True) as conn:
             while not done.is_set():
                 row = conn.execute(
-                    "SELECT token_limit, used, reserved FROM chat.token_usage "
-                    "WHERE tenant_id = %s",
+                    "SELECT token_limit, used, reserved FROM chat.token_usage WHERE tenant_id = %s",
                     (tenant.id,),
                 ).fetchone()
                 if row and row[1] + row[2] > row[0]:

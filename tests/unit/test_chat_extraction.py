@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from lambdas.chat.errors import DocumentUnreadable, UnsupportedDocument
@@ -50,7 +52,7 @@ def test_chunks_respect_the_size_and_overlap() -> None:
     assert [c.index for c in chunks] == list(range(len(chunks)))
     assert all(c.token_count <= 40 for c in chunks)
     assert all(c.token_count == estimate_tokens(c.content) for c in chunks)
-    for previous, current in zip(chunks, chunks[1:], strict=False):
+    for previous, current in itertools.pairwise(chunks):
         assert previous.content.split(". ")[-1].rstrip(".") in current.content  # the overlap
     assert "Frase número 59" in chunks[-1].content
     assert "Frase número 0 " in chunks[0].content
