@@ -138,6 +138,7 @@ def ingest(
     hashes = {path: sha256_hex(path.read_bytes()) for path in files}
     with ConnectionUnitOfWork(conn, tenant_id) as uow:
         ready = uow.knowledge.ready_hashes(list(hashes.values()))
+    seen: set[str] = set()
     pending: list[tuple[UUID, Path, list[EmbeddedChunk]]] = []
 
     def flush() -> None:
@@ -159,7 +160,10 @@ def ingest(
         if sha in ready:
             report.already_ready += 1
             continue
-        ready.add(sha)  # the same contents twice in one run: the second is a duplicate
+        if sha in seen:
+            report.duplicates.append((path, "same_file"))  # the same contents twice in one run
+            continue
+        seen.add(sha)
         try:
             draft = _draft(path, sha, tenant_id)
             if dry_run:
