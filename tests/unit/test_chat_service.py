@@ -155,7 +155,13 @@ def world():
 ALLOW = GateVerdict("allow")
 
 
-def _send(uow, subject, *, verdict=ALLOW, llm=None):
+def _send(
+    uow: FakeUow,
+    subject: MessageSubject,
+    *,
+    verdict: GateVerdict = ALLOW,
+    llm: FakeLlm | None = None,
+) -> Any:
     return send_message(
         lambda: uow,
         gate=FakeGate(verdict),
