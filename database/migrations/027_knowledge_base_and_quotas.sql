@@ -141,7 +141,9 @@ CREATE TABLE chat.messages (
     completion_tokens    integer NOT NULL DEFAULT 0 CHECK (completion_tokens >= 0),
     error_code           text,
     metadata             jsonb NOT NULL DEFAULT '{}'::jsonb,
-    created_at           timestamptz NOT NULL DEFAULT now(),
+    -- the clock, not the transaction's start: a question and its answer stored together keep
+    -- their order in the history
+    created_at           timestamptz NOT NULL DEFAULT clock_timestamp(),
     updated_at           timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX messages_session_idx ON chat.messages (tenant_id, session_id, created_at);
