@@ -26,19 +26,21 @@ def _decode(cursor: str) -> list[object]:
     return value
 
 
-def encode_feed_cursor(txid: int, seq: int) -> str:
-    return _encode(["f", txid, seq])
+def encode_feed_cursor(txid: int, seq: int, watermark: tuple[int, int] = (0, 0)) -> str:
+    """A feed position, with the purge watermark in force when it was issued."""
+    return _encode(["f", txid, seq, *watermark])
 
 
-def decode_feed_cursor(cursor: str) -> tuple[int, int]:
-    """(txid, seq) of a changes-feed cursor."""
+def decode_feed_cursor(cursor: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((txid, seq), watermark) of a changes-feed cursor."""
     value = _decode(cursor)
-    if len(value) != 3 or value[0] != "f":
+    if len(value) != 5 or value[0] != "f":
         raise BadRequest("the cursor is not valid")
-    txid, seq = value[1], value[2]
-    if not (isinstance(txid, int) and isinstance(seq, int)) or txid < 0 or seq < 0:
+    numbers = value[1:]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers):
         raise BadRequest("the cursor is not valid")
-    return txid, seq
+    txid, seq, wm_txid, wm_seq = (int(str(n)) for n in numbers)
+    return (txid, seq), (wm_txid, wm_seq)
 
 
 def encode_list_cursor(created_at: datetime, row_id: UUID) -> str:

@@ -124,16 +124,19 @@ class LeadService:
         )
 
     def changes(self, *, cursor: str | None, limit: int) -> ChangesPage:
-        """What changed after ``cursor`` in commit-safe order. A cursor older than the purge
-        watermark cannot be continued (deletions it has not seen are gone): resync_required, and
-        the client reads the feed again from the start (no cursor)."""
-        after = decode_feed_cursor(cursor) if cursor else (0, 0)
+        """What changed after ``cursor`` in commit-safe order. A cursor issued before a purge
+        that removed tombstones past its position cannot be continued (deletions it has not
+        seen are gone): resync_required, and the client reads the feed again without a cursor."""
+        after, seen_watermark = decode_feed_cursor(cursor) if cursor else ((0, 0), None)
         limit = max(1, min(limit, 1000))
         with self._uow() as uow:
-            watermark = uow.feed.purge_watermark()
-            if watermark is not None and (0, 0) < after < watermark:
+            watermark = uow.feed.purge_watermark() or (0, 0)
+            if seen_watermark is not None and seen_watermark < watermark and after < watermark:
                 return ChangesPage(
-                    changes=[], cursor=encode_feed_cursor(0, 0), has_more=True, resync_required=True
+                    changes=[],
+                    cursor=encode_feed_cursor(0, 0, watermark),
+                    has_more=True,
+                    resync_required=True,
                 )
             rows = uow.feed.page(after=after, limit=limit + 1)
         more = len(rows) > limit
@@ -141,6 +144,6 @@ class LeadService:
         position = (rows[-1][1], rows[-1][2]) if rows else after
         return ChangesPage(
             changes=[change for change, _, _ in rows],
-            cursor=encode_feed_cursor(*position),
+            cursor=encode_feed_cursor(*position, watermark),
             has_more=more,
         )

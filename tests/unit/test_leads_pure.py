@@ -186,7 +186,8 @@ def test_if_match_is_required_and_must_name_one_version() -> None:
 
 
 def test_cursors_round_trip_and_tampering_is_refused() -> None:
-    assert decode_feed_cursor(encode_feed_cursor(123, 45)) == (123, 45)
+    assert decode_feed_cursor(encode_feed_cursor(123, 45)) == ((123, 45), (0, 0))
+    assert decode_feed_cursor(encode_feed_cursor(1, 2, (3, 4))) == ((1, 2), (3, 4))
     when, row = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), uuid.uuid4()
     assert decode_list_cursor(encode_list_cursor(when, row)) == (when, row)
     for bad in ("!!!", "bm90LWpzb24", encode_list_cursor(when, row)):
