@@ -154,6 +154,18 @@ class SuppressionRepository:
                 (self._tenant_id, kind, digest, reason, added_by),
             )
 
+    def suppressed(self, digests: Sequence[str]) -> set[str]:
+        """Which of these digests are suppressed (unexpired), whatever their kind."""
+        rows = self._conn.execute(
+            """
+            SELECT value_hmac FROM nigredo_leads.blocklist
+            WHERE tenant_id = %s AND value_hmac = ANY(%s)
+              AND (expires_at IS NULL OR expires_at > now())
+            """,
+            (self._tenant_id, list(digests)),
+        ).fetchall()
+        return {row["value_hmac"] for row in rows}
+
     def matches(self, digests: Sequence[tuple[str, str]]) -> list[str]:
         """The kinds among ``digests`` that are suppressed (unexpired)."""
         if not digests:

@@ -25,6 +25,12 @@ class LeadStore(Protocol):
 
     def find_live_by_identifiers(self, email: str | None, phone: str | None) -> UUID | None: ...
 
+    def get_many(self, lead_ids: Sequence[UUID], *, lock: bool = False) -> dict[UUID, Lead]: ...
+
+    def live_owners(
+        self, emails: Sequence[str], phones: Sequence[str]
+    ) -> dict[tuple[str, str], UUID]: ...
+
     def get(
         self, lead_id: UUID, *, include_deleted: bool = False, lock: bool = False
     ) -> Lead | None: ...
@@ -53,6 +59,8 @@ class SuppressionStore(Protocol):
 
     def matches(self, digests: Sequence[tuple[str, str]]) -> list[str]: ...
 
+    def suppressed(self, digests: Sequence[str]) -> set[str]: ...
+
 
 class FeedReader(Protocol):
     def page(self, *, after: tuple[int, int], limit: int) -> list[tuple[Change, int, int]]: ...
@@ -65,20 +73,18 @@ class SyncSettings(Protocol):
 
 
 class MutationStore(Protocol):
-    def claim(
+    def claim_many(
         self,
+        claims: Sequence[tuple[str, str, UUID]],
         *,
         device_id: str,
-        client_mutation_id: str,
         batch_id: UUID,
-        op: str,
-        entity_id: UUID,
         user_id: UUID | None,
-    ) -> UUID | None: ...
+    ) -> dict[str, UUID]: ...
 
-    def stored(self, *, device_id: str, client_mutation_id: str) -> dict[str, Any]: ...
+    def stored_many(self, *, device_id: str, cmids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
-    def finish(self, mutation_id: UUID, *, outcome: str, result: dict[str, Any]) -> None: ...
+    def finish_many(self, results: Sequence[tuple[UUID, str, dict[str, Any]]]) -> None: ...
 
 
 class ConflictStore(Protocol):

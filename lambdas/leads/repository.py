@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -114,6 +115,38 @@ class LeadRepository:
             {"tenant": self._tenant_id, "id": lead_id, "deleted": include_deleted},
         ).fetchone()
         return Lead.model_validate(row) if row else None
+
+    def get_many(self, lead_ids: Sequence[UUID], *, lock: bool = False) -> dict[UUID, Lead]:
+        """The leads with these ids, deleted ones included, by id (locked for update)."""
+        rows = self._conn.execute(
+            "SELECT "
+            + _LEAD_COLUMNS
+            + " FROM nigredo_leads.leads WHERE tenant_id = %s AND id = ANY(%s)"
+            + (" ORDER BY id FOR UPDATE" if lock else ""),
+            (self._tenant_id, list(lead_ids)),
+        ).fetchall()
+        return {row["id"]: Lead.model_validate(row) for row in rows}
+
+    def live_owners(
+        self, emails: Sequence[str], phones: Sequence[str]
+    ) -> dict[tuple[str, str], UUID]:
+        """The live leads holding any of these normalised identifiers, keyed by
+        ("email" | "phone", value)."""
+        rows = self._conn.execute(
+            """
+            SELECT id, email_normalized, phone_e164 FROM nigredo_leads.leads
+            WHERE tenant_id = %s AND deleted_at IS NULL
+              AND (email_normalized = ANY(%s) OR phone_e164 = ANY(%s))
+            """,
+            (self._tenant_id, list(emails), list(phones)),
+        ).fetchall()
+        owners: dict[tuple[str, str], UUID] = {}
+        for row in rows:
+            if row["email_normalized"]:
+                owners["email", row["email_normalized"]] = row["id"]
+            if row["phone_e164"]:
+                owners["phone", row["phone_e164"]] = row["id"]
+        return owners
 
     def update(
         self,

@@ -3,6 +3,7 @@ the purge of soft-deleted rows and the daily metrics rollup."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any, LiteralString
 from uuid import UUID
@@ -90,53 +91,75 @@ class SyncSettingsRepository:
 
 
 class MutationLog:
-    """Client mutation ids, claimed before they are applied: a replay (or a concurrent push of
-    the same batch, which waits on the unique index) finds the stored result instead."""
+    """Client mutation ids, claimed before they are applied, a batch at a time: a replay (or a
+    concurrent push of the same batch, which waits on the unique index) finds the stored
+    results instead."""
 
     def __init__(self, conn: Connection, tenant_id: UUID) -> None:
         self._conn = conn
         self._tenant_id = tenant_id
 
-    def claim(
+    def claim_many(
         self,
+        claims: Sequence[tuple[str, str, UUID]],
         *,
         device_id: str,
-        client_mutation_id: str,
         batch_id: UUID,
-        op: str,
-        entity_id: UUID,
         user_id: UUID | None,
-    ) -> UUID | None:
-        """The new log row's id, or None when this mutation id was already applied."""
-        row = self._conn.execute(
+    ) -> dict[str, UUID]:
+        """Claim (client mutation id, op, entity id) rows; returns the newly claimed ids by
+        client mutation id (the others were applied before)."""
+        rows = self._conn.execute(
             """
             INSERT INTO nigredo_leads.sync_mutations (
                 tenant_id, device_id, client_mutation_id, batch_id, entity, entity_id, op,
                 outcome, user_id)
-            VALUES (%s, %s, %s, %s, 'lead', %s, %s, 'rejected', %s)
+            SELECT %(tenant)s, %(device)s, c.cmid, %(batch)s, 'lead', c.entity_id, c.op,
+                   'rejected', %(user)s
+            FROM unnest(%(cmids)s::text[], %(ops)s::text[], %(ids)s::uuid[])
+                 AS c (cmid, op, entity_id)
             ON CONFLICT (tenant_id, device_id, client_mutation_id) DO NOTHING
-            RETURNING id
+            RETURNING client_mutation_id, id
             """,
-            (self._tenant_id, device_id, client_mutation_id, batch_id, entity_id, op, user_id),
-        ).fetchone()
-        return row["id"] if row else None
+            {
+                "tenant": self._tenant_id,
+                "device": device_id,
+                "batch": batch_id,
+                "user": user_id,
+                "cmids": [c[0] for c in claims],
+                "ops": [c[1] for c in claims],
+                "ids": [c[2] for c in claims],
+            },
+        ).fetchall()
+        return {row["client_mutation_id"]: row["id"] for row in rows}
 
-    def stored(self, *, device_id: str, client_mutation_id: str) -> dict[str, Any]:
-        row = self._conn.execute(
+    def stored_many(self, *, device_id: str, cmids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = self._conn.execute(
             """
-            SELECT outcome, result FROM nigredo_leads.sync_mutations
-            WHERE tenant_id = %s AND device_id = %s AND client_mutation_id = %s
+            SELECT client_mutation_id, outcome, result FROM nigredo_leads.sync_mutations
+            WHERE tenant_id = %s AND device_id = %s AND client_mutation_id = ANY(%s)
             """,
-            (self._tenant_id, device_id, client_mutation_id),
-        ).fetchone()
-        if row is None:
-            raise RuntimeError("a claimed mutation id has no row")
-        return {**row["result"], "outcome": row["outcome"]}
+            (self._tenant_id, device_id, list(cmids)),
+        ).fetchall()
+        return {
+            row["client_mutation_id"]: {**row["result"], "outcome": row["outcome"]} for row in rows
+        }
 
-    def finish(self, mutation_id: UUID, *, outcome: str, result: dict[str, Any]) -> None:
+    def finish_many(self, results: Sequence[tuple[UUID, str, dict[str, Any]]]) -> None:
+        if not results:
+            return
         self._conn.execute(
-            "UPDATE nigredo_leads.sync_mutations SET outcome = %s, result = %s WHERE id = %s",
-            (outcome, Jsonb(result), mutation_id),
+            """
+            UPDATE nigredo_leads.sync_mutations AS m SET outcome = r.outcome, result = r.result
+            FROM unnest(%s::uuid[], %s::text[], %s::jsonb[]) AS r (id, outcome, result)
+            WHERE m.tenant_id = %s AND m.id = r.id
+            """,
+            (
+                [r[0] for r in results],
+                [r[1] for r in results],
+                [Jsonb(r[2]) for r in results],
+                self._tenant_id,
+            ),
         )
 
 

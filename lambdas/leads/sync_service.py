@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -16,7 +17,8 @@ from lambdas.leads.models import (
     MutationResult,
 )
 from lambdas.leads.ports import LeadsUow, LeadsUowFactory
-from lambdas.leads.service import normalized, refuse_if_suppressed
+from lambdas.leads.service import normalized
+from lambdas.leads.suppression import lead_digests
 from lambdas.leads.sync import (
     Apply,
     ConflictFound,
@@ -31,6 +33,37 @@ from lambdas.shared.errors import ValidationFailed
 MAX_BATCH = 1000
 
 
+@dataclass
+class _BatchState:
+    """What the batch knows of the server, loaded once and kept current as it writes."""
+
+    rows: dict[UUID, Lead]
+    owners: dict[tuple[str, str], UUID]
+    suppressed: set[str]
+
+    def owner_of(self, email: str | None, phone: str | None) -> UUID | None:
+        for key in (("email", email), ("phone", phone)):
+            if key[1] and key in self.owners:
+                return self.owners[key[0], key[1]]
+        return None
+
+    def wrote(self, lead: Lead) -> None:
+        before = self.rows.get(lead.id)
+        if before is not None:
+            for key in (("email", before.email_normalized), ("phone", before.phone_e164)):
+                if key[1] and self.owners.get((key[0], key[1])) == lead.id:
+                    del self.owners[key[0], key[1]]
+        if lead.deleted_at is None:
+            if lead.email_normalized:
+                self.owners["email", lead.email_normalized] = lead.id
+            if lead.phone_e164:
+                self.owners["phone", lead.phone_e164] = lead.id
+        self.rows[lead.id] = lead
+
+
+Prepared = tuple[LeadFields | None, str | None, str | None]
+
+
 class SyncService:
     def __init__(self, uow_factory: LeadsUowFactory, *, suppression_key: bytes) -> None:
         self._uow = uow_factory
@@ -40,92 +73,136 @@ class SyncService:
         self, mutations: Sequence[Mutation], *, device_id: str, user_id: UUID | None
     ) -> list[MutationResult]:
         """Apply a batch in one transaction, one result per mutation. A mutation id already
-        applied returns its stored result and changes nothing, so a replayed batch is a no-op."""
+        applied returns its stored result and changes nothing, so a replayed batch is a no-op.
+        The batch's ids, rows, natural keys and suppressions are read in a few statements up
+        front; each applied mutation then costs one write."""
         if not 1 <= len(mutations) <= MAX_BATCH:
             raise ValidationFailed(f"a batch holds 1 to {MAX_BATCH} mutations")
-        batch_id = uuid.uuid4()
+        if len({m.client_mutation_id for m in mutations}) != len(mutations):
+            raise ValidationFailed("a client mutation id appears twice in the batch")
+        prepared = [self._prepare(m) for m in mutations]
         results: list[MutationResult] = []
         with self._uow() as uow:
             lww = uow.sync_settings.last_writer_wins()
-            for mutation in mutations:
+            claimed = uow.mutations.claim_many(
+                [(m.client_mutation_id, m.op, m.id) for m in mutations],
+                device_id=device_id,
+                batch_id=uuid.uuid4(),
+                user_id=user_id,
+            )
+            replays = [
+                m.client_mutation_id for m in mutations if m.client_mutation_id not in claimed
+            ]
+            stored = (
+                uow.mutations.stored_many(device_id=device_id, cmids=replays) if replays else {}
+            )
+            state = self._load(uow, mutations, prepared, claimed)
+            finished: list[tuple[UUID, str, dict[str, Any]]] = []
+            for mutation, ready in zip(mutations, prepared, strict=True):
                 cmid = mutation.client_mutation_id
-                claimed = uow.mutations.claim(
-                    device_id=device_id,
-                    client_mutation_id=cmid,
-                    batch_id=batch_id,
-                    op=mutation.op,
-                    entity_id=mutation.id,
-                    user_id=user_id,
-                )
-                if claimed is None:
-                    stored = uow.mutations.stored(device_id=device_id, client_mutation_id=cmid)
-                    results.append(MutationResult.model_validate(stored | {"replayed": True}))
+                if cmid not in claimed:
+                    results.append(MutationResult.model_validate(stored[cmid] | {"replayed": True}))
                     continue
-                result = self._apply(uow, mutation, claimed, lww)
-                uow.mutations.finish(
-                    claimed,
-                    outcome=result.outcome,
-                    result=result.model_dump(mode="json", exclude={"outcome", "replayed"}),
+                result = self._apply(uow, state, mutation, claimed[cmid], prepared=ready, lww=lww)
+                finished.append(
+                    (
+                        claimed[cmid],
+                        result.outcome,
+                        result.model_dump(mode="json", exclude={"outcome", "replayed"}),
+                    )
                 )
                 results.append(result)
+            uow.mutations.finish_many(finished)
             uow.commit()
         return results
 
-    def _apply(
-        self, uow: LeadsUow, mutation: Mutation, mutation_id: UUID, lww: bool
-    ) -> MutationResult:
-        cmid = mutation.client_mutation_id
-        prepared = self._prepare(uow, mutation)
-        if isinstance(prepared, str):
-            return _rejected(cmid, mutation.id, prepared)
-        fields, email, phone = prepared
-        current = uow.leads.get(mutation.id, include_deleted=True, lock=True)
-        owner = (
-            uow.leads.find_live_by_identifiers(email, phone)
-            if mutation.op == "create" and (email or phone)
-            else None
+    def _load(
+        self,
+        uow: LeadsUow,
+        mutations: Sequence[Mutation],
+        prepared: Sequence[Prepared | str],
+        claimed: dict[str, UUID],
+    ) -> _BatchState:
+        todo = [
+            (m, p)
+            for m, p in zip(mutations, prepared, strict=True)
+            if m.client_mutation_id in claimed and not isinstance(p, str)
+        ]
+        emails = [p[1] for _, p in todo if not isinstance(p, str) and p[1]]
+        phones = [p[2] for _, p in todo if not isinstance(p, str) and p[2]]
+        digests = [
+            digest
+            for _, p in todo
+            if not isinstance(p, str)
+            for _, digest in lead_digests(self._key, email=p[1], phone=p[2])
+        ]
+        return _BatchState(
+            rows=uow.leads.get_many([m.id for m, _ in todo], lock=True) if todo else {},
+            owners=uow.leads.live_owners(emails, phones) if emails or phones else {},
+            suppressed=uow.suppression.suppressed(digests) if digests else set(),
         )
-        decision = classify(
-            mutation.op,
-            base_version=mutation.base_version,
-            current=ServerRow(current.id, current.version, current.deleted_at is not None)
-            if current
-            else None,
-            natural_key_owner=owner,
-            last_writer_wins=lww,
-        )
-        if isinstance(decision, ConflictFound):
-            return self._conflict(uow, mutation, mutation_id, decision, fields)
-        if not isinstance(decision, Apply):
-            return _rejected(cmid, mutation.id, decision.reason)
-        if decision.noop and current is not None:
-            return _applied(cmid, current.id, current.version)
-        return self._write(uow, mutation, fields, email, phone)
 
-    def _prepare(
-        self, uow: LeadsUow, mutation: Mutation
-    ) -> tuple[LeadFields | None, str | None, str | None] | str:
+    @staticmethod
+    def _prepare(mutation: Mutation) -> Prepared | str:
         """The normalised fields of a create or update, or the reason to reject it."""
         if mutation.op == "delete":
             return None, None, None
         if mutation.fields is None:
             return "fields are required"
         try:
-            fields, email, phone = normalized(mutation.fields)
-            refuse_if_suppressed(uow, self._key, email, phone)
-        except (InvalidLead, LeadSuppressed) as error:
+            return normalized(mutation.fields)
+        except InvalidLead as error:
             return error.code
-        return fields, email, phone
+
+    def _apply(
+        self,
+        uow: LeadsUow,
+        state: _BatchState,
+        mutation: Mutation,
+        mutation_id: UUID,
+        *,
+        prepared: Prepared | str,
+        lww: bool,
+    ) -> MutationResult:
+        cmid = mutation.client_mutation_id
+        if isinstance(prepared, str):
+            return _rejected(cmid, mutation.id, prepared)
+        fields, email, phone = prepared
+        if any(d in state.suppressed for _, d in lead_digests(self._key, email=email, phone=phone)):
+            return _rejected(cmid, mutation.id, LeadSuppressed.code)
+        current = state.rows.get(mutation.id)
+        decision = classify(
+            mutation.op,
+            base_version=mutation.base_version,
+            current=ServerRow(current.id, current.version, current.deleted_at is not None)
+            if current
+            else None,
+            natural_key_owner=state.owner_of(email, phone) if mutation.op == "create" else None,
+            last_writer_wins=lww,
+        )
+        if isinstance(decision, ConflictFound):
+            return self._conflict(
+                uow, state, mutation, mutation_id, decision=decision, fields=fields
+            )
+        if not isinstance(decision, Apply):
+            return _rejected(cmid, mutation.id, decision.reason)
+        if decision.noop and current is not None:
+            return _applied(cmid, current.id, current.version)
+        return self._write(uow, state, mutation, prepared)
 
     @staticmethod
     def _conflict(
         uow: LeadsUow,
+        state: _BatchState,
         mutation: Mutation,
         mutation_id: UUID,
+        *,
         decision: ConflictFound,
         fields: LeadFields | None,
     ) -> MutationResult:
-        theirs = uow.leads.get(decision.existing_id, include_deleted=True)
+        theirs = state.rows.get(decision.existing_id) or uow.leads.get(
+            decision.existing_id, include_deleted=True
+        )
         mine: dict[str, Any] = (
             fields.model_dump(mode="json") if fields is not None else {"deleted": True}
         )
@@ -148,13 +225,10 @@ class SyncService:
 
     @staticmethod
     def _write(
-        uow: LeadsUow,
-        mutation: Mutation,
-        fields: LeadFields | None,
-        email: str | None,
-        phone: str | None,
+        uow: LeadsUow, state: _BatchState, mutation: Mutation, prepared: Prepared
     ) -> MutationResult:
         cmid = mutation.client_mutation_id
+        fields, email, phone = prepared
         lead: Lead | None
         try:
             if fields is None:
@@ -175,6 +249,7 @@ class SyncService:
             return _rejected(cmid, mutation.id, error.code)
         if lead is None:
             return _rejected(cmid, mutation.id, "not_found")
+        state.wrote(lead)
         return _applied(cmid, lead.id, lead.version)
 
     def resolve(

@@ -17,6 +17,7 @@ from lambdas.leads.lgpd_service import LgpdService
 from lambdas.leads.models import LeadFields, LeadFilters, Mutation
 from lambdas.leads.preconditions import PreconditionFailed, PreconditionRequired
 from lambdas.leads.service import LeadService
+from lambdas.leads.suppression import lead_digests
 from lambdas.leads.sync_service import SyncService
 from lambdas.leads.uow import LeadsUnitOfWork
 from lambdas.shared.db import Connection, Database
@@ -707,3 +708,62 @@ def _count(conn: Connection | psycopg.Connection[Any], table: str) -> int:
         )
     ).fetchone()
     return int(row["n"]) if row else 0
+
+
+def test_a_batch_sees_its_own_earlier_mutations(database, tenants) -> None:
+    factory = _factory(database, tenants[0])
+    sync = SyncService(factory, suppression_key=KEY)
+    with factory() as uow:
+        uow.suppression.add(
+            lead_digests(KEY, email="blocked@example.com", phone=None),
+            reason="opt_out",
+            added_by=None,
+        )
+        uow.commit()
+    lead_id, twin_id, blocked_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    base = fields(full_name="Lia", email="lia@example.com")
+
+    results = sync.push(
+        [
+            Mutation(client_mutation_id="1", op="create", id=lead_id, fields=base),
+            Mutation(
+                client_mutation_id="2",
+                op="update",
+                id=lead_id,
+                base_version=1,
+                fields=base.model_copy(update={"email": "lia2@example.com"}),
+            ),
+            Mutation(client_mutation_id="3", op="create", id=twin_id, fields=base),
+            Mutation(
+                client_mutation_id="4",
+                op="create",
+                id=uuid.uuid4(),
+                fields=fields(email="lia2@example.com"),
+            ),
+            Mutation(
+                client_mutation_id="5",
+                op="create",
+                id=blocked_id,
+                fields=fields(email="Blocked@example.com"),
+            ),
+            Mutation(client_mutation_id="6", op="delete", id=uuid.uuid4(), base_version=1),
+        ],
+        device_id="d",
+        user_id=None,
+    )
+
+    assert [(r.outcome, r.reason, r.version) for r in results] == [
+        ("applied", None, 1),
+        ("applied", None, 2),
+        ("applied", None, 1),  # the e-mail was freed by mutation 2
+        ("conflict", "create_create", 2),
+        ("rejected", "lead_suppressed", None),
+        ("rejected", "not_found", None),
+    ]
+    assert results[3].id == lead_id
+    with pytest.raises(Exception, match="twice"):
+        sync.push(
+            [Mutation(client_mutation_id="7", op="delete", id=lead_id, base_version=2)] * 2,
+            device_id="d",
+            user_id=None,
+        )
