@@ -131,14 +131,29 @@ class SubjectRequestStore(Protocol):
 
 
 class LeadsUow(Protocol):
-    leads: LeadStore
-    suppression: SuppressionStore
-    feed: FeedReader
-    sync_settings: SyncSettings
-    mutations: MutationStore
-    conflicts: ConflictStore
-    consents: ConsentStore
-    requests: SubjectRequestStore
+    @property
+    def leads(self) -> LeadStore: ...
+
+    @property
+    def suppression(self) -> SuppressionStore: ...
+
+    @property
+    def feed(self) -> FeedReader: ...
+
+    @property
+    def sync_settings(self) -> SyncSettings: ...
+
+    @property
+    def mutations(self) -> MutationStore: ...
+
+    @property
+    def conflicts(self) -> ConflictStore: ...
+
+    @property
+    def consents(self) -> ConsentStore: ...
+
+    @property
+    def requests(self) -> SubjectRequestStore: ...
 
     @property
     def audit(self) -> AuditLog: ...
