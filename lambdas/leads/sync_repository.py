@@ -14,20 +14,25 @@ from lambdas.leads.models import Change, Conflict
 from lambdas.shared.db import Connection
 
 # Rows below the oldest transaction still in flight only (see migration 028): whatever commits
-# later has a txid at or above that horizon, so it lands after any cursor served so far.
+# later has a txid at or above that horizon, so it lands after any cursor served so far. Each
+# row's data is read by primary key for the page's rows only (a join would hash whole tables).
 _FEED_SQL = """
 SELECT c.entity, c.entity_id AS id, c.op, c.version,
        c.txid::text::bigint AS txid, c.seq,
        CASE WHEN c.op = 'delete' THEN NULL
-            WHEN c.entity = 'lead' THEN to_jsonb(l) - 'tenant_id'
-            WHEN c.entity = 'campaign' THEN to_jsonb(k) - 'tenant_id'
-            WHEN c.entity = 'interaction' THEN to_jsonb(i) - 'tenant_id'
-            ELSE to_jsonb(m) - 'tenant_id' END AS data
+            WHEN c.entity = 'lead' THEN (
+                SELECT to_jsonb(l) - 'tenant_id' FROM nigredo_leads.leads AS l
+                WHERE l.id = c.entity_id)
+            WHEN c.entity = 'campaign' THEN (
+                SELECT to_jsonb(k) - 'tenant_id' FROM nigredo_leads.campanhas AS k
+                WHERE k.id = c.entity_id)
+            WHEN c.entity = 'interaction' THEN (
+                SELECT to_jsonb(i) - 'tenant_id' FROM nigredo_leads.interacoes AS i
+                WHERE i.id = c.entity_id)
+            ELSE (
+                SELECT to_jsonb(m) - 'tenant_id' FROM nigredo_leads.agendamentos AS m
+                WHERE m.id = c.entity_id) END AS data
 FROM nigredo_leads.changes AS c
-LEFT JOIN nigredo_leads.leads AS l ON c.entity = 'lead' AND l.id = c.entity_id
-LEFT JOIN nigredo_leads.campanhas AS k ON c.entity = 'campaign' AND k.id = c.entity_id
-LEFT JOIN nigredo_leads.interacoes AS i ON c.entity = 'interaction' AND i.id = c.entity_id
-LEFT JOIN nigredo_leads.agendamentos AS m ON c.entity = 'meeting' AND m.id = c.entity_id
 WHERE c.tenant_id = %(tenant)s
   AND (c.txid, c.seq) > (%(txid)s::text::xid8, %(seq)s::bigint)
   AND c.txid < pg_snapshot_xmin(pg_current_snapshot())
