@@ -21,6 +21,7 @@ from lambdas.leads.suppression import lead_digests
 from lambdas.leads.sync_service import SyncService
 from lambdas.leads.uow import LeadsUnitOfWork
 from lambdas.shared.db import Connection, Database
+from lambdas.shared.runtime import WRITERS
 from lambdas.shared.scope import RequestScope, Writers
 from lambdas.shared.secrets import DbCredentials
 from tests.support.database import RUNTIME_ROLE, TestDatabase
@@ -767,3 +768,50 @@ def test_a_batch_sees_its_own_earlier_mutations(database, tenants) -> None:
             device_id="d",
             user_id=None,
         )
+
+
+def test_the_lgpd_services_audit_rows_pass_the_real_audit_writer(db, database, tenants) -> None:
+    # Given the services over the function's registered writers (the audit SQL function
+    # refuses personal data in metadata keys)
+    tenant = tenants[0]
+
+    @contextmanager
+    def factory() -> Iterator[LeadsUnitOfWork]:
+        with (
+            RequestScope(lambda: database, request_id="t", writers=WRITERS) as scope,
+            LeadsUnitOfWork(scope, tenant.id) as uow,
+        ):
+            yield uow
+
+    person = LeadService(factory, suppression_key=KEY).create(
+        fields(full_name="Iara Tavares", email="iara.tavares@example.com")
+    )
+    lgpd = LgpdService(factory, suppression_key=KEY)
+
+    # When consent, access and erasure are recorded
+    lgpd.record_consent(
+        person.id,
+        "granted",
+        channel="form",
+        purposes=["marketing"],
+        text_version="v1",
+        ip="203.0.113.9",
+        recorded_by=None,
+    )
+    lgpd.export(person.id, requested_by=None)
+    lgpd.erase(person.id, suppress=True, requested_by=None)
+
+    # Then each is in the tenant's audit chain, with no personal data in it
+    with db.owner() as owner:
+        rows = owner.execute(
+            "SELECT action, resource_id, metadata FROM alquimista_platform.audit_logs "
+            "WHERE tenant_id = %s AND action LIKE 'lead.%%' ORDER BY seq",
+            (tenant.id,),
+        ).fetchall()
+    assert [r["action"] for r in rows] == [
+        "lead.consent_granted",
+        "lead.dsr_access",
+        "lead.dsr_erasure",
+    ]
+    assert {r["resource_id"] for r in rows} == {str(person.id)}
+    assert "iara" not in repr(rows).lower()
