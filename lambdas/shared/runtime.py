@@ -25,6 +25,7 @@ from lambdas.shared.settings import (
     ApiSettings,
     AuditSettings,
     BillingSettings,
+    ChatSettings,
     JobSettings,
     get_migration_settings,
 )
@@ -74,6 +75,10 @@ class Runtime:
     @cached_property
     def billing_settings(self) -> BillingSettings:
         return BillingSettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
+    def chat_settings(self) -> ChatSettings:
+        return ChatSettings()  # type: ignore[call-arg,unused-ignore]
 
     @cached_property
     def job_settings(self) -> JobSettings:

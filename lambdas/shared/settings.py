@@ -124,6 +124,36 @@ class ActivityConsumerSettings(ServiceSettings):
     activity_table: str = Field(alias="ACTIVITY_TABLE_NAME")
 
 
+class LlmSettings(_Base):
+    """An OpenAI-compatible provider: its base URL (None: OpenAI's), the secret holding its key
+    (JSON ``{"api_key": "..."}``; None: ``LLM_API_KEY``, for the offline server), the models,
+    the per-request timeout and the bounded retries on 429/5xx."""
+
+    llm_base_url: str | None = Field(default=None, alias="LLM_BASE_URL")
+    llm_secret_id: str | None = Field(default=None, alias="LLM_SECRET_ARN")
+    llm_api_key: str | None = Field(default=None, alias="LLM_API_KEY", repr=False)
+    llm_secret_max_age_s: int = Field(default=SECRET_CACHE_SECONDS, ge=0)
+    llm_chat_model: str = Field(default="gpt-4o-mini", alias="LLM_CHAT_MODEL")
+    llm_embedding_model: str = Field(default="text-embedding-3-small", alias="LLM_EMBEDDING_MODEL")
+    llm_timeout_s: float = Field(default=30.0, gt=0, le=300, alias="LLM_TIMEOUT_S")
+    llm_max_retries: int = Field(default=2, ge=0, le=5, alias="LLM_MAX_RETRIES")
+
+
+class ChatSettings(ApiSettings, LlmSettings):
+    """The chat and ingestion Lambdas: the API's database access, the provider, the bucket of
+    the originals and the monthly token quota when neither an override nor the plan sets one."""
+
+    documents_bucket: str | None = Field(default=None, alias="DOCUMENTS_BUCKET_NAME")
+    chat_default_monthly_tokens: int = Field(
+        default=1_000_000, ge=0, alias="CHAT_DEFAULT_MONTHLY_TOKENS"
+    )
+
+
+@lru_cache(maxsize=1)
+def get_chat_settings() -> ChatSettings:
+    return ChatSettings()  # type: ignore[call-arg,unused-ignore]
+
+
 @lru_cache(maxsize=1)
 def get_outbox_relay_settings() -> OutboxRelaySettings:
     return OutboxRelaySettings()  # type: ignore[call-arg,unused-ignore]

@@ -8,6 +8,11 @@ from typing import Any
 import psycopg
 
 EXEMPT_TABLES = frozenset({"public.migrations"})  # the ledger: integer versions by design
+# Global-or-tenant tables: tenant_id NULL is a global row every tenant reads and only operators
+# write (knowledge.enable_global_or_tenant_rls); the other tenant rules still apply.
+GLOBAL_OR_TENANT_TABLES = frozenset(
+    {"knowledge.documents", "knowledge.chunks", "knowledge.embeddings"}
+)
 
 _TABLES = """
 SELECT c.oid, n.nspname || '.' || c.relname AS name, c.relrowsecurity, c.relforcerowsecurity
@@ -117,8 +122,13 @@ def _tenant_violations(
     found: list[str] = []
     where = f"{table}.tenant_id"
     tenant_number = columns["tenant_id"][3]
-    if not columns["tenant_id"][2]:
-        found.append(f"{where}: nullable on a tenant-owned table")
+    global_or_tenant = table in GLOBAL_OR_TENANT_TABLES
+    if global_or_tenant == bool(columns["tenant_id"][2]):
+        found.append(
+            f"{where}: NOT NULL on a global-or-tenant table"
+            if global_or_tenant
+            else f"{where}: nullable on a tenant-owned table"
+        )
     if not any(keys and keys[0] == tenant_number for _, _, keys, _ in indexes):
         found.append(f"{where}: no index led by tenant_id")
     for unique, is_pk, keys, definition in indexes:
@@ -132,4 +142,9 @@ def _tenant_violations(
         for _, using, check in policies
     ):
         found.append(f"{where}: no policy on current_setting('app.current_tenant_id', true)")
+    if global_or_tenant and not any(
+        (using or "").startswith("((tenant_id IS NULL) OR") and check is None
+        for _, using, check in policies
+    ):
+        found.append(f"{where}: no read-only policy for the global rows (tenant_id IS NULL)")
     return found

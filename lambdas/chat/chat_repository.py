@@ -1,0 +1,306 @@
+"""Chat sessions, messages with their citations, feedback and the per-call usage log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from lambdas.chat.models import (
+    Citation,
+    Message,
+    MessageRole,
+    MessageStatus,
+    RetrievedChunk,
+    Session,
+    UsageRow,
+)
+from lambdas.chat.rows import one
+from lambdas.shared.db import Connection
+
+_SESSION_COLUMNS = "id, user_id, title, status, created_at, closed_at"
+_MESSAGE_COLUMNS = """
+    m.id, m.session_id, m.role, m.content, m.status, m.model, m.prompt_tokens,
+    m.completion_tokens, m.approval_request_id, m.reply_to, m.created_at
+"""
+
+
+def _session(row: dict[str, Any]) -> Session:
+    return Session(
+        id=row["id"],
+        user_id=row["user_id"],
+        title=row["title"],
+        status=row["status"],
+        created_at=row["created_at"],
+        closed_at=row["closed_at"],
+    )
+
+
+def _message(row: dict[str, Any], citations: Sequence[dict[str, Any]] = ()) -> Message:
+    return Message(
+        id=row["id"],
+        session_id=row["session_id"],
+        role=row["role"],
+        content=row["content"],
+        status=row["status"],
+        model=row["model"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        approval_request_id=row["approval_request_id"],
+        reply_to=row["reply_to"],
+        created_at=row["created_at"],
+        citations=tuple(
+            Citation(
+                rank=c["rank"],
+                score=c["score"],
+                chunk_id=UUID(c["chunk_id"]) if c["chunk_id"] else None,
+                document_id=UUID(c["document_id"]) if c["document_id"] else None,
+                document_title=c["document_title"],
+            )
+            for c in citations
+        ),
+    )
+
+
+class ChatRepository:
+    """One tenant's sessions and messages; every statement filters by the tenant."""
+
+    def __init__(self, conn: Connection, tenant_id: UUID) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id
+
+    def create_session(self, user_id: UUID, title: str = "") -> Session:
+        row = self._conn.execute(
+            f"""
+            INSERT INTO chat.sessions (tenant_id, user_id, title) VALUES (%s, %s, %s)
+            RETURNING {_SESSION_COLUMNS}
+            """,
+            (self._tenant_id, user_id, title),
+        ).fetchone()
+        return _session(one(row))
+
+    def get_session(self, session_id: UUID, *, for_update: bool = False) -> Session | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = self._conn.execute(
+            f"SELECT {_SESSION_COLUMNS} FROM chat.sessions WHERE tenant_id = %s AND id = %s" + lock,
+            (self._tenant_id, session_id),
+        ).fetchone()
+        return _session(row) if row else None
+
+    def list_sessions(
+        self, user_id: UUID, *, limit: int, before: UUID | None = None
+    ) -> list[Session]:
+        """A user's sessions, newest first (keyset pagination on creation time and id)."""
+        rows = self._conn.execute(
+            f"""
+            SELECT {_SESSION_COLUMNS} FROM chat.sessions AS s
+            WHERE s.tenant_id = %(tenant)s AND s.user_id = %(user)s
+              AND (%(before)s::uuid IS NULL OR (s.created_at, s.id) < (
+                    SELECT created_at, id FROM chat.sessions
+                    WHERE tenant_id = %(tenant)s AND id = %(before)s))
+            ORDER BY s.created_at DESC, s.id DESC
+            LIMIT %(limit)s
+            """,
+            {"tenant": self._tenant_id, "user": user_id, "before": before, "limit": limit},
+        ).fetchall()
+        return [_session(row) for row in rows]
+
+    def close_session(self, session_id: UUID) -> Session | None:
+        row = self._conn.execute(
+            f"""
+            UPDATE chat.sessions SET status = 'closed', closed_at = coalesce(closed_at, now())
+            WHERE tenant_id = %s AND id = %s
+            RETURNING {_SESSION_COLUMNS}
+            """,
+            (self._tenant_id, session_id),
+        ).fetchone()
+        return _session(row) if row else None
+
+    def add_message(
+        self,
+        *,
+        session_id: UUID,
+        role: MessageRole,
+        content: str,
+        status: MessageStatus,
+        user_id: UUID | None = None,
+        reply_to: UUID | None = None,
+        model: str | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        approval_request_id: UUID | None = None,
+        error_code: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Message:
+        row = self._conn.execute(
+            f"""
+            INSERT INTO chat.messages AS m
+                (tenant_id, session_id, user_id, reply_to, role, content, status, model,
+                 prompt_tokens, completion_tokens, approval_request_id, error_code, metadata)
+            VALUES (%(tenant)s, %(session)s, %(user)s, %(reply_to)s, %(role)s, %(content)s,
+                    %(status)s, %(model)s, %(prompt)s, %(completion)s, %(approval)s,
+                    %(error)s, %(metadata)s)
+            RETURNING {_MESSAGE_COLUMNS}
+            """,
+            {
+                "tenant": self._tenant_id,
+                "session": session_id,
+                "user": user_id,
+                "reply_to": reply_to,
+                "role": role,
+                "content": content,
+                "status": status,
+                "model": model,
+                "prompt": prompt_tokens,
+                "completion": completion_tokens,
+                "approval": approval_request_id,
+                "error": error_code,
+                "metadata": Jsonb(metadata or {}),
+            },
+        ).fetchone()
+        return _message(one(row))
+
+    def set_message_status(
+        self, message_id: UUID, status: MessageStatus, *, error_code: str | None = None
+    ) -> bool:
+        row = self._conn.execute(
+            """
+            UPDATE chat.messages SET status = %s, error_code = %s
+            WHERE tenant_id = %s AND id = %s RETURNING id
+            """,
+            (status, error_code, self._tenant_id, message_id),
+        ).fetchone()
+        return row is not None
+
+    def add_references(self, message_id: UUID, chunks: Sequence[RetrievedChunk]) -> None:
+        """Cite ``chunks`` (in rank order) as the sources of an answer."""
+        if not chunks:
+            return
+        self._conn.execute(
+            """
+            INSERT INTO chat.message_references
+                (tenant_id, message_id, chunk_id, document_id, rank, score)
+            SELECT %s, %s, r.chunk_id, r.document_id, r.rank, r.score
+            FROM unnest(%s::uuid[], %s::uuid[], %s::float8[])
+                 WITH ORDINALITY AS r (chunk_id, document_id, score, rank)
+            """,
+            (
+                self._tenant_id,
+                message_id,
+                [c.chunk_id for c in chunks],
+                [c.document_id for c in chunks],
+                [c.score for c in chunks],
+            ),
+        )
+
+    def history(self, session_id: UUID, *, limit: int = 200) -> list[Message]:
+        """A session's messages in order, each with its citations, in one query."""
+        rows = self._conn.execute(
+            f"""
+            SELECT {_MESSAGE_COLUMNS},
+                   coalesce((
+                       SELECT jsonb_agg(jsonb_build_object(
+                                  'rank', r.rank, 'score', r.score, 'chunk_id', r.chunk_id,
+                                  'document_id', r.document_id, 'document_title', d.title)
+                              ORDER BY r.rank)
+                       FROM chat.message_references AS r
+                       LEFT JOIN knowledge.documents AS d ON d.id = r.document_id
+                       WHERE r.tenant_id = m.tenant_id AND r.message_id = m.id
+                   ), '[]'::jsonb) AS citations
+            FROM chat.messages AS m
+            WHERE m.tenant_id = %s AND m.session_id = %s
+            ORDER BY m.created_at, m.id
+            LIMIT %s
+            """,
+            (self._tenant_id, session_id, limit),
+        ).fetchall()
+        return [_message(row, row["citations"]) for row in rows]
+
+    def add_feedback(
+        self, message_id: UUID, *, user_id: UUID, rating: int, comment: str | None
+    ) -> UUID | None:
+        """Record (or replace) a user's rating of an assistant message; None if no such
+        answer exists in the tenant."""
+        row = self._conn.execute(
+            """
+            INSERT INTO chat.message_feedback (tenant_id, message_id, user_id, rating, comment)
+            SELECT m.tenant_id, m.id, %(user)s, %(rating)s, %(comment)s
+            FROM chat.messages AS m
+            WHERE m.tenant_id = %(tenant)s AND m.id = %(message)s AND m.role = 'assistant'
+            ON CONFLICT (tenant_id, message_id, user_id)
+            DO UPDATE SET rating = EXCLUDED.rating, comment = EXCLUDED.comment
+            RETURNING id
+            """,
+            {
+                "tenant": self._tenant_id,
+                "message": message_id,
+                "user": user_id,
+                "rating": rating,
+                "comment": comment,
+            },
+        ).fetchone()
+        return row["id"] if row else None
+
+    def log_usage(
+        self,
+        *,
+        user_id: UUID | None,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost_estimate: Decimal,
+        reservation_id: UUID | None = None,
+        message_id: UUID | None = None,
+    ) -> None:
+        self._conn.execute(
+            """
+            INSERT INTO chat.token_usage_log
+                (tenant_id, user_id, reservation_id, message_id, model, prompt_tokens,
+                 completion_tokens, cost_estimate)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            """,
+            (
+                self._tenant_id,
+                user_id,
+                reservation_id,
+                message_id,
+                model,
+                prompt_tokens,
+                completion_tokens,
+                cost_estimate,
+            ),
+        )
+
+    def usage(self, *, since: date, until: date) -> list[UsageRow]:
+        """Calls and tokens per day (UTC), user and model in ``[since, until)``."""
+        rows = self._conn.execute(
+            """
+            SELECT (created_at AT TIME ZONE 'UTC')::date AS day, user_id, model,
+                   count(*) AS calls, sum(prompt_tokens) AS prompt_tokens,
+                   sum(completion_tokens) AS completion_tokens,
+                   sum(cost_estimate) AS cost_estimate
+            FROM chat.token_usage_log
+            WHERE tenant_id = %s
+              AND created_at >= %s::date AT TIME ZONE 'UTC'
+              AND created_at < %s::date AT TIME ZONE 'UTC'
+            GROUP BY 1, 2, 3
+            ORDER BY 1, 3, 2
+            """,
+            (self._tenant_id, since, until),
+        ).fetchall()
+        return [
+            UsageRow(
+                day=row["day"],
+                user_id=row["user_id"],
+                model=row["model"],
+                calls=row["calls"],
+                prompt_tokens=int(row["prompt_tokens"]),
+                completion_tokens=int(row["completion_tokens"]),
+                cost_estimate=row["cost_estimate"],
+            )
+            for row in rows
+        ]

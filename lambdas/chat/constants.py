@@ -1,0 +1,19 @@
+"""Limits and defaults of chat with RAG, in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+EMBEDDING_DIMENSION: Final = 1536
+TITLE_SIMILARITY_THRESHOLD: Final = 0.9
+# Reciprocal rank fusion: score = sum over the rankings of 1 / (RRF_K + rank).
+RRF_K: Final = 60
+# Each ranking contributes this many candidates per requested result before fusion.
+CANDIDATES_PER_RESULT: Final = 4
+HNSW_EF_SEARCH: Final = 100
+CHUNK_MAX_TOKENS: Final = 350
+CHUNK_OVERLAP_TOKENS: Final = 50
+EMBEDDING_BATCH_SIZE: Final = 64
+RESERVATION_TTL_S: Final = 5 * 60
+DEFAULT_MONTHLY_TOKENS: Final = 1_000_000
+MAX_DOCUMENT_BYTES: Final = 20 * 1024 * 1024

@@ -1,0 +1,129 @@
+"""The LLM gateway: the only module that talks to a model, through the official ``openai`` SDK.
+
+Any OpenAI-compatible provider works through ``base_url`` (the offline dev server included).
+Each request has a timeout; 429s, 5xx and connection failures are retried a bounded number of
+times with the SDK's exponential backoff (honouring ``Retry-After``). What still fails becomes a
+domain error: ``LlmUnavailable`` (503: unreachable, timed out, rate limited) or
+``LlmProviderError`` (502: the provider answered with an error or an unusable response).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import openai
+from openai import OpenAI, Timeout
+
+from lambdas.chat.constants import EMBEDDING_BATCH_SIZE, EMBEDDING_DIMENSION
+from lambdas.chat.errors import LlmProviderError, LlmUnavailable
+from lambdas.chat.models import ChatTurn, Completion
+from lambdas.shared.observability import logger
+from lambdas.shared.secrets import get_json_secret
+from lambdas.shared.settings import LlmSettings
+
+
+class LlmGateway:
+    """Embeddings and chat completions from one provider."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None,
+        chat_model: str,
+        embedding_model: str,
+        timeout_s: float,
+        max_retries: int,
+    ) -> None:
+        self.chat_model = chat_model
+        self.embedding_model = embedding_model
+        self._client = OpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=Timeout(timeout_s, connect=min(timeout_s, 5.0)),
+            max_retries=max_retries,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: LlmSettings) -> LlmGateway:
+        """A gateway whose key comes from Secrets Manager (cached), else from the settings."""
+        if settings.llm_secret_id:
+            secret = get_json_secret(settings.llm_secret_id, max_age=settings.llm_secret_max_age_s)
+            api_key = str(secret["api_key"])
+        elif settings.llm_api_key:
+            api_key = settings.llm_api_key
+        else:
+            raise ValueError(
+                "no LLM key: set LLM_SECRET_ARN (or LLM_API_KEY for the offline server)"
+            )
+        return cls(
+            api_key=api_key,
+            base_url=settings.llm_base_url,
+            chat_model=settings.llm_chat_model,
+            embedding_model=settings.llm_embedding_model,
+            timeout_s=settings.llm_timeout_s,
+            max_retries=settings.llm_max_retries,
+        )
+
+    def embed(
+        self, texts: Sequence[str], *, batch_size: int = EMBEDDING_BATCH_SIZE
+    ) -> list[list[float]]:
+        """One vector per text, requested ``batch_size`` texts at a time."""
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), batch_size):
+            batch = list(texts[start : start + batch_size])
+            with _provider_errors("embeddings"):
+                response = self._client.embeddings.create(model=self.embedding_model, input=batch)
+            ordered = sorted(response.data, key=lambda item: item.index)
+            if len(ordered) != len(batch):
+                raise LlmProviderError("the provider returned the wrong number of embeddings")
+            for item in ordered:
+                if len(item.embedding) != EMBEDDING_DIMENSION:
+                    raise LlmProviderError("the provider returned embeddings of another size")
+                vectors.append(item.embedding)
+        return vectors
+
+    def complete(self, turns: Sequence[ChatTurn], *, max_tokens: int) -> Completion:
+        """The model's answer to ``turns``, with the tokens the provider counted."""
+        with _provider_errors("chat"):
+            response = self._client.chat.completions.create(
+                model=self.chat_model,
+                messages=[{"role": t.role, "content": t.content} for t in turns],  # type: ignore[misc]
+                max_tokens=max_tokens,
+            )
+        if not response.choices or response.choices[0].message.content is None:
+            raise LlmProviderError("the provider returned no answer")
+        usage = response.usage
+        if usage is None:
+            raise LlmProviderError("the provider did not report token usage")
+        return Completion(
+            text=response.choices[0].message.content,
+            model=response.model,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+@contextmanager
+def _provider_errors(operation: str) -> Iterator[None]:
+    """Map what the SDK raises after its retries to the client-facing domain errors."""
+    try:
+        yield
+    except (openai.APIConnectionError, openai.RateLimitError) as error:  # timeouts included
+        logger.warning(
+            "LLM provider unavailable",
+            extra={"operation": operation, "error": type(error).__name__},
+        )
+        raise LlmUnavailable("the language model is unavailable; retry shortly") from error
+    except openai.APIStatusError as error:
+        logger.error(
+            "LLM provider error", extra={"operation": operation, "status": error.status_code}
+        )
+        raise LlmProviderError("the language model provider failed") from error
+    except openai.APIError as error:
+        logger.error("LLM provider response unusable", extra={"operation": operation})
+        raise LlmProviderError("the language model provider failed") from error

@@ -1,0 +1,165 @@
+"""Leads' records as the repositories return them and the services and routes use them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LeadStatus = Literal[
+    "new", "contacted", "qualified", "meeting_scheduled", "won", "lost", "opted_out"
+]
+LegalBasis = Literal["consent", "legitimate_interest"]
+LeadSource = Literal["manual", "import", "form", "api", "agent", "referral"]
+Entity = Literal["lead", "campaign", "interaction", "meeting"]
+
+
+class LeadFields(BaseModel):
+    """What a client may set on a lead (identifiers as given; the service normalises them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full_name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=40)
+    company: str | None = Field(default=None, max_length=200)
+    company_tax_id: str | None = Field(default=None, max_length=40)
+    job_title: str | None = Field(default=None, max_length=200)
+    campanha_id: UUID | None = None
+    assigned_to: UUID | None = None
+    status: LeadStatus = "new"
+    score: int | None = Field(default=None, ge=0, le=100)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    legal_basis: LegalBasis = "legitimate_interest"
+    source: LeadSource = "manual"
+
+
+EDITABLE_LEAD_FIELDS = frozenset(LeadFields.model_fields)
+
+
+class Lead(LeadFields):
+    model_config = ConfigDict(extra="ignore")
+
+    id: UUID
+    tenant_id: UUID
+    email_normalized: str | None = None
+    phone_e164: str | None = None
+    consent_status: str
+    version: int
+    deleted_at: datetime | None = None
+    anonymized_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    def fields(self) -> LeadFields:
+        return LeadFields.model_validate(self.model_dump(include=set(EDITABLE_LEAD_FIELDS)))
+
+
+class LeadFilters(BaseModel):
+    status: LeadStatus | None = None
+    campanha_id: UUID | None = None
+    assigned_to: UUID | None = None
+    tags: list[str] = Field(default_factory=list)
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    updated_from: datetime | None = None
+    updated_to: datetime | None = None
+    q: str | None = Field(default=None, min_length=2, max_length=100)
+
+
+class LeadPage(BaseModel):
+    items: list[Lead]
+    next_cursor: str | None
+
+
+class Campaign(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: UUID
+    name: str
+    description: str
+    channel: str
+    status: str
+    version: int
+    deleted_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Interaction(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: UUID
+    lead_id: UUID
+    channel: str
+    direction: str
+    kind: str
+    content: str | None
+    occurred_at: datetime
+    version: int
+
+
+class Meeting(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: UUID
+    lead_id: UUID
+    owner_user_id: UUID | None
+    scheduled_for: datetime
+    ends_at: datetime
+    duration_minutes: int
+    status: str
+    version: int
+    deleted_at: datetime | None = None
+
+
+class Change(BaseModel):
+    entity: Entity
+    id: UUID
+    op: Literal["upsert", "delete"]
+    version: int
+    data: dict[str, Any] | None
+
+
+class ChangesPage(BaseModel):
+    changes: list[Change]
+    cursor: str
+    has_more: bool
+    resync_required: bool = False
+
+
+class Mutation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_mutation_id: str = Field(min_length=1, max_length=200)
+    entity: Literal["lead"] = "lead"
+    op: Literal["create", "update", "delete"]
+    id: UUID
+    base_version: int | None = Field(default=None, ge=1)
+    fields: LeadFields | None = None
+
+
+class MutationResult(BaseModel):
+    client_mutation_id: str
+    outcome: Literal["applied", "conflict", "rejected"]
+    id: UUID | None = None
+    version: int | None = None
+    conflict_id: UUID | None = None
+    reason: str | None = None
+    replayed: bool = False
+
+
+class Conflict(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: UUID
+    entity: Entity
+    entity_id: UUID
+    kind: Literal["update_update", "update_delete", "create_create"]
+    mine: dict[str, Any]
+    theirs: dict[str, Any]
+    base_version: int | None
+    status: Literal["open", "resolved"]
+    resolution: str | None

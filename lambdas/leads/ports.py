@@ -1,0 +1,164 @@
+"""What the leads services need from their unit of work (repositories satisfy it over
+PostgreSQL; tests/support/leads_fakes.py in memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from lambdas.leads.models import Change, Conflict, Lead, LeadFields, LeadFilters
+from lambdas.shared.scope import AuditLog
+
+
+class LeadStore(Protocol):
+    def create(
+        self,
+        lead_id: UUID | None,
+        fields: LeadFields,
+        *,
+        email_normalized: str | None,
+        phone_e164: str | None,
+    ) -> Lead: ...
+
+    def find_live_by_identifiers(self, email: str | None, phone: str | None) -> UUID | None: ...
+
+    def get_many(self, lead_ids: Sequence[UUID], *, lock: bool = False) -> dict[UUID, Lead]: ...
+
+    def live_owners(
+        self, emails: Sequence[str], phones: Sequence[str]
+    ) -> dict[tuple[str, str], UUID]: ...
+
+    def get(
+        self, lead_id: UUID, *, include_deleted: bool = False, lock: bool = False
+    ) -> Lead | None: ...
+
+    def update(
+        self,
+        lead_id: UUID,
+        fields: LeadFields,
+        *,
+        expected_version: int | None,
+        email_normalized: str | None,
+        phone_e164: str | None,
+    ) -> Lead | None: ...
+
+    def soft_delete(self, lead_id: UUID, *, expected_version: int | None) -> Lead | None: ...
+
+    def page(
+        self, filters: LeadFilters, *, after: tuple[datetime, UUID] | None, limit: int
+    ) -> list[Lead]: ...
+
+
+class SuppressionStore(Protocol):
+    def add(
+        self, digests: Sequence[tuple[str, str]], *, reason: str, added_by: UUID | None
+    ) -> None: ...
+
+    def matches(self, digests: Sequence[tuple[str, str]]) -> list[str]: ...
+
+    def suppressed(self, digests: Sequence[str]) -> set[str]: ...
+
+
+class FeedReader(Protocol):
+    def page(self, *, after: tuple[int, int], limit: int) -> list[tuple[Change, int, int]]: ...
+
+    def purge_watermark(self) -> tuple[int, int] | None: ...
+
+
+class SyncSettings(Protocol):
+    def last_writer_wins(self) -> bool: ...
+
+
+class MutationStore(Protocol):
+    def claim_many(
+        self,
+        claims: Sequence[tuple[str, str, UUID]],
+        *,
+        device_id: str,
+        batch_id: UUID,
+        user_id: UUID | None,
+    ) -> dict[str, UUID]: ...
+
+    def stored_many(self, *, device_id: str, cmids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+    def finish_many(self, results: Sequence[tuple[UUID, str, dict[str, Any]]]) -> None: ...
+
+
+class ConflictStore(Protocol):
+    def add(
+        self,
+        *,
+        mutation_id: UUID | None,
+        entity_id: UUID,
+        kind: str,
+        mine: dict[str, Any],
+        theirs: dict[str, Any],
+        base_version: int | None,
+    ) -> UUID: ...
+
+    def get(self, conflict_id: UUID, *, lock: bool = False) -> Conflict | None: ...
+
+    def resolve(self, conflict_id: UUID, *, resolution: str, resolved_by: UUID | None) -> bool: ...
+
+
+class ConsentStore(Protocol):
+    def record(
+        self,
+        lead_id: UUID,
+        *,
+        action: str,
+        channel: str,
+        purposes: Sequence[str],
+        text_version: str | None,
+        ip_hmac: str | None,
+        recorded_by: UUID | None,
+    ) -> dict[str, Any] | None: ...
+
+
+class SubjectRequestStore(Protocol):
+    def open(
+        self, lead_id: UUID, *, kind: str, channel: str, requested_by: UUID | None
+    ) -> dict[str, Any]: ...
+
+    def complete(self, request_id: UUID, *, outcome: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    def export(self, lead_id: UUID) -> dict[str, Any]: ...
+
+    def erase(self, lead_id: UUID) -> None: ...
+
+
+class LeadsUow(Protocol):
+    @property
+    def leads(self) -> LeadStore: ...
+
+    @property
+    def suppression(self) -> SuppressionStore: ...
+
+    @property
+    def feed(self) -> FeedReader: ...
+
+    @property
+    def sync_settings(self) -> SyncSettings: ...
+
+    @property
+    def mutations(self) -> MutationStore: ...
+
+    @property
+    def conflicts(self) -> ConflictStore: ...
+
+    @property
+    def consents(self) -> ConsentStore: ...
+
+    @property
+    def requests(self) -> SubjectRequestStore: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    def commit(self) -> None: ...
+
+
+LeadsUowFactory = Callable[[], AbstractContextManager[LeadsUow]]

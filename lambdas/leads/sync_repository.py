@@ -1,0 +1,360 @@
+"""SQL of sync: the changes feed, idempotent mutations, conflicts, the tenant's sync settings,
+the purge of soft-deleted rows and the daily metrics rollup."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, LiteralString
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from lambdas.leads.models import Change, Conflict
+from lambdas.shared.db import Connection
+
+# Rows below the oldest transaction still in flight only (see migration 028): whatever commits
+# later has a txid at or above that horizon, so it lands after any cursor served so far. Each
+# row's data is read by primary key for the page's rows only (a join would hash whole tables).
+_FEED_SQL = """
+SELECT c.entity, c.entity_id AS id, c.op, c.version,
+       c.txid::text::bigint AS txid, c.seq,
+       CASE WHEN c.op = 'delete' THEN NULL
+            WHEN c.entity = 'lead' THEN (
+                SELECT to_jsonb(l) - 'tenant_id' FROM nigredo_leads.leads AS l
+                WHERE l.id = c.entity_id)
+            WHEN c.entity = 'campaign' THEN (
+                SELECT to_jsonb(k) - 'tenant_id' FROM nigredo_leads.campanhas AS k
+                WHERE k.id = c.entity_id)
+            WHEN c.entity = 'interaction' THEN (
+                SELECT to_jsonb(i) - 'tenant_id' FROM nigredo_leads.interacoes AS i
+                WHERE i.id = c.entity_id)
+            ELSE (
+                SELECT to_jsonb(m) - 'tenant_id' FROM nigredo_leads.agendamentos AS m
+                WHERE m.id = c.entity_id) END AS data
+FROM nigredo_leads.changes AS c
+WHERE c.tenant_id = %(tenant)s
+  AND (c.txid, c.seq) > (%(txid)s::text::xid8, %(seq)s::bigint)
+  AND c.txid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY c.txid, c.seq
+LIMIT %(limit)s
+"""
+
+_ENTITY_TABLES: tuple[tuple[str, LiteralString], ...] = (
+    ("interaction", "nigredo_leads.interacoes"),
+    ("meeting", "nigredo_leads.agendamentos"),
+    ("lead", "nigredo_leads.leads"),
+    ("campaign", "nigredo_leads.campanhas"),
+)
+
+
+class ChangesFeed:
+    def __init__(self, conn: Connection, tenant_id: UUID) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id
+
+    def page(self, *, after: tuple[int, int], limit: int) -> list[tuple[Change, int, int]]:
+        """Up to ``limit`` changes after the (txid, seq) position, with their positions."""
+        rows = self._conn.execute(
+            _FEED_SQL,
+            {"tenant": self._tenant_id, "txid": after[0], "seq": after[1], "limit": limit},
+        ).fetchall()
+        return [(Change.model_validate(row), row["txid"], row["seq"]) for row in rows]
+
+    def purge_watermark(self) -> tuple[int, int] | None:
+        row = self._conn.execute(
+            """
+            SELECT purged_through_txid::text::bigint AS txid, purged_through_seq AS seq
+            FROM nigredo_leads.sync_settings
+            WHERE tenant_id = %s AND purged_through_txid IS NOT NULL
+            """,
+            (self._tenant_id,),
+        ).fetchone()
+        return (row["txid"], row["seq"]) if row else None
+
+
+class SyncSettingsRepository:
+    def __init__(self, conn: Connection, tenant_id: UUID) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id
+
+    def last_writer_wins(self) -> bool:
+        row = self._conn.execute(
+            "SELECT last_writer_wins FROM nigredo_leads.sync_settings WHERE tenant_id = %s",
+            (self._tenant_id,),
+        ).fetchone()
+        return bool(row and row["last_writer_wins"])
+
+    def set_last_writer_wins(self, enabled: bool) -> None:
+        self._conn.execute(
+            """
+            INSERT INTO nigredo_leads.sync_settings (tenant_id, last_writer_wins) VALUES (%s, %s)
+            ON CONFLICT (tenant_id) DO UPDATE SET last_writer_wins = EXCLUDED.last_writer_wins
+            """,
+            (self._tenant_id, enabled),
+        )
+
+
+class MutationLog:
+    """Client mutation ids, claimed before they are applied, a batch at a time: a replay (or a
+    concurrent push of the same batch, which waits on the unique index) finds the stored
+    results instead."""
+
+    def __init__(self, conn: Connection, tenant_id: UUID) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id
+
+    def claim_many(
+        self,
+        claims: Sequence[tuple[str, str, UUID]],
+        *,
+        device_id: str,
+        batch_id: UUID,
+        user_id: UUID | None,
+    ) -> dict[str, UUID]:
+        """Claim (client mutation id, op, entity id) rows; returns the newly claimed ids by
+        client mutation id (the others were applied before)."""
+        rows = self._conn.execute(
+            """
+            INSERT INTO nigredo_leads.sync_mutations (
+                tenant_id, device_id, client_mutation_id, batch_id, entity, entity_id, op,
+                outcome, user_id)
+            SELECT %(tenant)s, %(device)s, c.cmid, %(batch)s, 'lead', c.entity_id, c.op,
+                   'rejected', %(user)s
+            FROM unnest(%(cmids)s::text[], %(ops)s::text[], %(ids)s::uuid[])
+                 AS c (cmid, op, entity_id)
+            ON CONFLICT (tenant_id, device_id, client_mutation_id) DO NOTHING
+            RETURNING client_mutation_id, id
+            """,
+            {
+                "tenant": self._tenant_id,
+                "device": device_id,
+                "batch": batch_id,
+                "user": user_id,
+                "cmids": [c[0] for c in claims],
+                "ops": [c[1] for c in claims],
+                "ids": [c[2] for c in claims],
+            },
+        ).fetchall()
+        return {row["client_mutation_id"]: row["id"] for row in rows}
+
+    def stored_many(self, *, device_id: str, cmids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = self._conn.execute(
+            """
+            SELECT client_mutation_id, outcome, result FROM nigredo_leads.sync_mutations
+            WHERE tenant_id = %s AND device_id = %s AND client_mutation_id = ANY(%s)
+            """,
+            (self._tenant_id, device_id, list(cmids)),
+        ).fetchall()
+        return {
+            row["client_mutation_id"]: {**row["result"], "outcome": row["outcome"]} for row in rows
+        }
+
+    def finish_many(self, results: Sequence[tuple[UUID, str, dict[str, Any]]]) -> None:
+        if not results:
+            return
+        self._conn.execute(
+            """
+            UPDATE nigredo_leads.sync_mutations AS m SET outcome = r.outcome, result = r.result
+            FROM unnest(%s::uuid[], %s::text[], %s::jsonb[]) AS r (id, outcome, result)
+            WHERE m.tenant_id = %s AND m.id = r.id
+            """,
+            (
+                [r[0] for r in results],
+                [r[1] for r in results],
+                [Jsonb(r[2]) for r in results],
+                self._tenant_id,
+            ),
+        )
+
+
+class ConflictRepository:
+    def __init__(self, conn: Connection, tenant_id: UUID) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id
+
+    def add(
+        self,
+        *,
+        mutation_id: UUID | None,
+        entity_id: UUID,
+        kind: str,
+        mine: dict[str, Any],
+        theirs: dict[str, Any],
+        base_version: int | None,
+    ) -> UUID:
+        row = self._conn.execute(
+            """
+            INSERT INTO nigredo_leads.sync_conflicts (
+                tenant_id, mutation_id, entity, entity_id, kind, mine, theirs, base_version)
+            VALUES (%s, %s, 'lead', %s, %s, %s, %s, %s)
+            RETURNING id
+            """,
+            (
+                self._tenant_id,
+                mutation_id,
+                entity_id,
+                kind,
+                Jsonb(mine),
+                Jsonb(theirs),
+                base_version,
+            ),
+        ).fetchone()
+        if row is None:
+            raise RuntimeError("INSERT ... RETURNING returned no row")
+        return UUID(str(row["id"]))
+
+    def get(self, conflict_id: UUID, *, lock: bool = False) -> Conflict | None:
+        row = self._conn.execute(
+            "SELECT * FROM nigredo_leads.sync_conflicts WHERE tenant_id = %s AND id = %s"
+            + (" FOR UPDATE" if lock else ""),
+            (self._tenant_id, conflict_id),
+        ).fetchone()
+        return Conflict.model_validate(row) if row else None
+
+    def open_conflicts(self, *, limit: int = 100) -> list[Conflict]:
+        rows = self._conn.execute(
+            """
+            SELECT * FROM nigredo_leads.sync_conflicts
+            WHERE tenant_id = %s AND status = 'open' ORDER BY created_at, id LIMIT %s
+            """,
+            (self._tenant_id, limit),
+        ).fetchall()
+        return [Conflict.model_validate(row) for row in rows]
+
+    def resolve(self, conflict_id: UUID, *, resolution: str, resolved_by: UUID | None) -> bool:
+        row = self._conn.execute(
+            """
+            UPDATE nigredo_leads.sync_conflicts
+            SET status = 'resolved', resolution = %s, resolved_by = %s, resolved_at = now()
+            WHERE tenant_id = %s AND id = %s AND status = 'open'
+            RETURNING id
+            """,
+            (resolution, resolved_by, self._tenant_id, conflict_id),
+        ).fetchone()
+        return row is not None
+
+
+class RetentionRepository:
+    """The purge of rows soft-deleted more than ``days`` ago, and the daily metrics rollup."""
+
+    def __init__(self, conn: Connection, tenant_id: UUID) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id
+
+    def purge(self, *, days: int = 30) -> int:
+        """Delete the tenant's rows soft-deleted more than ``days`` ago (a lead takes its
+        interactions, meetings and consents with it) and move the feed's purge watermark past
+        their tombstones, so a client with an older cursor is told to resync. Returns the
+        number of rows deleted."""
+        params = {"tenant": self._tenant_id, "days": days}
+        self._conn.execute(
+            """
+            INSERT INTO nigredo_leads.sync_settings AS s (
+                tenant_id, purged_through_txid, purged_through_seq)
+            SELECT %(tenant)s, c.txid, c.seq
+            FROM nigredo_leads.changes AS c
+            LEFT JOIN nigredo_leads.leads AS l ON c.entity = 'lead' AND l.id = c.entity_id
+            LEFT JOIN nigredo_leads.campanhas AS k ON c.entity = 'campaign' AND k.id = c.entity_id
+            LEFT JOIN nigredo_leads.interacoes AS i
+                ON c.entity = 'interaction' AND i.id = c.entity_id
+            LEFT JOIN nigredo_leads.agendamentos AS m ON c.entity = 'meeting' AND m.id = c.entity_id
+            WHERE c.tenant_id = %(tenant)s AND c.op = 'delete'
+              AND coalesce(l.deleted_at, k.deleted_at, i.deleted_at, m.deleted_at)
+                  < now() - make_interval(days => %(days)s)
+            ORDER BY c.txid DESC, c.seq DESC
+            LIMIT 1
+            ON CONFLICT (tenant_id) DO UPDATE SET
+                purged_through_txid = EXCLUDED.purged_through_txid,
+                purged_through_seq = EXCLUDED.purged_through_seq
+            WHERE s.purged_through_txid IS NULL
+               OR (s.purged_through_txid, s.purged_through_seq)
+                  < (EXCLUDED.purged_through_txid, EXCLUDED.purged_through_seq)
+            """,
+            params,
+        )
+        deleted = 0
+        for _, table in _ENTITY_TABLES:
+            cursor = self._conn.execute(
+                "DELETE FROM "
+                + table
+                + """
+                WHERE tenant_id = %(tenant)s
+                  AND deleted_at < now() - make_interval(days => %(days)s)
+                """,
+                params,
+            )
+            deleted += cursor.rowcount
+        return deleted
+
+    def rollup(self, day: date) -> int:
+        """Upsert the tenant's metrics of ``day`` (in the tenant's time zone) per campaign:
+        re-running it gives the same rows. Returns the number of rows written."""
+        cursor = self._conn.execute(
+            """
+            WITH bounds AS (
+                SELECT (%(day)s::date)::timestamp AT TIME ZONE t.timezone AS lo,
+                       (%(day)s::date + 1)::timestamp AT TIME ZONE t.timezone AS hi
+                FROM alquimista_platform.tenants AS t WHERE t.id = %(tenant)s
+            ), leads AS (
+                SELECT l.campanha_id,
+                       count(*) FILTER (
+                           WHERE l.created_at >= b.lo AND l.created_at < b.hi) AS created,
+                       count(*) FILTER (
+                           WHERE l.converted_at >= b.lo AND l.converted_at < b.hi) AS won
+                FROM nigredo_leads.leads AS l, bounds AS b
+                WHERE l.tenant_id = %(tenant)s
+                  AND ((l.created_at >= b.lo AND l.created_at < b.hi)
+                       OR (l.converted_at >= b.lo AND l.converted_at < b.hi))
+                GROUP BY l.campanha_id
+            ), touches AS (
+                SELECT l.campanha_id, count(*) AS interactions,
+                       count(DISTINCT i.lead_id)
+                           FILTER (WHERE i.direction = 'outbound') AS contacted,
+                       count(DISTINCT i.lead_id)
+                           FILTER (WHERE i.direction = 'inbound') AS replied
+                FROM nigredo_leads.interacoes AS i
+                JOIN nigredo_leads.leads AS l ON l.id = i.lead_id, bounds AS b
+                WHERE i.tenant_id = %(tenant)s AND i.occurred_at >= b.lo AND i.occurred_at < b.hi
+                GROUP BY l.campanha_id
+            ), meetings AS (
+                SELECT l.campanha_id, count(*) AS scheduled
+                FROM nigredo_leads.agendamentos AS m
+                JOIN nigredo_leads.leads AS l ON l.id = m.lead_id, bounds AS b
+                WHERE m.tenant_id = %(tenant)s AND m.created_at >= b.lo AND m.created_at < b.hi
+                GROUP BY l.campanha_id
+            ), keys AS (
+                SELECT campanha_id FROM leads UNION SELECT campanha_id FROM touches
+                UNION SELECT campanha_id FROM meetings
+            )
+            INSERT INTO nigredo_leads.metricas_diarias AS d (
+                tenant_id, campanha_id, day, leads_created, contacted, replied, interactions,
+                meetings_scheduled, conversions)
+            SELECT %(tenant)s, k.campanha_id, %(day)s, coalesce(l.created, 0),
+                   coalesce(t.contacted, 0), coalesce(t.replied, 0), coalesce(t.interactions, 0),
+                   coalesce(m.scheduled, 0), coalesce(l.won, 0)
+            FROM keys AS k
+            LEFT JOIN leads AS l ON l.campanha_id IS NOT DISTINCT FROM k.campanha_id
+            LEFT JOIN touches AS t ON t.campanha_id IS NOT DISTINCT FROM k.campanha_id
+            LEFT JOIN meetings AS m ON m.campanha_id IS NOT DISTINCT FROM k.campanha_id
+            ON CONFLICT (tenant_id, campanha_id, day) DO UPDATE SET
+                leads_created = EXCLUDED.leads_created, contacted = EXCLUDED.contacted,
+                replied = EXCLUDED.replied, interactions = EXCLUDED.interactions,
+                meetings_scheduled = EXCLUDED.meetings_scheduled,
+                conversions = EXCLUDED.conversions
+            """,
+            {"tenant": self._tenant_id, "day": day},
+        )
+        return cursor.rowcount
+
+    def metrics(self, *, day_from: date, day_to: date) -> list[dict[str, Any]]:
+        return self._conn.execute(
+            """
+            SELECT campanha_id, day, leads_created, contacted, replied, interactions,
+                   meetings_scheduled, conversions
+            FROM nigredo_leads.metricas_diarias
+            WHERE tenant_id = %s AND day BETWEEN %s AND %s
+            ORDER BY day, campanha_id NULLS FIRST
+            """,
+            (self._tenant_id, day_from, day_to),
+        ).fetchall()

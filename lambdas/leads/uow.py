@@ -1,0 +1,55 @@
+"""The leads unit of work over PostgreSQL."""
+
+from __future__ import annotations
+
+from lambdas.leads.lgpd_repository import (
+    ConsentRepository,
+    DataSubjectRequestRepository,
+    SuppressionRepository,
+)
+from lambdas.leads.repository import (
+    CampaignRepository,
+    InteractionRepository,
+    LeadRepository,
+    MeetingRepository,
+)
+from lambdas.leads.sync_repository import (
+    ChangesFeed,
+    ConflictRepository,
+    MutationLog,
+    RetentionRepository,
+    SyncSettingsRepository,
+)
+from lambdas.shared.db import UnitOfWork
+
+
+class LeadsUnitOfWork(UnitOfWork):
+    leads: LeadRepository
+    campaigns: CampaignRepository
+    interactions: InteractionRepository
+    meetings: MeetingRepository
+    suppression: SuppressionRepository
+    consents: ConsentRepository
+    requests: DataSubjectRequestRepository
+    feed: ChangesFeed
+    sync_settings: SyncSettingsRepository
+    mutations: MutationLog
+    conflicts: ConflictRepository
+    retention: RetentionRepository
+
+    def _on_enter(self) -> None:
+        if self.tenant_id is None:
+            raise RuntimeError("the leads unit of work needs a tenant")
+        conn, tenant = self.conn, self.tenant_id
+        self.leads = LeadRepository(conn, tenant)
+        self.campaigns = CampaignRepository(conn, tenant)
+        self.interactions = InteractionRepository(conn, tenant)
+        self.meetings = MeetingRepository(conn, tenant)
+        self.suppression = SuppressionRepository(conn, tenant)
+        self.consents = ConsentRepository(conn, tenant)
+        self.requests = DataSubjectRequestRepository(conn, tenant)
+        self.feed = ChangesFeed(conn, tenant)
+        self.sync_settings = SyncSettingsRepository(conn, tenant)
+        self.mutations = MutationLog(conn, tenant)
+        self.conflicts = ConflictRepository(conn, tenant)
+        self.retention = RetentionRepository(conn, tenant)

@@ -1,0 +1,150 @@
+"""Sessions, messages with citations, feedback and the usage report on the real PostgreSQL as
+the runtime role, and what another tenant sees of them (nothing)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+
+from lambdas.chat.chat_repository import ChatRepository
+from lambdas.chat.models import ChunkDraft, DocumentDraft, EmbeddedChunk, RetrievedChunk
+from tests.support.chat import OwnerUnitOfWork, runtime_database
+from tests.support.factories import TestTenant, create_tenant
+
+
+@pytest.fixture
+def tenants(owner: psycopg.Connection[Any]) -> tuple[TestTenant, TestTenant]:
+    return create_tenant(owner), create_tenant(owner)
+
+
+class _Chat:
+    def __init__(self, db: Any, tenant: TestTenant) -> None:
+        self._database = runtime_database(db)
+        self._tenant = tenant
+
+    def __enter__(self) -> ChatRepository:
+        self._conn, _ = self._database.begin(self._tenant.id, read_only=False)
+        return ChatRepository(self._conn, self._tenant.id)
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self._conn.commit()
+        else:
+            self._conn.rollback()
+
+
+def _global_chunk(db: Any) -> RetrievedChunk:
+    with OwnerUnitOfWork(db, None) as uow:
+        draft = DocumentDraft(None, "CLT", "s3://docs/clt.pdf", "a" * 64)
+        document_id = uow.knowledge.create_document(draft)
+        uow.knowledge.store_chunks(
+            [
+                (
+                    document_id,
+                    [EmbeddedChunk(ChunkDraft(0, "Aviso prévio de 30 dias.", 6), [1.0] * 1536)],
+                )
+            ],
+            model="m",
+        )
+        uow.commit()
+    with db.owner() as owner:
+        row = owner.execute("SELECT id FROM knowledge.chunks").fetchone()
+    assert row is not None
+    chunk_id = row["id"]
+    return RetrievedChunk(chunk_id, document_id, "CLT", None, 0, "Aviso prévio", 0.03, 1, 1)
+
+
+def test_a_conversation_is_kept_with_its_citations_and_feedback(db, tenants) -> None:
+    a, _ = tenants
+    user = a.user("member").id
+    chunk = _global_chunk(db)
+    with _Chat(db, a) as chat:
+        session = chat.create_session(user, "Rescisão")
+        question = chat.add_message(
+            session_id=session.id,
+            role="user",
+            content="Qual o aviso?",
+            status="pending",
+            user_id=user,
+        )
+        answer = chat.add_message(
+            session_id=session.id,
+            role="assistant",
+            content="Segundo [1], 30 dias.",
+            status="answered",
+            reply_to=question.id,
+            model="m-1",
+            prompt_tokens=90,
+            completion_tokens=10,
+        )
+        chat.add_references(answer.id, [chunk])
+        assert chat.set_message_status(question.id, "answered")
+        assert chat.add_feedback(answer.id, user_id=user, rating=5, comment="ótimo") is not None
+        assert chat.add_feedback(answer.id, user_id=user, rating=2, comment=None) is not None
+        assert chat.add_feedback(question.id, user_id=user, rating=5, comment=None) is None
+        chat.log_usage(
+            user_id=user, model="m-1", prompt_tokens=90, completion_tokens=10,
+            cost_estimate=Decimal("0.00011"), message_id=answer.id,
+        )  # fmt: skip
+
+    with _Chat(db, a) as chat:
+        history = chat.history(session.id)
+        assert [(m.role, m.status) for m in history] == [
+            ("user", "answered"),
+            ("assistant", "answered"),
+        ]
+        [citation] = history[1].citations
+        assert (citation.rank, citation.chunk_id, citation.document_title) == (
+            1,
+            chunk.chunk_id,
+            "CLT",
+        )
+        assert [s.id for s in chat.list_sessions(user, limit=10)] == [session.id]
+        closed = chat.close_session(session.id)
+        assert closed is not None
+        assert closed.status == "closed"
+        today = datetime.now(UTC).date()
+        [usage] = chat.usage(since=today, until=today + timedelta(days=1))
+        assert (usage.calls, usage.prompt_tokens, usage.completion_tokens) == (1, 90, 10)
+    with db.owner() as owner:
+        rating = owner.execute("SELECT rating FROM chat.message_feedback").fetchall()
+    assert rating == [{"rating": 2}]
+
+
+def test_another_tenant_sees_nothing_of_a_conversation(db, tenants) -> None:
+    a, b = tenants
+    with _Chat(db, a) as chat:
+        session = chat.create_session(a.user("member").id)
+        message = chat.add_message(
+            session_id=session.id, role="assistant", content="x", status="answered"
+        )
+    with _Chat(db, b) as chat:
+        assert chat.get_session(session.id) is None
+        assert chat.history(session.id) == []
+        assert chat.close_session(session.id) is None
+        assert (
+            chat.add_feedback(message.id, user_id=b.user("member").id, rating=1, comment=None)
+            is None
+        )
+    # and the runtime role cannot write a row into another tenant either
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), _Chat(db, b) as chat:
+        chat._conn.execute(
+            "INSERT INTO chat.sessions (tenant_id, user_id) VALUES (%s, %s)",
+            (a.id, a.user("member").id),
+        )
+
+
+def test_pagination_of_sessions_goes_backwards_in_time(db, tenants) -> None:
+    a, _ = tenants
+    user = a.user("member").id
+    with _Chat(db, a) as chat:
+        first = chat.create_session(user, "1")
+    with _Chat(db, a) as chat:
+        second = chat.create_session(user, "2")
+    with _Chat(db, a) as chat:
+        assert [s.id for s in chat.list_sessions(user, limit=1)] == [second.id]
+        assert [s.id for s in chat.list_sessions(user, limit=5, before=second.id)] == [first.id]

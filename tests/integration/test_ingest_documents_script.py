@@ -1,0 +1,151 @@
+"""scripts/ingest_documents.py: bulk ingestion through the COPY staging table, a dry run that
+names the duplicates, and a resumed run after a crash."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lambdas.chat.knowledge_repository import KnowledgeRepository
+from lambdas.chat.llm import LlmGateway
+from scripts import ingest_documents
+from scripts.devstack.llm_server import RunningLlmServer, start_llm_server
+from tests.support.chat import portuguese_pdf
+from tests.support.factories import create_tenant
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[RunningLlmServer]:
+    server = start_llm_server(embedding_model="offline-embedding")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gateway(llm: RunningLlmServer) -> LlmGateway:
+    return LlmGateway(
+        api_key=llm.api_key,
+        base_url=llm.base_url,
+        chat_model="offline-chat",
+        embedding_model="offline-embedding",
+        timeout_s=10,
+        max_retries=0,
+    )
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    folder = tmp_path / "leis"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "clt_ferias.txt").write_text("Férias de trinta dias após doze meses de trabalho.")
+    (folder / "lgpd.md").write_text("# LGPD\n\nO titular pode pedir a eliminação dos dados.")
+    (folder / "sub" / "simples.html").write_text("<p>O Simples Nacional unifica tributos.</p>")
+    (folder / "sub" / "reembolso.pdf").write_bytes(portuguese_pdf(["Reembolso em até 30 dias."]))
+    (folder / "sub" / "copia.txt").write_text("Férias de trinta dias após doze meses de trabalho.")
+    (folder / "notas.xlsx").write_bytes(b"ignored: not a supported type")
+    return folder
+
+
+def _run(args: list[str], db, gateway, capsys) -> tuple[int, str]:
+    code = ingest_documents.main(
+        [*args, "--database-url", db.owner_url, "--no-progress"], embedder=gateway
+    )
+    return code, capsys.readouterr().out
+
+
+def _documents(owner) -> dict[str, str]:
+    rows = owner.execute("SELECT title, status FROM knowledge.documents").fetchall()
+    return {row["title"]: row["status"] for row in rows}
+
+
+def test_a_dry_run_names_what_would_happen_and_changes_nothing(
+    db, owner, library, gateway, capsys
+) -> None:
+    code, out = _run([str(library), "--global", "--dry-run"], db, gateway, capsys)
+    assert code == 0
+    assert "dry run: 4 to ingest, 0 already ready, 1 duplicates" in out
+    assert _documents(owner) == {}
+
+
+def test_global_documents_are_ingested_in_bulk_and_duplicates_reported(
+    db, owner, library, gateway, capsys
+) -> None:
+    # When an operator ingests the folder as global documents
+    code, out = _run([str(library), "--global"], db, gateway, capsys)
+
+    # Then four documents are ready, the copy is refused as the same file, the xlsx ignored
+    assert code == 0, out
+    assert f"duplicate (same_file): {library / 'sub' / 'copia.txt'}" in out
+    assert _documents(owner) == {
+        "clt ferias": "ready",
+        "lgpd": "ready",
+        "simples": "ready",
+        "reembolso": "ready",
+    }
+    row = owner.execute(
+        """
+        SELECT count(*) FILTER (WHERE c.tenant_id IS NULL) AS global_chunks,
+               (SELECT count(*) FROM knowledge.embeddings) AS embeddings
+        FROM knowledge.chunks AS c
+        """
+    ).fetchone()
+    assert row["global_chunks"] == row["embeddings"] >= 4
+
+    # And running it again skips everything as already ready; a dry run says so too
+    code, out = _run([str(library), "--global"], db, gateway, capsys)
+    assert "ingested 0 documents (0 chunks" in out
+    assert "5 already ready" in out  # the copy's contents are ready too
+    code, out = _run([str(library / "lgpd.md"), "--global", "--dry-run"], db, gateway, capsys)
+    assert "dry run: 0 to ingest, 1 already ready" in out
+
+
+def test_a_crashed_run_is_resumed(db, owner, library, gateway, capsys, monkeypatch) -> None:
+    tenant = create_tenant(owner)
+    original = KnowledgeRepository.store_chunks
+    calls = {"n": 0}
+
+    def crash_on_the_second_batch(self, documents, *, model):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the operator's laptop dies mid-run
+        return original(self, documents, model=model)
+
+    monkeypatch.setattr(KnowledgeRepository, "store_chunks", crash_on_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        _run([str(library), "--tenant", tenant.slug, "--batch-chunks", "1"], db, gateway, capsys)
+    statuses = _documents(owner)
+    assert sorted(statuses.values()) == ["processing", "ready"]
+
+    # When the operator runs it again, Then it finishes what was left
+    monkeypatch.setattr(KnowledgeRepository, "store_chunks", original)
+    code, out = _run([str(library), "--tenant", tenant.slug], db, gateway, capsys)
+    assert code == 0, out
+    assert "ingested 3 documents" in out
+    assert "2 already ready" in out  # the first batch's document and its copy
+    assert set(_documents(owner).values()) == {"ready"}
+    assert owner.execute(
+        "SELECT count(*) AS n FROM knowledge.documents WHERE tenant_id = %s", (tenant.id,)
+    ).fetchone() == {"n": 4}
+
+
+def test_an_unknown_tenant_is_refused(db, library, gateway, capsys) -> None:
+    with pytest.raises(LookupError, match="no tenant"):
+        _run([str(library), "--tenant", "nobody"], db, gateway, capsys)
+
+
+def test_help_describes_the_script() -> None:
+    result = subprocess.run(
+        [sys.executable, "scripts/ingest_documents.py", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--dry-run" in result.stdout
+    assert "COPY" in result.stdout

@@ -1,0 +1,169 @@
+"""Helpers for chat's tests: units of work as the runtime role or the owner, vectors, a
+hand-built PDF and a scripted HTTP server standing in for a failing LLM provider."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg.rows import dict_row
+
+from lambdas.chat.ingestion import KnowledgeUnitOfWork
+from lambdas.chat.knowledge_repository import KnowledgeRepository
+from lambdas.shared.db import Database
+from lambdas.shared.scope import RequestScope
+from lambdas.shared.secrets import DbCredentials
+from tests.support.database import RUNTIME_ROLE, TestDatabase
+
+
+def runtime_database(db: TestDatabase) -> Database:
+    """The Lambdas' database handle, connecting as the runtime role (RLS applies)."""
+    creds = DbCredentials(
+        host=db.server.host,
+        port=db.server.port,
+        dbname=db.name,
+        username=RUNTIME_ROLE,
+        password=db.runtime_password,
+    )
+    return Database(lambda _force: creds, connect_timeout_s=5, application_name="chat-tests")
+
+
+def runtime_uow_factory(db: TestDatabase) -> Callable[[UUID | None], KnowledgeUnitOfWork]:
+    database = runtime_database(db)
+    scope = RequestScope(lambda: database)
+    return lambda tenant: KnowledgeUnitOfWork(scope, tenant)
+
+
+class OwnerUnitOfWork:
+    """The operators' unit of work: the owner's connection, scoped like the Lambdas' one."""
+
+    def __init__(self, db: TestDatabase, tenant_id: UUID | None) -> None:
+        self._db = db
+        self.tenant_id = tenant_id
+        self.committed = False
+        self._conn: psycopg.Connection[dict[str, Any]] | None = None
+
+    def __enter__(self) -> OwnerUnitOfWork:
+        self._conn = psycopg.connect(self._db.owner_url, row_factory=dict_row)
+        register_vector(self._conn)
+        self._conn.execute(
+            "SELECT set_config('app.current_tenant_id', %s, true)", (str(self.tenant_id or ""),)
+        )
+        self.knowledge = KnowledgeRepository(self._conn, self.tenant_id)
+        return self
+
+    def commit(self) -> None:
+        assert self._conn is not None
+        self._conn.commit()
+        self.committed = True
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._conn is not None
+        self._conn.close()  # an uncommitted transaction is rolled back
+
+
+def unit_vector(rng: random.Random, dimension: int = 1536) -> list[float]:
+    values = [rng.gauss(0.0, 1.0) for _ in range(dimension)]
+    norm = math.sqrt(sum(v * v for v in values))
+    return [v / norm for v in values]
+
+
+def near(base: list[float], rng: random.Random, noise: float) -> list[float]:
+    values = [b + rng.gauss(0.0, noise) for b in base]
+    norm = math.sqrt(sum(v * v for v in values))
+    return [v / norm for v in values]
+
+
+def portuguese_pdf(paragraphs: list[str]) -> bytes:
+    """A one-page PDF in Helvetica with WinAnsiEncoding (accents included), built by hand."""
+    lines = []
+    for i, text in enumerate(paragraphs):
+        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        lines.append(f"BT /F1 11 Tf 50 {780 - 20 * i} Td ({escaped}) Tj ET")
+    stream = "\n".join(lines).encode("cp1252")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+@dataclass
+class ScriptedProvider:
+    """An HTTP server answering each request with the next scripted (status, body, delay);
+    the last entry repeats. It counts the requests it received."""
+
+    script: list[tuple[int, dict[str, Any], float]]
+    requests: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next(self) -> tuple[int, dict[str, Any], float]:
+        with self._lock:
+            self.requests += 1
+            return self.script[min(self.requests, len(self.script)) - 1]
+
+
+@contextmanager
+def scripted_provider(
+    script: list[tuple[int, dict[str, Any], float]],
+) -> Iterator[tuple[str, ScriptedProvider]]:
+    provider = ScriptedProvider(script)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status, body, delay = provider.next()
+            time.sleep(delay)
+            data = json.dumps(body).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("retry-after-ms", "10")
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client timed out and left
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", provider
+    finally:
+        server.shutdown()
+        server.server_close()
