@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from lambdas.leads.models import Change, Conflict
 from lambdas.shared.db import Connection
 
-# Rows below the oldest transaction still in flight only (see migration 028): whatever commits
+# Rows below the oldest transaction still in flight only (see migration 031): whatever commits
 # later has a txid at or above that horizon, so it lands after any cursor served so far. Each
 # row's data is read by primary key for the page's rows only (a join would hash whole tables).
 _FEED_SQL = """
