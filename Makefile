@@ -92,6 +92,10 @@ openapi: sync ## regenerate docs/openapi.json from the handlers
 schema-docs: sync ## regenerate docs/schema.md (ER diagrams) from a freshly migrated database
 	$(RUN) python scripts/schema_diagram.py
 
+.PHONY: psql
+psql: sync ## psql on the `make dev` database as its owner (scripts/dev_psql.py)
+	$(RUN) python scripts/dev_psql.py
+
 .PHONY: migrate-status
 migrate-status: sync ## migration status of the `make dev` database (see docs/migrations.md)
 	$(RUN) python scripts/migrate.py status --local

@@ -57,6 +57,11 @@ def _bin_dir() -> Path:
     return Path(_embedded()._commands.POSTGRES_BIN_PATH)
 
 
+def psql_path() -> Path:
+    """The wheel's psql (a client: it runs as whoever calls it, root included)."""
+    return _bin_dir() / "psql"
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

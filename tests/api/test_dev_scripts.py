@@ -105,8 +105,12 @@ def test_make_dev_uses_database_url_when_set(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "command",
-    [("scripts/expire_trials.py",), ("scripts/migrate.py", "status", "--local")],
-    ids=["expire_trials", "migrate-status"],
+    [
+        ("scripts/expire_trials.py",),
+        ("scripts/migrate.py", "status", "--local"),
+        ("scripts/dev_psql.py", "-c", "select 1"),
+    ],
+    ids=["expire_trials", "migrate-status", "psql"],
 )
 def test_scripts_that_need_make_dev_say_so_in_one_line_when_it_is_stopped(
     tmp_path: Path, command: tuple[str, ...]

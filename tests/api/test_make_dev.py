@@ -100,6 +100,11 @@ def dev_stack(tmp_path: Path) -> Iterator[DevStack]:
         EmbeddedPostgres(tmp_path / "postgres", port=ports["pg"]).stop(mode="immediate")
 
 
+_TENANT_SLUGS = (
+    "select slug from alquimista_platform.tenants where slug in ('acme', 'globex') order by slug"
+)
+
+
 def test_make_dev_serves_survives_a_database_outage_and_stops_cleanly(
     dev_stack: DevStack,
 ) -> None:
@@ -125,6 +130,19 @@ def test_make_dev_serves_survives_a_database_outage_and_stops_cleanly(
     )
     assert second.returncode != 0
     assert "already running" in second.stderr
+
+    # `make psql` opens the same database as its owner
+    psql = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "dev_psql.py"), "-tAc", _TENANT_SLUGS],
+        cwd=ROOT,
+        env=dev_stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert psql.returncode == 0, psql.stderr
+    assert psql.stdout.split() == ["acme", "globex"]
 
     # When PostgreSQL stops, health says so within 5 s, and recovers once it is back
     pg = EmbeddedPostgres(state / "postgres", port=ports["pg"])

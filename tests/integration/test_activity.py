@@ -267,3 +267,23 @@ def test_the_dev_timer_runs_until_stopped(world: World, db: TestDatabase) -> Non
         stop()
 
     assert [i["event_id"] for i in feed] == [str(event_id)]
+
+
+def _relay_log_levels(caplog: pytest.LogCaptureFixture) -> list[str]:
+    levels = [r.levelname for r in caplog.records if r.getMessage() == "outbox relay done"]
+    caplog.clear()
+    return levels
+
+
+def test_an_idle_relay_run_stays_out_of_the_info_log(
+    world: World, db: TestDatabase, owner_conn, caplog: pytest.LogCaptureFixture
+) -> None:
+    # `make dev` runs the relay every 2 s: an empty outbox must not print a line each time.
+    owner_conn.execute("DELETE FROM alquimista_platform.domain_outbox")
+    caplog.set_level("DEBUG", logger="alquimista")
+    assert _relay()["claimed"] == 0
+    assert _relay_log_levels(caplog) == ["DEBUG"]
+
+    emit(runtime_database(db), world.a.id, activated())
+    assert _relay()["published"] == 1
+    assert _relay_log_levels(caplog) == ["INFO"]
