@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from aws_cdk import Environment as CdkEnvironment
 from aws_cdk import RemovalPolicy
@@ -19,6 +19,8 @@ from constructs import Node
 from lambdas.shared.constants import AUDIT_ANCHOR_RETENTION_DAYS, ENVIRONMENTS, Environment
 
 CONTEXT_KEY: Final = "alquimista"
+NAT_KINDS: Final = ("gateway", "instance")
+FUNCTION_EGRESS: Final = ("endpoints", "nat")
 DEFAULT_ENV: Final[Environment] = "dev"
 DEFAULT_REGION: Final = "us-east-1"
 
@@ -48,6 +50,13 @@ class EnvironmentConfig:
     region: str
     availability_zones: tuple[str, ...]
     nat_gateways: int
+    # "gateway": managed NAT gateways; "instance": a NAT instance (docs/deploy.md, egress).
+    nat: Literal["gateway", "instance"] = "gateway"
+    nat_instance_type: str = "t4g.nano"
+    # "endpoints": functions in isolated subnets reach AWS APIs through interface endpoints and
+    # only chat routes out; "nat": functions sit behind the NAT and no interface endpoint is
+    # paid for (dev). The database stays in isolated subnets either way.
+    function_egress: Literal["endpoints", "nat"] = "endpoints"
     aurora_min_acu: float
     aurora_max_acu: float
     aurora_auto_pause_minutes: int
@@ -72,6 +81,12 @@ class EnvironmentConfig:
             raise ConfigError(f"{self.env}: Aurora needs subnets in at least two zones")
         if self.nat_gateways < 1:
             raise ConfigError(f"{self.env}: the chat function's egress needs a NAT gateway")
+        if self.nat not in NAT_KINDS:
+            raise ConfigError(f"{self.env}: nat must be one of {', '.join(NAT_KINDS)}")
+        if self.function_egress not in FUNCTION_EGRESS:
+            raise ConfigError(
+                f"{self.env}: function_egress must be one of {', '.join(FUNCTION_EGRESS)}"
+            )
         if not 0 <= self.aurora_min_acu <= self.aurora_max_acu:
             raise ConfigError(f"{self.env}: need 0 <= aurora_min_acu <= aurora_max_acu")
         if self.audit_anchor_retention_days < 1:

@@ -59,6 +59,7 @@ class OutboxEventsConstruct(Construct):
         subnets: ec2.SubnetSelection,
         security_group: ec2.ISecurityGroup,
         database_environment: Mapping[str, str],
+        interface_endpoint: bool = True,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
         deletion_protection: bool,
@@ -72,7 +73,10 @@ class OutboxEventsConstruct(Construct):
         self._log_retention = log_retention
         self._removal_policy = removal_policy
         self.bus = events.EventBus(self, "Bus", event_bus_name=names.event_bus)
-        self.endpoint = self._build_endpoint(vpc, subnets, security_group)
+        # Without one (functions behind the NAT), PutEvents leaves through the NAT.
+        self.endpoint = (
+            self._build_endpoint(vpc, subnets, security_group) if interface_endpoint else None
+        )
         self.activity_table = self._build_table(removal_policy, deletion_protection)
         self.dead_letters, self.queue = self._build_queues(removal_policy)
         self.relay = self._build_relay(database_environment)

@@ -88,6 +88,9 @@ class NetworkStack(Stack):
             nat_gateways=config.nat_gateways,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
+            nat=config.nat,
+            nat_instance_type=config.nat_instance_type,
+            function_egress=config.function_egress,
         )
 
 
@@ -176,7 +179,7 @@ class MigrationsStack(Stack):
             "Migrations",
             bundle=bundle,
             vpc=network.vpc,
-            subnets=network.isolated_subnets,
+            subnets=network.function_subnets,
             security_group=network.function_security_group,
             environment=environment_variables(
                 MigrationSettings,
@@ -259,7 +262,7 @@ class ApiStack(Stack):
             routes=routes,
             bundle=bundle,
             vpc=network.vpc,
-            isolated_subnets=network.isolated_subnets,
+            function_subnets=network.function_subnets,
             egress_subnets=network.egress_subnets,
             security_group=network.function_security_group,
             environment={group: api_environment(group, config, data, names) for group in groups},
@@ -273,7 +276,7 @@ class ApiStack(Stack):
             schedules=JOB_SCHEDULES,
             bundle=bundle,
             vpc=network.vpc,
-            subnets=network.isolated_subnets,
+            subnets=network.function_subnets,
             security_group=network.function_security_group,
             environment=api_environment(JOBS_GROUP, config, data, names),
             log_retention=config.log_retention,
@@ -285,7 +288,8 @@ class ApiStack(Stack):
             names=names,
             bundle=bundle,
             vpc=network.vpc,
-            subnets=network.isolated_subnets,
+            subnets=network.function_subnets,
+            interface_endpoint=network.interface_endpoints,
             security_group=network.function_security_group,
             database_environment=environment_variables(
                 ApiSettings,

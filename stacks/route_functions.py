@@ -25,7 +25,8 @@ class RouteFunctionsConstruct(Construct):
     """One function per route group of the route table.
 
     Only the chat group ships the LLM client (its own layer) and runs in subnets with a route to
-    the internet; every other group stays in isolated subnets. Only the billing group ships the
+    the internet; every other group runs in the network's function subnets (isolated where the
+    environment pays for interface endpoints). Only the billing group ships the
     Stripe SDK (its own layer).
     """
 
@@ -37,7 +38,7 @@ class RouteFunctionsConstruct(Construct):
         routes: Sequence[Route],
         bundle: LambdaBundleConstruct,
         vpc: ec2.IVpc,
-        isolated_subnets: ec2.SubnetSelection,
+        function_subnets: ec2.SubnetSelection,
         egress_subnets: ec2.SubnetSelection,
         security_group: ec2.ISecurityGroup,
         environment: Mapping[str, Mapping[str, str]],
@@ -57,7 +58,7 @@ class RouteFunctionsConstruct(Construct):
                 code=bundle.code,
                 layers=bundle.layers_for(chat=chat, billing=group in WEBHOOK_GROUPS),
                 vpc=vpc,
-                subnets=egress_subnets if chat else isolated_subnets,
+                subnets=egress_subnets if chat else function_subnets,
                 security_group=security_group,
                 environment=environment[group],
                 timeout=API_LAMBDA_TIMEOUT,

@@ -51,6 +51,18 @@ class Synthesis:
                     )
         return found
 
+    @property
+    def interface_endpoints(self) -> bool:
+        """Whether this environment's functions sit in isolated subnets behind interface
+        endpoints (else behind the NAT; see docs/deploy.md, "The egress trade-off")."""
+        context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+        return bool(context["alquimista"][self.env]["function_egress"] == "endpoints")
+
+    @property
+    def function_subnet(self) -> str:
+        """The name fragment of the subnets every function but chat runs in."""
+        return "isolatedSubnet" if self.interface_endpoints else "egressSubnet"
+
     def stack(self, part: str) -> dict[str, Any]:
         return self.templates[f"Alquimista-{self.env}-{part}"]
 

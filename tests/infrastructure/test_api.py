@@ -162,7 +162,7 @@ def test_reserved_concurrency_stays_below_aurora_connections(synthesis: Synthesi
     assert 0 < total <= connection_budget(load_config_for(synthesis))
 
 
-def test_only_chat_ships_openai_and_reaches_the_internet(with_chat: Synthesis) -> None:
+def test_only_chat_ships_openai_and_chat_always_reaches_the_internet(with_chat: Synthesis) -> None:
     functions = _group_functions(with_chat)
     assert set(functions) == {*GROUPS, CHAT_ROUTE.group}
     for group, props in functions.items():
@@ -174,8 +174,18 @@ def test_only_chat_ships_openai_and_reaches_the_internet(with_chat: Synthesis) -
         else:
             # billing ships the Stripe SDK in a layer of its own, never openai
             assert len(props["Layers"]) == (2 if group in WEBHOOK_GROUPS else 1)
-            assert "isolatedSubnet" in subnets
-            assert "egressSubnet" not in subnets
+            assert with_chat.function_subnet in subnets
+
+
+def test_in_prod_no_function_has_a_route_out(prod: Synthesis) -> None:
+    # prod pays for interface endpoints so that only chat (absent from this table) routes out
+    assert prod.interface_endpoints
+    functions = _python_functions(prod)
+    assert len(functions) > len(GROUPS)  # route groups, jobs, migrations, relay, consumer
+    for props in functions.values():
+        subnets = json.dumps(props["VpcConfig"]["SubnetIds"])
+        assert "isolatedSubnet" in subnets, props["Handler"]
+        assert "egressSubnet" not in subnets, props["Handler"]
 
 
 def test_trial_expiry_runs_hourly_on_the_jobs_function_with_the_lock_table(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 from aws_cdk import App
@@ -42,3 +43,14 @@ def test_a_configuration_without_nat_is_refused() -> None:
     config = load_config(_app(env="dev").node)
     with pytest.raises(ConfigError, match="NAT"):
         dataclasses.replace(config, nat_gateways=0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("nat", "nat-box", "nat must be one of"), ("function_egress", "vpn", "function_egress")],
+)
+def test_an_unknown_egress_choice_is_refused(field: str, value: str, message: str) -> None:
+    config = load_config(_app(env="dev").node)
+    changes: dict[str, Any] = {field: value}  # what cdk.json may hold, whatever the types say
+    with pytest.raises(ConfigError, match=message):
+        dataclasses.replace(config, **changes)

@@ -113,7 +113,7 @@ def test_the_relay_runs_every_minute_alone_and_may_only_put_events_on_the_bus(
     (schedule,) = schedules
     assert schedule["ScheduleExpression"] == "rate(1 minute)"
     assert relay["ReservedConcurrentExecutions"] == 1
-    assert "isolatedSubnet" in json.dumps(relay["VpcConfig"]["SubnetIds"])
+    assert synthesis.function_subnet in json.dumps(relay["VpcConfig"]["SubnetIds"])
     _validates(OutboxRelaySettings, relay["Environment"]["Variables"])
     statements = _role_statements(synthesis, relay)
     assert _actions(statements, "events:") == {"events:PutEvents"}
@@ -121,7 +121,9 @@ def test_the_relay_runs_every_minute_alone_and_may_only_put_events_on_the_bus(
     assert "Bus" in json.dumps(put["Resource"])
     assert _actions(statements, "dynamodb:") == set()
     endpoints = synthesis.resources("AWS::EC2::VPCEndpoint", "Api").values()
-    assert any("events" in json.dumps(e["Properties"]["ServiceName"]) for e in endpoints)
+    names = [json.dumps(e["Properties"]["ServiceName"]) for e in endpoints]
+    through_endpoint = any("events" in name for name in names)
+    assert through_endpoint == synthesis.interface_endpoints
 
 
 def test_the_consumer_reports_partial_batch_failures_and_only_puts_feed_items(

@@ -95,7 +95,51 @@ def test_network_has_endpoints_instead_of_internet_for_aws_apis(synthesis: Synth
     }
     assert any("dynamodb" in name and kind == "Gateway" for name, kind in kinds)
     assert any(".s3" in name and kind == "Gateway" for name, kind in kinds)
-    assert any("secretsmanager" in name and kind == "Interface" for name, kind in kinds)
+    secrets = any("secretsmanager" in name and kind == "Interface" for name, kind in kinds)
+    assert secrets == synthesis.interface_endpoints
+
+
+def test_prod_routes_out_through_a_nat_gateway(prod: Synthesis) -> None:
+    assert len(prod.resources("AWS::EC2::NatGateway", "Network")) == 1
+    assert not prod.resources("AWS::EC2::Instance")
+
+
+def test_dev_routes_out_through_a_small_hardened_nat_instance(dev: Synthesis) -> None:
+    # the cheap egress of docs/deploy.md: no NAT gateway, no interface endpoint to pay for
+    assert not dev.resources("AWS::EC2::NatGateway")
+    assert not [
+        e
+        for e in dev.resources("AWS::EC2::VPCEndpoint").values()
+        if e["Properties"].get("VpcEndpointType") == "Interface"
+    ]
+    ((name, instance),) = dev.resources("AWS::EC2::Instance", "Network").items()
+    props = instance["Properties"]
+    assert props["InstanceType"] == "t4g.nano"
+    assert props["SourceDestCheck"] is False
+    assert props["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
+    assert "dnf-automatic-install.timer" in json.dumps(props["UserData"])
+    (template,) = dev.resources("AWS::EC2::LaunchTemplate", "Network").values()
+    assert template["Properties"]["LaunchTemplateData"]["MetadataOptions"] == {
+        "HttpTokens": "required"
+    }
+    (interface,) = props["NetworkInterfaces"]
+    assert interface["AssociatePublicIpAddress"] is True
+    # Nothing reaches it but the functions, and only on HTTPS; every private subnet's default
+    # route is the instance
+    network = dev.stack("Network")["Resources"]
+    (nat_group,) = [g["Fn::GetAtt"][0] for g in interface["GroupSet"]]
+    assert not network[nat_group]["Properties"].get("SecurityGroupIngress")
+    ingress = [
+        r["Properties"]
+        for r in network.values()
+        if r["Type"] == "AWS::EC2::SecurityGroupIngress"
+        and r["Properties"]["GroupId"] == {"Fn::GetAtt": [nat_group, "GroupId"]}
+    ]
+    assert [(i["IpProtocol"], i["FromPort"], i["ToPort"]) for i in ingress] == [("tcp", 443, 443)]
+    assert "FunctionSecurityGroup" in ingress[0]["SourceSecurityGroupId"]["Fn::GetAtt"][0]
+    routes = [r["Properties"] for r in network.values() if r["Type"] == "AWS::EC2::Route"]
+    out = [r for r in routes if r.get("InstanceId") == {"Ref": name}]
+    assert len(out) == 2  # the two egress subnets
 
 
 def test_isolated_subnets_have_no_route_out(synthesis: Synthesis) -> None:
