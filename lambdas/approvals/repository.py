@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
@@ -36,12 +36,16 @@ from lambdas.approvals.models import (
 )
 from lambdas.approvals.notifications import notify
 from lambdas.approvals.transitions import Status, Verdict
+from lambdas.policies.matcher import Subject
 from lambdas.shared.audit import AuditWriter
 from lambdas.shared.constants import TENANT_SETTING
 from lambdas.shared.db import Connection, UnitOfWork
 from lambdas.shared.errors import AppError
 from lambdas.shared.events import validated_payload
 from lambdas.shared.outbox import OutboxWriter
+
+if TYPE_CHECKING:
+    from lambdas.shared.gate import GateDecision
 
 # Constraint names raised by migration 026 -> the error a client sees (never the name).
 _REFUSALS: dict[str, tuple[type[AppError], str]] = {
@@ -466,6 +470,16 @@ class ApprovalSweepRepository:
 
 class ApprovalsUnitOfWork(UnitOfWork):
     approvals: ApprovalRepository
+
+    def authorize(
+        self, subject: Subject, *, summary: str, payload: dict[str, Any], requested_by_agent: bool
+    ) -> GateDecision:
+        """The gate, in this unit's transaction (imported here: the gate uses this module)."""
+        from lambdas.shared.gate import authorize  # noqa: PLC0415
+
+        return authorize(
+            self, subject, summary=summary, payload=payload, requested_by_agent=requested_by_agent
+        )
 
     def _on_enter(self) -> None:
         if self.tenant_id is None:

@@ -12,21 +12,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from pydantic import BaseModel
 
 from lambdas.approvals.errors import ApprovalNotFound
 from lambdas.approvals.models import (
+    ApprovalAsk,
     ApprovalRecord,
     DecisionOutcome,
+    GateOutcome,
     NewApprovalRequest,
     SweptRequest,
 )
 from lambdas.approvals.transitions import Status, Verdict, check_reason
+from lambdas.policies.matcher import Subject
 from lambdas.shared import cursors
 from lambdas.shared.cursors import InvalidCursor
+from lambdas.shared.gate import ActionBlocked, GateDecision
 from lambdas.shared.scope import ChangeRecorder
 
 
@@ -59,6 +63,10 @@ class ApprovalStore(Protocol):
 class ApprovalsUow(ChangeRecorder, Protocol):
     @property
     def approvals(self) -> ApprovalStore: ...
+
+    def authorize(
+        self, subject: Subject, *, summary: str, payload: dict[str, Any], requested_by_agent: bool
+    ) -> GateDecision: ...
 
     def commit(self) -> None: ...
 
@@ -143,6 +151,34 @@ def open_request(uow_factory: ApprovalsUowFactory, request: NewApprovalRequest) 
             record_created(uow, record)
             uow.commit()
         return OpenedRequest(request=record, created=created)
+
+
+def request_approval(uow_factory: ApprovalsUowFactory, ask: ApprovalAsk) -> GateOutcome:
+    """Put an asked action through the gate: ``allow`` at once, or ``pending`` with the
+    subject's approval request (created, or the one already waiting). A blocked action is
+    refused (``ActionBlocked``) after its evaluation and audit row are committed."""
+    with uow_factory() as uow:
+        decision = uow.authorize(
+            ask.subject(),
+            summary=ask.summary,
+            payload=ask.payload,
+            requested_by_agent=ask.agent_id is not None,
+        )
+        approval = uow.approvals.get(decision.approval_id) if decision.approval_id else None
+        uow.commit()
+    if decision.verdict == "blocked":
+        raise ActionBlocked(
+            f"blocked by the tenant's policies: {decision.reason}",
+            details=[{"evaluation_id": str(decision.evaluation_id)}],
+        )
+    return GateOutcome(
+        verdict=decision.verdict,
+        evaluation_id=decision.evaluation_id,
+        reason=decision.reason,
+        rule_id=decision.rule_id,
+        rule_version=decision.rule_version,
+        approval=approval,
+    )
 
 
 def list_approvals(

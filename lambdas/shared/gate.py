@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 from uuid import UUID
 
 from lambdas.approvals.models import ApprovalRecord, NewApprovalRequest
@@ -314,3 +314,26 @@ def _approval_settings(
     if escalate is not None and escalate >= ttl:
         escalate = None
     return ttl, escalate, version.escalation_role
+
+
+class GatedUnitOfWork(UnitOfWork):
+    """A unit of work whose service performs a sensitive action: its port offers the gate as
+    two methods (``Gate``), so the service stays testable with a fake."""
+
+    def pass_gate(
+        self, subject: Subject, *, summary: str, payload: Mapping[str, Any] | None = None
+    ) -> GateDecision:
+        return enforce(self, subject, summary=summary, payload=payload)
+
+    def recheck_gate(self, decision: GateDecision) -> None:
+        recheck(self, decision)
+
+
+class Gate(Protocol):
+    """The gate as a service's unit of work offers it (``GatedUnitOfWork``)."""
+
+    def pass_gate(
+        self, subject: Subject, *, summary: str, payload: Mapping[str, Any] | None = None
+    ) -> GateDecision: ...
+
+    def recheck_gate(self, decision: GateDecision) -> None: ...
