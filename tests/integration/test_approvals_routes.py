@@ -180,7 +180,8 @@ def test_an_invalid_matcher_is_422_with_the_reason_and_not_stored(
     row = owner_conn.execute(
         "SELECT count(*) AS n FROM alquimista_platform.policy_rules"
     ).fetchone()
-    assert row is not None and row["n"] == 0
+    assert row is not None
+    assert row["n"] == 0
 
 
 def test_a_rule_edit_is_a_new_version_and_deactivation_stops_it(
