@@ -87,6 +87,9 @@ class DecisionOutcome(BaseModel):
     status: Status
     approvals: int
     required_approvals: int
+    # when the request was opened and, if this decision ended it, decided
+    created_at: datetime | None = None
+    decided_at: datetime | None = None
 
 
 class SweptRequest(BaseModel):

@@ -494,3 +494,14 @@ class ApprovalSweepUnitOfWork(UnitOfWork):
 
     def _on_enter(self) -> None:
         self.sweeper = ApprovalSweepRepository(self.conn)
+
+
+def backlog(conn: Connection) -> tuple[int, datetime | None]:
+    """Pending requests across tenants and the oldest one's creation time
+    (``approval_backlog_v1``, migration 032)."""
+    row = conn.execute(
+        "SELECT pending, oldest_created_at FROM alquimista_platform.approval_backlog_v1()"
+    ).fetchone()
+    if row is None:
+        return 0, None
+    return int(row["pending"]), row["oldest_created_at"]

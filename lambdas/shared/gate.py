@@ -39,8 +39,14 @@ from lambdas.policies.evaluator import Decision, RuleSet, inputs_hash
 from lambdas.policies.matcher import Subject
 from lambdas.policies.models import EvaluationRecord
 from lambdas.policies.repository import PolicyRepository
+from lambdas.shared.constants import (
+    POLICY_DEFAULT_METRIC,
+    POLICY_EVALUATIONS_METRIC,
+    POLICY_RULE_HIT_METRIC,
+)
 from lambdas.shared.db import UnitOfWork
 from lambdas.shared.errors import Conflict, Forbidden
+from lambdas.shared.observability import metrics
 
 Verdict = Literal["allow", "blocked", "pending"]
 
@@ -112,6 +118,7 @@ def authorize(
         requested_by=requester,
         agent_id=subject.agent_id,
     )
+    _count(decision)
     if decision.effect == "allow":
         return _decision("allow", evaluation, decision)
     if decision.effect == "block":
@@ -173,6 +180,18 @@ def recheck(uow: UnitOfWork, decision: GateDecision) -> None:
     ).fetchone()
     if row is None or row["status"] != "approved":
         raise ApprovalWithdrawn("the approval this action relied on is no longer approved")
+
+
+_EFFECT_SUFFIX: Final = {"allow": "Allow", "block": "Block", "require_approval": "RequireApproval"}
+
+
+def _count(decision: Decision) -> None:
+    """EMF: one evaluation of its effect, and whether a rule or the default decided."""
+    metrics.add_metric(
+        name=POLICY_EVALUATIONS_METRIC + _EFFECT_SUFFIX[decision.effect], unit="Count", value=1
+    )
+    hit = POLICY_RULE_HIT_METRIC if decision.rule is not None else POLICY_DEFAULT_METRIC
+    metrics.add_metric(name=hit, unit="Count", value=1)
 
 
 def _tenant(uow: UnitOfWork) -> UUID:

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.metrics import MetricUnit
 
 from lambdas.approvals import service
 from lambdas.approvals.errors import (
@@ -28,10 +29,12 @@ from lambdas.approvals.models import (
 )
 from lambdas.approvals.repository import ApprovalsUnitOfWork
 from lambdas.approvals.transitions import Status
+from lambdas.shared.constants import APPROVAL_LATENCY_METRIC
 from lambdas.shared.cursors import InvalidCursor
 from lambdas.shared.errors import error_responses
 from lambdas.shared.gate import ActionBlocked
 from lambdas.shared.http import current_scope
+from lambdas.shared.observability import metrics
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -102,9 +105,13 @@ def get_approval(approval_id: Annotated[UUID, Path()]) -> ApprovalRecord:
     ),
 )
 def decide(approval_id: Annotated[UUID, Path()], request: DecisionRequest) -> DecisionOutcome:
-    return service.decide(
+    outcome = service.decide(
         _uow, approval_id, decider=_caller(), decision=request.decision, reason=request.reason
     )
+    if outcome.created_at is not None and outcome.decided_at is not None:
+        latency = (outcome.decided_at - outcome.created_at).total_seconds()
+        metrics.add_metric(name=APPROVAL_LATENCY_METRIC, unit=MetricUnit.Seconds, value=latency)
+    return outcome
 
 
 @router.post(
