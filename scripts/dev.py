@@ -121,7 +121,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--jobs-interval",
         type=float,
         default=float(os.environ.get("DEV_JOBS_INTERVAL_S", "300")),
-        help="seconds between runs of the scheduled jobs (expire_trials); 0 turns them off",
+        help="seconds between runs of the scheduled jobs (expire_trials, sweep_approvals); "
+        "0 turns them off",
     )
     parser.add_argument(
         "--pool-size",
@@ -167,6 +168,10 @@ def _start_moto(stack: ExitStack, port: int) -> None:
     print(f"• moto (AWS APIs) on 127.0.0.1:{port}", flush=True)
 
 
+# The scheduled jobs the local stack runs (anchoring needs the Object Lock bucket: AWS only).
+DEV_JOBS = ("expire_trials", "sweep_approvals")
+
+
 def _start_job_timer(stack: ExitStack, interval_s: float) -> None:
     """What EventBridge does on AWS: invoke the jobs Lambda on a schedule, in its own
     execution environment."""
@@ -183,12 +188,13 @@ def _start_job_timer(stack: ExitStack, interval_s: float) -> None:
 
     def loop() -> None:
         while not stop.wait(interval_s):
-            try:
-                report: object = jobs.invoke({"job": "expire_trials"})
-            except InvocationFailed as failure:  # reported; the next run may pass
-                report = {"job": "expire_trials", "ok": False, "error": failure.reason}
-            if not stop.is_set():  # a run cut short by Ctrl-C is not news
-                print(f"• scheduled job: {report}", flush=True)
+            for job in DEV_JOBS:
+                try:
+                    report: object = jobs.invoke({"job": job})
+                except InvocationFailed as failure:  # reported; the next run may pass
+                    report = {"job": job, "ok": False, "error": failure.reason}
+                if not stop.is_set():  # a run cut short by Ctrl-C is not news
+                    print(f"• scheduled job: {report}", flush=True)
 
     threading.Thread(target=loop, name="dev-jobs", daemon=True).start()
     stack.callback(stop.set)

@@ -64,4 +64,7 @@ def aurora_max_connections(max_acu: float) -> int:
 JOB_SCHEDULES: Final = {
     "expire_trials": Duration.hours(1),
     "anchor_audit_heads": Duration.minutes(15),
+    "sweep_approvals": Duration.minutes(5),
 }
+# The alarm on the approval backlog: the oldest pending request waited longer than this.
+APPROVAL_PENDING_AGE_ALARM: Final = Duration.hours(12)  # half the default expiry

@@ -15,9 +15,20 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from lambdas.shared.constants import AUDIT_ANCHOR_AGE_METRIC, AUDIT_VERIFY_FAILURES_METRIC
+from lambdas.shared.constants import (
+    APPROVAL_LATENCY_METRIC,
+    APPROVAL_OLDEST_PENDING_AGE_METRIC,
+    APPROVALS_ESCALATED_METRIC,
+    APPROVALS_EXPIRED_METRIC,
+    APPROVALS_PENDING_METRIC,
+    AUDIT_ANCHOR_AGE_METRIC,
+    AUDIT_VERIFY_FAILURES_METRIC,
+    POLICY_DEFAULT_METRIC,
+    POLICY_EVALUATIONS_METRIC,
+    POLICY_RULE_HIT_METRIC,
+)
 from stacks.audit import audit_metric, build_audit_alarms
-from stacks.constants import JOB_SCHEDULES
+from stacks.constants import APPROVAL_PENDING_AGE_ALARM, JOB_SCHEDULES
 from stacks.functions import ServiceFunctionConstruct
 
 PERIOD = Duration.minutes(5)
@@ -178,6 +189,20 @@ class MonitoringConstruct(Construct):
                 )
             )
         alarms += build_audit_alarms(self, anchor_every=JOB_SCHEDULES["anchor_audit_heads"])
+        alarms.append(
+            audit_metric(APPROVAL_OLDEST_PENDING_AGE_METRIC, "Maximum", PERIOD).create_alarm(
+                self,
+                "ApprovalPendingAgeAlarm",
+                alarm_description=(
+                    "An approval request has waited more than "
+                    f"{APPROVAL_PENDING_AGE_ALARM.to_human_string()} for its deciders"
+                ),
+                threshold=APPROVAL_PENDING_AGE_ALARM.to_seconds(),
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
         for alarm in alarms:
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
         return alarms
@@ -245,6 +270,40 @@ class MonitoringConstruct(Construct):
             ),
             graph(
                 "Audit anchor age (s)", [audit_metric(AUDIT_ANCHOR_AGE_METRIC, "Maximum", PERIOD)]
+            ),
+        )
+        dashboard.add_widgets(
+            graph(
+                "Policy evaluations by effect; rule hit / default",
+                [
+                    audit_metric(POLICY_EVALUATIONS_METRIC + effect, "Sum", PERIOD)
+                    for effect in ("Allow", "Block", "RequireApproval")
+                ]
+                + [
+                    audit_metric(POLICY_RULE_HIT_METRIC, "Sum", PERIOD),
+                    audit_metric(POLICY_DEFAULT_METRIC, "Sum", PERIOD),
+                ],
+            ),
+            graph(
+                "Approval latency created -> decided (s)",
+                [
+                    audit_metric(APPROVAL_LATENCY_METRIC, "p50", PERIOD),
+                    audit_metric(APPROVAL_LATENCY_METRIC, "p90", PERIOD),
+                ],
+            ),
+        )
+        dashboard.add_widgets(
+            graph(
+                "Approvals pending; expired and escalated",
+                [
+                    audit_metric(APPROVALS_PENDING_METRIC, "Maximum", PERIOD),
+                    audit_metric(APPROVALS_EXPIRED_METRIC, "Sum", PERIOD),
+                    audit_metric(APPROVALS_ESCALATED_METRIC, "Sum", PERIOD),
+                ],
+            ),
+            graph(
+                "Oldest pending approval (s)",
+                [audit_metric(APPROVAL_OLDEST_PENDING_AGE_METRIC, "Maximum", PERIOD)],
             ),
         )
         return dashboard

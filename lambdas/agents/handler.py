@@ -15,6 +15,7 @@ with collector_paused():
     from lambdas.agents.repository import AgentsUnitOfWork
     from lambdas.shared.cursors import InvalidCursor
     from lambdas.shared.errors import error_responses
+    from lambdas.shared.gate import ActionBlocked, ApprovalPending, ApprovalWithdrawn
     from lambdas.shared.http import create_resolver, current_scope, resolve
     from lambdas.shared.observability import logger, metrics, tracer
 
@@ -61,8 +62,15 @@ def get_agent(agent_id: Annotated[UUID, Path()]) -> AgentResponse:
 
 @app.post(
     "/api/agents/<agent_id>/activate",
-    summary="Activate an agent for the tenant (admin; plan or trial must cover it)",
-    responses=error_responses(service.AgentNotFound, service.AgentNotEntitled),
+    summary="Activate an agent for the tenant (admin; plan or trial must cover it, and the "
+    "tenant's policies allow it or an approval covers it)",
+    responses=error_responses(
+        service.AgentNotFound,
+        service.AgentNotEntitled,
+        ActionBlocked,
+        ApprovalPending,
+        ApprovalWithdrawn,
+    ),
 )
 def activate_agent(agent_id: Annotated[UUID, Path()]) -> ActivationResponse:
     return service.activate_agent(_uow, agent_id, actor_id=current_scope(app).caller.user_id)

@@ -9,7 +9,8 @@ from lambdas.agents.models import (
     AgentResponse,
     EntitlementSource,
 )
-from lambdas.shared.db import Connection, UnitOfWork
+from lambdas.shared.db import Connection
+from lambdas.shared.gate import GatedUnitOfWork
 
 # An agent's columns with the slugs of its subnúcleos (``a`` is alquimista_platform.agents).
 _AGENT_COLUMNS = """
@@ -201,7 +202,7 @@ def _activation(row: dict[str, Any]) -> ActivationResponse:
     )
 
 
-class AgentsUnitOfWork(UnitOfWork):
+class AgentsUnitOfWork(GatedUnitOfWork):
     catalog: AgentCatalogRepository
     activations: ActivationRepository
 

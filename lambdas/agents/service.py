@@ -13,8 +13,10 @@ from lambdas.agents.models import (
     AgentResponse,
     EntitlementSource,
 )
+from lambdas.policies.matcher import Subject
 from lambdas.shared import cursors
 from lambdas.shared.errors import Conflict, NotFound
+from lambdas.shared.gate import Gate
 from lambdas.shared.scope import ChangeRecorder
 
 
@@ -48,7 +50,7 @@ class ActivationStore(Protocol):
     def list_active(self) -> list[ActiveAgent]: ...
 
 
-class AgentsUow(ChangeRecorder, Protocol):
+class AgentsUow(ChangeRecorder, Gate, Protocol):
     @property
     def catalog(self) -> CatalogReader: ...
 
@@ -105,12 +107,15 @@ def list_active_agents(uow_factory: AgentsUowFactory) -> ActiveAgentList:
 def activate_agent(
     uow_factory: AgentsUowFactory, agent_id: UUID, *, actor_id: UUID
 ) -> ActivationResponse:
-    """Switch an agent on for the tenant, if its plan or a usable trial covers the agent.
+    """Switch an agent on for the tenant, if its plan or a usable trial covers the agent and
+    the tenant's policies allow it (an ``agent.action``: the gate may block it or hold it for
+    approval; ``lambdas.shared.gate``).
 
     Idempotent: activating an active agent returns the existing activation unchanged.
     """
     with uow_factory() as uow:
-        if uow.catalog.get(agent_id) is None:
+        agent = uow.catalog.get(agent_id)
+        if agent is None:
             raise AgentNotFound("agent not found")
         source = uow.activations.entitlement(agent_id)
         if source is None:
@@ -120,7 +125,19 @@ def activate_agent(
         current = uow.activations.get(agent_id)
         if current is not None and current.status == "active" and current.source == source:
             return current
+        decision = uow.pass_gate(
+            Subject(
+                kind="agent.action",
+                id=f"agent.activate:{agent_id}",
+                agent_id=agent_id,
+                agent_category=agent.category,
+                action_type="agent.activate",
+            ),
+            summary=f"Activate the agent {agent.slug}",
+            payload={"agent_id": str(agent_id)},
+        )
         activation = uow.activations.activate(agent_id, actor_id=actor_id, source=source)
+        uow.recheck_gate(decision)
         uow.record(
             "agent.activated",
             aggregate_type="agent",

@@ -9,6 +9,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.approvals.transitions import Status, Verdict
+from lambdas.policies.matcher import Subject, SubjectKind
+
+MAX_SUBJECT_TEXT = 100_000
 
 RequesterKind = Literal["user", "agent"]
 
@@ -84,6 +87,9 @@ class DecisionOutcome(BaseModel):
     status: Status
     approvals: int
     required_approvals: int
+    # when the request was opened and, if this decision ended it, decided
+    created_at: datetime | None = None
+    decided_at: datetime | None = None
 
 
 class SweptRequest(BaseModel):
@@ -94,3 +100,51 @@ class SweptRequest(BaseModel):
     change: Literal["expired", "escalated"]
     escalation_role: str | None
     requested_by: UUID | None
+
+
+class ApprovalAsk(BaseModel):
+    """``POST /api/approvals``: an agent or service of the tenant asks to perform an action.
+    ``text`` is what the policies read (e.g. the message to send); it is evaluated and never
+    stored. ``summary`` and ``payload`` describe the action to the deciders."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subject_kind: SubjectKind
+    subject_id: str = Field(min_length=1, max_length=200)
+    action_type: str = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_.:-]*$")
+    summary: str = Field(min_length=1, max_length=500)
+    text: str = Field(default="", max_length=MAX_SUBJECT_TEXT)
+    agent_id: UUID | None = None
+    agent_category: str | None = Field(default=None, min_length=1, max_length=100)
+    estimated_tokens: int | None = Field(default=None, ge=0, le=10_000_000)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    def subject(self) -> Subject:
+        return Subject(
+            kind=self.subject_kind,
+            id=self.subject_id,
+            text=self.text,
+            agent_id=self.agent_id,
+            agent_category=self.agent_category,
+            action_type=self.action_type,
+            estimated_tokens=self.estimated_tokens,
+        )
+
+
+class GateOutcome(BaseModel):
+    """What the gate said about an asked action: ``allow`` (go ahead: no rule holds it, or an
+    approved request covers it) or ``pending`` (``approval`` waits for its deciders)."""
+
+    verdict: Literal["allow", "pending"]
+    evaluation_id: UUID
+    reason: str
+    rule_id: UUID | None
+    rule_version: int | None
+    approval: ApprovalRecord | None
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    decision: Verdict
+    reason: str = Field(min_length=1, max_length=2000)

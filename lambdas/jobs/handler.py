@@ -13,6 +13,7 @@ with collector_paused():
 
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from lambdas.approvals.jobs import sweep_approvals_job
     from lambdas.audit.jobs import anchor_audit_heads_job
     from lambdas.billing.repository import BillingUnitOfWork
     from lambdas.billing.services.trials import expire_trials
@@ -34,7 +35,11 @@ def _jobs(runtime: Runtime, request_id: str) -> Mapping[str, Job]:
         with scope() as run:
             return expire_trials(lambda: BillingUnitOfWork(run, None))
 
-    return {"expire_trials": expire, "anchor_audit_heads": anchor_audit_heads_job(runtime, scope)}
+    return {
+        "expire_trials": expire,
+        "anchor_audit_heads": anchor_audit_heads_job(runtime, scope),
+        "sweep_approvals": sweep_approvals_job(scope),
+    }
 
 
 @logger.inject_lambda_context

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lambdas.policies.evaluator import Effect
-from lambdas.policies.matcher import Role
+from lambdas.policies.matcher import Role, Subject, SubjectKind
 
 MAX_QUORUM = 10
 
@@ -92,3 +92,33 @@ class EvaluationRecord(BaseModel):
     requested_by: UUID | None
     agent_id: UUID | None
     evaluated_at: datetime
+
+
+class RuleUpdate(RuleDraft):
+    """A rule's next version; with ``expected_version``, refused (409) if another edit came
+    first."""
+
+    expected_version: int | None = Field(default=None, ge=1)
+
+    def draft(self) -> RuleDraft:
+        return RuleDraft.model_validate(self.model_dump(exclude={"expected_version"}))
+
+
+class DryRunRequest(BaseModel):
+    """A subject to evaluate without gating it. ``text`` is read, never stored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: SubjectKind
+    id: str | None = Field(default=None, min_length=1, max_length=200)
+    text: str = Field(default="", max_length=100_000)
+    agent_id: UUID | None = None
+    agent_category: str | None = Field(default=None, min_length=1, max_length=100)
+    action_type: str | None = Field(default=None, min_length=1, max_length=100)
+    estimated_tokens: int | None = Field(default=None, ge=0, le=10_000_000)
+    requester_roles: list[Role] = Field(default_factory=list, max_length=3)
+
+    def subject(self) -> Subject:
+        return Subject.model_validate(
+            self.model_dump() | {"requester_roles": frozenset(self.requester_roles)}
+        )

@@ -27,6 +27,17 @@ COMMERCIAL_REQUESTS_WINDOW_S: Final = 60 * 60
 AUDIT_ANCHOR_RETENTION_DAYS: Final = 400
 AUDIT_VERIFY_FAILURES_METRIC: Final = "AuditVerifyFailures"
 AUDIT_ANCHOR_AGE_METRIC: Final = "AuditAnchorAgeSeconds"
+# Policies and approvals (EMF, dimension ``service``): evaluations by effect and whether a rule
+# decided, approval latency (created -> decided), the sweeper's expirations, escalations and
+# the backlog it sees.
+POLICY_EVALUATIONS_METRIC: Final = "PolicyEvaluations"  # + the effect, e.g. ...Block
+POLICY_RULE_HIT_METRIC: Final = "PolicyRuleHit"
+POLICY_DEFAULT_METRIC: Final = "PolicyDefaultApplied"
+APPROVAL_LATENCY_METRIC: Final = "ApprovalLatencySeconds"
+APPROVALS_EXPIRED_METRIC: Final = "ApprovalsExpired"
+APPROVALS_ESCALATED_METRIC: Final = "ApprovalsEscalated"
+APPROVALS_PENDING_METRIC: Final = "ApprovalsPending"
+APPROVAL_OLDEST_PENDING_AGE_METRIC: Final = "ApprovalOldestPendingAgeSeconds"
 
 # The EventBridge source of every outbox event; rules match on it.
 OUTBOX_EVENT_SOURCE: Final = "alquimista.outbox"

@@ -30,6 +30,10 @@ class Route:
     # A route that changes state writes one audit row and its outbox event in its transaction;
     # one that must not (or cannot) says why here. tests/integration/test_every_write_is_recorded.py
     audit_exempt: str | None = None
+    # A route that performs a sensitive action (an agent action, a chat message, an outreach)
+    # passes the gate (lambdas/shared/gate.py) before it; tests/integration/test_gate_routes.py
+    # proves each one stops when a policy blocks it.
+    sensitive: bool = False
 
     @property
     def route_key(self) -> str:
@@ -69,7 +73,13 @@ ROUTES: Final[tuple[Route, ...]] = (
     # gateway and the test helpers, which take the first matching route in table order.
     Route("GET", "/api/agents/active", "agents", permission="agents:read"),
     Route("GET", "/api/agents/{agent_id}", "agents", permission="agents:read"),
-    Route("POST", "/api/agents/{agent_id}/activate", "agents", permission="agents:activate"),
+    Route(
+        "POST",
+        "/api/agents/{agent_id}/activate",
+        "agents",
+        permission="agents:activate",
+        sensitive=True,
+    ),
     Route("POST", "/api/agents/{agent_id}/deactivate", "agents", permission="agents:activate"),
     Route("GET", "/api/billing/subscription", "billing", permission="billing:read"),
     Route("POST", "/api/billing/subscribe", "billing", permission="billing:manage"),
@@ -94,6 +104,28 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", "/api/plans", "plans", permission="plans:read"),
     Route("GET", "/api/activity", "activity", permission="activity:read"),
     Route("GET", "/api/plans/{plan_id}", "plans", permission="plans:read"),
+    Route("GET", "/api/policies", "approvals", permission="policies:read"),
+    Route("POST", "/api/policies", "approvals", permission="policies:write"),
+    # Before /api/policies/{rule_id}, as /api/agents/active is before /api/agents/{agent_id}.
+    Route("POST", "/api/policies/evaluate", "approvals", permission="policies:read"),
+    Route("GET", "/api/policies/{rule_id}", "approvals", permission="policies:read"),
+    Route("PUT", "/api/policies/{rule_id}", "approvals", permission="policies:write"),
+    Route("POST", "/api/policies/{rule_id}/deactivate", "approvals", permission="policies:write"),
+    Route("GET", "/api/approvals", "approvals", permission="approvals:read"),
+    Route("POST", "/api/approvals", "approvals", permission="approvals:request", sensitive=True),
+    Route("GET", "/api/approvals/{approval_id}", "approvals", permission="approvals:read"),
+    Route(
+        "POST",
+        "/api/approvals/{approval_id}/decisions",
+        "approvals",
+        permission="approvals:decide",
+    ),
+    Route(
+        "POST",
+        "/api/approvals/{approval_id}/cancel",
+        "approvals",
+        permission="approvals:request",
+    ),
 )
 
 GROUPS: Final[tuple[str, ...]] = tuple(dict.fromkeys(route.group for route in ROUTES))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from lambdas.shared.routes import ROUTES, Route
 from scripts.devstack.seed_catalog import find_agent, find_plan, find_subnucleo
 from tests.api.conftest import ApiClient, ApiWorld
 from tests.support.factories import create_trial
+from tests.support.governance import RULE_DRAFT, create_approval, create_rule
 
 _ID_PARAM = re.compile(r"\{[a-z_]+_id\}")
 SALES_AGENT = find_agent("sdr-prospector")  # in both A's and (through a trial) B's reach
@@ -28,6 +30,8 @@ class Case:
     path: str
     expected: int
     b_unchanged: Callable[[], None] = lambda: None
+    body: Any = None
+    code: str = "trial_not_found"  # the error code of a 404
 
 
 def _b_activation_status(api: ApiClient, world: ApiWorld) -> str:
@@ -73,6 +77,42 @@ def _b_trial(api: ApiClient, world: ApiWorld) -> Case:
     return Case(f"/api/billing/trials/{trial_id}/usage", 404, unchanged)
 
 
+def _b_rule(api: ApiClient, world: ApiWorld, suffix: str = "", body: Any = None) -> Case:
+    with api.db.owner() as conn:
+        rule_id = create_rule(conn, world.b)
+
+    def unchanged() -> None:
+        with api.db.owner() as conn:
+            row = conn.execute(
+                "SELECT count(*) AS n FROM alquimista_platform.policy_rules WHERE rule_id = %s",
+                (rule_id,),
+            ).fetchone()
+        assert row is not None
+        assert row["n"] == 1
+
+    return Case(f"/api/policies/{rule_id}{suffix}", 404, unchanged, body, "policy_rule_not_found")
+
+
+def _b_approval(api: ApiClient, world: ApiWorld, suffix: str = "", body: Any = None) -> Case:
+    with api.db.owner() as conn:
+        approval_id = create_approval(conn, world.b, world.b.user("member"))
+
+    def unchanged() -> None:
+        with api.db.owner() as conn:
+            row = conn.execute(
+                """
+                SELECT r.status, (SELECT count(*) FROM alquimista_platform.approval_decisions AS d
+                                  WHERE d.approval_request_id = r.id) AS decisions
+                FROM alquimista_platform.approval_requests AS r WHERE r.id = %s
+                """,
+                (approval_id,),
+            ).fetchone()
+        assert row is not None
+        assert (row["status"], row["decisions"]) == ("pending", 0)
+
+    return Case(f"/api/approvals/{approval_id}{suffix}", 404, unchanged, body, "approval_not_found")
+
+
 CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
     # Catalog ids are global: A sees the catalog entry, never B's activation state.
     "GET /api/agents/{agent_id}": lambda api, w: _b_activated_agent(api, w, ""),
@@ -84,6 +124,16 @@ CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
     # Tenant-owned ids: B's are invisible to A.
     "GET /api/billing/trials/{trial_id}/usage": _b_trial,
     "POST /api/billing/trials/{trial_id}/usage": _b_trial,
+    "GET /api/policies/{rule_id}": _b_rule,
+    "PUT /api/policies/{rule_id}": lambda api, w: _b_rule(
+        api, w, body=RULE_DRAFT.model_dump(mode="json")
+    ),
+    "POST /api/policies/{rule_id}/deactivate": lambda api, w: _b_rule(api, w, "/deactivate"),
+    "GET /api/approvals/{approval_id}": _b_approval,
+    "POST /api/approvals/{approval_id}/decisions": lambda api, w: _b_approval(
+        api, w, "/decisions", {"decision": "approved", "reason": "ok"}
+    ),
+    "POST /api/approvals/{approval_id}/cancel": lambda api, w: _b_approval(api, w, "/cancel"),
 }
 
 ID_ROUTES = [route for route in ROUTES if _ID_PARAM.search(route.path)]
@@ -98,11 +148,11 @@ def test_tenant_a_admin_with_tenant_b_ids(api: ApiClient, world: ApiWorld, route
     case = CASES[route.route_key](api, world)
 
     response = api.http.request(
-        route.method, case.path, headers=api.headers_for(world.a.user("admin"))
+        route.method, case.path, json=case.body, headers=api.headers_for(world.a.user("admin"))
     )
 
     assert response.status_code == case.expected, response.text
     if case.expected == 404:
-        assert response.json()["error"]["code"] == "trial_not_found"
+        assert response.json()["error"]["code"] == case.code
         assert str(world.b.id) not in response.text
     case.b_unchanged()

@@ -18,6 +18,7 @@ from scripts.devstack.seed_catalog import find_agent, find_plan, find_subnucleo
 from scripts.devstack.webhook_events import stripe_delivery, stripe_event
 from tests.api.conftest import ApiClient, ApiWorld
 from tests.support.factories import create_trial
+from tests.support.governance import RULE_DRAFT, create_approval, create_rule
 
 CALLERS = ("none", "viewer", "member", "admin", "other_admin")
 
@@ -41,6 +42,7 @@ READ = _status(401, 200, 200, 200, 403)
 ADMIN = _status(401, 403, 403, 200, 403)
 ADMIN_CREATES = _status(401, 403, 403, 201, 403)
 WRITE = _status(401, 403, 200, 200, 403)
+MEMBER_READ = _status(401, 403, 200, 200, 403)  # policies: viewers do not see them
 PUBLIC_CREATES = _status(201, 201, 201, 201, 201)
 SALES_AGENT = find_agent("sdr-prospector")  # in tenant A's plan
 MARKETING = find_subnucleo("marketing")  # in no plan of the world: free to trial
@@ -63,6 +65,27 @@ def _trial_usage(world: ApiWorld, api: ApiClient) -> Call:
     with api.db.owner() as conn:
         trial_id = create_trial(conn, world.a, subnucleo_id=MARKETING.id)
     return Call(f"/api/billing/trials/{trial_id}/usage")
+
+
+def _rule(world: ApiWorld, api: ApiClient, suffix: str = "", body: Any = None) -> Call:
+    with api.db.owner() as conn:
+        rule_id = create_rule(conn, world.a)
+    return Call(f"/api/policies/{rule_id}{suffix}", body)
+
+
+def _approval(world: ApiWorld, api: ApiClient, suffix: str = "", body: Any = None) -> Call:
+    with api.db.owner() as conn:
+        approval_id = create_approval(conn, world.a, world.a.user("member"))
+    return Call(f"/api/approvals/{approval_id}{suffix}", body)
+
+
+RULE_BODY = RULE_DRAFT.model_dump(mode="json")
+ASK_BODY = {
+    "subject_kind": "lead.outreach",
+    "subject_id": "lead-1",
+    "action_type": "email.send",
+    "summary": "First e-mail to a lead",
+}
 
 
 def _signed_webhook(world: ApiWorld, api: ApiClient) -> Call:
@@ -122,6 +145,28 @@ CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
     "GET /api/plans/{plan_id}": (
         lambda w, a: Call(f"/api/plans/{find_plan('starter').id}"),
         READ,
+    ),
+    "GET /api/policies": (lambda w, a: Call("/api/policies"), MEMBER_READ),
+    "POST /api/policies": (lambda w, a: Call("/api/policies", RULE_BODY), ADMIN_CREATES),
+    "POST /api/policies/evaluate": (
+        lambda w, a: Call("/api/policies/evaluate", {"kind": "chat.message", "text": "oi"}),
+        MEMBER_READ,
+    ),
+    "GET /api/policies/{rule_id}": (_rule, MEMBER_READ),
+    "PUT /api/policies/{rule_id}": (lambda w, a: _rule(w, a, body=RULE_BODY), ADMIN),
+    "POST /api/policies/{rule_id}/deactivate": (lambda w, a: _rule(w, a, "/deactivate"), ADMIN),
+    "GET /api/approvals": (lambda w, a: Call("/api/approvals"), READ),
+    # No rule holds the subject in this world: the gate allows it at once.
+    "POST /api/approvals": (lambda w, a: Call("/api/approvals", ASK_BODY), WRITE),
+    "GET /api/approvals/{approval_id}": (_approval, READ),
+    "POST /api/approvals/{approval_id}/decisions": (
+        lambda w, a: _approval(w, a, "/decisions", {"decision": "approved", "reason": "ok"}),
+        ADMIN,
+    ),
+    # Only the requester (the member here) may cancel; the admin gets not_the_requester.
+    "POST /api/approvals/{approval_id}/cancel": (
+        lambda w, a: _approval(w, a, "/cancel"),
+        _status(401, 403, 200, 403, 403),
     ),
 }
 

@@ -35,6 +35,8 @@ MARKETING = find_subnucleo("marketing")
 class Story:
     world: World
     trial_id: str | None = None
+    rule_id: str | None = None
+    approval_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,37 @@ def _start_trial(story: Story) -> HandlerResult:
         body={"subnucleo_id": str(MARKETING.id)},
     )
     story.trial_id = result.body.get("id") if isinstance(result.body, dict) else None
+    return result
+
+
+OUTREACH_RULE = {
+    "name": "outreach needs two approvals",
+    "effect": "require_approval",
+    "required_approvals": 2,
+    "matcher": {"subject_kinds": ["lead.outreach"]},
+}
+
+
+def _create_rule(story: Story) -> HandlerResult:
+    result = call("POST", "/api/policies", user=story.world.a.user("admin"), body=OUTREACH_RULE)
+    story.rule_id = result.body.get("rule_id") if isinstance(result.body, dict) else None
+    return result
+
+
+def _ask_approval(story: Story) -> HandlerResult:
+    result = call(
+        "POST",
+        "/api/approvals",
+        user=story.world.a.user("member"),
+        body={
+            "subject_kind": "lead.outreach",
+            "subject_id": "lead-1",
+            "action_type": "email.send",
+            "summary": "First e-mail to a lead",
+        },
+    )
+    if isinstance(result.body, dict) and result.body.get("approval"):
+        story.approval_id = result.body["approval"]["id"]
     return result
 
 
@@ -111,6 +144,52 @@ RECIPES: tuple[Recipe, ...] = (
         "trial.used",
         lambda s: call(
             "POST", f"/api/billing/trials/{s.trial_id}/usage", user=s.world.b.user("member")
+        ),
+    ),
+    Recipe("POST /api/policies", "policy_rule.created", _create_rule),
+    Recipe(
+        "POST /api/policies/evaluate",
+        "policy_evaluation.simulated",
+        lambda s: call(
+            "POST",
+            "/api/policies/evaluate",
+            user=s.world.a.user("member"),
+            body={"kind": "lead.outreach", "text": "Olá"},
+        ),
+    ),
+    Recipe(
+        "PUT /api/policies/{rule_id}",
+        "policy_rule.updated",
+        lambda s: call(
+            "PUT",
+            f"/api/policies/{s.rule_id}",
+            user=s.world.a.user("admin"),
+            body=OUTREACH_RULE | {"priority": 10},
+        ),
+    ),
+    Recipe("POST /api/approvals", "approval.created", _ask_approval),
+    Recipe(
+        "POST /api/approvals/{approval_id}/decisions",
+        "approval.decided",
+        lambda s: call(
+            "POST",
+            f"/api/approvals/{s.approval_id}/decisions",
+            user=s.world.a.user("admin"),
+            body={"decision": "approved", "reason": "the lead opted in"},
+        ),
+    ),
+    Recipe(
+        "POST /api/approvals/{approval_id}/cancel",
+        "approval.canceled",
+        lambda s: call(
+            "POST", f"/api/approvals/{s.approval_id}/cancel", user=s.world.a.user("member")
+        ),
+    ),
+    Recipe(
+        "POST /api/policies/{rule_id}/deactivate",
+        "policy_rule.deactivated",
+        lambda s: call(
+            "POST", f"/api/policies/{s.rule_id}/deactivate", user=s.world.a.user("admin")
         ),
     ),
     Recipe(

@@ -16,8 +16,10 @@ from lambdas.agents.models import (
     AgentResponse,
     EntitlementSource,
 )
+from lambdas.policies.matcher import Subject
 from lambdas.shared.cursors import InvalidCursor
 from lambdas.shared.events import validated_payload
+from lambdas.shared.gate import ActionBlocked, GateDecision
 
 
 def _agent(slug: str) -> AgentResponse:
@@ -88,9 +90,21 @@ class FakeAgentsUow:
     activations: FakeActivations
     committed: bool = False
     recorded: list[tuple[str, str]] = field(default_factory=list)
+    gated: list[Subject] = field(default_factory=list)
+    rechecked: list[GateDecision] = field(default_factory=list)
+    block: bool = False
 
     def commit(self) -> None:
         self.committed = True
+
+    def pass_gate(self, subject: Subject, *, summary: str, payload=None) -> GateDecision:
+        self.gated.append(subject)
+        if self.block:
+            raise ActionBlocked("blocked by the tenant's policies")
+        return GateDecision(verdict="allow", evaluation_id=uuid.uuid4(), reason="no rule")
+
+    def recheck_gate(self, decision: GateDecision) -> None:
+        self.rechecked.append(decision)
 
     def record(
         self,
@@ -178,3 +192,30 @@ def test_deactivating_an_inactive_agent_writes_nothing(uow) -> None:
 
     assert again.status == "deactivated"
     assert uow.activations.writes == 2
+
+
+def test_activation_passes_the_gate_as_an_agent_action_and_rechecks_after(uow) -> None:
+    agent = uow.catalog.agents[0]
+    uow.activations.entitled[agent.id] = "plan"
+
+    service.activate_agent(_factory(uow), agent.id, actor_id=uuid.uuid4())
+
+    (subject,) = uow.gated
+    assert (subject.kind, subject.agent_id, subject.action_type) == (
+        "agent.action",
+        agent.id,
+        "agent.activate",
+    )
+    assert len(uow.rechecked) == 1
+
+
+def test_a_blocked_activation_writes_nothing(uow) -> None:
+    agent = uow.catalog.agents[0]
+    uow.activations.entitled[agent.id] = "plan"
+    uow.block = True
+
+    with pytest.raises(ActionBlocked):
+        service.activate_agent(_factory(uow), agent.id, actor_id=uuid.uuid4())
+
+    assert uow.activations.writes == 0
+    assert uow.recorded == []

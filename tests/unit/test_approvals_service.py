@@ -15,6 +15,7 @@ from lambdas.approvals.errors import (
     SelfApproval,
 )
 from lambdas.approvals.models import NewApprovalRequest
+from lambdas.shared.cursors import InvalidCursor
 from tests.support.governance_fakes import FakeApprovalStore, FakeSweepStore, FakeUnitOfWork
 
 MEMBER, ADMIN, ADMIN2 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -122,7 +123,7 @@ def test_lists_page_with_a_cursor_and_filter_waiting_for_me(uow) -> None:
 
 
 def test_a_forged_cursor_is_refused(uow) -> None:
-    with pytest.raises(service.InvalidCursor):
+    with pytest.raises(InvalidCursor):
         service.list_approvals(uow.factory(), user_id=ADMIN, cursor="not-a-cursor")
 
 
