@@ -22,6 +22,10 @@ class ConflictNotFound(NotFound):
     code = "conflict_not_found"
 
 
+class RequestNotFound(NotFound):
+    code = "data_subject_request_not_found"
+
+
 class InvalidLead(ValidationFailed):
     code = "invalid_lead"
 

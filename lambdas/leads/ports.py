@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from lambdas.leads.models import Change, Conflict, Lead, LeadFields, LeadFilters
-from lambdas.shared.scope import AuditLog
+from lambdas.shared.scope import AuditLog, ChangeRecorder
 
 
 class LeadStore(Protocol):
@@ -125,12 +125,16 @@ class SubjectRequestStore(Protocol):
 
     def complete(self, request_id: UUID, *, outcome: dict[str, Any]) -> dict[str, Any] | None: ...
 
+    def get(self, request_id: UUID) -> dict[str, Any] | None: ...
+
+    def page(self, *, status: str | None, limit: int) -> list[dict[str, Any]]: ...
+
     def export(self, lead_id: UUID) -> dict[str, Any]: ...
 
     def erase(self, lead_id: UUID) -> None: ...
 
 
-class LeadsUow(Protocol):
+class LeadsUow(ChangeRecorder, Protocol):
     @property
     def leads(self) -> LeadStore: ...
 

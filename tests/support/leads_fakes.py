@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from lambdas.shared.events import validated_payload
 from lambdas.leads.errors import DuplicateLead
 from lambdas.leads.models import Change, Conflict, Lead, LeadFields, LeadFilters
 
@@ -216,7 +217,7 @@ class FakeConsents:
     def record(self, lead_id: UUID, **event: Any) -> dict[str, Any] | None:
         if self.leads.get(lead_id) is None:
             return None
-        self.events.append({"lead_id": lead_id, **event})
+        self.events.append({"id": uuid.uuid4(), "lead_id": lead_id, **event})
         return self.events[-1]
 
 
@@ -230,9 +231,22 @@ class FakeRequests:
         self, lead_id: UUID, *, kind: str, channel: str, requested_by: UUID | None
     ) -> dict[str, Any]:
         request_id = uuid.uuid4()
-        row: dict[str, Any] = {"id": request_id, "lead_id": lead_id, "kind": kind, "status": "open"}
+        row: dict[str, Any] = {
+            "id": request_id,
+            "lead_id": lead_id,
+            "kind": kind,
+            "channel": channel,
+            "status": "open",
+        }
         self.rows[request_id] = row
         return row
+
+    def get(self, request_id: UUID) -> dict[str, Any] | None:
+        return self.rows.get(request_id)
+
+    def page(self, *, status: str | None, limit: int) -> list[dict[str, Any]]:
+        rows = [r for r in self.rows.values() if status is None or r["status"] == status]
+        return rows[:limit]
 
     def complete(self, request_id: UUID, *, outcome: dict[str, Any]) -> dict[str, Any] | None:
         self.rows[request_id].update(status="completed", outcome=outcome)
@@ -279,6 +293,20 @@ class FakeLeadsUow:
     @property
     def audit(self) -> FakeAudit:
         return self.audit_log
+
+    def record(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Mapping[str, Any],
+        version: int = 1,
+    ) -> None:
+        data = validated_payload(event_type, version, aggregate_type, payload)
+        self.audit_log.append(
+            event_type, resource_type=aggregate_type, resource_id=aggregate_id, details=data
+        )
 
     def commit(self) -> None:
         self.commits += 1

@@ -177,8 +177,10 @@ def test_erasure_suppresses_first_and_audits_without_personal_data(uow) -> None:
     assert uow.suppression.matches(lead_digests(KEY, email="bia@example.com", phone=None)) == [
         "email"
     ]
-    [entry] = uow.audit_log.entries
-    assert entry["action"] == "lead.dsr_erasure"
+    created, entry = uow.audit_log.entries
+    assert created["action"] == "lead.created"
+    assert entry["action"] == "data_subject_request.completed"
+    assert entry["details"]["kind"] == "erasure"
     assert "bia" not in repr(entry).lower()
     with pytest.raises(LeadNotFound):
         lgpd.erase(uuid.uuid4(), suppress=False, requested_by=None)
