@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -103,6 +103,8 @@ class ConflictStore(Protocol):
 
     def resolve(self, conflict_id: UUID, *, resolution: str, resolved_by: UUID | None) -> bool: ...
 
+    def open_conflicts(self, *, limit: int = 100) -> list[Conflict]: ...
+
 
 class ConsentStore(Protocol):
     def record(
@@ -134,6 +136,16 @@ class SubjectRequestStore(Protocol):
     def erase(self, lead_id: UUID) -> None: ...
 
 
+class Metrics(Protocol):
+    def metrics(self, *, day_from: date, day_to: date) -> list[dict[str, Any]]: ...
+
+
+class Reports(Protocol):
+    def legal_bases(self) -> dict[str, int]: ...
+
+    def consent_purposes(self) -> list[str]: ...
+
+
 class LeadsUow(ChangeRecorder, Protocol):
     @property
     def leads(self) -> LeadStore: ...
@@ -158,6 +170,12 @@ class LeadsUow(ChangeRecorder, Protocol):
 
     @property
     def requests(self) -> SubjectRequestStore: ...
+
+    @property
+    def retention(self) -> Metrics: ...
+
+    @property
+    def reports(self) -> Reports: ...
 
     @property
     def audit(self) -> AuditLog: ...

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from lambdas.leads.errors import ConflictNotFound, DuplicateLead, InvalidLead, LeadSuppressed
+from lambdas.leads.models import Conflict as ConflictRecord
 from lambdas.leads.models import (
     EDITABLE_LEAD_FIELDS,
     Lead,
@@ -266,6 +267,11 @@ class SyncService:
             return _rejected(cmid, mutation.id, "not_found")
         state.wrote(lead)
         return _applied(cmid, lead.id, lead.version)
+
+    def conflicts(self, *, limit: int) -> list[ConflictRecord]:
+        """The tenant's open conflicts, oldest first, each with both versions."""
+        with self._uow() as uow:
+            return uow.conflicts.open_conflicts(limit=max(1, min(limit, 500)))
 
     def resolve(
         self,

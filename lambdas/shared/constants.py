@@ -61,6 +61,11 @@ class ResourceNames:
         return f"/alquimista/{self.env}/billing/{provider}-webhook-secret"
 
     @property
+    def leads_suppression_secret(self) -> str:
+        """The leads' HMAC key for suppression digests and consent IPs (``{"hmac_key": ...}``)."""
+        return f"/alquimista/{self.env}/leads/suppression-hmac-key"
+
+    @property
     def locks_table(self) -> str:
         return f"{self.prefix}-locks"
 

@@ -94,6 +94,24 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", "/api/plans", "plans", permission="plans:read"),
     Route("GET", "/api/activity", "activity", permission="activity:read"),
     Route("GET", "/api/plans/{plan_id}", "plans", permission="plans:read"),
+    # Leads: literal segments under /api/leads/ come before /api/leads/{lead_id}.
+    Route("GET", "/api/leads/changes", "leads", permission="leads:read"),
+    Route("POST", "/api/leads/sync", "leads", permission="leads:write"),
+    Route("GET", "/api/leads/conflicts", "leads", permission="leads:read"),
+    Route(
+        "POST", "/api/leads/conflicts/{conflict_id}/resolve", "leads", permission="leads:write"
+    ),
+    Route("POST", "/api/leads/dsr", "leads", permission="leads:dsr"),
+    Route("GET", "/api/leads/dsr", "leads", permission="leads:dsr"),
+    Route("GET", "/api/leads/dsr/{request_id}", "leads", permission="leads:dsr"),
+    Route("GET", "/api/leads/processing-record", "leads", permission="leads:dsr"),
+    Route("GET", "/api/leads/metrics", "leads", permission="leads:read"),
+    Route("POST", "/api/leads", "leads", permission="leads:write"),
+    Route("GET", "/api/leads", "leads", permission="leads:read"),
+    Route("GET", "/api/leads/{lead_id}", "leads", permission="leads:read"),
+    Route("PATCH", "/api/leads/{lead_id}", "leads", permission="leads:write"),
+    Route("DELETE", "/api/leads/{lead_id}", "leads", permission="leads:write"),
+    Route("POST", "/api/leads/{lead_id}/consents", "leads", permission="leads:write"),
 )
 
 GROUPS: Final[tuple[str, ...]] = tuple(dict.fromkeys(route.group for route in ROUTES))
