@@ -65,7 +65,8 @@ def create_lead(request: LeadFields) -> Response[Lead]:
     summary="List leads (filters, text search over name/company/e-mail, cursor pagination)",
     responses=error_responses(InvalidCursor),
 )
-def list_leads(
+def list_leads(  # the query's filters, passed by name
+    *,
     status: Annotated[LeadStatus | None, Query()] = None,
     campanha_id: Annotated[UUID | None, Query()] = None,
     assigned_to: Annotated[UUID | None, Query()] = None,

@@ -9,7 +9,6 @@ from typing import Any
 from uuid import UUID
 
 from lambdas.leads.errors import ConflictNotFound, DuplicateLead, InvalidLead, LeadSuppressed
-from lambdas.leads.models import Conflict as ConflictRecord
 from lambdas.leads.models import (
     EDITABLE_LEAD_FIELDS,
     Lead,
@@ -17,6 +16,7 @@ from lambdas.leads.models import (
     Mutation,
     MutationResult,
 )
+from lambdas.leads.models import Conflict as ConflictRecord
 from lambdas.leads.ports import LeadsUow, LeadsUowFactory
 from lambdas.leads.service import normalized
 from lambdas.leads.suppression import lead_digests

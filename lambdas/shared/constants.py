@@ -27,6 +27,9 @@ COMMERCIAL_REQUESTS_WINDOW_S: Final = 60 * 60
 AUDIT_ANCHOR_RETENTION_DAYS: Final = 400
 AUDIT_VERIFY_FAILURES_METRIC: Final = "AuditVerifyFailures"
 AUDIT_ANCHOR_AGE_METRIC: Final = "AuditAnchorAgeSeconds"
+# Open LGPD data subject requests due within DSR_ALARM_WINDOW_HOURS (the DSR deadline alarm).
+DSR_DUE_SOON_METRIC: Final = "LeadsDsrDueSoon"
+DSR_ALARM_WINDOW_HOURS: Final = 48
 
 # The EventBridge source of every outbox event; rules match on it.
 OUTBOX_EVENT_SOURCE: Final = "alquimista.outbox"

@@ -98,9 +98,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", "/api/leads/changes", "leads", permission="leads:read"),
     Route("POST", "/api/leads/sync", "leads", permission="leads:write"),
     Route("GET", "/api/leads/conflicts", "leads", permission="leads:read"),
-    Route(
-        "POST", "/api/leads/conflicts/{conflict_id}/resolve", "leads", permission="leads:write"
-    ),
+    Route("POST", "/api/leads/conflicts/{conflict_id}/resolve", "leads", permission="leads:write"),
     Route("POST", "/api/leads/dsr", "leads", permission="leads:dsr"),
     Route("GET", "/api/leads/dsr", "leads", permission="leads:dsr"),
     Route("GET", "/api/leads/dsr/{request_id}", "leads", permission="leads:dsr"),

@@ -9,8 +9,10 @@ fails.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,7 @@ from lambdas.shared.routes import ROUTES, Route
 from scripts.devstack.seed_catalog import find_agent, find_plan, find_subnucleo
 from tests.api.conftest import ApiClient, ApiWorld
 from tests.support.factories import create_trial
+from tests.support.leads_factories import create_conflict, create_lead, create_subject_request
 
 _ID_PARAM = re.compile(r"\{[a-z_]+_id\}")
 SALES_AGENT = find_agent("sdr-prospector")  # in both A's and (through a trial) B's reach
@@ -28,6 +31,9 @@ class Case:
     path: str
     expected: int
     b_unchanged: Callable[[], None] = lambda: None
+    code: str = "trial_not_found"
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _b_activation_status(api: ApiClient, world: ApiWorld) -> str:
@@ -73,6 +79,64 @@ def _b_trial(api: ApiClient, world: ApiWorld) -> Case:
     return Case(f"/api/billing/trials/{trial_id}/usage", 404, unchanged)
 
 
+def _b_lead_row(api: ApiClient, lead_id: uuid.UUID) -> dict[str, Any]:
+    with api.db.owner() as conn:
+        conn.execute("SET row_security = off")
+        row = conn.execute(
+            "SELECT full_name, version, deleted_at, consent_status FROM nigredo_leads.leads "
+            "WHERE id = %s",
+            (lead_id,),
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+def _b_lead(api: ApiClient, world: ApiWorld, suffix: str, body: Any = None) -> Case:
+    with api.db.owner() as conn:
+        lead_id = create_lead(conn, world.b, full_name="B's lead")
+    before = _b_lead_row(api, lead_id)
+
+    def unchanged() -> None:
+        assert _b_lead_row(api, lead_id) == before
+
+    return Case(
+        f"/api/leads/{lead_id}{suffix}",
+        404,
+        unchanged,
+        code="lead_not_found",
+        body=body,
+        headers={"If-Match": '"1"'},
+    )
+
+
+def _b_conflict(api: ApiClient, world: ApiWorld) -> Case:
+    with api.db.owner() as conn:
+        conflict_id = create_conflict(conn, world.b, create_lead(conn, world.b))
+
+    def unchanged() -> None:
+        with api.db.owner() as conn:
+            conn.execute("SET row_security = off")
+            row = conn.execute(
+                "SELECT status FROM nigredo_leads.sync_conflicts WHERE id = %s", (conflict_id,)
+            ).fetchone()
+        assert row is not None
+        assert row["status"] == "open"
+
+    return Case(
+        f"/api/leads/conflicts/{conflict_id}/resolve",
+        404,
+        unchanged,
+        code="conflict_not_found",
+        body={"resolution": "keep_mine"},
+    )
+
+
+def _b_subject_request(api: ApiClient, world: ApiWorld) -> Case:
+    with api.db.owner() as conn:
+        request_id = create_subject_request(conn, world.b, create_lead(conn, world.b))
+    return Case(f"/api/leads/dsr/{request_id}", 404, code="data_subject_request_not_found")
+
+
 CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
     # Catalog ids are global: A sees the catalog entry, never B's activation state.
     "GET /api/agents/{agent_id}": lambda api, w: _b_activated_agent(api, w, ""),
@@ -84,7 +148,16 @@ CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
     # Tenant-owned ids: B's are invisible to A.
     "GET /api/billing/trials/{trial_id}/usage": _b_trial,
     "POST /api/billing/trials/{trial_id}/usage": _b_trial,
+    "GET /api/leads/{lead_id}": lambda api, w: _b_lead(api, w, ""),
+    "PATCH /api/leads/{lead_id}": lambda api, w: _b_lead(api, w, "", {"full_name": "Taken"}),
+    "DELETE /api/leads/{lead_id}": lambda api, w: _b_lead(api, w, ""),
+    "POST /api/leads/{lead_id}/consents": lambda api, w: _b_lead(
+        api, w, "/consents", {"action": "withdrawn", "channel": "email"}
+    ),
+    "POST /api/leads/conflicts/{conflict_id}/resolve": _b_conflict,
+    "GET /api/leads/dsr/{request_id}": _b_subject_request,
 }
+
 
 ID_ROUTES = [route for route in ROUTES if _ID_PARAM.search(route.path)]
 
@@ -98,11 +171,14 @@ def test_tenant_a_admin_with_tenant_b_ids(api: ApiClient, world: ApiWorld, route
     case = CASES[route.route_key](api, world)
 
     response = api.http.request(
-        route.method, case.path, headers=api.headers_for(world.a.user("admin"))
+        route.method,
+        case.path,
+        json=case.body,
+        headers={**api.headers_for(world.a.user("admin")), **case.headers},
     )
 
     assert response.status_code == case.expected, response.text
     if case.expected == 404:
-        assert response.json()["error"]["code"] == "trial_not_found"
+        assert response.json()["error"]["code"] == case.code
         assert str(world.b.id) not in response.text
     case.b_unchanged()

@@ -6,6 +6,7 @@ A route added to the table without an entry here fails ``test_every_route_has_a_
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from scripts.devstack.seed_catalog import find_agent, find_plan, find_subnucleo
 from scripts.devstack.webhook_events import stripe_delivery, stripe_event
 from tests.api.conftest import ApiClient, ApiWorld
 from tests.support.factories import create_trial
+from tests.support.leads_factories import create_conflict, create_lead, create_subject_request
 
 CALLERS = ("none", "viewer", "member", "admin", "other_admin")
 
@@ -71,6 +73,70 @@ def _signed_webhook(world: ApiWorld, api: ApiClient) -> Call:
     return Call(delivery.path, raw=delivery.body, headers=delivery.headers)
 
 
+WRITE_CREATES = _status(401, 403, 201, 201, 403)
+
+
+def _a_lead(world: ApiWorld, api: ApiClient) -> str:
+    with api.db.owner() as conn:
+        return str(create_lead(conn, world.a))
+
+
+def _a_conflict(world: ApiWorld, api: ApiClient) -> Call:
+    with api.db.owner() as conn:
+        conflict_id = create_conflict(conn, world.a, create_lead(conn, world.a))
+    return Call(f"/api/leads/conflicts/{conflict_id}/resolve", {"resolution": "keep_theirs"})
+
+
+def _a_subject_request(world: ApiWorld, api: ApiClient) -> Call:
+    with api.db.owner() as conn:
+        request_id = create_subject_request(conn, world.a, create_lead(conn, world.a))
+    return Call(f"/api/leads/dsr/{request_id}")
+
+
+def _push(world: ApiWorld, api: ApiClient) -> Call:
+    mutation = {
+        "client_mutation_id": "m-1",
+        "op": "create",
+        "id": str(uuid.uuid4()),
+        "fields": {"full_name": "Offline Lead"},
+    }
+    return Call("/api/leads/sync", {"device_id": "phone-1", "mutations": [mutation]})
+
+
+IF_MATCH_1 = {"If-Match": '"1"'}
+
+LEADS_CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
+    "GET /api/leads/changes": (lambda w, a: Call("/api/leads/changes"), READ),
+    "POST /api/leads/sync": (_push, WRITE),
+    "GET /api/leads/conflicts": (lambda w, a: Call("/api/leads/conflicts"), READ),
+    "POST /api/leads/conflicts/{conflict_id}/resolve": (_a_conflict, WRITE),
+    "POST /api/leads/dsr": (
+        lambda w, a: Call("/api/leads/dsr", {"lead_id": _a_lead(w, a), "kind": "access"}),
+        ADMIN_CREATES,
+    ),
+    "GET /api/leads/dsr": (lambda w, a: Call("/api/leads/dsr"), ADMIN),
+    "GET /api/leads/dsr/{request_id}": (_a_subject_request, ADMIN),
+    "GET /api/leads/processing-record": (lambda w, a: Call("/api/leads/processing-record"), ADMIN),
+    "GET /api/leads/metrics": (lambda w, a: Call("/api/leads/metrics"), READ),
+    "POST /api/leads": (lambda w, a: Call("/api/leads", {"full_name": "Nova"}), WRITE_CREATES),
+    "GET /api/leads": (lambda w, a: Call("/api/leads"), READ),
+    "GET /api/leads/{lead_id}": (lambda w, a: Call(f"/api/leads/{_a_lead(w, a)}"), READ),
+    "PATCH /api/leads/{lead_id}": (
+        lambda w, a: Call(f"/api/leads/{_a_lead(w, a)}", {"score": 3}, headers=IF_MATCH_1),
+        WRITE,
+    ),
+    "DELETE /api/leads/{lead_id}": (
+        lambda w, a: Call(f"/api/leads/{_a_lead(w, a)}", headers=IF_MATCH_1),
+        WRITE,
+    ),
+    "POST /api/leads/{lead_id}/consents": (
+        lambda w, a: Call(
+            f"/api/leads/{_a_lead(w, a)}/consents", {"action": "withdrawn", "channel": "email"}
+        ),
+        WRITE_CREATES,
+    ),
+}
+
 CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
     "GET /health": (lambda w, a: Call("/health"), _status(200, 200, 200, 200, 200)),
     "GET /api/agents": (lambda w, a: Call("/api/agents"), READ),
@@ -123,6 +189,7 @@ CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
         lambda w, a: Call(f"/api/plans/{find_plan('starter').id}"),
         READ,
     ),
+    **LEADS_CONTRACT,
 }
 
 

@@ -35,6 +35,8 @@ MARKETING = find_subnucleo("marketing")
 class Story:
     world: World
     trial_id: str | None = None
+    lead_id: str | None = None
+    conflict_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,97 @@ def _start_trial(story: Story) -> HandlerResult:
     )
     story.trial_id = result.body.get("id") if isinstance(result.body, dict) else None
     return result
+
+
+def _create_lead(story: Story) -> HandlerResult:
+    result = call(
+        "POST",
+        "/api/leads",
+        user=story.world.a.user("member"),
+        body={"full_name": "Lia Castro", "email": "lia.castro@example.com"},
+    )
+    story.lead_id = result.body.get("id") if isinstance(result.body, dict) else None
+    return result
+
+
+def _stale_push(story: Story) -> HandlerResult:
+    mutation = {
+        "client_mutation_id": "m-1",
+        "op": "update",
+        "id": story.lead_id,
+        "base_version": 1,
+        "fields": {"full_name": "Lia C."},
+    }
+    result = call(
+        "POST",
+        "/api/leads/sync",
+        user=story.world.a.user("member"),
+        body={"device_id": "phone-1", "mutations": [mutation]},
+    )
+    if isinstance(result.body, dict):
+        story.conflict_id = result.body["results"][0]["conflict_id"]
+    return result
+
+
+def _delete_lead(story: Story) -> HandlerResult:
+    user = story.world.a.user("member")
+    read = call("GET", f"/api/leads/{story.lead_id}", user=user)
+    return call(
+        "DELETE",
+        f"/api/leads/{story.lead_id}",
+        user=user,
+        headers={"If-Match": read.headers["ETag"]},
+    )
+
+
+def _leads_recipes() -> tuple[Recipe, ...]:
+    member = lambda s: s.world.a.user("member")  # noqa: E731
+    return (
+        Recipe("POST /api/leads", "lead.created", _create_lead),
+        Recipe(
+            "PATCH /api/leads/{lead_id}",
+            "lead.updated",
+            lambda s: call(
+                "PATCH",
+                f"/api/leads/{s.lead_id}",
+                user=member(s),
+                body={"status": "contacted"},
+                headers={"If-Match": '"1"'},
+            ),
+        ),
+        Recipe(
+            "POST /api/leads/{lead_id}/consents",
+            "lead.consent_recorded",
+            lambda s: call(
+                "POST",
+                f"/api/leads/{s.lead_id}/consents",
+                user=member(s),
+                body={"action": "withdrawn", "channel": "email"},
+            ),
+        ),
+        Recipe("POST /api/leads/sync", "sync.batch_applied", _stale_push),
+        Recipe(
+            "POST /api/leads/conflicts/{conflict_id}/resolve",
+            "sync_conflict.resolved",
+            lambda s: call(
+                "POST",
+                f"/api/leads/conflicts/{s.conflict_id}/resolve",
+                user=member(s),
+                body={"resolution": "keep_mine"},
+            ),
+        ),
+        Recipe(
+            "POST /api/leads/dsr",
+            "data_subject_request.completed",
+            lambda s: call(
+                "POST",
+                "/api/leads/dsr",
+                user=s.world.a.user("admin"),
+                body={"lead_id": s.lead_id, "kind": "access"},
+            ),
+        ),
+        Recipe("DELETE /api/leads/{lead_id}", "lead.deleted", _delete_lead),
+    )
 
 
 # In story order: each recipe may rely on what the ones before it did.
@@ -127,6 +220,7 @@ RECIPES: tuple[Recipe, ...] = (
             },
         ),
     ),
+    *_leads_recipes(),
 )
 
 
@@ -215,7 +309,7 @@ def test_a_public_write_is_recorded_in_the_platform_chain_not_a_tenant_chain(
     world: World, owner_conn: Conn, lambda_env: LocalResources
 ) -> None:
     # When a public route writes with no tenant
-    RECIPES[-1].run(Story(world))
+    next(r for r in RECIPES if r.action == "commercial_request.created").run(Story(world))
 
     # Then its audit row is in the reserved platform tenant's chain, by an anonymous actor
     row = owner_conn.execute(

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from lambdas.shared.events import validated_payload
 from lambdas.leads.errors import DuplicateLead
 from lambdas.leads.models import Change, Conflict, Lead, LeadFields, LeadFilters
+from lambdas.shared.events import validated_payload
 
 
 class FakeLeadStore:
