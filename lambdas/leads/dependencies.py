@@ -6,6 +6,7 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from lambdas.leads.lgpd_service import LgpdService
+from lambdas.leads.pipeline_service import PipelineService
 from lambdas.leads.service import LeadService
 from lambdas.leads.sync_service import SyncService
 from lambdas.leads.uow import LeadsUnitOfWork
@@ -53,3 +54,6 @@ class LeadsDependencies:
 
     def sync(self) -> SyncService:
         return SyncService(self.uow, suppression_key=suppression_key())
+
+    def pipeline(self) -> PipelineService:
+        return PipelineService(self.uow)

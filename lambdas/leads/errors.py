@@ -18,6 +18,10 @@ class MeetingNotFound(NotFound):
     code = "meeting_not_found"
 
 
+class CampaignNotFound(NotFound):
+    code = "campaign_not_found"
+
+
 class ConflictNotFound(NotFound):
     code = "conflict_not_found"
 

@@ -308,3 +308,73 @@ class ProcessingRecord(BaseModel):
     legal_bases_in_use: dict[str, int]
     consent_purposes_in_use: list[str]
     generated_at: datetime
+
+
+CampaignChannel = Literal["email", "whatsapp", "linkedin", "phone", "multichannel"]
+CampaignStatus = Literal["draft", "active", "paused", "completed", "archived"]
+
+
+class CreateCampaignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    channel: CampaignChannel
+    description: str = Field(default="", max_length=2000)
+
+
+class CampaignStatusRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: CampaignStatus
+
+
+class CampaignList(BaseModel):
+    items: list[Campaign]
+
+
+class CampaignNumbers(BaseModel):
+    """A campaign with its live leads by status and the totals of its daily metrics."""
+
+    campaign: Campaign
+    leads_by_status: dict[str, int]
+    leads: int
+
+
+InteractionChannel = Literal["email", "whatsapp", "linkedin", "phone", "meeting", "other"]
+
+
+class InteractionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: InteractionChannel
+    direction: Literal["inbound", "outbound"]
+    kind: str = Field(default="message", pattern=r"^[a-z][a-z_]{0,39}$")
+    content: str | None = Field(default=None, max_length=10_000)
+    occurred_at: datetime | None = None
+
+
+class Timeline(BaseModel):
+    items: list[Interaction]
+
+
+class ScheduleMeetingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scheduled_for: datetime
+    duration_minutes: int = Field(default=30, ge=5, le=480)
+    owner_user_id: UUID | None = None
+
+
+class RescheduleMeetingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scheduled_for: datetime
+    duration_minutes: int = Field(default=30, ge=5, le=480)
+
+
+class MeetingView(Meeting):
+    """A meeting with its times also shown in the tenant's time zone."""
+
+    time_zone: str
+    scheduled_for_local: str
+    ends_at_local: str

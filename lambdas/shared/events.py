@@ -147,6 +147,32 @@ class SyncConflictResolvedV1(EventPayload):
     version: int | None
 
 
+class CampaignChangedV1(EventPayload):
+    """A campaign was created, changed status or was deleted (aggregate id: the campaign)."""
+
+    version: int
+    status: str
+    channel: str
+
+
+class InteractionRecordedV1(EventPayload):
+    lead_id: UUID
+    channel: str
+    direction: Literal["inbound", "outbound"]
+    kind: str
+
+
+class MeetingChangedV1(EventPayload):
+    """A meeting was scheduled, rescheduled, canceled or completed (times, never notes)."""
+
+    lead_id: UUID
+    owner_user_id: UUID | None
+    version: int
+    status: str
+    scheduled_for: datetime
+    duration_minutes: int
+
+
 @dataclass(frozen=True)
 class EventSpec:
     name: str
@@ -191,6 +217,19 @@ CATALOG: Final[tuple[EventSpec, ...]] = (
               "An offline client's batch of lead mutations was applied (counts only)."),
     EventSpec("sync_conflict.resolved", 1, "sync_conflict", SyncConflictResolvedV1,
               "A stored sync conflict was resolved (keep_mine, keep_theirs or merged)."),
+    EventSpec("campaign.created", 1, "campaign", CampaignChangedV1,
+              "A prospecting campaign was created."),
+    EventSpec("campaign.status_changed", 1, "campaign", CampaignChangedV1,
+              "A campaign moved to another status (draft, active, paused, completed, archived)."),
+    EventSpec("campaign.deleted", 1, "campaign", CampaignChangedV1,
+              "A campaign was soft-deleted."),
+    EventSpec("interaction.recorded", 1, "interaction", InteractionRecordedV1,
+              "An interaction was appended to a lead's timeline (no content)."),
+    EventSpec("meeting.scheduled", 1, "meeting", MeetingChangedV1, "A meeting was scheduled."),
+    EventSpec("meeting.rescheduled", 1, "meeting", MeetingChangedV1,
+              "A meeting moved to another time or length."),
+    EventSpec("meeting.canceled", 1, "meeting", MeetingChangedV1, "A meeting was canceled."),
+    EventSpec("meeting.completed", 1, "meeting", MeetingChangedV1, "A meeting took place."),
 )  # fmt: skip
 
 _BY_KEY: Final[dict[tuple[str, int], EventSpec]] = {(s.name, s.version): s for s in CATALOG}
