@@ -20,7 +20,13 @@ from lambdas.shared.routes import ROUTES, Route
 from scripts.devstack.seed_catalog import find_agent, find_plan, find_subnucleo
 from tests.api.conftest import ApiClient, ApiWorld
 from tests.support.factories import create_trial
-from tests.support.leads_factories import create_conflict, create_lead, create_subject_request
+from tests.support.leads_factories import (
+    create_campaign,
+    create_conflict,
+    create_lead,
+    create_meeting,
+    create_subject_request,
+)
 
 _ID_PARAM = re.compile(r"\{[a-z_]+_id\}")
 SALES_AGENT = find_agent("sdr-prospector")  # in both A's and (through a trial) B's reach
@@ -131,6 +137,53 @@ def _b_conflict(api: ApiClient, world: ApiWorld) -> Case:
     )
 
 
+def _row(api: ApiClient, table: str, row_id: uuid.UUID) -> dict[str, Any]:
+    with api.db.owner() as conn:
+        conn.execute("SET row_security = off")
+        row = conn.execute(
+            f"SELECT status, version, deleted_at FROM nigredo_leads.{table} WHERE id = %s",
+            (row_id,),
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+def _b_campaign(api: ApiClient, world: ApiWorld, suffix: str, body: Any = None) -> Case:
+    with api.db.owner() as conn:
+        campaign_id = create_campaign(conn, world.b)
+    before = _row(api, "campanhas", campaign_id)
+
+    def unchanged() -> None:
+        assert _row(api, "campanhas", campaign_id) == before
+
+    return Case(
+        f"/api/leads/campaigns/{campaign_id}{suffix}",
+        404,
+        unchanged,
+        code="campaign_not_found",
+        body=body,
+        headers={"If-Match": '"1"'},
+    )
+
+
+def _b_meeting(api: ApiClient, world: ApiWorld, suffix: str, body: Any = None) -> Case:
+    with api.db.owner() as conn:
+        meeting_id = create_meeting(conn, world.b, create_lead(conn, world.b))
+    before = _row(api, "agendamentos", meeting_id)
+
+    def unchanged() -> None:
+        assert _row(api, "agendamentos", meeting_id) == before
+
+    return Case(
+        f"/api/leads/meetings/{meeting_id}{suffix}",
+        404,
+        unchanged,
+        code="meeting_not_found",
+        body=body,
+        headers={"If-Match": '"1"'},
+    )
+
+
 def _b_subject_request(api: ApiClient, world: ApiWorld) -> Case:
     with api.db.owner() as conn:
         request_id = create_subject_request(conn, world.b, create_lead(conn, world.b))
@@ -156,6 +209,26 @@ CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
     ),
     "POST /api/leads/conflicts/{conflict_id}/resolve": _b_conflict,
     "GET /api/leads/dsr/{request_id}": _b_subject_request,
+    "GET /api/leads/campaigns/{campaign_id}": lambda api, w: _b_campaign(api, w, ""),
+    "POST /api/leads/campaigns/{campaign_id}/status": lambda api, w: _b_campaign(
+        api, w, "/status", {"status": "archived"}
+    ),
+    "DELETE /api/leads/campaigns/{campaign_id}": lambda api, w: _b_campaign(api, w, ""),
+    "GET /api/leads/meetings/{meeting_id}": lambda api, w: _b_meeting(api, w, ""),
+    "POST /api/leads/meetings/{meeting_id}/reschedule": lambda api, w: _b_meeting(
+        api, w, "/reschedule", {"scheduled_for": "2032-03-03T10:00:00Z"}
+    ),
+    "POST /api/leads/meetings/{meeting_id}/cancel": lambda api, w: _b_meeting(api, w, "/cancel"),
+    "POST /api/leads/meetings/{meeting_id}/complete": lambda api, w: _b_meeting(
+        api, w, "/complete"
+    ),
+    "POST /api/leads/{lead_id}/interactions": lambda api, w: _b_lead(
+        api, w, "/interactions", {"channel": "phone", "direction": "outbound"}
+    ),
+    "GET /api/leads/{lead_id}/interactions": lambda api, w: _b_lead(api, w, "/interactions"),
+    "POST /api/leads/{lead_id}/meetings": lambda api, w: _b_lead(
+        api, w, "/meetings", {"scheduled_for": "2032-04-04T10:00:00Z"}
+    ),
 }
 
 

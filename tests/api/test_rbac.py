@@ -19,7 +19,13 @@ from scripts.devstack.seed_catalog import find_agent, find_plan, find_subnucleo
 from scripts.devstack.webhook_events import stripe_delivery, stripe_event
 from tests.api.conftest import ApiClient, ApiWorld
 from tests.support.factories import create_trial
-from tests.support.leads_factories import create_conflict, create_lead, create_subject_request
+from tests.support.leads_factories import (
+    create_campaign,
+    create_conflict,
+    create_lead,
+    create_meeting,
+    create_subject_request,
+)
 
 CALLERS = ("none", "viewer", "member", "admin", "other_admin")
 
@@ -104,6 +110,72 @@ def _push(world: ApiWorld, api: ApiClient) -> Call:
 
 
 IF_MATCH_1 = {"If-Match": '"1"'}
+
+
+def _a_campaign(world: ApiWorld, api: ApiClient) -> str:
+    with api.db.owner() as conn:
+        return str(create_campaign(conn, world.a))
+
+
+def _a_meeting(world: ApiWorld, api: ApiClient, step: str, body: Any = None) -> Call:
+    with api.db.owner() as conn:
+        meeting_id = create_meeting(conn, world.a, create_lead(conn, world.a))
+    return Call(f"/api/leads/meetings/{meeting_id}{step}", body, headers=IF_MATCH_1)
+
+
+PIPELINE_CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
+    "POST /api/leads/campaigns": (
+        lambda w, a: Call("/api/leads/campaigns", {"name": "C", "channel": "email"}),
+        WRITE_CREATES,
+    ),
+    "GET /api/leads/campaigns": (lambda w, a: Call("/api/leads/campaigns"), READ),
+    "GET /api/leads/campaigns/{campaign_id}": (
+        lambda w, a: Call(f"/api/leads/campaigns/{_a_campaign(w, a)}"),
+        READ,
+    ),
+    "POST /api/leads/campaigns/{campaign_id}/status": (
+        lambda w, a: Call(
+            f"/api/leads/campaigns/{_a_campaign(w, a)}/status",
+            {"status": "active"},
+            headers=IF_MATCH_1,
+        ),
+        WRITE,
+    ),
+    "DELETE /api/leads/campaigns/{campaign_id}": (
+        lambda w, a: Call(f"/api/leads/campaigns/{_a_campaign(w, a)}", headers=IF_MATCH_1),
+        WRITE,
+    ),
+    "GET /api/leads/meetings/{meeting_id}": (lambda w, a: _a_meeting(w, a, ""), READ),
+    "POST /api/leads/meetings/{meeting_id}/reschedule": (
+        lambda w, a: _a_meeting(w, a, "/reschedule", {"scheduled_for": "2032-01-01T10:00:00Z"}),
+        WRITE,
+    ),
+    "POST /api/leads/meetings/{meeting_id}/cancel": (
+        lambda w, a: _a_meeting(w, a, "/cancel"),
+        WRITE,
+    ),
+    "POST /api/leads/meetings/{meeting_id}/complete": (
+        lambda w, a: _a_meeting(w, a, "/complete"),
+        WRITE,
+    ),
+    "POST /api/leads/{lead_id}/interactions": (
+        lambda w, a: Call(
+            f"/api/leads/{_a_lead(w, a)}/interactions",
+            {"channel": "phone", "direction": "outbound"},
+        ),
+        WRITE_CREATES,
+    ),
+    "GET /api/leads/{lead_id}/interactions": (
+        lambda w, a: Call(f"/api/leads/{_a_lead(w, a)}/interactions"),
+        READ,
+    ),
+    "POST /api/leads/{lead_id}/meetings": (
+        lambda w, a: Call(
+            f"/api/leads/{_a_lead(w, a)}/meetings", {"scheduled_for": "2032-02-02T10:00:00Z"}
+        ),
+        WRITE_CREATES,
+    ),
+}
 
 LEADS_CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
     "GET /api/leads/changes": (lambda w, a: Call("/api/leads/changes"), READ),
@@ -190,6 +262,7 @@ CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
         READ,
     ),
     **LEADS_CONTRACT,
+    **PIPELINE_CONTRACT,
 }
 
 

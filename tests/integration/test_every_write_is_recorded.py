@@ -37,6 +37,8 @@ class Story:
     trial_id: str | None = None
     lead_id: str | None = None
     conflict_id: str | None = None
+    campaign_id: str | None = None
+    meeting_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,92 @@ def _delete_lead(story: Story) -> HandlerResult:
     )
 
 
+def _create_campaign(story: Story) -> HandlerResult:
+    result = call(
+        "POST",
+        "/api/leads/campaigns",
+        user=story.world.a.user("member"),
+        body={"name": "Recorded", "channel": "email"},
+    )
+    story.campaign_id = result.body.get("id") if isinstance(result.body, dict) else None
+    return result
+
+
+def _schedule(story: Story) -> HandlerResult:
+    result = call(
+        "POST",
+        f"/api/leads/{story.lead_id}/meetings",
+        user=story.world.a.user("member"),
+        body={"scheduled_for": "2031-05-05T15:00:00Z"},
+    )
+    story.meeting_id = result.body.get("id") if isinstance(result.body, dict) else None
+    return result
+
+
+def _meeting_step(step: str, version: int, body: Any = None) -> Callable[[Story], HandlerResult]:
+    return lambda s: call(
+        "POST",
+        f"/api/leads/meetings/{s.meeting_id}/{step}",
+        user=s.world.a.user("member"),
+        body=body,
+        headers={"If-Match": f'"{version}"'},
+    )
+
+
+def _pipeline_recipes() -> tuple[Recipe, ...]:
+    return (
+        Recipe("POST /api/leads/campaigns", "campaign.created", _create_campaign),
+        Recipe(
+            "POST /api/leads/campaigns/{campaign_id}/status",
+            "campaign.status_changed",
+            lambda s: call(
+                "POST",
+                f"/api/leads/campaigns/{s.campaign_id}/status",
+                user=s.world.a.user("member"),
+                body={"status": "active"},
+                headers={"If-Match": '"1"'},
+            ),
+        ),
+        Recipe(
+            "DELETE /api/leads/campaigns/{campaign_id}",
+            "campaign.deleted",
+            lambda s: call(
+                "DELETE",
+                f"/api/leads/campaigns/{s.campaign_id}",
+                user=s.world.a.user("member"),
+                headers={"If-Match": '"2"'},
+            ),
+        ),
+        Recipe(
+            "POST /api/leads/{lead_id}/interactions",
+            "interaction.recorded",
+            lambda s: call(
+                "POST",
+                f"/api/leads/{s.lead_id}/interactions",
+                user=s.world.a.user("member"),
+                body={"channel": "phone", "direction": "outbound", "content": "Ligação"},
+            ),
+        ),
+        Recipe("POST /api/leads/{lead_id}/meetings", "meeting.scheduled", _schedule),
+        Recipe(
+            "POST /api/leads/meetings/{meeting_id}/reschedule",
+            "meeting.rescheduled",
+            _meeting_step("reschedule", 1, {"scheduled_for": "2031-05-06T15:00:00Z"}),
+        ),
+        Recipe(
+            "POST /api/leads/meetings/{meeting_id}/complete",
+            "meeting.completed",
+            _meeting_step("complete", 2),
+        ),
+        Recipe("POST /api/leads/{lead_id}/meetings", "meeting.scheduled", _schedule),
+        Recipe(
+            "POST /api/leads/meetings/{meeting_id}/cancel",
+            "meeting.canceled",
+            _meeting_step("cancel", 1),
+        ),
+    )
+
+
 def _leads_recipes() -> tuple[Recipe, ...]:
     member = lambda s: s.world.a.user("member")  # noqa: E731
     return (
@@ -131,6 +219,7 @@ def _leads_recipes() -> tuple[Recipe, ...]:
                 body={"action": "withdrawn", "channel": "email"},
             ),
         ),
+        *_pipeline_recipes(),
         Recipe("POST /api/leads/sync", "sync.batch_applied", _stale_push),
         Recipe(
             "POST /api/leads/conflicts/{conflict_id}/resolve",

@@ -63,8 +63,8 @@ def test_the_timeline_is_appended_and_read_newest_first(world: World) -> None:
     path = f"/api/leads/{lead_id}/interactions"
     early = (datetime.now(UTC) - timedelta(days=1)).isoformat()
 
-    first = call("POST", path, user=member, body={
-        "channel": "phone", "direction": "outbound", "kind": "call", "occurred_at": early})  # fmt: skip
+    call_at = {"channel": "phone", "direction": "outbound", "kind": "call", "occurred_at": early}
+    first = call("POST", path, user=member, body=call_at)
     second = call("POST", path, user=member, body={
         "channel": "whatsapp", "direction": "inbound", "content": "Tenho interesse"})  # fmt: skip
     bad = call("POST", path, user=member, body={"channel": "fax", "direction": "inbound"})
@@ -101,8 +101,14 @@ def test_meetings_refuse_overlaps_per_owner_and_show_the_tenant_time_zone(world:
     assert back_to_back.status == 201
     meeting = first.body["id"]
 
-    moved = call("POST", f"/api/leads/meetings/{meeting}/reschedule", user=member, body={
-        "scheduled_for": (at - timedelta(hours=2)).isoformat()}, headers={"If-Match": '"1"'})  # fmt: skip
+    earlier = {"scheduled_for": (at - timedelta(hours=2)).isoformat()}
+    moved = call(
+        "POST",
+        f"/api/leads/meetings/{meeting}/reschedule",
+        user=member,
+        body=earlier,
+        headers={"If-Match": '"1"'},
+    )
     no_precondition = call("POST", f"/api/leads/meetings/{meeting}/cancel", user=member)
     canceled = call(
         "POST", f"/api/leads/meetings/{meeting}/cancel", user=member, headers={"If-Match": '"2"'}

@@ -58,3 +58,34 @@ def create_subject_request(conn: Conn, tenant: TestTenant, lead_id: uuid.UUID) -
             ).fetchone()
         )
     return uuid.UUID(str(row["id"]))
+
+
+def create_campaign(conn: Conn, tenant: TestTenant, *, name: str | None = None) -> uuid.UUID:
+    with conn.transaction():
+        _scoped(conn, tenant.id)
+        row = _one(
+            conn.execute(
+                """
+                INSERT INTO nigredo_leads.campanhas (tenant_id, name, channel)
+                VALUES (%s, %s, 'email') RETURNING id
+                """,
+                (tenant.id, name or f"campaign-{uuid.uuid4().hex[:8]}"),
+            ).fetchone()
+        )
+    return uuid.UUID(str(row["id"]))
+
+
+def create_meeting(conn: Conn, tenant: TestTenant, lead_id: uuid.UUID) -> uuid.UUID:
+    """A 30-minute meeting with no owner, a year from now."""
+    with conn.transaction():
+        _scoped(conn, tenant.id)
+        row = _one(
+            conn.execute(
+                """
+                INSERT INTO nigredo_leads.agendamentos (tenant_id, lead_id, scheduled_for)
+                VALUES (%s, %s, now() + interval '365 days') RETURNING id
+                """,
+                (tenant.id, lead_id),
+            ).fetchone()
+        )
+    return uuid.UUID(str(row["id"]))
