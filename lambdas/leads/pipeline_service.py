@@ -5,6 +5,7 @@ every change), each write recorded without personal data. Tested over PostgreSQL
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NoReturn
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -106,7 +107,7 @@ class PipelineService:
         with self._uow() as uow:
             campaign = uow.campaigns.set_status(campaign_id, status, expected_version=expected)
             if campaign is None:
-                raise self._campaign_stale(uow, campaign_id)
+                refuse_campaign_change(uow, campaign_id)
             _record_campaign(uow, "campaign.status_changed", campaign)
             uow.commit()
         return campaign
@@ -116,19 +117,10 @@ class PipelineService:
         with self._uow() as uow:
             campaign = uow.campaigns.soft_delete(campaign_id, expected_version=expected)
             if campaign is None:
-                raise self._campaign_stale(uow, campaign_id)
+                refuse_campaign_change(uow, campaign_id)
             _record_campaign(uow, "campaign.deleted", campaign)
             uow.commit()
         return campaign
-
-    @staticmethod
-    def _campaign_stale(
-        uow: LeadsUnitOfWork, campaign_id: UUID
-    ) -> CampaignNotFound | PreconditionFailed:
-        current = uow.campaigns.get(campaign_id)
-        if current is None:
-            return CampaignNotFound(f"campaign {campaign_id} not found")
-        return PreconditionFailed(current.version)
 
     def record_interaction(
         self, lead_id: UUID, request: InteractionRequest, *, user_id: UUID | None
@@ -203,7 +195,7 @@ class PipelineService:
                 expected_version=expected,
             )
             if meeting is None:
-                raise self._meeting_refused(uow, meeting_id)
+                refuse_meeting_change(uow, meeting_id)
             _record_meeting(uow, "meeting.rescheduled", meeting)
             view = shown_in(meeting, uow.meetings.time_zone())
             uow.commit()
@@ -215,19 +207,26 @@ class PipelineService:
         with self._uow() as uow:
             meeting = uow.meetings.set_status(meeting_id, outcome, expected_version=expected)
             if meeting is None:
-                raise self._meeting_refused(uow, meeting_id)
+                refuse_meeting_change(uow, meeting_id)
             _record_meeting(uow, f"meeting.{outcome}", meeting)
             view = shown_in(meeting, uow.meetings.time_zone())
             uow.commit()
         return view
 
-    @staticmethod
-    def _meeting_refused(
-        uow: LeadsUnitOfWork, meeting_id: UUID
-    ) -> MeetingNotFound | PreconditionFailed | MeetingNotOpen:
-        current = uow.meetings.get(meeting_id)
-        if current is None or current.deleted_at is not None:
-            return MeetingNotFound(f"meeting {meeting_id} not found")
-        if current.status not in {"scheduled", "confirmed"}:
-            return MeetingNotOpen(f"the meeting is {current.status}")
-        return PreconditionFailed(current.version)
+
+def refuse_campaign_change(uow: LeadsUnitOfWork, campaign_id: UUID) -> NoReturn:
+    """Why a versioned campaign write matched no row: gone (404) or stale (412)."""
+    current = uow.campaigns.get(campaign_id)
+    if current is None:
+        raise CampaignNotFound(f"campaign {campaign_id} not found")
+    raise PreconditionFailed(current.version)
+
+
+def refuse_meeting_change(uow: LeadsUnitOfWork, meeting_id: UUID) -> NoReturn:
+    """Why a versioned meeting write matched no row: gone, no longer open, or stale."""
+    current = uow.meetings.get(meeting_id)
+    if current is None or current.deleted_at is not None:
+        raise MeetingNotFound(f"meeting {meeting_id} not found")
+    if current.status not in {"scheduled", "confirmed"}:
+        raise MeetingNotOpen(f"the meeting is {current.status}")
+    raise PreconditionFailed(current.version)

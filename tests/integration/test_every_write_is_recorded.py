@@ -24,6 +24,7 @@ from scripts.devstack.seed_catalog import (
 )
 from scripts.devstack.webhook_events import stripe_delivery, stripe_event
 from tests.integration.conftest import World
+from tests.support.factories import TestUser
 from tests.support.handlers import HandlerResult, call
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -195,7 +196,9 @@ def _pipeline_recipes() -> tuple[Recipe, ...]:
 
 
 def _leads_recipes() -> tuple[Recipe, ...]:
-    member = lambda s: s.world.a.user("member")  # noqa: E731
+    def member(story: Story) -> TestUser:
+        return story.world.a.user("member")
+
     return (
         Recipe("POST /api/leads", "lead.created", _create_lead),
         Recipe(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -208,6 +208,9 @@ class FakeConflicts:
         )
         return True
 
+    def open_conflicts(self, *, limit: int = 100) -> list[Conflict]:
+        return [c for c in self.rows.values() if c.status == "open"][:limit]
+
 
 class FakeConsents:
     def __init__(self, leads: FakeLeadStore) -> None:
@@ -273,6 +276,30 @@ class FakeAudit:
         )
 
 
+class FakeRetention:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def metrics(self, *, day_from: date, day_to: date) -> list[dict[str, Any]]:
+        return [r for r in self.rows if day_from <= r["day"] <= day_to]
+
+
+class FakeReports:
+    def __init__(self, leads: FakeLeadStore, consents: FakeConsents) -> None:
+        self.leads = leads
+        self.consents = consents
+
+    def legal_bases(self) -> dict[str, int]:
+        bases: dict[str, int] = {}
+        for lead in self.leads.rows.values():
+            if lead.deleted_at is None:
+                bases[lead.legal_basis] = bases.get(lead.legal_basis, 0) + 1
+        return bases
+
+    def consent_purposes(self) -> list[str]:
+        return sorted({p for event in self.consents.events for p in event.get("purposes", [])})
+
+
 class FakeLeadsUow:
     """One tenant's leads in memory; ``commits`` counts the units of work that committed."""
 
@@ -286,6 +313,8 @@ class FakeLeadsUow:
         self.conflicts = FakeConflicts(tenant)
         self.consents = FakeConsents(self.leads)
         self.requests = FakeRequests(self.leads)
+        self.retention = FakeRetention()
+        self.reports = FakeReports(self.leads, self.consents)
         self.audit_log = FakeAudit()
         self.entered = 0
         self.commits = 0
