@@ -40,6 +40,8 @@ AUDIT_ANCHOR_READERS: Final = frozenset({"audit", "jobs"})
 ACTIVITY_GROUP: Final = "activity"
 # Groups that verify the payment provider's webhook signatures.
 WEBHOOK_GROUPS: Final = frozenset({"billing"})
+# Groups that hash leads' identifiers with the suppression HMAC key.
+SUPPRESSION_KEY_GROUPS: Final = frozenset({"leads"})
 # The scheduled jobs' function: the API's database access plus the locks table for its leases.
 JOBS_GROUP: Final = "jobs"
 
@@ -65,6 +67,7 @@ JOB_SCHEDULES: Final = {
     "expire_trials": Duration.hours(1),
     "anchor_audit_heads": Duration.minutes(15),
     "sweep_approvals": Duration.minutes(5),
+    "leads_dsr_deadlines": Duration.hours(1),
 }
 # The alarm on the approval backlog: the oldest pending request waited longer than this.
 APPROVAL_PENDING_AGE_ALARM: Final = Duration.hours(12)  # half the default expiry

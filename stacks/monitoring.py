@@ -23,6 +23,8 @@ from lambdas.shared.constants import (
     APPROVALS_PENDING_METRIC,
     AUDIT_ANCHOR_AGE_METRIC,
     AUDIT_VERIFY_FAILURES_METRIC,
+    DSR_ALARM_WINDOW_HOURS,
+    DSR_DUE_SOON_METRIC,
     POLICY_DEFAULT_METRIC,
     POLICY_EVALUATIONS_METRIC,
     POLICY_RULE_HIT_METRIC,
@@ -203,9 +205,28 @@ class MonitoringConstruct(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
         )
+        alarms.append(self._build_dsr_deadline_alarm())
         for alarm in alarms:
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
         return alarms
+
+    def _build_dsr_deadline_alarm(self) -> cloudwatch.Alarm:
+        """Open LGPD data subject requests due within 48 h (Art. 19: 15 days to answer). No
+        count for three job periods means the job stopped, which hides deadlines: alarm too."""
+        every = JOB_SCHEDULES["leads_dsr_deadlines"]
+        window = Duration.minutes(every.to_minutes() * 3)
+        return audit_metric(DSR_DUE_SOON_METRIC, "Maximum", window).create_alarm(
+            self,
+            "LeadsDsrDeadlineAlarm",
+            alarm_description=(
+                f"A data subject request is due within {DSR_ALARM_WINDOW_HOURS} h "
+                "(GET /api/leads/dsr?status=open), or the deadline job stopped reporting"
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
 
     def _build_dashboard(
         self,

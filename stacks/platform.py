@@ -23,6 +23,7 @@ from lambdas.shared.settings import (
     AuditSettings,
     BillingSettings,
     JobSettings,
+    LeadsSettings,
     MigrationSettings,
     environment_variables,
 )
@@ -39,6 +40,7 @@ from stacks.constants import (
     LAMBDA_CONNECTION_SHARE,
     MIGRATION_RESERVED_CONCURRENCY,
     READ_ONLY_GROUPS,
+    SUPPRESSION_KEY_GROUPS,
     WEBHOOK_GROUPS,
     aurora_max_connections,
 )
@@ -56,7 +58,7 @@ from stacks.migrations import SchemaMigrationsConstruct
 from stacks.monitoring import MonitoringConstruct
 from stacks.network import NetworkConstruct
 from stacks.route_functions import RouteFunctionsConstruct, route_groups
-from stacks.secrets import ProviderSecretsConstruct
+from stacks.secrets import ProviderSecretsConstruct, SuppressionKeyConstruct
 from stacks.tables import TablesConstruct
 
 # What the functions may do on a DynamoDB item table: no scans, no table management.
@@ -130,6 +132,9 @@ class DataStack(Stack):
         )
         self.provider_secrets = ProviderSecretsConstruct(
             self, "ProviderSecrets", names=names, removal_policy=config.removal_policy
+        )
+        self.suppression_key = SuppressionKeyConstruct(
+            self, "SuppressionKey", names=names, removal_policy=config.removal_policy
         )
         self.audit_anchors = AuditAnchorConstruct(
             self, "AuditAnchors", retention=Duration.days(config.audit_anchor_retention_days)
@@ -228,6 +233,9 @@ def api_environment(
     if group == ACTIVITY_GROUP:
         model = ActivitySettings
         values["activity_table"] = names.activity_table
+    if group in SUPPRESSION_KEY_GROUPS:
+        model = LeadsSettings
+        values["suppression_secret_id"] = data.suppression_key.secret.secret_arn
     return environment_variables(model, **values)
 
 
@@ -342,6 +350,8 @@ class ApiStack(Stack):
             if group in WEBHOOK_GROUPS:
                 for secret in data.provider_secrets.webhook_secrets.values():
                     secret.grant_read(role)
+            if group in SUPPRESSION_KEY_GROUPS:
+                data.suppression_key.secret.grant_read(role)
             if group == JOBS_GROUP:
                 data.audit_anchors.grant_write(role)
             elif group in AUDIT_ANCHOR_READERS:

@@ -51,3 +51,37 @@ class ProviderSecretsConstruct(Construct):
             f"{label} issues and rotates this signing secret; operators copy it in.",
         )
         return secret
+
+
+class SuppressionKeyConstruct(Construct):
+    """The leads' HMAC key (``{"hmac_key": ...}``): digests of suppressed e-mails and phones
+    and of consent IPs. Generated once and never rotated: a new key would stop every stored
+    digest from matching, letting suppressed people be imported and contacted again."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.secret = secretsmanager.Secret(
+            self,
+            "Secret",
+            secret_name=names.leads_suppression_secret,
+            description='Leads suppression and consent-IP HMAC key ({"hmac_key": ...})',
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template="{}",  # noqa: S106  # an empty JSON object, no value
+                generate_string_key="hmac_key",
+                exclude_punctuation=True,
+                password_length=64,
+            ),
+            removal_policy=removal_policy,
+        )
+        acknowledge(
+            self.secret,
+            "AwsSolutions-SMG4",
+            "Rotating the HMAC key would unmatch every stored suppression digest (LGPD opt-outs).",
+        )

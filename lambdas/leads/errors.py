@@ -18,8 +18,16 @@ class MeetingNotFound(NotFound):
     code = "meeting_not_found"
 
 
+class CampaignNotFound(NotFound):
+    code = "campaign_not_found"
+
+
 class ConflictNotFound(NotFound):
     code = "conflict_not_found"
+
+
+class RequestNotFound(NotFound):
+    code = "data_subject_request_not_found"
 
 
 class InvalidLead(ValidationFailed):

@@ -215,6 +215,24 @@ class DataSubjectRequestRepository:
             (Jsonb(outcome), self._tenant_id, request_id),
         ).fetchone()
 
+    def get(self, request_id: UUID) -> dict[str, Any] | None:
+        return self._conn.execute(
+            """
+            SELECT * FROM nigredo_leads.data_subject_requests WHERE tenant_id = %s AND id = %s
+            """,
+            (self._tenant_id, request_id),
+        ).fetchone()
+
+    def page(self, *, status: str | None, limit: int) -> list[dict[str, Any]]:
+        return self._conn.execute(
+            """
+            SELECT * FROM nigredo_leads.data_subject_requests
+            WHERE tenant_id = %s AND (%s::text IS NULL OR status = %s)
+            ORDER BY due_at, id LIMIT %s
+            """,
+            (self._tenant_id, status, status, limit),
+        ).fetchall()
+
     def overdue_soon(self, *, within_hours: int) -> list[dict[str, Any]]:
         """Open requests due within ``within_hours`` (or already late), oldest deadline first."""
         return self._conn.execute(

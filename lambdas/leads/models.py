@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -163,3 +163,218 @@ class Conflict(BaseModel):
     base_version: int | None
     status: Literal["open", "resolved"]
     resolution: str | None
+
+
+class LeadPatch(BaseModel):
+    """A partial update: only the fields sent change (null clears an optional field)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full_name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=40)
+    company: str | None = Field(default=None, max_length=200)
+    company_tax_id: str | None = Field(default=None, max_length=40)
+    job_title: str | None = Field(default=None, max_length=200)
+    campanha_id: UUID | None = None
+    assigned_to: UUID | None = None
+    status: LeadStatus | None = None
+    score: int | None = Field(default=None, ge=0, le=100)
+    tags: list[str] | None = Field(default=None, max_length=50)
+    legal_basis: LegalBasis | None = None
+    source: LeadSource | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class SyncRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
+    mutations: list[Mutation] = Field(min_length=1, max_length=1000)
+
+
+class SyncResponse(BaseModel):
+    results: list[MutationResult]
+
+
+class ConflictList(BaseModel):
+    items: list[Conflict]
+
+
+class ResolveConflictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: Literal["keep_mine", "keep_theirs", "merged"]
+    merged: dict[str, Any] | None = None
+
+
+ConsentChannel = Literal["form", "email", "phone", "whatsapp", "in_person", "import", "api"]
+
+
+class ConsentRequest(BaseModel):
+    """Proof of a consent (Art. 8): the purposes, the exact text version shown, the channel
+    and, when known, the IP it came from (kept as an HMAC)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["granted", "withdrawn", "denied"]
+    channel: ConsentChannel
+    purposes: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=20
+    )
+    text_version: str | None = Field(default=None, min_length=1, max_length=100)
+    ip: str | None = Field(default=None, max_length=45)
+
+
+class ConsentEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: UUID
+    lead_id: UUID
+    action: str
+    channel: str
+    purposes: list[str]
+    text_version: str | None
+    occurred_at: datetime
+
+
+class DsrRequest(BaseModel):
+    """A data subject request made to the tenant (Art. 18): access/portability returns the
+    export, correction applies ``changes``, erasure anonymises (``suppress`` keeps the person
+    off future imports and outreach as digests)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lead_id: UUID
+    kind: Literal["access", "correction", "erasure"]
+    changes: dict[str, Any] | None = None
+    suppress: bool = True
+
+
+class DataSubjectRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: UUID
+    lead_id: UUID | None
+    kind: Literal["access", "correction", "erasure"]
+    status: Literal["open", "in_progress", "completed", "rejected"]
+    channel: str
+    due_at: datetime
+    completed_at: datetime | None
+    created_at: datetime
+
+
+class DsrResponse(BaseModel):
+    request: DataSubjectRequest
+    export: dict[str, Any] | None = None
+
+
+class DsrList(BaseModel):
+    items: list[DataSubjectRequest]
+
+
+class DailyMetric(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    campanha_id: UUID | None
+    day: date
+    leads_created: int
+    contacted: int
+    replied: int
+    interactions: int
+    meetings_scheduled: int
+    conversions: int
+
+
+class MetricsResponse(BaseModel):
+    items: list[DailyMetric]
+
+
+class ProcessingActivity(BaseModel):
+    purpose: str
+    legal_bases: list[str]
+    data_categories: list[str]
+    retention: str
+    recipients: list[str]
+
+
+class ProcessingRecord(BaseModel):
+    """The tenant's record of processing operations (LGPD Art. 37) for leads."""
+
+    controller_tenant_id: UUID
+    activities: list[ProcessingActivity]
+    legal_bases_in_use: dict[str, int]
+    consent_purposes_in_use: list[str]
+    generated_at: datetime
+
+
+CampaignChannel = Literal["email", "whatsapp", "linkedin", "phone", "multichannel"]
+CampaignStatus = Literal["draft", "active", "paused", "completed", "archived"]
+
+
+class CreateCampaignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    channel: CampaignChannel
+    description: str = Field(default="", max_length=2000)
+
+
+class CampaignStatusRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: CampaignStatus
+
+
+class CampaignList(BaseModel):
+    items: list[Campaign]
+
+
+class CampaignNumbers(BaseModel):
+    """A campaign with its live leads by status and the totals of its daily metrics."""
+
+    campaign: Campaign
+    leads_by_status: dict[str, int]
+    leads: int
+
+
+InteractionChannel = Literal["email", "whatsapp", "linkedin", "phone", "meeting", "other"]
+
+
+class InteractionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: InteractionChannel
+    direction: Literal["inbound", "outbound"]
+    kind: str = Field(default="message", pattern=r"^[a-z][a-z_]{0,39}$")
+    content: str | None = Field(default=None, max_length=10_000)
+    occurred_at: datetime | None = None
+
+
+class Timeline(BaseModel):
+    items: list[Interaction]
+
+
+class ScheduleMeetingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scheduled_for: datetime
+    duration_minutes: int = Field(default=30, ge=5, le=480)
+    owner_user_id: UUID | None = None
+
+
+class RescheduleMeetingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scheduled_for: datetime
+    duration_minutes: int = Field(default=30, ge=5, le=480)
+
+
+class MeetingView(Meeting):
+    """A meeting with its times also shown in the tenant's time zone."""
+
+    time_zone: str
+    scheduled_for_local: str
+    ends_at_local: str

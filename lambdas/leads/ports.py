@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 from lambdas.leads.models import Change, Conflict, Lead, LeadFields, LeadFilters
-from lambdas.shared.scope import AuditLog
+from lambdas.shared.scope import AuditLog, ChangeRecorder
 
 
 class LeadStore(Protocol):
@@ -103,6 +103,8 @@ class ConflictStore(Protocol):
 
     def resolve(self, conflict_id: UUID, *, resolution: str, resolved_by: UUID | None) -> bool: ...
 
+    def open_conflicts(self, *, limit: int = 100) -> list[Conflict]: ...
+
 
 class ConsentStore(Protocol):
     def record(
@@ -125,12 +127,26 @@ class SubjectRequestStore(Protocol):
 
     def complete(self, request_id: UUID, *, outcome: dict[str, Any]) -> dict[str, Any] | None: ...
 
+    def get(self, request_id: UUID) -> dict[str, Any] | None: ...
+
+    def page(self, *, status: str | None, limit: int) -> list[dict[str, Any]]: ...
+
     def export(self, lead_id: UUID) -> dict[str, Any]: ...
 
     def erase(self, lead_id: UUID) -> None: ...
 
 
-class LeadsUow(Protocol):
+class Metrics(Protocol):
+    def metrics(self, *, day_from: date, day_to: date) -> list[dict[str, Any]]: ...
+
+
+class Reports(Protocol):
+    def legal_bases(self) -> dict[str, int]: ...
+
+    def consent_purposes(self) -> list[str]: ...
+
+
+class LeadsUow(ChangeRecorder, Protocol):
     @property
     def leads(self) -> LeadStore: ...
 
@@ -154,6 +170,12 @@ class LeadsUow(Protocol):
 
     @property
     def requests(self) -> SubjectRequestStore: ...
+
+    @property
+    def retention(self) -> Metrics: ...
+
+    @property
+    def reports(self) -> Reports: ...
 
     @property
     def audit(self) -> AuditLog: ...

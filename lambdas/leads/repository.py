@@ -287,6 +287,28 @@ class CampaignRepository:
         ).fetchone()
         return Campaign.model_validate(row) if row else None
 
+    def page(self, *, status: str | None, limit: int) -> list[Campaign]:
+        rows = self._conn.execute(
+            """
+            SELECT * FROM nigredo_leads.campanhas
+            WHERE tenant_id = %s AND deleted_at IS NULL AND (%s::text IS NULL OR status = %s)
+            ORDER BY created_at DESC, id DESC LIMIT %s
+            """,
+            (self._tenant_id, status, status, limit),
+        ).fetchall()
+        return [Campaign.model_validate(row) for row in rows]
+
+    def soft_delete(self, campaign_id: UUID, *, expected_version: int) -> Campaign | None:
+        row = self._conn.execute(
+            """
+            UPDATE nigredo_leads.campanhas SET deleted_at = now()
+            WHERE tenant_id = %s AND id = %s AND version = %s AND deleted_at IS NULL
+            RETURNING *
+            """,
+            (self._tenant_id, campaign_id, expected_version),
+        ).fetchone()
+        return Campaign.model_validate(row) if row else None
+
     def numbers(self, campaign_id: UUID) -> dict[str, int]:
         """Live leads of the campaign by status."""
         rows = self._conn.execute(
@@ -450,3 +472,10 @@ class MeetingRepository:
             (self._tenant_id, meeting_id),
         ).fetchone()
         return Meeting.model_validate(row) if row else None
+
+    def time_zone(self) -> str:
+        """The tenant's IANA time zone, in which meeting times are shown."""
+        row = self._conn.execute(
+            "SELECT timezone FROM alquimista_platform.tenants WHERE id = %s", (self._tenant_id,)
+        ).fetchone()
+        return str(row["timezone"]) if row else "America/Sao_Paulo"

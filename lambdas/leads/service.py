@@ -59,6 +59,19 @@ class LeadService:
         with self._uow() as uow:
             refuse_if_suppressed(uow, self._key, email, phone)
             lead = uow.leads.create(lead_id, fields, email_normalized=email, phone_e164=phone)
+            uow.record(
+                "lead.created",
+                aggregate_type="lead",
+                aggregate_id=str(lead.id),
+                payload={
+                    "version": lead.version,
+                    "status": lead.status,
+                    "source": lead.source,
+                    "legal_basis": lead.legal_basis,
+                    "campanha_id": lead.campanha_id,
+                    "assigned_to": lead.assigned_to,
+                },
+            )
             uow.commit()
         return lead
 
@@ -95,6 +108,17 @@ class LeadService:
             )
             if lead is None:
                 raise LeadNotFound(f"lead {lead_id} not found")
+            before, after = current.fields().model_dump(), lead.fields().model_dump()
+            uow.record(
+                "lead.updated",
+                aggregate_type="lead",
+                aggregate_id=str(lead.id),
+                payload={
+                    "version": lead.version,
+                    "status": lead.status,
+                    "changed_fields": sorted(k for k in after if after[k] != before[k]),
+                },
+            )
             uow.commit()
         return lead
 
@@ -107,6 +131,12 @@ class LeadService:
                 if current is None:
                     raise LeadNotFound(f"lead {lead_id} not found")
                 raise PreconditionFailed(current.version)
+            uow.record(
+                "lead.deleted",
+                aggregate_type="lead",
+                aggregate_id=str(lead.id),
+                payload={"version": lead.version},
+            )
             uow.commit()
         return lead
 

@@ -16,6 +16,7 @@ from lambdas.leads.models import (
     Mutation,
     MutationResult,
 )
+from lambdas.leads.models import Conflict as ConflictRecord
 from lambdas.leads.ports import LeadsUow, LeadsUowFactory
 from lambdas.leads.service import normalized
 from lambdas.leads.suppression import lead_digests
@@ -82,12 +83,13 @@ class SyncService:
             raise ValidationFailed("a client mutation id appears twice in the batch")
         prepared = [self._prepare(m) for m in mutations]
         results: list[MutationResult] = []
+        batch_id = uuid.uuid4()
         with self._uow() as uow:
             lww = uow.sync_settings.last_writer_wins()
             claimed = uow.mutations.claim_many(
                 [(m.client_mutation_id, m.op, m.id) for m in mutations],
                 device_id=device_id,
-                batch_id=uuid.uuid4(),
+                batch_id=batch_id,
                 user_id=user_id,
             )
             replays = [
@@ -113,6 +115,20 @@ class SyncService:
                 )
                 results.append(result)
             uow.mutations.finish_many(finished)
+            if claimed:  # a batch that was all replays changed nothing and records nothing
+                outcomes = [r.outcome for r in results if not r.replayed]
+                uow.record(
+                    "sync.batch_applied",
+                    aggregate_type="sync_batch",
+                    aggregate_id=str(batch_id),
+                    payload={
+                        "mutations": len(mutations),
+                        "applied": outcomes.count("applied"),
+                        "conflicts": outcomes.count("conflict"),
+                        "rejected": outcomes.count("rejected"),
+                        "replayed": len(results) - len(outcomes),
+                    },
+                )
             uow.commit()
         return results
 
@@ -252,6 +268,11 @@ class SyncService:
         state.wrote(lead)
         return _applied(cmid, lead.id, lead.version)
 
+    def conflicts(self, *, limit: int) -> list[ConflictRecord]:
+        """The tenant's open conflicts, oldest first, each with both versions."""
+        with self._uow() as uow:
+            return uow.conflicts.open_conflicts(limit=max(1, min(limit, 500)))
+
     def resolve(
         self,
         conflict_id: UUID,
@@ -293,6 +314,16 @@ class SyncService:
                     phone_e164=phone,
                 )
             uow.conflicts.resolve(conflict_id, resolution=resolution, resolved_by=user_id)
+            uow.record(
+                "sync_conflict.resolved",
+                aggregate_type="sync_conflict",
+                aggregate_id=str(conflict_id),
+                payload={
+                    "lead_id": conflict.entity_id,
+                    "resolution": resolution,
+                    "version": lead.version if lead else None,
+                },
+            )
             uow.commit()
         return MutationResult(
             client_mutation_id=str(conflict_id),

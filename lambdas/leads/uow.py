@@ -7,6 +7,7 @@ from lambdas.leads.lgpd_repository import (
     DataSubjectRequestRepository,
     SuppressionRepository,
 )
+from lambdas.leads.reports_repository import ProcessingFacts
 from lambdas.leads.repository import (
     CampaignRepository,
     InteractionRepository,
@@ -36,6 +37,7 @@ class LeadsUnitOfWork(UnitOfWork):
     mutations: MutationLog
     conflicts: ConflictRepository
     retention: RetentionRepository
+    reports: ProcessingFacts
 
     def _on_enter(self) -> None:
         if self.tenant_id is None:
@@ -53,3 +55,4 @@ class LeadsUnitOfWork(UnitOfWork):
         self.mutations = MutationLog(conn, tenant)
         self.conflicts = ConflictRepository(conn, tenant)
         self.retention = RetentionRepository(conn, tenant)
+        self.reports = ProcessingFacts(conn, tenant)

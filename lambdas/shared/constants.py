@@ -38,6 +38,9 @@ APPROVALS_EXPIRED_METRIC: Final = "ApprovalsExpired"
 APPROVALS_ESCALATED_METRIC: Final = "ApprovalsEscalated"
 APPROVALS_PENDING_METRIC: Final = "ApprovalsPending"
 APPROVAL_OLDEST_PENDING_AGE_METRIC: Final = "ApprovalOldestPendingAgeSeconds"
+# Open LGPD data subject requests due within DSR_ALARM_WINDOW_HOURS (the DSR deadline alarm).
+DSR_DUE_SOON_METRIC: Final = "LeadsDsrDueSoon"
+DSR_ALARM_WINDOW_HOURS: Final = 48
 
 # The EventBridge source of every outbox event; rules match on it.
 OUTBOX_EVENT_SOURCE: Final = "alquimista.outbox"
@@ -70,6 +73,11 @@ class ResourceNames:
     def webhook_secret(self, provider: str) -> str:
         """The provider's webhook signing secret (``{"webhook_secret": "..."}``)."""
         return f"/alquimista/{self.env}/billing/{provider}-webhook-secret"
+
+    @property
+    def leads_suppression_secret(self) -> str:
+        """The leads' HMAC key for suppression digests and consent IPs (``{"hmac_key": ...}``)."""
+        return f"/alquimista/{self.env}/leads/suppression-hmac-key"
 
     @property
     def locks_table(self) -> str:

@@ -149,6 +149,87 @@ class ApprovalEscalatedV1(EventPayload):
     escalation_role: str | None
 
 
+class LeadCreatedV1(EventPayload):
+    """A lead was created (its personal data stays in PostgreSQL)."""
+
+    version: int
+    status: str
+    source: str
+    legal_basis: str
+    campanha_id: UUID | None
+    assigned_to: UUID | None
+
+
+class LeadUpdatedV1(EventPayload):
+    version: int
+    status: str
+    changed_fields: list[str]
+
+
+class LeadDeletedV1(EventPayload):
+    version: int
+
+
+class LeadConsentRecordedV1(EventPayload):
+    consent_event_id: UUID
+    action: Literal["granted", "withdrawn", "denied"]
+    channel: str
+    purposes: list[str]
+    text_version: str | None
+
+
+class DataSubjectRequestCompletedV1(EventPayload):
+    """An LGPD request (Art. 18) was carried out; the aggregate id is the request's."""
+
+    lead_id: UUID
+    kind: Literal["access", "correction", "erasure"]
+    channel: str
+    suppressed: bool | None = None
+    changed_fields: list[str] | None = None
+
+
+class SyncBatchAppliedV1(EventPayload):
+    """A batch pushed by an offline client (aggregate id: the batch id)."""
+
+    mutations: int
+    applied: int
+    conflicts: int
+    rejected: int
+    replayed: int
+
+
+class SyncConflictResolvedV1(EventPayload):
+    lead_id: UUID
+    resolution: Literal["keep_mine", "keep_theirs", "merged"]
+    version: int | None
+
+
+class CampaignChangedV1(EventPayload):
+    """A campaign was created, changed status or was deleted (aggregate id: the campaign)."""
+
+    version: int
+    status: str
+    channel: str
+
+
+class InteractionRecordedV1(EventPayload):
+    lead_id: UUID
+    channel: str
+    direction: Literal["inbound", "outbound"]
+    kind: str
+
+
+class MeetingChangedV1(EventPayload):
+    """A meeting was scheduled, rescheduled, canceled or completed (times, never notes)."""
+
+    lead_id: UUID
+    owner_user_id: UUID | None
+    version: int
+    status: str
+    scheduled_for: datetime
+    duration_minutes: int
+
+
 @dataclass(frozen=True)
 class EventSpec:
     name: str
@@ -198,6 +279,34 @@ CATALOG: Final[tuple[EventSpec, ...]] = (
               "A pending request passed its expiry undecided (the sweeper)."),
     EventSpec("approval.escalated", 1, "approval", ApprovalEscalatedV1,
               "A pending request passed its escalation time (the sweeper)."),
+    EventSpec("lead.created", 1, "lead", LeadCreatedV1,
+              "A lead was created in the tenant (aggregate id: the lead id)."),
+    EventSpec("lead.updated", 1, "lead", LeadUpdatedV1,
+              "A lead's fields changed (names of the changed fields, never their values)."),
+    EventSpec("lead.deleted", 1, "lead", LeadDeletedV1,
+              "A lead was soft-deleted (purged 30 days later)."),
+    EventSpec("lead.consent_recorded", 1, "lead", LeadConsentRecordedV1,
+              "A consent was granted, withdrawn or denied for a lead (LGPD Art. 8)."),
+    EventSpec("data_subject_request.completed", 1, "data_subject_request",
+              DataSubjectRequestCompletedV1,
+              "An LGPD data subject request (access, correction, erasure) was carried out."),
+    EventSpec("sync.batch_applied", 1, "sync_batch", SyncBatchAppliedV1,
+              "An offline client's batch of lead mutations was applied (counts only)."),
+    EventSpec("sync_conflict.resolved", 1, "sync_conflict", SyncConflictResolvedV1,
+              "A stored sync conflict was resolved (keep_mine, keep_theirs or merged)."),
+    EventSpec("campaign.created", 1, "campaign", CampaignChangedV1,
+              "A prospecting campaign was created."),
+    EventSpec("campaign.status_changed", 1, "campaign", CampaignChangedV1,
+              "A campaign moved to another status (draft, active, paused, completed, archived)."),
+    EventSpec("campaign.deleted", 1, "campaign", CampaignChangedV1,
+              "A campaign was soft-deleted."),
+    EventSpec("interaction.recorded", 1, "interaction", InteractionRecordedV1,
+              "An interaction was appended to a lead's timeline (no content)."),
+    EventSpec("meeting.scheduled", 1, "meeting", MeetingChangedV1, "A meeting was scheduled."),
+    EventSpec("meeting.rescheduled", 1, "meeting", MeetingChangedV1,
+              "A meeting moved to another time or length."),
+    EventSpec("meeting.canceled", 1, "meeting", MeetingChangedV1, "A meeting was canceled."),
+    EventSpec("meeting.completed", 1, "meeting", MeetingChangedV1, "A meeting took place."),
 )  # fmt: skip
 
 _BY_KEY: Final[dict[tuple[str, int], EventSpec]] = {(s.name, s.version): s for s in CATALOG}

@@ -27,6 +27,7 @@ from lambdas.shared.settings import (
     BillingSettings,
     ChatSettings,
     JobSettings,
+    LeadsSettings,
     get_migration_settings,
 )
 
@@ -75,6 +76,10 @@ class Runtime:
     @cached_property
     def billing_settings(self) -> BillingSettings:
         return BillingSettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
+    def leads_settings(self) -> LeadsSettings:
+        return LeadsSettings()  # type: ignore[call-arg,unused-ignore]
 
     @cached_property
     def chat_settings(self) -> ChatSettings:

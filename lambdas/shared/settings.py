@@ -77,6 +77,14 @@ class BillingSettings(ApiSettings):
         }.get(provider)
 
 
+class LeadsSettings(ApiSettings):
+    """The leads Lambda also hashes e-mails, phones and IPs for the suppression list and the
+    consent proof, with one HMAC key in Secrets Manager (JSON ``{"hmac_key": "..."}``)."""
+
+    suppression_secret_id: str | None = Field(default=None, alias="LEADS_SUPPRESSION_SECRET_ARN")
+    suppression_secret_max_age_s: int = Field(default=SECRET_CACHE_SECONDS, ge=0)
+
+
 class MigrationSettings(ServiceSettings):
     """The migration Lambda connects as the owner and manages the runtime role's password."""
 

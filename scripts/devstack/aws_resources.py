@@ -16,6 +16,7 @@ from lambdas.shared.settings import (
     AuditSettings,
     BillingSettings,
     JobSettings,
+    LeadsSettings,
     MigrationSettings,
     OutboxRelaySettings,
     environment_variables,
@@ -41,6 +42,7 @@ class LocalResources:
     audit_anchor_bucket: str
     activity_table: str = ""
     event_bus: str = ""
+    leads_suppression_secret_arn: str = ""
 
     def lambda_environment(self, env: str) -> dict[str, str]:
         """The variables the stacks give the Lambdas (every function's, in one process),
@@ -64,6 +66,9 @@ class LocalResources:
                 runtime_secret_id=self.runtime_secret_arn,
             ),
             **environment_variables(ActivitySettings, activity_table=self.activity_table or None),
+            **environment_variables(
+                LeadsSettings, suppression_secret_id=self.leads_suppression_secret_arn or None
+            ),
             **environment_variables(OutboxRelaySettings, event_bus_name=self.event_bus or None),
         }
 
@@ -144,6 +149,12 @@ def provision(
         provider: _put_secret(sm, names.webhook_secret(provider), {"webhook_secret": secret})
         for provider, secret in DEV_WEBHOOK_SECRETS.items()
     }
+    # Random per environment and kept across runs: digests already in the blocklist must still
+    # match after a restart.
+    suppression = _existing_secret(sm, names.leads_suppression_secret) or {
+        "hmac_key": secrets.token_hex(32)
+    }
+    suppression_arn = _put_secret(sm, names.leads_suppression_secret, suppression)
     ddb = boto3.client("dynamodb")
     _ensure_table(ddb, names.locks_table, "lock_id", "expires_at")
     _ensure_table(ddb, names.idempotency_table, "id", "expiration")
@@ -158,6 +169,7 @@ def provision(
         audit_anchor_bucket=names.audit_anchor_bucket,
         activity_table=names.activity_table,
         event_bus=names.event_bus,
+        leads_suppression_secret_arn=suppression_arn,
     )
 
 

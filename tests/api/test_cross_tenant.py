@@ -9,8 +9,9 @@ fails.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -20,6 +21,13 @@ from scripts.devstack.seed_catalog import find_agent, find_plan, find_subnucleo
 from tests.api.conftest import ApiClient, ApiWorld
 from tests.support.factories import create_trial
 from tests.support.governance import RULE_DRAFT, create_approval, create_rule
+from tests.support.leads_factories import (
+    create_campaign,
+    create_conflict,
+    create_lead,
+    create_meeting,
+    create_subject_request,
+)
 
 _ID_PARAM = re.compile(r"\{[a-z_]+_id\}")
 SALES_AGENT = find_agent("sdr-prospector")  # in both A's and (through a trial) B's reach
@@ -32,6 +40,7 @@ class Case:
     b_unchanged: Callable[[], None] = lambda: None
     body: Any = None
     code: str = "trial_not_found"  # the error code of a 404
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _b_activation_status(api: ApiClient, world: ApiWorld) -> str:
@@ -113,6 +122,111 @@ def _b_approval(api: ApiClient, world: ApiWorld, suffix: str = "", body: Any = N
     return Case(f"/api/approvals/{approval_id}{suffix}", 404, unchanged, body, "approval_not_found")
 
 
+def _b_lead_row(api: ApiClient, lead_id: uuid.UUID) -> dict[str, Any]:
+    with api.db.owner() as conn:
+        conn.execute("SET row_security = off")
+        row = conn.execute(
+            "SELECT full_name, version, deleted_at, consent_status FROM nigredo_leads.leads "
+            "WHERE id = %s",
+            (lead_id,),
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+def _b_lead(api: ApiClient, world: ApiWorld, suffix: str, body: Any = None) -> Case:
+    with api.db.owner() as conn:
+        lead_id = create_lead(conn, world.b, full_name="B's lead")
+    before = _b_lead_row(api, lead_id)
+
+    def unchanged() -> None:
+        assert _b_lead_row(api, lead_id) == before
+
+    return Case(
+        f"/api/leads/{lead_id}{suffix}",
+        404,
+        unchanged,
+        code="lead_not_found",
+        body=body,
+        headers={"If-Match": '"1"'},
+    )
+
+
+def _b_conflict(api: ApiClient, world: ApiWorld) -> Case:
+    with api.db.owner() as conn:
+        conflict_id = create_conflict(conn, world.b, create_lead(conn, world.b))
+
+    def unchanged() -> None:
+        with api.db.owner() as conn:
+            conn.execute("SET row_security = off")
+            row = conn.execute(
+                "SELECT status FROM nigredo_leads.sync_conflicts WHERE id = %s", (conflict_id,)
+            ).fetchone()
+        assert row is not None
+        assert row["status"] == "open"
+
+    return Case(
+        f"/api/leads/conflicts/{conflict_id}/resolve",
+        404,
+        unchanged,
+        code="conflict_not_found",
+        body={"resolution": "keep_mine"},
+    )
+
+
+def _row(api: ApiClient, table: str, row_id: uuid.UUID) -> dict[str, Any]:
+    with api.db.owner() as conn:
+        conn.execute("SET row_security = off")
+        row = conn.execute(
+            f"SELECT status, version, deleted_at FROM nigredo_leads.{table} WHERE id = %s",
+            (row_id,),
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+def _b_campaign(api: ApiClient, world: ApiWorld, suffix: str, body: Any = None) -> Case:
+    with api.db.owner() as conn:
+        campaign_id = create_campaign(conn, world.b)
+    before = _row(api, "campanhas", campaign_id)
+
+    def unchanged() -> None:
+        assert _row(api, "campanhas", campaign_id) == before
+
+    return Case(
+        f"/api/leads/campaigns/{campaign_id}{suffix}",
+        404,
+        unchanged,
+        code="campaign_not_found",
+        body=body,
+        headers={"If-Match": '"1"'},
+    )
+
+
+def _b_meeting(api: ApiClient, world: ApiWorld, suffix: str, body: Any = None) -> Case:
+    with api.db.owner() as conn:
+        meeting_id = create_meeting(conn, world.b, create_lead(conn, world.b))
+    before = _row(api, "agendamentos", meeting_id)
+
+    def unchanged() -> None:
+        assert _row(api, "agendamentos", meeting_id) == before
+
+    return Case(
+        f"/api/leads/meetings/{meeting_id}{suffix}",
+        404,
+        unchanged,
+        code="meeting_not_found",
+        body=body,
+        headers={"If-Match": '"1"'},
+    )
+
+
+def _b_subject_request(api: ApiClient, world: ApiWorld) -> Case:
+    with api.db.owner() as conn:
+        request_id = create_subject_request(conn, world.b, create_lead(conn, world.b))
+    return Case(f"/api/leads/dsr/{request_id}", 404, code="data_subject_request_not_found")
+
+
 CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
     # Catalog ids are global: A sees the catalog entry, never B's activation state.
     "GET /api/agents/{agent_id}": lambda api, w: _b_activated_agent(api, w, ""),
@@ -134,7 +248,36 @@ CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
         api, w, "/decisions", {"decision": "approved", "reason": "ok"}
     ),
     "POST /api/approvals/{approval_id}/cancel": lambda api, w: _b_approval(api, w, "/cancel"),
+    "GET /api/leads/{lead_id}": lambda api, w: _b_lead(api, w, ""),
+    "PATCH /api/leads/{lead_id}": lambda api, w: _b_lead(api, w, "", {"full_name": "Taken"}),
+    "DELETE /api/leads/{lead_id}": lambda api, w: _b_lead(api, w, ""),
+    "POST /api/leads/{lead_id}/consents": lambda api, w: _b_lead(
+        api, w, "/consents", {"action": "withdrawn", "channel": "email"}
+    ),
+    "POST /api/leads/conflicts/{conflict_id}/resolve": _b_conflict,
+    "GET /api/leads/dsr/{request_id}": _b_subject_request,
+    "GET /api/leads/campaigns/{campaign_id}": lambda api, w: _b_campaign(api, w, ""),
+    "POST /api/leads/campaigns/{campaign_id}/status": lambda api, w: _b_campaign(
+        api, w, "/status", {"status": "archived"}
+    ),
+    "DELETE /api/leads/campaigns/{campaign_id}": lambda api, w: _b_campaign(api, w, ""),
+    "GET /api/leads/meetings/{meeting_id}": lambda api, w: _b_meeting(api, w, ""),
+    "POST /api/leads/meetings/{meeting_id}/reschedule": lambda api, w: _b_meeting(
+        api, w, "/reschedule", {"scheduled_for": "2032-03-03T10:00:00Z"}
+    ),
+    "POST /api/leads/meetings/{meeting_id}/cancel": lambda api, w: _b_meeting(api, w, "/cancel"),
+    "POST /api/leads/meetings/{meeting_id}/complete": lambda api, w: _b_meeting(
+        api, w, "/complete"
+    ),
+    "POST /api/leads/{lead_id}/interactions": lambda api, w: _b_lead(
+        api, w, "/interactions", {"channel": "phone", "direction": "outbound"}
+    ),
+    "GET /api/leads/{lead_id}/interactions": lambda api, w: _b_lead(api, w, "/interactions"),
+    "POST /api/leads/{lead_id}/meetings": lambda api, w: _b_lead(
+        api, w, "/meetings", {"scheduled_for": "2032-04-04T10:00:00Z"}
+    ),
 }
+
 
 ID_ROUTES = [route for route in ROUTES if _ID_PARAM.search(route.path)]
 
@@ -148,7 +291,10 @@ def test_tenant_a_admin_with_tenant_b_ids(api: ApiClient, world: ApiWorld, route
     case = CASES[route.route_key](api, world)
 
     response = api.http.request(
-        route.method, case.path, json=case.body, headers=api.headers_for(world.a.user("admin"))
+        route.method,
+        case.path,
+        json=case.body,
+        headers={**api.headers_for(world.a.user("admin")), **case.headers},
     )
 
     assert response.status_code == case.expected, response.text

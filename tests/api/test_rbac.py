@@ -6,6 +6,7 @@ A route added to the table without an entry here fails ``test_every_route_has_a_
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,13 @@ from scripts.devstack.webhook_events import stripe_delivery, stripe_event
 from tests.api.conftest import ApiClient, ApiWorld
 from tests.support.factories import create_trial
 from tests.support.governance import RULE_DRAFT, create_approval, create_rule
+from tests.support.leads_factories import (
+    create_campaign,
+    create_conflict,
+    create_lead,
+    create_meeting,
+    create_subject_request,
+)
 
 CALLERS = ("none", "viewer", "member", "admin", "other_admin")
 
@@ -94,6 +102,136 @@ def _signed_webhook(world: ApiWorld, api: ApiClient) -> Call:
     return Call(delivery.path, raw=delivery.body, headers=delivery.headers)
 
 
+WRITE_CREATES = _status(401, 403, 201, 201, 403)
+
+
+def _a_lead(world: ApiWorld, api: ApiClient) -> str:
+    with api.db.owner() as conn:
+        return str(create_lead(conn, world.a))
+
+
+def _a_conflict(world: ApiWorld, api: ApiClient) -> Call:
+    with api.db.owner() as conn:
+        conflict_id = create_conflict(conn, world.a, create_lead(conn, world.a))
+    return Call(f"/api/leads/conflicts/{conflict_id}/resolve", {"resolution": "keep_theirs"})
+
+
+def _a_subject_request(world: ApiWorld, api: ApiClient) -> Call:
+    with api.db.owner() as conn:
+        request_id = create_subject_request(conn, world.a, create_lead(conn, world.a))
+    return Call(f"/api/leads/dsr/{request_id}")
+
+
+def _push(world: ApiWorld, api: ApiClient) -> Call:
+    mutation = {
+        "client_mutation_id": "m-1",
+        "op": "create",
+        "id": str(uuid.uuid4()),
+        "fields": {"full_name": "Offline Lead"},
+    }
+    return Call("/api/leads/sync", {"device_id": "phone-1", "mutations": [mutation]})
+
+
+IF_MATCH_1 = {"If-Match": '"1"'}
+
+
+def _a_campaign(world: ApiWorld, api: ApiClient) -> str:
+    with api.db.owner() as conn:
+        return str(create_campaign(conn, world.a))
+
+
+def _a_meeting(world: ApiWorld, api: ApiClient, step: str, body: Any = None) -> Call:
+    with api.db.owner() as conn:
+        meeting_id = create_meeting(conn, world.a, create_lead(conn, world.a))
+    return Call(f"/api/leads/meetings/{meeting_id}{step}", body, headers=IF_MATCH_1)
+
+
+PIPELINE_CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
+    "POST /api/leads/campaigns": (
+        lambda w, a: Call("/api/leads/campaigns", {"name": "C", "channel": "email"}),
+        WRITE_CREATES,
+    ),
+    "GET /api/leads/campaigns": (lambda w, a: Call("/api/leads/campaigns"), READ),
+    "GET /api/leads/campaigns/{campaign_id}": (
+        lambda w, a: Call(f"/api/leads/campaigns/{_a_campaign(w, a)}"),
+        READ,
+    ),
+    "POST /api/leads/campaigns/{campaign_id}/status": (
+        lambda w, a: Call(
+            f"/api/leads/campaigns/{_a_campaign(w, a)}/status",
+            {"status": "active"},
+            headers=IF_MATCH_1,
+        ),
+        WRITE,
+    ),
+    "DELETE /api/leads/campaigns/{campaign_id}": (
+        lambda w, a: Call(f"/api/leads/campaigns/{_a_campaign(w, a)}", headers=IF_MATCH_1),
+        WRITE,
+    ),
+    "GET /api/leads/meetings/{meeting_id}": (lambda w, a: _a_meeting(w, a, ""), READ),
+    "POST /api/leads/meetings/{meeting_id}/reschedule": (
+        lambda w, a: _a_meeting(w, a, "/reschedule", {"scheduled_for": "2032-01-01T10:00:00Z"}),
+        WRITE,
+    ),
+    "POST /api/leads/meetings/{meeting_id}/cancel": (
+        lambda w, a: _a_meeting(w, a, "/cancel"),
+        WRITE,
+    ),
+    "POST /api/leads/meetings/{meeting_id}/complete": (
+        lambda w, a: _a_meeting(w, a, "/complete"),
+        WRITE,
+    ),
+    "POST /api/leads/{lead_id}/interactions": (
+        lambda w, a: Call(
+            f"/api/leads/{_a_lead(w, a)}/interactions",
+            {"channel": "phone", "direction": "outbound"},
+        ),
+        WRITE_CREATES,
+    ),
+    "GET /api/leads/{lead_id}/interactions": (
+        lambda w, a: Call(f"/api/leads/{_a_lead(w, a)}/interactions"),
+        READ,
+    ),
+    "POST /api/leads/{lead_id}/meetings": (
+        lambda w, a: Call(
+            f"/api/leads/{_a_lead(w, a)}/meetings", {"scheduled_for": "2032-02-02T10:00:00Z"}
+        ),
+        WRITE_CREATES,
+    ),
+}
+
+LEADS_CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
+    "GET /api/leads/changes": (lambda w, a: Call("/api/leads/changes"), READ),
+    "POST /api/leads/sync": (_push, WRITE),
+    "GET /api/leads/conflicts": (lambda w, a: Call("/api/leads/conflicts"), READ),
+    "POST /api/leads/conflicts/{conflict_id}/resolve": (_a_conflict, WRITE),
+    "POST /api/leads/dsr": (
+        lambda w, a: Call("/api/leads/dsr", {"lead_id": _a_lead(w, a), "kind": "access"}),
+        ADMIN_CREATES,
+    ),
+    "GET /api/leads/dsr": (lambda w, a: Call("/api/leads/dsr"), ADMIN),
+    "GET /api/leads/dsr/{request_id}": (_a_subject_request, ADMIN),
+    "GET /api/leads/processing-record": (lambda w, a: Call("/api/leads/processing-record"), ADMIN),
+    "GET /api/leads/metrics": (lambda w, a: Call("/api/leads/metrics"), READ),
+    "POST /api/leads": (lambda w, a: Call("/api/leads", {"full_name": "Nova"}), WRITE_CREATES),
+    "GET /api/leads": (lambda w, a: Call("/api/leads"), READ),
+    "GET /api/leads/{lead_id}": (lambda w, a: Call(f"/api/leads/{_a_lead(w, a)}"), READ),
+    "PATCH /api/leads/{lead_id}": (
+        lambda w, a: Call(f"/api/leads/{_a_lead(w, a)}", {"score": 3}, headers=IF_MATCH_1),
+        WRITE,
+    ),
+    "DELETE /api/leads/{lead_id}": (
+        lambda w, a: Call(f"/api/leads/{_a_lead(w, a)}", headers=IF_MATCH_1),
+        WRITE,
+    ),
+    "POST /api/leads/{lead_id}/consents": (
+        lambda w, a: Call(
+            f"/api/leads/{_a_lead(w, a)}/consents", {"action": "withdrawn", "channel": "email"}
+        ),
+        WRITE_CREATES,
+    ),
+}
+
 CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
     "GET /health": (lambda w, a: Call("/health"), _status(200, 200, 200, 200, 200)),
     "GET /api/agents": (lambda w, a: Call("/api/agents"), READ),
@@ -168,6 +306,8 @@ CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
         lambda w, a: _approval(w, a, "/cancel"),
         _status(401, 403, 200, 403, 403),
     ),
+    **LEADS_CONTRACT,
+    **PIPELINE_CONTRACT,
 }
 
 

@@ -18,12 +18,13 @@ from lambdas.shared.settings import (
     AuditSettings,
     BillingSettings,
     JobSettings,
+    LeadsSettings,
     MigrationSettings,
     OutboxRelaySettings,
     environment_variables,
 )
 from scripts.devstack.aws_resources import LocalResources
-from stacks.constants import READ_ONLY_GROUPS, WEBHOOK_GROUPS
+from stacks.constants import READ_ONLY_GROUPS, SUPPRESSION_KEY_GROUPS, WEBHOOK_GROUPS
 from stacks.events import CONSUMER_HANDLER, RELAY_HANDLER
 from stacks.jobs import JOBS_HANDLER
 from stacks.migrations import MIGRATION_HANDLER
@@ -56,6 +57,7 @@ _MODEL_BY_HANDLER: dict[str, type[BaseSettings]] = {
 }
 _MODEL_BY_GROUP: dict[str, type[BaseSettings]] = {
     **dict.fromkeys(WEBHOOK_GROUPS, BillingSettings),
+    **dict.fromkeys(SUPPRESSION_KEY_GROUPS, LeadsSettings),
     "audit": AuditSettings,
     "activity": ActivitySettings,
 }
@@ -146,6 +148,18 @@ def test_every_feature_a_function_has_is_switched_on(
         # (the activity consumer shares its package's name but has no such field)
         expected = set(OFF_BY_DESIGN.get(_function_name(handler), {})) & set(model.model_fields)
         assert off == expected, f"{handler}: unset {sorted(off - expected)}"
+
+
+def test_the_leads_function_gets_the_suppression_key_secret(
+    synthesis: Synthesis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (leads,) = [v for h, v in _functions(synthesis).items() if _function_name(h) == "leads"]
+
+    settings = _load(LeadsSettings, leads, monkeypatch)
+
+    assert isinstance(settings, LeadsSettings)
+    assert settings.suppression_secret_id is not None
+    assert "SuppressionKey" in settings.suppression_secret_id
 
 
 def test_the_billing_function_gets_its_webhook_secret(

@@ -78,3 +78,30 @@ def test_an_unknown_job_is_reported_not_run(lambda_env) -> None:
 
     assert report["ok"] is False
     assert "expire_trials" in report["error"]
+
+
+def test_the_dsr_deadline_job_counts_open_requests_due_within_48_hours_in_every_tenant(
+    lambda_env, owner
+) -> None:
+    first, second = create_tenant(owner), create_tenant(owner)
+    with owner.transaction():
+        for tenant, age_days, status in (
+            (first, 14, "open"),  # due in a day
+            (second, 16, "in_progress"),  # already late
+            (second, 1, "open"),  # due in two weeks
+            (first, 14, "completed"),  # answered
+        ):
+            owner.execute("SELECT set_config('app.current_tenant_id', %s, true)", (str(tenant.id),))
+            owner.execute(
+                """
+                INSERT INTO nigredo_leads.data_subject_requests (
+                    tenant_id, kind, status, due_at, created_at, completed_at)
+                VALUES (%s, 'access', %s, now(), now() - make_interval(days => %s),
+                        CASE WHEN %s = 'completed' THEN now() END)
+                """,
+                (tenant.id, status, age_days, status),
+            )
+
+    report = _invoke("leads_dsr_deadlines")
+
+    assert report == {**report, "job": "leads_dsr_deadlines", "ok": True, "affected": 2}

@@ -36,6 +36,7 @@ class AuditRows:
 
     def __init__(self) -> None:
         self.actions: list[tuple[str, str | None, Mapping[str, Any] | None]] = []
+        self.events: list[tuple[str, str]] = []
 
     def append(
         self,
@@ -47,6 +48,17 @@ class AuditRows:
         details: Mapping[str, Any] | None = None,
     ) -> None:
         self.actions.append((action, resource_id, details))
+
+    def emit(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Mapping[str, Any],
+        version: int = 1,
+    ) -> None:
+        self.events.append((event_type, aggregate_id))
 
 
 @pytest.fixture
@@ -75,7 +87,8 @@ def audit() -> AuditRows:
 
 
 def uow_factory(database: Database, tenant_id: uuid.UUID, audit: AuditRows | None = None):
-    writers = Writers(audit=(lambda conn, scope: audit) if audit else None)
+    rows = audit or AuditRows()
+    writers = Writers(audit=lambda conn, scope: rows, outbox=lambda conn, scope: rows)
 
     @contextmanager
     def factory() -> Iterator[LeadsUnitOfWork]:
@@ -486,7 +499,10 @@ def test_erasure_leaves_no_personal_data_and_keeps_the_counts(db, database, tena
         uow.retention.rollup(today.date())
         uow.commit()
     assert _metrics(db, tenant.id) == metrics_before
-    assert [a[0] for a in audit.actions] == ["lead.consent_granted", "lead.dsr_erasure"]
+    assert [a[0] for a in audit.actions if a[0].startswith(("lead.consent", "data_subject"))] == [
+        "lead.consent_recorded",
+        "data_subject_request.completed",
+    ]
     assert "eduarda" not in repr(audit.actions).lower()
     # the person is suppressed: never created again
     with pytest.raises(LeadSuppressed):
@@ -805,13 +821,14 @@ def test_the_lgpd_services_audit_rows_pass_the_real_audit_writer(db, database, t
     with db.owner() as owner:
         rows = owner.execute(
             "SELECT action, resource_id, metadata FROM alquimista_platform.audit_logs "
-            "WHERE tenant_id = %s AND action LIKE 'lead.%%' ORDER BY seq",
+            "WHERE tenant_id = %s ORDER BY seq",
             (tenant.id,),
         ).fetchall()
-    assert [r["action"] for r in rows] == [
-        "lead.consent_granted",
-        "lead.dsr_access",
-        "lead.dsr_erasure",
+    assert [(r["action"], r["metadata"].get("kind")) for r in rows] == [
+        ("lead.created", None),
+        ("lead.consent_recorded", None),
+        ("data_subject_request.completed", "access"),
+        ("data_subject_request.completed", "erasure"),
     ]
-    assert {r["resource_id"] for r in rows} == {str(person.id)}
+    assert {r["metadata"].get("lead_id", r["resource_id"]) for r in rows} == {str(person.id)}
     assert "iara" not in repr(rows).lower()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
 from lambdas.leads.errors import DuplicateLead
 from lambdas.leads.models import Change, Conflict, Lead, LeadFields, LeadFilters
+from lambdas.shared.events import validated_payload
 
 
 class FakeLeadStore:
@@ -207,6 +208,9 @@ class FakeConflicts:
         )
         return True
 
+    def open_conflicts(self, *, limit: int = 100) -> list[Conflict]:
+        return [c for c in self.rows.values() if c.status == "open"][:limit]
+
 
 class FakeConsents:
     def __init__(self, leads: FakeLeadStore) -> None:
@@ -216,7 +220,7 @@ class FakeConsents:
     def record(self, lead_id: UUID, **event: Any) -> dict[str, Any] | None:
         if self.leads.get(lead_id) is None:
             return None
-        self.events.append({"lead_id": lead_id, **event})
+        self.events.append({"id": uuid.uuid4(), "lead_id": lead_id, **event})
         return self.events[-1]
 
 
@@ -230,9 +234,22 @@ class FakeRequests:
         self, lead_id: UUID, *, kind: str, channel: str, requested_by: UUID | None
     ) -> dict[str, Any]:
         request_id = uuid.uuid4()
-        row: dict[str, Any] = {"id": request_id, "lead_id": lead_id, "kind": kind, "status": "open"}
+        row: dict[str, Any] = {
+            "id": request_id,
+            "lead_id": lead_id,
+            "kind": kind,
+            "channel": channel,
+            "status": "open",
+        }
         self.rows[request_id] = row
         return row
+
+    def get(self, request_id: UUID) -> dict[str, Any] | None:
+        return self.rows.get(request_id)
+
+    def page(self, *, status: str | None, limit: int) -> list[dict[str, Any]]:
+        rows = [r for r in self.rows.values() if status is None or r["status"] == status]
+        return rows[:limit]
 
     def complete(self, request_id: UUID, *, outcome: dict[str, Any]) -> dict[str, Any] | None:
         self.rows[request_id].update(status="completed", outcome=outcome)
@@ -259,6 +276,30 @@ class FakeAudit:
         )
 
 
+class FakeRetention:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def metrics(self, *, day_from: date, day_to: date) -> list[dict[str, Any]]:
+        return [r for r in self.rows if day_from <= r["day"] <= day_to]
+
+
+class FakeReports:
+    def __init__(self, leads: FakeLeadStore, consents: FakeConsents) -> None:
+        self.leads = leads
+        self.consents = consents
+
+    def legal_bases(self) -> dict[str, int]:
+        bases: dict[str, int] = {}
+        for lead in self.leads.rows.values():
+            if lead.deleted_at is None:
+                bases[lead.legal_basis] = bases.get(lead.legal_basis, 0) + 1
+        return bases
+
+    def consent_purposes(self) -> list[str]:
+        return sorted({p for event in self.consents.events for p in event.get("purposes", [])})
+
+
 class FakeLeadsUow:
     """One tenant's leads in memory; ``commits`` counts the units of work that committed."""
 
@@ -272,6 +313,8 @@ class FakeLeadsUow:
         self.conflicts = FakeConflicts(tenant)
         self.consents = FakeConsents(self.leads)
         self.requests = FakeRequests(self.leads)
+        self.retention = FakeRetention()
+        self.reports = FakeReports(self.leads, self.consents)
         self.audit_log = FakeAudit()
         self.entered = 0
         self.commits = 0
@@ -279,6 +322,20 @@ class FakeLeadsUow:
     @property
     def audit(self) -> FakeAudit:
         return self.audit_log
+
+    def record(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Mapping[str, Any],
+        version: int = 1,
+    ) -> None:
+        data = validated_payload(event_type, version, aggregate_type, payload)
+        self.audit_log.append(
+            event_type, resource_type=aggregate_type, resource_id=aggregate_id, details=data
+        )
 
     def commit(self) -> None:
         self.commits += 1

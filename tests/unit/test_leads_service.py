@@ -177,8 +177,10 @@ def test_erasure_suppresses_first_and_audits_without_personal_data(uow) -> None:
     assert uow.suppression.matches(lead_digests(KEY, email="bia@example.com", phone=None)) == [
         "email"
     ]
-    [entry] = uow.audit_log.entries
-    assert entry["action"] == "lead.dsr_erasure"
+    created, entry = uow.audit_log.entries
+    assert created["action"] == "lead.created"
+    assert entry["action"] == "data_subject_request.completed"
+    assert entry["details"]["kind"] == "erasure"
     assert "bia" not in repr(entry).lower()
     with pytest.raises(LeadNotFound):
         lgpd.erase(uuid.uuid4(), suppress=False, requested_by=None)
@@ -201,3 +203,35 @@ def test_a_consent_names_purposes_and_text_and_a_valid_ip(uow) -> None:
     assert event["ip_hmac"] != "10.0.0.1"
     assert len(event["ip_hmac"]) == 64
     assert uow.commits == commits + 1
+
+
+def test_the_processing_record_lists_every_activity_and_the_tenants_facts(uow) -> None:
+    from lambdas.leads import reports_service  # noqa: PLC0415
+
+    lead = _leads(uow).create(LeadFields(full_name="Rui", legal_basis="consent"))
+    LgpdService(uow.factory, suppression_key=KEY).record_consent(
+        lead.id, "granted", channel="form", purposes=["newsletter"], text_version="v1",
+        ip=None, recorded_by=None,
+    )  # fmt: skip
+
+    record = reports_service.processing_record(uow.factory, tenant_id=lead.tenant_id)
+
+    assert record.legal_bases_in_use == {"consent": 1}
+    assert record.consent_purposes_in_use == ["newsletter"]
+    assert {"legal_obligation", "consent", "legitimate_interest"} <= {
+        basis for activity in record.activities for basis in activity.legal_bases
+    }
+    assert all(a.retention and a.recipients and a.data_categories for a in record.activities)
+
+
+def test_metrics_refuse_a_backward_or_overlong_range(uow) -> None:
+    from datetime import date  # noqa: PLC0415
+
+    from lambdas.leads import reports_service  # noqa: PLC0415
+    from lambdas.shared.errors import ValidationFailed  # noqa: PLC0415
+
+    with pytest.raises(ValidationFailed):
+        reports_service.metrics(uow.factory, day_from=date(2026, 2, 1), day_to=date(2026, 1, 1))
+    with pytest.raises(ValidationFailed):
+        reports_service.metrics(uow.factory, day_from=date(2024, 1, 1), day_to=date(2026, 1, 1))
+    assert reports_service.metrics(uow.factory, day_from=None, day_to=None).items == []

@@ -41,6 +41,13 @@ def _resolve(node: ast.expr, scope: dict[str, Any]) -> Any:
     if isinstance(node, ast.Attribute):
         owner = _resolve(node.value, scope)
         return getattr(owner, node.attr, None) if owner is not None else None
+    if isinstance(node, ast.Call):
+        # ``deps.leads().create(...)``: a call annotated to return a class stands for that
+        # class, so the method called on its result is followed
+        callee = _resolve(node.func, scope)
+        if inspect.isfunction(callee) or inspect.ismethod(callee):
+            returned = typing.get_type_hints(callee).get("return")
+            return returned if inspect.isclass(returned) else None
     return None
 
 
@@ -72,6 +79,8 @@ def raised_errors(func: Callable[..., Any], seen: set[Any] | None = None) -> set
                 found.add(error)
         elif isinstance(node, ast.Call):
             callee = _resolve(node.func, scope)
+            if inspect.ismethod(callee):
+                callee = callee.__func__
             if inspect.isfunction(callee) and callee.__module__.startswith("lambdas."):
                 found |= raised_errors(callee, seen)
     return found

@@ -1,0 +1,40 @@
+"""The leads function's suppression key secret, and the DSR deadline alarm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.infrastructure.conftest import Synthesis
+
+
+def test_the_suppression_key_is_generated_and_only_the_leads_function_reads_it(
+    synthesis: Synthesis,
+) -> None:
+    secrets = synthesis.resources("AWS::SecretsManager::Secret", "Data")
+    key_id, key = next((n, s) for n, s in secrets.items() if "SuppressionKey" in n)
+    generate = key["Properties"]["GenerateSecretString"]
+    assert (generate["GenerateStringKey"], generate["PasswordLength"]) == ("hmac_key", 64)
+
+    readers = set()
+    for name, policy in synthesis.resources("AWS::IAM::Policy", "Api").items():
+        text = str(policy["Properties"]["PolicyDocument"])
+        if "secretsmanager:GetSecretValue" in text and key_id in text:
+            readers.add(name)
+    assert readers, "no function may read the suppression key"
+    assert all("Leads" in name for name in readers), readers
+
+
+def test_an_alarm_fires_when_a_data_subject_request_is_due_within_48_hours(
+    synthesis: Synthesis,
+) -> None:
+    alarms = synthesis.resources("AWS::CloudWatch::Alarm", "Monitoring")
+    alarm: dict[str, Any] = next(a for n, a in alarms.items() if "LeadsDsrDeadline" in n)[
+        "Properties"
+    ]
+
+    assert alarm["MetricName"] == "LeadsDsrDueSoon"
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # the job stopping hides deadlines: no count reported is an alarm too
+    assert alarm["TreatMissingData"] == "breaching"
+    assert alarm["AlarmActions"]
