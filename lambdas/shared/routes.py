@@ -92,6 +92,11 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", "/api/audit", "audit", permission="audit:read"),
     Route("GET", "/api/audit/verify", "audit", permission="audit:read"),
     Route("GET", "/api/plans", "plans", permission="plans:read"),
+    Route("GET", "/api/members", "members", permission="members:read"),
+    Route("POST", "/api/members/invitations", "members", permission="members:manage"),
+    Route("GET", "/api/members/{user_id}", "members", permission="members:read"),
+    Route("PATCH", "/api/members/{user_id}", "members", permission="members:manage"),
+    Route("DELETE", "/api/members/{user_id}", "members", permission="members:manage"),
     Route("GET", "/api/activity", "activity", permission="activity:read"),
     Route("GET", "/api/plans/{plan_id}", "plans", permission="plans:read"),
 )
