@@ -58,7 +58,8 @@ class UserRepository:
             """
             INSERT INTO alquimista_platform.users AS u (cognito_sub, email, full_name)
             VALUES (%(sub)s, %(email)s, %(full_name)s)
-            ON CONFLICT (cognito_sub) DO UPDATE SET full_name = coalesce(u.full_name, excluded.full_name)
+            ON CONFLICT (cognito_sub) DO UPDATE
+            SET full_name = coalesce(u.full_name, excluded.full_name)
             RETURNING id
             """,
             {"sub": sub, "email": email, "full_name": full_name},

@@ -132,18 +132,24 @@ def encode_cursor(member: MemberResponse) -> str:
     return cursors.encode_cursor(f"{member.created_at.isoformat()}|{member.user_id}")
 
 
-def _position(text: str) -> tuple[datetime, UUID] | None:
+def _position(text: str) -> tuple[datetime, UUID]:
     created, _, user_id = text.partition("|")
+    at = datetime.fromisoformat(created)
+    if at.tzinfo is None:
+        raise ValueError("a cursor's time has a time zone")
+    return at, UUID(user_id)
+
+
+def _is_position(text: str) -> bool:
     try:
-        return datetime.fromisoformat(created), UUID(user_id)
+        _position(text)
     except ValueError:
-        return None
+        return False
+    return True
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    position = _position(cursors.decode_cursor(cursor, valid=lambda p: _position(p) is not None))
-    assert position is not None  # decode_cursor accepted it
-    return position
+    return _position(cursors.decode_cursor(cursor, valid=_is_position))
 
 
 def normalised_email(email: str) -> str:
