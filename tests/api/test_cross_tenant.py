@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,8 @@ class Case:
     path: str
     expected: int
     b_unchanged: Callable[[], None] = lambda: None
+    body: Any = None
+    code: str = "trial_not_found"  # the error a 404 answers with
 
 
 def _b_activation_status(api: ApiClient, world: ApiWorld) -> str:
@@ -73,6 +76,19 @@ def _b_trial(api: ApiClient, world: ApiWorld) -> Case:
     return Case(f"/api/billing/trials/{trial_id}/usage", 404, unchanged)
 
 
+def _b_member(api: ApiClient, world: ApiWorld, body: Any = None) -> Case:
+    member = world.b.user("member")
+
+    def unchanged() -> None:
+        listed = api.http.get(
+            f"/api/members/{member.id}", headers=api.headers_for(world.b.user("admin"))
+        )
+        assert listed.status_code == 200
+        assert listed.json()["role"] == "member"
+
+    return Case(f"/api/members/{member.id}", 404, unchanged, body, "member_not_found")
+
+
 CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
     # Catalog ids are global: A sees the catalog entry, never B's activation state.
     "GET /api/agents/{agent_id}": lambda api, w: _b_activated_agent(api, w, ""),
@@ -84,6 +100,9 @@ CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
     # Tenant-owned ids: B's are invisible to A.
     "GET /api/billing/trials/{trial_id}/usage": _b_trial,
     "POST /api/billing/trials/{trial_id}/usage": _b_trial,
+    "GET /api/members/{user_id}": _b_member,
+    "PATCH /api/members/{user_id}": lambda api, w: _b_member(api, w, {"role": "admin"}),
+    "DELETE /api/members/{user_id}": _b_member,
 }
 
 ID_ROUTES = [route for route in ROUTES if _ID_PARAM.search(route.path)]
@@ -98,11 +117,11 @@ def test_tenant_a_admin_with_tenant_b_ids(api: ApiClient, world: ApiWorld, route
     case = CASES[route.route_key](api, world)
 
     response = api.http.request(
-        route.method, case.path, headers=api.headers_for(world.a.user("admin"))
+        route.method, case.path, json=case.body, headers=api.headers_for(world.a.user("admin"))
     )
 
     assert response.status_code == case.expected, response.text
     if case.expected == 404:
-        assert response.json()["error"]["code"] == "trial_not_found"
+        assert response.json()["error"]["code"] == case.code
         assert str(world.b.id) not in response.text
     case.b_unchanged()

@@ -35,6 +35,7 @@ MARKETING = find_subnucleo("marketing")
 class Story:
     world: World
     trial_id: str | None = None
+    invited_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,18 @@ def _start_trial(story: Story) -> HandlerResult:
         body={"subnucleo_id": str(MARKETING.id)},
     )
     story.trial_id = result.body.get("id") if isinstance(result.body, dict) else None
+    return result
+
+
+def _invite(story: Story) -> HandlerResult:
+    result = call(
+        "POST",
+        "/api/members/invitations",
+        user=story.world.a.user("admin"),
+        body={"email": "recorded-invitee@example.com", "role": "viewer"},
+    )
+    if isinstance(result.body, dict) and "member" in result.body:
+        story.invited_id = result.body["member"]["user_id"]
     return result
 
 
@@ -112,6 +125,22 @@ RECIPES: tuple[Recipe, ...] = (
         lambda s: call(
             "POST", f"/api/billing/trials/{s.trial_id}/usage", user=s.world.b.user("member")
         ),
+    ),
+    Recipe("POST /api/members/invitations", "membership.invited", _invite),
+    Recipe(
+        "PATCH /api/members/{user_id}",
+        "membership.role_changed",
+        lambda s: call(
+            "PATCH",
+            f"/api/members/{s.invited_id}",
+            user=s.world.a.user("admin"),
+            body={"role": "member"},
+        ),
+    ),
+    Recipe(
+        "DELETE /api/members/{user_id}",
+        "membership.revoked",
+        lambda s: call("DELETE", f"/api/members/{s.invited_id}", user=s.world.a.user("admin")),
     ),
     Recipe(
         "POST /api/billing/commercial-requests",
