@@ -18,6 +18,7 @@ from lambdas.shared.settings import (
     AuditSettings,
     BillingSettings,
     JobSettings,
+    MembersSettings,
     MigrationSettings,
     OutboxRelaySettings,
     environment_variables,
@@ -58,6 +59,7 @@ _MODEL_BY_GROUP: dict[str, type[BaseSettings]] = {
     **dict.fromkeys(WEBHOOK_GROUPS, BillingSettings),
     "audit": AuditSettings,
     "activity": ActivitySettings,
+    "members": MembersSettings,
 }
 
 
