@@ -14,7 +14,9 @@ import boto3
 import psycopg
 import pytest
 
+from lambdas.members.repository import MemberRepository
 from lambdas.shared.constants import TENANT_CLAIM, TENANT_SETTING
+from lambdas.shared.runtime import reset_runtime
 from scripts.devstack.aws_resources import LocalResources
 from tests.integration.conftest import World
 from tests.support.database import TestDatabase
@@ -216,6 +218,22 @@ def test_inviting_a_current_member_again_is_409(world: World) -> None:
     ]
 
 
+def test_a_retried_invitation_with_its_idempotency_key_is_replayed(
+    world: World, lambda_env: LocalResources, owner: Conn
+) -> None:
+    body = {"email": _email(), "role": "viewer"}
+    headers = {"idempotency-key": f"invite-{uuid.uuid4()}"}
+    admin = world.a.user("admin")
+
+    first = call("POST", "/api/members/invitations", user=admin, body=body, headers=headers)
+    again = call("POST", "/api/members/invitations", user=admin, body=body, headers=headers)
+
+    assert (first.status, again.status) == (201, 201)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.body == first.body
+    assert len(_records(owner, world.a.id, "membership.invited")) == 1
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -242,8 +260,6 @@ def test_a_cognito_outage_is_503_and_leaves_no_membership(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("USER_POOL_ID", "eu-west-1_doesnotexist")
-    from lambdas.shared.runtime import reset_runtime  # noqa: PLC0415
-
     reset_runtime()
     email = _email()
 
@@ -502,3 +518,21 @@ def test_a_member_of_another_tenant_is_refused_as_before(world: World) -> None:
     )
     assert result.status == 403
     assert result.body["error"]["code"] == "forbidden"
+
+
+def test_the_member_repository_filters_by_tenant_itself(world: World, owner_conn: Conn) -> None:
+    # Given tenant B's member, on a connection row-level security does not bind
+    theirs = world.b.user("member")
+
+    # When tenant A's repository reads, changes and removes it
+    with owner_conn.transaction():
+        repository = MemberRepository(owner_conn, world.a.id)
+        got = repository.get(theirs.id)
+        listed = repository.page(role=None, after=None, limit=100)
+        removed = repository.remove(theirs.id)
+
+    # Then it finds nothing and changes nothing
+    assert got is None
+    assert str(theirs.id) not in {str(m.user_id) for m in listed}
+    assert removed is None
+    assert MemberRepository(owner_conn, world.b.id).get(theirs.id) is not None
