@@ -139,7 +139,7 @@ def test_an_account_the_platform_never_saw_is_told_to_get_invited(setup) -> None
 
     def account_known(candidate: uuid.UUID) -> bool:
         asked.append(candidate)
-        return candidate == sub
+        return bool(candidate == sub)
 
     for claims in ({"sub": str(unknown)}, {"sub": str(unknown), "custom:tenant_id": str(tenant)}):
         with pytest.raises(MembershipRequired, match="invite") as refused:

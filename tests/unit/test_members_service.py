@@ -18,7 +18,7 @@ from lambdas.members.models import (
     MemberResponse,
     Role,
 )
-from lambdas.shared.cursors import InvalidCursor
+from lambdas.shared.cursors import InvalidCursor, encode_cursor
 from lambdas.shared.events import validated_payload
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -218,6 +218,6 @@ def test_pages_follow_the_cursor_and_a_forged_cursor_is_refused() -> None:
     assert len(first.items) == 3
     assert len(second.items) == 2
     assert second.next_cursor is None
-    for forged in ("bm9wZQ", service.cursors.encode_cursor("2026-01-01T00:00:00|x")):
+    for forged in ("bm9wZQ", encode_cursor("2026-01-01T00:00:00|x")):
         with pytest.raises(InvalidCursor):
             service.list_members(uow.factory(), cursor=forged)
