@@ -32,6 +32,11 @@ POSTGRES_PORT: Final = 5432
 
 # The group whose bundle carries the LLM client and whose function may reach the internet.
 CHAT_GROUP: Final = "chat"
+# The group that invites users into the Cognito user pool.
+MEMBERS_GROUP: Final = "members"
+# Groups whose functions run in subnets with a route to the internet: the LLM provider, and
+# Cognito's admin API (no interface endpoint needed for a few calls a day).
+EGRESS_GROUPS: Final = frozenset({CHAT_GROUP, MEMBERS_GROUP})
 # Groups that serve only reads of platform state: no DynamoDB idempotency table.
 READ_ONLY_GROUPS: Final = frozenset({"health", "audit", "activity"})
 # Functions that read the audit anchor bucket (the jobs function also writes it).

@@ -4,6 +4,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cognito as cognito
 from constructs import Construct
 
+from lambdas.shared.constants import resource_names
 from stacks.nag import acknowledge
 
 TENANT_ATTRIBUTE = "tenant_id"  # appears in tokens as custom:tenant_id (TENANT_CLAIM)
@@ -50,7 +51,7 @@ class IdentityConstruct(Construct):
         return cognito.UserPool(
             self,
             "UserPool",
-            user_pool_name=f"alquimista-{env}",
+            user_pool_name=resource_names(env).user_pool,
             self_sign_up_enabled=False,
             sign_in_aliases=cognito.SignInAliases(email=True),
             sign_in_case_sensitive=False,

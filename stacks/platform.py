@@ -15,6 +15,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from lambdas.members.cognito import COGNITO_ACTIONS
 from lambdas.shared.constants import ResourceNames, resource_names
 from lambdas.shared.routes import ROUTES, Route
 from lambdas.shared.settings import (
@@ -24,6 +25,7 @@ from lambdas.shared.settings import (
     BillingSettings,
     JobSettings,
     LeadsSettings,
+    MembersSettings,
     MigrationSettings,
     environment_variables,
 )
@@ -38,6 +40,7 @@ from stacks.constants import (
     JOB_SCHEDULES,
     JOBS_GROUP,
     LAMBDA_CONNECTION_SHARE,
+    MEMBERS_GROUP,
     MIGRATION_RESERVED_CONCURRENCY,
     READ_ONLY_GROUPS,
     SUPPRESSION_KEY_GROUPS,
@@ -209,7 +212,12 @@ class MigrationsStack(Stack):
 
 
 def api_environment(
-    group: str, config: EnvironmentConfig, data: DataStack, names: ResourceNames
+    group: str,
+    config: EnvironmentConfig,
+    data: DataStack,
+    names: ResourceNames,
+    *,
+    user_pool_id: str | None = None,
 ) -> dict[str, str]:
     """What the group's settings read (lambdas/shared/settings.py), by field name."""
     values: dict[str, str] = {
@@ -236,6 +244,9 @@ def api_environment(
     if group in SUPPRESSION_KEY_GROUPS:
         model = LeadsSettings
         values["suppression_secret_id"] = data.suppression_key.secret.secret_arn
+    if group == MEMBERS_GROUP:
+        model = MembersSettings
+        values["user_pool_id"] = user_pool_id or ""
     return environment_variables(model, **values)
 
 
@@ -273,7 +284,12 @@ class ApiStack(Stack):
             function_subnets=network.function_subnets,
             egress_subnets=network.egress_subnets,
             security_group=network.function_security_group,
-            environment={group: api_environment(group, config, data, names) for group in groups},
+            environment={
+                group: api_environment(
+                    group, config, data, names, user_pool_id=self.identity.user_pool.user_pool_id
+                )
+                for group in groups
+            },
             reserved_concurrency=config.api_reserved_concurrency,
             log_retention=config.log_retention,
             removal_policy=config.removal_policy,
@@ -313,6 +329,12 @@ class ApiStack(Stack):
         if ACTIVITY_GROUP in self.route_functions.functions:
             self.events.grant_feed_read(self.route_functions.functions[ACTIVITY_GROUP].role)
         self._grant(data, {**self.route_functions.functions, JOBS_GROUP: self.jobs.function})
+        if MEMBERS_GROUP in self.route_functions.functions:
+            # Invitations only: create a user, or read the one that exists (no deletes, no
+            # attribute changes), in this stack's pool.
+            self.identity.user_pool.grant(
+                self.route_functions.functions[MEMBERS_GROUP].role, *COGNITO_ACTIONS
+            )
         for construct in [
             *self.route_functions.functions.values(),
             self.jobs.function,

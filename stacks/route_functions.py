@@ -9,7 +9,7 @@ from constructs import Construct
 
 from lambdas.shared.routes import Route
 from stacks.bundling import LambdaBundleConstruct
-from stacks.constants import API_LAMBDA_TIMEOUT, CHAT_GROUP, WEBHOOK_GROUPS
+from stacks.constants import API_LAMBDA_TIMEOUT, CHAT_GROUP, EGRESS_GROUPS, WEBHOOK_GROUPS
 from stacks.functions import ServiceFunctionConstruct
 
 
@@ -24,9 +24,10 @@ def route_groups(routes: Sequence[Route]) -> dict[str, str]:
 class RouteFunctionsConstruct(Construct):
     """One function per route group of the route table.
 
-    Only the chat group ships the LLM client (its own layer) and runs in subnets with a route to
-    the internet; every other group runs in the network's function subnets (isolated where the
-    environment pays for interface endpoints). Only the billing group ships the
+    Only the chat group ships the LLM client (its own layer). It and the members group (Cognito's
+    admin API) run in subnets with a route to the internet; every other group runs in the
+    network's function subnets (isolated where the environment pays for interface endpoints).
+    Only the billing group ships the
     Stripe SDK (its own layer).
     """
 
@@ -58,7 +59,7 @@ class RouteFunctionsConstruct(Construct):
                 code=bundle.code,
                 layers=bundle.layers_for(chat=chat, billing=group in WEBHOOK_GROUPS),
                 vpc=vpc,
-                subnets=egress_subnets if chat else function_subnets,
+                subnets=egress_subnets if group in EGRESS_GROUPS else function_subnets,
                 security_group=security_group,
                 environment=environment[group],
                 timeout=API_LAMBDA_TIMEOUT,

@@ -50,6 +50,12 @@ class Principal:
 # (caller's sub, requested tenant) -> the caller's active membership there, or None; looked
 # up in a transaction scoped to that tenant (``RequestScope.authorize``)
 GrantLookup = Callable[[UUID, UUID], MembershipGrant | None]
+# caller's sub -> whether the platform has a user row for the account (asked only on a refusal)
+AccountLookup = Callable[[UUID], bool]
+
+MEMBERSHIP_REQUIRED_MESSAGE: Final = (
+    "your account is not a member of any tenant yet: ask a tenant admin to invite you"
+)
 
 
 _CANONICAL_UUID: Final = re.compile(
@@ -101,11 +107,22 @@ def requested_tenant(claims: Mapping[str, Any], headers: Mapping[str, str] | Non
         return UUID(header.strip())
     claim = claims.get(TENANT_CLAIM)
     if claim is None:
-        raise Forbidden("no tenant selected: send X-Tenant-Id or use a token with a tenant")
+        raise NoTenantSelected("no tenant selected: send X-Tenant-Id or use a token with a tenant")
     tenant = _uuid(claim)
     if tenant is None:
         raise Unauthorized(f"the token's {TENANT_CLAIM} claim is not a valid UUID")
     return tenant
+
+
+class NoTenantSelected(Forbidden):
+    """Neither the X-Tenant-Id header nor the token names a tenant."""
+
+
+class MembershipRequired(Forbidden):
+    """A signed-in account the platform has no membership for (e.g. provisioned by Cognito on
+    its first sign-in): a tenant admin must invite it (``POST /api/members/invitations``)."""
+
+    code = "membership_required"
 
 
 class PermissionDenied(Forbidden):
@@ -119,17 +136,31 @@ class PermissionDenied(Forbidden):
         self.permission = permission
 
 
-def authorize(event: Mapping[str, Any], permission: str, lookup: GrantLookup) -> Principal:
+def authorize(
+    event: Mapping[str, Any],
+    permission: str,
+    lookup: GrantLookup,
+    account_known: AccountLookup | None = None,
+) -> Principal:
     """Resolve the caller of ``event`` and check that their role grants ``permission``.
 
     Raises Unauthorized (401) without a usable identity and Forbidden (403) when the caller is
-    not an active member of the requested tenant or their role lacks the permission.
+    not an active member of the requested tenant or their role lacks the permission; an account
+    the platform has never seen (``account_known``) is MembershipRequired (403), so a user
+    provisioned on their first sign-in learns why they are refused.
     """
     claims = claims_of(event) or {}
     identity = identity_from_claims(claims)
-    tenant_id = requested_tenant(claims, event.get("headers"))
+    try:
+        tenant_id = requested_tenant(claims, event.get("headers"))
+    except NoTenantSelected:
+        if account_known is not None and not account_known(identity.sub):
+            raise MembershipRequired(MEMBERSHIP_REQUIRED_MESSAGE) from None
+        raise
     grant = lookup(identity.sub, tenant_id)
     if grant is None:
+        if account_known is not None and not account_known(identity.sub):
+            raise MembershipRequired(MEMBERSHIP_REQUIRED_MESSAGE)
         raise Forbidden("you are not an active member of this tenant")
     if permission not in grant.permissions:
         raise PermissionDenied(

@@ -37,3 +37,17 @@ def grant_from_row(row: dict[str, Any] | None) -> MembershipGrant | None:
     return MembershipGrant(
         user_id=row["user_id"], role=row["role"], permissions=frozenset(row["permissions"])
     )
+
+
+_ACCOUNT_SQL = """
+SELECT EXISTS (SELECT 1 FROM alquimista_platform.users WHERE cognito_sub = %(sub)s) AS known
+"""
+
+
+def account_query(sub: UUID) -> OpeningQuery:
+    """Whether a user row exists for the caller's subject (users are not tenant-owned)."""
+    return _ACCOUNT_SQL, {"sub": sub}
+
+
+def account_from_row(row: dict[str, Any] | None) -> bool:
+    return bool(row and row["known"])

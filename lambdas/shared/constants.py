@@ -105,6 +105,11 @@ class ResourceNames:
         return f"{self.prefix}-activity"
 
     @property
+    def user_pool(self) -> str:
+        """The Cognito user pool's name (stacks/identity.py; the local stack's moto pool)."""
+        return self.prefix
+
+    @property
     def runtime_db_role(self) -> str:
         return "alquimista_app"
 

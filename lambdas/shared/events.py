@@ -230,6 +230,30 @@ class MeetingChangedV1(EventPayload):
     duration_minutes: int
 
 
+class MembershipInvitedV1(EventPayload):
+    """No e-mail address: the user id points at the users row, where erasure reaches it."""
+
+    user_id: UUID
+    role: str
+    invited_by: UUID
+    account_created: bool
+
+
+class MembershipRoleChangedV1(EventPayload):
+    user_id: UUID
+    from_role: str
+    to_role: str
+    changed_by: UUID
+
+
+class MembershipRevokedV1(EventPayload):
+    user_id: UUID
+    role: str
+    removed_by: UUID
+    canceled_approval_requests: list[UUID]
+    withdrawn_decisions: list[UUID]
+
+
 @dataclass(frozen=True)
 class EventSpec:
     name: str
@@ -307,6 +331,13 @@ CATALOG: Final[tuple[EventSpec, ...]] = (
               "A meeting moved to another time or length."),
     EventSpec("meeting.canceled", 1, "meeting", MeetingChangedV1, "A meeting was canceled."),
     EventSpec("meeting.completed", 1, "meeting", MeetingChangedV1, "A meeting took place."),
+    EventSpec("membership.invited", 1, "membership", MembershipInvitedV1,
+              "A tenant admin invited a user by e-mail with a role (aggregate id: the user id)."),
+    EventSpec("membership.role_changed", 1, "membership", MembershipRoleChangedV1,
+              "A tenant admin changed a member's role."),
+    EventSpec("membership.revoked", 1, "membership", MembershipRevokedV1,
+              "A tenant admin removed a member; their pending approval requests were canceled "
+              "and their approvals on pending requests withdrawn."),
 )  # fmt: skip
 
 _BY_KEY: Final[dict[tuple[str, int], EventSpec]] = {(s.name, s.version): s for s in CATALOG}

@@ -28,10 +28,12 @@ from lambdas.shared.settings import (
     ChatSettings,
     JobSettings,
     LeadsSettings,
+    MembersSettings,
     get_migration_settings,
 )
 
 if TYPE_CHECKING:
+    from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
@@ -90,6 +92,10 @@ class Runtime:
         return JobSettings()  # type: ignore[call-arg,unused-ignore]
 
     @cached_property
+    def members_settings(self) -> MembersSettings:
+        return MembersSettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
     def database(self) -> Database:
         """The database handle (the connection itself opens on first use)."""
         settings = self.api_settings
@@ -109,6 +115,10 @@ class Runtime:
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
         return boto3.client("dynamodb")
+
+    @cached_property
+    def cognito(self) -> CognitoIdentityProviderClient:
+        return boto3.client("cognito-idp")
 
     def request_scope(
         self,

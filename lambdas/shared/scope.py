@@ -33,7 +33,12 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from lambdas.shared.auth import Principal, authorize
-from lambdas.shared.auth_repository import grant_from_row, grant_query
+from lambdas.shared.auth_repository import (
+    account_from_row,
+    account_query,
+    grant_from_row,
+    grant_query,
+)
 from lambdas.shared.errors import Unauthorized
 
 if TYPE_CHECKING:
@@ -192,12 +197,18 @@ class RequestScope:
         """Resolve the caller of ``event`` in PostgreSQL and check ``permission`` (see
         ``auth.authorize``); the lookup opens the transaction the route's unit of work then
         continues."""
-        self.principal = authorize(event, permission, self._lookup_grant)
+        self.principal = authorize(event, permission, self._lookup_grant, self._account_known)
         return self.principal
 
     def _lookup_grant(self, sub: UUID, tenant_id: UUID) -> MembershipGrant | None:
         _, opened = self.begin(tenant_id, opening=grant_query(sub, tenant_id))
         return grant_from_row(opened.fetchone() if opened else None)
+
+    def _account_known(self, sub: UUID) -> bool:
+        """Asked only when a caller is refused: in the open transaction, else in one scoped to
+        no tenant (the users table is not tenant-owned)."""
+        _, opened = self.begin(self.tenant_id, opening=account_query(sub))
+        return account_from_row(opened.fetchone() if opened else None)
 
     # -- the transaction ------------------------------------------------------------------
 

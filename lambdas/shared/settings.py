@@ -126,6 +126,12 @@ class ActivitySettings(ApiSettings):
     activity_table: str = Field(alias="ACTIVITY_TABLE_NAME")
 
 
+class MembersSettings(ApiSettings):
+    """The members route group invites users into the stack's Cognito user pool."""
+
+    user_pool_id: str = Field(alias="USER_POOL_ID")
+
+
 class ActivityConsumerSettings(ServiceSettings):
     """The activity consumer needs no database: it projects events into DynamoDB."""
 

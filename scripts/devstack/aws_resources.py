@@ -10,19 +10,23 @@ from typing import Any, Final
 
 import boto3
 
-from lambdas.shared.constants import resource_names
+from lambdas.shared.constants import TENANT_CLAIM, resource_names
 from lambdas.shared.settings import (
     ActivitySettings,
     AuditSettings,
     BillingSettings,
     JobSettings,
     LeadsSettings,
+    MembersSettings,
     MigrationSettings,
     OutboxRelaySettings,
     environment_variables,
 )
 from scripts.devstack.events import provision_events
 from scripts.devstack.postgres import ConnectionInfo
+
+# The custom attribute behind the token's tenant claim (``custom:tenant_id``).
+TENANT_ATTRIBUTE: Final = TENANT_CLAIM.removeprefix("custom:")
 
 # Fixed, documented webhook signing secrets of the local stack (README, docs/api.md), so
 # scripts/send_test_webhook.py and a provider's CLI can sign what the local gateway verifies.
@@ -43,6 +47,7 @@ class LocalResources:
     activity_table: str = ""
     event_bus: str = ""
     leads_suppression_secret_arn: str = ""
+    user_pool_id: str = ""
 
     def lambda_environment(self, env: str) -> dict[str, str]:
         """The variables the stacks give the Lambdas (every function's, in one process),
@@ -70,6 +75,7 @@ class LocalResources:
                 LeadsSettings, suppression_secret_id=self.leads_suppression_secret_arn or None
             ),
             **environment_variables(OutboxRelaySettings, event_bus_name=self.event_bus or None),
+            **environment_variables(MembersSettings, user_pool_id=self.user_pool_id or None),
         }
 
 
@@ -160,6 +166,7 @@ def provision(
     _ensure_table(ddb, names.idempotency_table, "id", "expiration")
     _ensure_anchor_bucket(boto3.client("s3"), names.audit_anchor_bucket)
     provision_events(names)
+    user_pool_id = _ensure_user_pool(boto3.client("cognito-idp"), names.user_pool)
     return LocalResources(
         db_secret_arn=db_arn,
         runtime_secret_arn=runtime_arn,
@@ -170,7 +177,26 @@ def provision(
         activity_table=names.activity_table,
         event_bus=names.event_bus,
         leads_suppression_secret_arn=suppression_arn,
+        user_pool_id=user_pool_id,
     )
+
+
+def _ensure_user_pool(client: Any, name: str) -> str:
+    """The user pool members are invited into, shaped as stacks/identity.py makes it (e-mail
+    as the username, the custom tenant attribute); found by name when it exists."""
+    for pool in client.list_user_pools(MaxResults=60).get("UserPools", []):
+        if pool["Name"] == name:
+            return str(pool["Id"])
+    created = client.create_user_pool(
+        PoolName=name,
+        UsernameAttributes=["email"],
+        AutoVerifiedAttributes=["email"],
+        Schema=[
+            {"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True},
+            {"Name": TENANT_ATTRIBUTE, "AttributeDataType": "String", "Mutable": True},
+        ],
+    )
+    return str(created["UserPool"]["Id"])
 
 
 def _ensure_anchor_bucket(client: Any, name: str) -> None:

@@ -63,7 +63,9 @@ def platform_statuses(route: Route, operation: dict[str, Any]) -> dict[str, str]
     if not route.public:
         statuses["401"] = "`unauthorized`: missing, invalid or expired token"
         statuses["403"] = (
-            "`forbidden`: no membership in the tenant, or the role lacks the permission"
+            "`forbidden`: no membership in the tenant, or the role lacks the permission; "
+            "`membership_required`: the account belongs to no tenant yet (a tenant admin "
+            "must invite it)"
         )
         validation.append("X-Tenant-Id is not a UUID")
     if route.method != "GET":

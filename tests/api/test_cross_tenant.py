@@ -227,6 +227,19 @@ def _b_subject_request(api: ApiClient, world: ApiWorld) -> Case:
     return Case(f"/api/leads/dsr/{request_id}", 404, code="data_subject_request_not_found")
 
 
+def _b_member(api: ApiClient, world: ApiWorld, body: Any = None) -> Case:
+    member = world.b.user("member")
+
+    def unchanged() -> None:
+        listed = api.http.get(
+            f"/api/members/{member.id}", headers=api.headers_for(world.b.user("admin"))
+        )
+        assert listed.status_code == 200
+        assert listed.json()["role"] == "member"
+
+    return Case(f"/api/members/{member.id}", 404, unchanged, body, "member_not_found")
+
+
 CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
     # Catalog ids are global: A sees the catalog entry, never B's activation state.
     "GET /api/agents/{agent_id}": lambda api, w: _b_activated_agent(api, w, ""),
@@ -276,6 +289,9 @@ CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
     "POST /api/leads/{lead_id}/meetings": lambda api, w: _b_lead(
         api, w, "/meetings", {"scheduled_for": "2032-04-04T10:00:00Z"}
     ),
+    "GET /api/members/{user_id}": _b_member,
+    "PATCH /api/members/{user_id}": lambda api, w: _b_member(api, w, {"role": "admin"}),
+    "DELETE /api/members/{user_id}": _b_member,
 }
 
 

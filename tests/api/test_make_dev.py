@@ -118,6 +118,32 @@ def test_make_dev_serves_survives_a_database_outage_and_stops_cleanly(
         raise AssertionError("make dev did not serve:\n" + "".join(dev_stack.lines)) from exc
     assert "'ok': True" in dev_stack.wait_for_line("scheduled job: {'job': 'expire_trials'")
 
+    # acme's admin invites a user by e-mail: the account lands in the stack's moto user pool
+    token = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "dev_token.py"),
+            "--tenant",
+            "acme",
+            "--role",
+            "admin",
+        ],
+        cwd=ROOT,
+        env=dev_stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    invited = httpx.post(
+        f"{base}/api/members/invitations",
+        json={"email": "invitee@acme.example.com", "role": "member"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert invited.status_code == 201, invited.text
+    assert invited.json()["account_created"] is True
+
     # a second one refuses to start, clearly
     second = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "dev.py")],

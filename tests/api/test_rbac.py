@@ -18,7 +18,7 @@ from scripts.devstack.aws_resources import DEV_WEBHOOK_SECRETS
 from scripts.devstack.seed_catalog import find_agent, find_plan, find_subnucleo
 from scripts.devstack.webhook_events import stripe_delivery, stripe_event
 from tests.api.conftest import ApiClient, ApiWorld
-from tests.support.factories import create_trial
+from tests.support.factories import create_trial, create_user
 from tests.support.governance import RULE_DRAFT, create_approval, create_rule
 from tests.support.leads_factories import (
     create_campaign,
@@ -94,6 +94,17 @@ ASK_BODY = {
     "action_type": "email.send",
     "summary": "First e-mail to a lead",
 }
+
+
+def _fresh_member(world: ApiWorld, api: ApiClient) -> Call:
+    with api.db.owner() as conn:
+        user = create_user(conn, world.a.id, "member")
+    return Call(f"/api/members/{user.id}", {"role": "viewer"})
+
+
+def _invitation(world: ApiWorld, api: ApiClient) -> Call:
+    email = f"rbac-{uuid.uuid4().hex[:10]}@example.com"
+    return Call("/api/members/invitations", {"email": email, "role": "viewer"})
 
 
 def _signed_webhook(world: ApiWorld, api: ApiClient) -> Call:
@@ -280,6 +291,14 @@ CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
     "GET /api/activity": (lambda w, a: Call("/api/activity"), _status(401, 403, 200, 200, 403)),
     "GET /api/audit": (lambda w, a: Call("/api/audit"), ADMIN),
     "GET /api/audit/verify": (lambda w, a: Call("/api/audit/verify"), ADMIN),
+    "GET /api/members": (lambda w, a: Call("/api/members"), READ),
+    "POST /api/members/invitations": (_invitation, ADMIN_CREATES),
+    "GET /api/members/{user_id}": (
+        lambda w, a: Call(f"/api/members/{w.a.user('viewer').id}"),
+        READ,
+    ),
+    "PATCH /api/members/{user_id}": (_fresh_member, ADMIN),
+    "DELETE /api/members/{user_id}": (_fresh_member, ADMIN),
     "GET /api/plans/{plan_id}": (
         lambda w, a: Call(f"/api/plans/{find_plan('starter').id}"),
         READ,

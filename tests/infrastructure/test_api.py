@@ -11,7 +11,7 @@ from aws_cdk import App
 from lambdas.shared.constants import Environment
 from lambdas.shared.routes import GROUPS, ROUTES
 from stacks.config import EnvironmentConfig, load_config
-from stacks.constants import WEBHOOK_GROUPS
+from stacks.constants import EGRESS_GROUPS, WEBHOOK_GROUPS
 from stacks.events import CONSUMER_HANDLER, RELAY_HANDLER
 from stacks.jobs import JOBS_HANDLER
 from stacks.migrations import MIGRATION_HANDLER
@@ -171,21 +171,29 @@ def test_only_chat_ships_openai_and_chat_always_reaches_the_internet(with_chat: 
             assert len(props["Layers"]) == 2
             assert "egressSubnet" in subnets
             assert "isolatedSubnet" not in subnets
+        elif group in EGRESS_GROUPS:
+            # the members group calls Cognito's admin API: a route out, but no openai
+            assert len(props["Layers"]) == 1
+            assert "egressSubnet" in subnets
+            assert "isolatedSubnet" not in subnets
         else:
             # billing ships the Stripe SDK in a layer of its own, never openai
             assert len(props["Layers"]) == (2 if group in WEBHOOK_GROUPS else 1)
             assert with_chat.function_subnet in subnets
 
 
-def test_in_prod_no_function_has_a_route_out(prod: Synthesis) -> None:
-    # prod pays for interface endpoints so that only chat (absent from this table) routes out
+def test_in_prod_only_the_egress_groups_have_a_route_out(prod: Synthesis) -> None:
+    # prod pays for interface endpoints so that only chat and members (Cognito's admin API)
+    # route out
     assert prod.interface_endpoints
     functions = _python_functions(prod)
     assert len(functions) > len(GROUPS)  # route groups, jobs, migrations, relay, consumer
     for props in functions.values():
         subnets = json.dumps(props["VpcConfig"]["SubnetIds"])
-        assert "isolatedSubnet" in subnets, props["Handler"]
-        assert "egressSubnet" not in subnets, props["Handler"]
+        group = props["Handler"].split(".")[1]
+        routed_out = "egressSubnet" in subnets
+        assert routed_out == (group in EGRESS_GROUPS), props["Handler"]
+        assert routed_out != ("isolatedSubnet" in subnets), props["Handler"]
 
 
 def test_trial_expiry_runs_hourly_on_the_jobs_function_with_the_lock_table(
@@ -231,3 +239,29 @@ def test_groups_with_idempotent_routes_get_the_table_and_may_write_it(
             and "Idempotency" in json.dumps(statement["Resource"])
         ]
         assert writes, group
+
+
+def test_only_the_members_function_may_invite_into_the_user_pool(synthesis: Synthesis) -> None:
+    (pool_id,) = synthesis.resources("AWS::Cognito::UserPool", "Api")
+    grants: dict[str, list[dict[str, Any]]] = {}
+    for policy_id, policy in synthesis.resources("AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = as_list(statement["Action"])
+            if any(action.startswith("cognito-idp:") for action in actions):
+                grants.setdefault(policy_id, []).append(statement)
+
+    ((policy_id, statements),) = grants.items()
+    assert policy_id.startswith("FunctionsMembers")
+    (statement,) = statements
+    assert sorted(as_list(statement["Action"])) == [
+        "cognito-idp:AdminCreateUser",
+        "cognito-idp:AdminGetUser",
+    ]
+    assert statement["Resource"] == {"Fn::GetAtt": [pool_id, "Arn"]}
+
+
+def test_the_members_function_knows_the_stacks_user_pool(synthesis: Synthesis) -> None:
+    (pool_id,) = synthesis.resources("AWS::Cognito::UserPool", "Api")
+    members = _group_functions(synthesis)["members"]
+
+    assert members["Environment"]["Variables"]["USER_POOL_ID"] == {"Ref": pool_id}

@@ -19,6 +19,7 @@ from lambdas.shared.settings import (
     BillingSettings,
     JobSettings,
     LeadsSettings,
+    MembersSettings,
     MigrationSettings,
     OutboxRelaySettings,
     environment_variables,
@@ -60,6 +61,7 @@ _MODEL_BY_GROUP: dict[str, type[BaseSettings]] = {
     **dict.fromkeys(SUPPRESSION_KEY_GROUPS, LeadsSettings),
     "audit": AuditSettings,
     "activity": ActivitySettings,
+    "members": MembersSettings,
 }
 
 

@@ -24,13 +24,13 @@ def test_a_token_whose_subject_is_not_a_uuid_is_401(world: World) -> None:
     assert call("GET", "/api/plans", claims=claims).status == 401
 
 
-def test_an_unknown_user_is_403(world: World) -> None:
+def test_an_unknown_user_is_403_membership_required(world: World) -> None:
     claims = {**world.a.user("admin").claims(), "sub": str(uuid.uuid4())}
 
     result = call("GET", "/api/plans", claims=claims)
 
     assert result.status == 403
-    assert result.body["error"]["code"] == "forbidden"
+    assert result.body["error"]["code"] == "membership_required"
 
 
 def test_a_user_cannot_act_in_a_tenant_they_do_not_belong_to(world: World) -> None:

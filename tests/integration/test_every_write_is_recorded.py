@@ -42,6 +42,7 @@ class Story:
     conflict_id: str | None = None
     campaign_id: str | None = None
     meeting_id: str | None = None
+    invited_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,18 @@ def _leads_recipes() -> tuple[Recipe, ...]:
     )
 
 
+def _invite(story: Story) -> HandlerResult:
+    result = call(
+        "POST",
+        "/api/members/invitations",
+        user=story.world.a.user("admin"),
+        body={"email": "recorded-invitee@example.com", "role": "viewer"},
+    )
+    if isinstance(result.body, dict) and "member" in result.body:
+        story.invited_id = result.body["member"]["user_id"]
+    return result
+
+
 # In story order: each recipe may rely on what the ones before it did.
 RECIPES: tuple[Recipe, ...] = (
     Recipe("POST /api/billing/webhooks/{provider}", "payment.event_applied", _webhook),
@@ -376,6 +389,22 @@ RECIPES: tuple[Recipe, ...] = (
         lambda s: call(
             "POST", f"/api/policies/{s.rule_id}/deactivate", user=s.world.a.user("admin")
         ),
+    ),
+    Recipe("POST /api/members/invitations", "membership.invited", _invite),
+    Recipe(
+        "PATCH /api/members/{user_id}",
+        "membership.role_changed",
+        lambda s: call(
+            "PATCH",
+            f"/api/members/{s.invited_id}",
+            user=s.world.a.user("admin"),
+            body={"role": "member"},
+        ),
+    ),
+    Recipe(
+        "DELETE /api/members/{user_id}",
+        "membership.revoked",
+        lambda s: call("DELETE", f"/api/members/{s.invited_id}", user=s.world.a.user("admin")),
     ),
     Recipe(
         "POST /api/billing/commercial-requests",

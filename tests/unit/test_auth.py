@@ -8,6 +8,7 @@ import pytest
 
 from lambdas.shared.auth import (
     MembershipGrant,
+    MembershipRequired,
     authorize,
     identity_from_claims,
     requested_tenant,
@@ -129,3 +130,31 @@ def test_only_the_hyphenated_uuid_form_is_accepted_in_x_tenant_id(spelling: str)
 @pytest.mark.parametrize("spelling", [str(_TENANT), str(_TENANT).upper(), f" {_TENANT} "])
 def test_accepted_spellings_of_x_tenant_id_name_one_tenant(spelling: str) -> None:
     assert requested_tenant({}, {"x-tenant-id": spelling}) == _TENANT
+
+
+def test_an_account_the_platform_never_saw_is_told_to_get_invited(setup) -> None:
+    sub, tenant, _, lookup = setup
+    unknown = uuid.uuid4()
+    asked: list[uuid.UUID] = []
+
+    def account_known(candidate: uuid.UUID) -> bool:
+        asked.append(candidate)
+        return bool(candidate == sub)
+
+    for claims in ({"sub": str(unknown)}, {"sub": str(unknown), "custom:tenant_id": str(tenant)}):
+        with pytest.raises(MembershipRequired, match="invite") as refused:
+            authorize(_event(claims), "plans:read", lookup, account_known)
+        assert refused.value.code == "membership_required"
+    assert asked == [unknown, unknown]
+
+
+def test_a_known_account_without_a_tenant_or_membership_stays_forbidden(setup) -> None:
+    sub, _, _, lookup = setup
+
+    with pytest.raises(Forbidden) as no_tenant:
+        authorize(_event({"sub": str(sub)}), "plans:read", lookup, lambda _: True)
+    other = {"sub": str(sub), "custom:tenant_id": str(uuid.uuid4())}
+    with pytest.raises(Forbidden) as not_member:
+        authorize(_event(other), "plans:read", lookup, lambda _: True)
+
+    assert (no_tenant.value.code, not_member.value.code) == ("forbidden", "forbidden")
