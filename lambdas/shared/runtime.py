@@ -1,5 +1,6 @@
-"""The composition root of the API and jobs functions: what an execution environment builds
-once and reuses across invocations, in one object.
+"""The composition root of every function (API groups, jobs, outbox relay, activity consumer,
+migrations): what an execution environment builds once and reuses across invocations, in one
+object.
 
 Settings are validated on first use (never at import), the database handle is built from them
 (its connection opens with the first transaction), and each request's scope is made here with
@@ -10,7 +11,7 @@ a fresh execution environment would; the local stack and the tests call it betwe
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
@@ -22,11 +23,14 @@ from lambdas.shared.outbox import OutboxWriter
 from lambdas.shared.scope import ActorType, AuditLog, Outbox, RequestScope, Writers
 from lambdas.shared.secrets import DbCredentials, get_db_credentials
 from lambdas.shared.settings import (
+    ActivityConsumerSettings,
+    ActivitySettings,
     ApiSettings,
     AuditSettings,
     BillingSettings,
     JobSettings,
-    get_migration_settings,
+    MigrationSettings,
+    OutboxRelaySettings,
 )
 
 if TYPE_CHECKING:
@@ -80,6 +84,22 @@ class Runtime:
         return JobSettings()  # type: ignore[call-arg,unused-ignore]
 
     @cached_property
+    def outbox_relay_settings(self) -> OutboxRelaySettings:
+        return OutboxRelaySettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
+    def activity_settings(self) -> ActivitySettings:
+        return ActivitySettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
+    def activity_consumer_settings(self) -> ActivityConsumerSettings:
+        return ActivityConsumerSettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
+    def migration_settings(self) -> MigrationSettings:
+        return MigrationSettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
     def database(self) -> Database:
         """The database handle (the connection itself opens on first use)."""
         settings = self.api_settings
@@ -99,6 +119,10 @@ class Runtime:
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
         return boto3.client("dynamodb")
+
+    @cached_property
+    def eventbridge(self) -> Any:  # no EventBridge stubs in the lock; the publisher takes Any
+        return boto3.client("events")
 
     def request_scope(
         self,
@@ -129,11 +153,10 @@ def get_runtime() -> Runtime:
 
 def reset_runtime() -> None:
     """Forget everything a warm execution environment cached: the runtime (settings, the
-    connection, clients), the secrets Powertools cached, the idempotency stores with their
-    DynamoDB clients, and the migration function's settings."""
+    connection, clients), the secrets Powertools cached, and the idempotency stores with their
+    DynamoDB clients."""
     if get_runtime.cache_info().currsize:
         get_runtime().close()
     get_runtime.cache_clear()
-    get_migration_settings.cache_clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
     idempotency.forget_stores()
