@@ -17,9 +17,7 @@ import boto3
 from aws_lambda_powertools.utilities import parameters
 
 from lambdas.shared import idempotency
-from lambdas.shared.audit import AuditWriter, PlatformAuditWriter
 from lambdas.shared.db import Connection, Database
-from lambdas.shared.outbox import OutboxWriter
 from lambdas.shared.scope import ActorType, AuditLog, Outbox, RequestScope, Writers
 from lambdas.shared.secrets import DbCredentials, get_db_credentials
 from lambdas.shared.settings import (
@@ -39,6 +37,10 @@ if TYPE_CHECKING:
 
 def _audit_writer(conn: Connection, scope: RequestScope) -> AuditLog:
     """The transaction's tenant chain, or the platform's when it is scoped to no tenant."""
+    # Imported by the first write: a read-only request never loads the chain's hashing and
+    # RFC 8785 canonicalisation, nor the event catalog's models (scripts/bench/imports.py).
+    from lambdas.shared.audit import AuditWriter, PlatformAuditWriter  # noqa: PLC0415
+
     if scope.tenant_id is None:
         return PlatformAuditWriter(
             conn, actor_id=scope.actor_id, actor_type=scope.actor_type, request_id=scope.request_id
@@ -53,6 +55,8 @@ def _audit_writer(conn: Connection, scope: RequestScope) -> AuditLog:
 
 
 def _outbox_writer(conn: Connection, scope: RequestScope) -> Outbox:
+    from lambdas.shared.outbox import OutboxWriter  # noqa: PLC0415  (see _audit_writer)
+
     return OutboxWriter(conn, tenant_id=scope.tenant_id)
 
 
