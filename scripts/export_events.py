@@ -8,7 +8,6 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import sys
@@ -20,6 +19,7 @@ if str(ROOT) not in sys.path:
 
 from lambdas.shared import events  # noqa: E402
 from lambdas.shared.constants import OUTBOX_EVENT_SOURCE  # noqa: E402
+from scripts.devstack.generated_docs import write_or_check  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "docs" / "events.md"
 
@@ -110,23 +110,13 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    return write_or_check(
+        argv,
+        description=__doc__,
+        default_output=DEFAULT_OUTPUT,
+        render=render,
+        regenerate="scripts/export_events.py",
     )
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--check", action="store_true", help="fail if the file is not current")
-    args = parser.parse_args(argv)
-    content = render()
-    if args.check:
-        current = args.output.read_text() if args.output.exists() else ""
-        if current != content:
-            print(f"{args.output} is stale: run scripts/export_events.py", file=sys.stderr)
-            return 1
-        print(f"{args.output} is current")
-        return 0
-    args.output.write_text(content)
-    print(f"wrote {args.output}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ with collector_paused():
     import json
     from typing import Any
 
-    import boto3
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.batch import (
         BatchProcessor,
@@ -28,7 +27,7 @@ with collector_paused():
     from lambdas.activity.models import EventEnvelope
     from lambdas.activity.repository import ActivityFeedRepository
     from lambdas.shared.observability import logger, metrics, tracer
-    from lambdas.shared.settings import get_activity_consumer_settings
+    from lambdas.shared.runtime import get_runtime
 
 
 def envelope_of(body: str) -> EventEnvelope:
@@ -40,8 +39,9 @@ def envelope_of(body: str) -> EventEnvelope:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    runtime = get_runtime()
     feed = ActivityFeedRepository(
-        boto3.client("dynamodb"), table=get_activity_consumer_settings().activity_table
+        runtime.dynamodb, table=runtime.activity_consumer_settings.activity_table
     )
     applied = 0
 

@@ -15,15 +15,13 @@ with collector_paused():
     from lambdas.shared.http import create_resolver, current_principal, resolve
     from lambdas.shared.observability import logger, metrics, tracer
     from lambdas.shared.runtime import get_runtime
-    from lambdas.shared.settings import get_activity_settings
 
 app = create_resolver()
 
 
 def _feed() -> ActivityFeedRepository:
-    return ActivityFeedRepository(
-        get_runtime().dynamodb, table=get_activity_settings().activity_table
-    )
+    runtime = get_runtime()
+    return ActivityFeedRepository(runtime.dynamodb, table=runtime.activity_settings.activity_table)
 
 
 @app.get("/api/activity", summary="The tenant's activity feed, newest first (cursor pagination)")

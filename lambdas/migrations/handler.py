@@ -30,8 +30,9 @@ with collector_paused():
     from lambdas.migrations.runner import APPLICATION_NAME, MigrationRunner, RunnerOptions
     from lambdas.shared.migration_files import MIGRATIONS_DIR
     from lambdas.shared.observability import logger
+    from lambdas.shared.runtime import get_runtime
     from lambdas.shared.secrets import get_db_credentials, get_json_secret
-    from lambdas.shared.settings import MigrationSettings, get_migration_settings
+    from lambdas.shared.settings import MigrationSettings
 
 PHYSICAL_RESOURCE_ID = "alquimista-schema"
 ACTIONS = ("status", "plan", "apply", "baseline", "grant_membership")
@@ -167,7 +168,7 @@ def _grant_membership(payload: Any, settings: MigrationSettings) -> dict[str, An
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = get_migration_settings()
+    settings = get_runtime().migration_settings
     if "RequestType" in event:
         return _on_custom_resource(event, context, settings)
     return _on_direct(event, context, settings)

@@ -14,10 +14,7 @@ import psycopg
 from psycopg import errors
 from pydantic import BaseModel, ConfigDict, Field
 
-from lambdas.shared.audit import AuditWriter
 from lambdas.shared.db import set_tenant
-from lambdas.shared.events import validated_payload
-from lambdas.shared.outbox import OutboxWriter
 
 Role = Literal["viewer", "member", "admin"]
 MembershipStatus = Literal["active", "invited", "suspended"]
@@ -151,6 +148,11 @@ def _record_grant(
     """The grant's audit row and ``membership.granted`` event, in the grant's transaction (an
     operator action: actor ``system``). ``add_membership`` left the transaction scoped to the
     tenant, as both writers require."""
+    # Imported here: the migration function applies files far more often than it grants.
+    from lambdas.shared.audit import AuditWriter  # noqa: PLC0415
+    from lambdas.shared.events import validated_payload  # noqa: PLC0415
+    from lambdas.shared.outbox import OutboxWriter  # noqa: PLC0415
+
     payload = validated_payload(
         "membership.granted", 1, "membership", {"user_id": user_id, "role": role}
     )

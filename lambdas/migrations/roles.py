@@ -21,6 +21,13 @@ _GRANTS = (
 
 # Written only through SECURITY DEFINER functions (024_audit_chain.sql): the runtime role reads.
 APPEND_ONLY_TABLES = ("alquimista_platform.audit_logs", "alquimista_platform.audit_heads")
+# The RBAC catalog: which permissions each role holds is decided by migrations, as the owner;
+# a request that could write it could grant itself anything. Memberships are another table.
+RBAC_CATALOG_TABLES = (
+    "alquimista_platform.roles",
+    "alquimista_platform.permissions",
+    "alquimista_platform.role_permissions",
+)
 
 
 @dataclass(frozen=True)
@@ -36,8 +43,8 @@ class RuntimeRole:
 
 def ensure_runtime_role(conn: Connection, role: RuntimeRole) -> None:
     """Create or update the runtime login role: data access only (DML on tables, now and on
-    tables created later by the owner), read-only on the ledger, owner of nothing, and never
-    BYPASSRLS."""
+    tables created later by the owner), read-only on the ledger, the audit chain and the RBAC
+    catalog, owner of nothing, and never BYPASSRLS."""
     ident = sql.Identifier(role.name)
     with conn.transaction():
         exists = conn.execute(
@@ -67,7 +74,8 @@ def ensure_runtime_role(conn: Connection, role: RuntimeRole) -> None:
             target = sql.Identifier(schema)
             for grant in _GRANTS:
                 conn.execute(sql.SQL(grant).format(schema=target, role=ident))
-        for table in (LEDGER_TABLE, f"public.{LEGACY_TABLE}", *APPEND_ONLY_TABLES):
+        read_only = (LEDGER_TABLE, f"public.{LEGACY_TABLE}", *APPEND_ONLY_TABLES)
+        for table in (*read_only, *RBAC_CATALOG_TABLES):
             if table_exists(conn, table):
                 conn.execute(
                     sql.SQL("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(

@@ -14,7 +14,6 @@ with collector_paused():
     from datetime import UTC, datetime
     from typing import Any
 
-    import boto3
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -24,7 +23,6 @@ with collector_paused():
     from lambdas.outbox.repository import OutboxUnitOfWork
     from lambdas.shared.observability import logger, metrics, tracer
     from lambdas.shared.runtime import get_runtime
-    from lambdas.shared.settings import get_outbox_relay_settings
 
 # Leave this much of the invocation for the last batch's publish and mark.
 SAFETY_MARGIN_S = 15.0
@@ -47,16 +45,17 @@ def record_metrics(report: RelayReport, stats: OutboxStats, *, now: datetime) ->
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = get_outbox_relay_settings()
+    runtime = get_runtime()
+    settings = runtime.outbox_relay_settings
     budget_s = max(1.0, context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_S)
-    publisher = EventBridgePublisher(boto3.client("events"), bus_name=settings.event_bus_name)
+    publisher = EventBridgePublisher(runtime.eventbridge, bus_name=settings.event_bus_name)
     options = service.RelayOptions(
         batch_size=settings.outbox_batch_size,
         claim_s=settings.outbox_claim_s,
         max_attempts=settings.outbox_max_attempts,
         time_budget_s=budget_s,
     )
-    with get_runtime().request_scope(
+    with runtime.request_scope(
         request_id=context.aws_request_id, read_only=False, actor_type="system"
     ) as scope:
 

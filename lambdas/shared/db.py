@@ -22,7 +22,6 @@ from psycopg.rows import dict_row
 from psycopg.types import TypeInfo
 
 from lambdas.shared.constants import TENANT_SETTING
-from lambdas.shared.events import validated_payload
 from lambdas.shared.observability import logger
 from lambdas.shared.pgconnect import ONE_REFRESH, connect_with_retry
 from lambdas.shared.secrets import DbCredentials
@@ -234,6 +233,8 @@ class UnitOfWork:
         """Record one state change in this unit's transaction: its audit row (the event's
         payload as details: ids and non-personal fields only) and its outbox event, both under
         the event's catalogued name (``lambdas/shared/events.py``)."""
+        from lambdas.shared.events import validated_payload  # noqa: PLC0415  (reads never need it)
+
         data = validated_payload(event_type, version, aggregate_type, payload)
         self.audit.append(
             event_type, resource_type=aggregate_type, resource_id=aggregate_id, details=data

@@ -79,6 +79,14 @@ class PaymentEventAppliedV1(EventPayload):
     currency: str | None
 
 
+class PaymentEventIgnoredV1(PaymentEventAppliedV1):
+    reason: str
+
+
+class PaymentEventReceivedV1(PaymentEventAppliedV1):
+    reason: str
+
+
 class CommercialRequestCreatedV1(EventPayload):
     """A public request for a commercial proposal; its contact data stays in PostgreSQL."""
 
@@ -279,6 +287,12 @@ CATALOG: Final[tuple[EventSpec, ...]] = (
     EventSpec("trial.used", 1, "trial", TrialUsedV1, "One use of a trial was recorded."),
     EventSpec("payment.event_applied", 1, "payment_event", PaymentEventAppliedV1,
               "A verified payment-provider webhook changed the tenant's billing state."),
+    EventSpec("payment.event_ignored", 1, "payment_event", PaymentEventIgnoredV1,
+              "A verified webhook was recorded and changed nothing: an unhandled type, no "
+              "matching subscription, a canceled one or an older event (`reason` says which)."),
+    EventSpec("payment.event_received", 1, "payment_event", PaymentEventReceivedV1,
+              "A verified webhook was recorded, but its state must be fetched from the provider "
+              "before it can change anything (a Mercado Pago notification)."),
     EventSpec("commercial_request.created", 1, "commercial_request", CommercialRequestCreatedV1,
               "A prospect asked for a commercial proposal (platform event: no tenant)."),
     EventSpec("membership.granted", 1, "membership", MembershipGrantedV1,

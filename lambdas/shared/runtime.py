@@ -1,5 +1,6 @@
-"""The composition root of the API and jobs functions: what an execution environment builds
-once and reuses across invocations, in one object.
+"""The composition root of every function (API groups, jobs, outbox relay, activity consumer,
+migrations): what an execution environment builds once and reuses across invocations, in one
+object.
 
 Settings are validated on first use (never at import), the database handle is built from them
 (its connection opens with the first transaction), and each request's scope is made here with
@@ -9,19 +10,19 @@ a fresh execution environment would; the local stack and the tests call it betwe
 
 from __future__ import annotations
 
+import sys
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
 
-from lambdas.shared import idempotency
-from lambdas.shared.audit import AuditWriter, PlatformAuditWriter
 from lambdas.shared.db import Connection, Database
-from lambdas.shared.outbox import OutboxWriter
 from lambdas.shared.scope import ActorType, AuditLog, Outbox, RequestScope, Writers
 from lambdas.shared.secrets import DbCredentials, get_db_credentials
 from lambdas.shared.settings import (
+    ActivityConsumerSettings,
+    ActivitySettings,
     ApiSettings,
     AuditSettings,
     BillingSettings,
@@ -29,7 +30,8 @@ from lambdas.shared.settings import (
     JobSettings,
     LeadsSettings,
     MembersSettings,
-    get_migration_settings,
+    MigrationSettings,
+    OutboxRelaySettings,
 )
 
 if TYPE_CHECKING:
@@ -39,6 +41,10 @@ if TYPE_CHECKING:
 
 def _audit_writer(conn: Connection, scope: RequestScope) -> AuditLog:
     """The transaction's tenant chain, or the platform's when it is scoped to no tenant."""
+    # Imported by the first write: a read-only request never loads the chain's hashing and
+    # RFC 8785 canonicalisation, nor the event catalog's models (scripts/bench/imports.py).
+    from lambdas.shared.audit import AuditWriter, PlatformAuditWriter  # noqa: PLC0415
+
     if scope.tenant_id is None:
         return PlatformAuditWriter(
             conn, actor_id=scope.actor_id, actor_type=scope.actor_type, request_id=scope.request_id
@@ -53,6 +59,8 @@ def _audit_writer(conn: Connection, scope: RequestScope) -> AuditLog:
 
 
 def _outbox_writer(conn: Connection, scope: RequestScope) -> Outbox:
+    from lambdas.shared.outbox import OutboxWriter  # noqa: PLC0415  (see _audit_writer)
+
     return OutboxWriter(conn, tenant_id=scope.tenant_id)
 
 
@@ -96,6 +104,22 @@ class Runtime:
         return MembersSettings()  # type: ignore[call-arg,unused-ignore]
 
     @cached_property
+    def outbox_relay_settings(self) -> OutboxRelaySettings:
+        return OutboxRelaySettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
+    def activity_settings(self) -> ActivitySettings:
+        return ActivitySettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
+    def activity_consumer_settings(self) -> ActivityConsumerSettings:
+        return ActivityConsumerSettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
+    def migration_settings(self) -> MigrationSettings:
+        return MigrationSettings()  # type: ignore[call-arg,unused-ignore]
+
+    @cached_property
     def database(self) -> Database:
         """The database handle (the connection itself opens on first use)."""
         settings = self.api_settings
@@ -119,6 +143,10 @@ class Runtime:
     @cached_property
     def cognito(self) -> CognitoIdentityProviderClient:
         return boto3.client("cognito-idp")
+
+    @cached_property
+    def eventbridge(self) -> Any:  # no EventBridge stubs in the lock; the publisher takes Any
+        return boto3.client("events")
 
     def request_scope(
         self,
@@ -149,11 +177,14 @@ def get_runtime() -> Runtime:
 
 def reset_runtime() -> None:
     """Forget everything a warm execution environment cached: the runtime (settings, the
-    connection, clients), the secrets Powertools cached, the idempotency stores with their
-    DynamoDB clients, and the migration function's settings."""
+    connection, clients), the secrets Powertools cached, and the idempotency stores with their
+    DynamoDB clients."""
     if get_runtime.cache_info().currsize:
         get_runtime().close()
     get_runtime.cache_clear()
-    get_migration_settings.cache_clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
-    idempotency.forget_stores()
+    # Only API groups import the idempotency layer (Powertools' event handler with it): the
+    # relay, the consumer and the migration function never load it, so it holds nothing there.
+    idempotency = sys.modules.get("lambdas.shared.idempotency")
+    if idempotency is not None:
+        idempotency.forget_stores()

@@ -1,13 +1,12 @@
 """Settings models, composed from small mixins and validated once per cold start.
 
-Nothing here reads the environment at import time: the API and jobs functions read theirs
-through their composition root (``lambdas.shared.runtime``), on first use, and keep them for
-the life of the execution environment.
+Nothing here reads the environment at import time, and nothing here caches: every function
+reads its settings through its composition root (``lambdas.shared.runtime.Runtime``), on first
+use, and keeps them for the life of the execution environment.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -163,26 +162,6 @@ class ChatSettings(ApiSettings, LlmSettings):
     )
 
 
-@lru_cache(maxsize=1)
-def get_chat_settings() -> ChatSettings:
-    return ChatSettings()  # type: ignore[call-arg,unused-ignore]
-
-
-@lru_cache(maxsize=1)
-def get_outbox_relay_settings() -> OutboxRelaySettings:
-    return OutboxRelaySettings()  # type: ignore[call-arg,unused-ignore]
-
-
-@lru_cache(maxsize=1)
-def get_activity_settings() -> ActivitySettings:
-    return ActivitySettings()  # type: ignore[call-arg,unused-ignore]
-
-
-@lru_cache(maxsize=1)
-def get_activity_consumer_settings() -> ActivityConsumerSettings:
-    return ActivityConsumerSettings()  # type: ignore[call-arg,unused-ignore]
-
-
 def environment_variables(model: type[BaseSettings], **values: Any) -> dict[str, str]:
     """The environment variables that give ``model``'s fields these values, by field name.
 
@@ -199,9 +178,3 @@ def environment_variables(model: type[BaseSettings], **values: Any) -> dict[str,
         for name, value in values.items()
         if value is not None
     }
-
-
-@lru_cache(maxsize=1)
-def get_migration_settings() -> MigrationSettings:
-    """The migration function's settings (cleared with the rest by ``runtime.reset_runtime``)."""
-    return MigrationSettings()  # type: ignore[call-arg,unused-ignore]

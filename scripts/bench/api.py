@@ -1,7 +1,7 @@
 """Benchmark the API Lambdas in-process: warm latency of GET /api/plans and GET /api/agents
 through ``lambda_handler`` with real payload v2.0 events on embedded PostgreSQL (moto for the
 secrets), beside the time of the same SQL run through the repositories alone; and the cold
-import CPU time of each non-chat handler module (``scripts/bench/imports.py``).
+import CPU time of every non-chat function's entry module (``scripts/bench/imports.py``).
 
 ``--baseline REF`` compares the warm latency with the code of another commit in the same run:
 REF is checked out into a temporary git worktree, each side runs in a worker process of its own
@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
 from scripts.bench.imports import (  # noqa: E402
     ImportResult,
     cold_imports,
+    function_modules,
     import_instructions,
 )
 from scripts.bench.latency_worker import get_request, local_api  # noqa: E402
@@ -258,10 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             _print_comparison(compared, args.baseline, args)
         return 0
 
-    from lambdas.shared.routes import GROUPS  # noqa: PLC0415
-
     latency = warm_latency(args.requests, args.warmup) if args.only != "imports" else {}
-    groups = [g for g in GROUPS if g != "chat"]
+    groups = function_modules()
     imports, calibration = (
         cold_imports(groups, args.imports) if args.only != "latency" else ({}, None)
     )
@@ -281,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         if calibration is not None:
             print(f"calibration: a fixed 3M-step Python loop took {calibration:.0f} ms CPU")
         for group, count in instructions.items():
-            print(f"instructions, import of lambdas.{group}.handler: {count / 1e9:.3f} G")
+            print(f"instructions, import of {group}: {count / 1e9:.3f} G")
     failed = [n for n, r in latency.items() if r["p50"] > TARGET_P50_MS or r["p99"] > TARGET_P99_MS]
     failed += [g for g, r in imports.items() if r.median_ms > TARGET_IMPORT_MS or r.openai_imported]
     if failed:
@@ -311,7 +310,7 @@ def _print_tables(
         print("|---|---|---|---|---|")
         for group, r in imports.items():
             print(
-                f"| `lambdas.{group}.handler` | {r.median_ms:.0f} | {r.max_ms:.0f} "
+                f"| `{group}` | {r.median_ms:.0f} | {r.max_ms:.0f} "
                 f"| {r.median_without_bytecode_ms:.0f} | {r.openai_imported} |"
             )
 

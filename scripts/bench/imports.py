@@ -1,6 +1,7 @@
-"""Cold import CPU of each handler module in a fresh interpreter set up like its function
-(Lambda's variables, only the code, the base layer and the runtime's boto3 on the path), with
-bytecode and without, beside a calibration loop; optionally valgrind instruction counts."""
+"""Cold import CPU of each function's entry module in a fresh interpreter set up like its
+function (Lambda's variables, only the code, the base layer and the runtime's boto3 on the
+path), with bytecode and without, beside a calibration loop; optionally valgrind instruction
+counts."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 IMPORT_PROBE = """
 import sys, time
 started = time.process_time()
-import lambdas.{group}.handler
+import {module}
 elapsed = (time.process_time() - started) * 1000
 print(elapsed, 'openai' in sys.modules, 'aws_xray_sdk.core.sampling.connector' in sys.modules)
 """
@@ -50,6 +51,19 @@ class ImportResult:
     openai_imported: bool
 
 
+def function_modules() -> list[str]:
+    """The entry module of every function but chat: the route groups', the jobs function's,
+    the outbox relay's, the activity consumer's and the migration function's."""
+    from lambdas.shared.routes import GROUPS  # noqa: PLC0415
+    from stacks.events import CONSUMER_HANDLER, RELAY_HANDLER  # noqa: PLC0415
+    from stacks.jobs import JOBS_HANDLER  # noqa: PLC0415
+    from stacks.migrations import MIGRATION_HANDLER  # noqa: PLC0415
+
+    handlers = [f"lambdas.{group}.handler.lambda_handler" for group in GROUPS if group != "chat"]
+    handlers += [JOBS_HANDLER, RELAY_HANDLER, CONSUMER_HANDLER, MIGRATION_HANDLER]
+    return [handler.rpartition(".")[0] for handler in handlers]
+
+
 @cache
 def _lambda_like_paths() -> tuple[Path, Path]:
     """The base layer and the runtime's boto3, installed for this interpreter (built once)."""
@@ -63,7 +77,7 @@ def _lambda_like_paths() -> tuple[Path, Path]:
     return build_layer(BASE_LAYER, HOST) / "python", build_runtime_replica() / "python"
 
 
-def _lambda_environment(group: str, code: Path, layer: Path, runtime: Path) -> dict[str, str]:
+def _lambda_environment(module: str, code: Path, layer: Path, runtime: Path) -> dict[str, str]:
     """What the function's process sees: the variables Lambda sets and those the stack sets,
     and on the path only the code, the layer and the runtime's boto3 (``-S``: no venv)."""
     from stacks.constants import POWERTOOLS_ENVIRONMENT  # noqa: PLC0415
@@ -72,19 +86,19 @@ def _lambda_environment(group: str, code: Path, layer: Path, runtime: Path) -> d
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": os.pathsep.join(str(p) for p in (code, layer, runtime)),
         "LAMBDA_TASK_ROOT": str(code),
-        "AWS_LAMBDA_FUNCTION_NAME": f"alquimista-bench-{group}",
+        "AWS_LAMBDA_FUNCTION_NAME": f"alquimista-bench-{module.split('.')[1]}",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
-        "_HANDLER": f"lambdas.{group}.handler.lambda_handler",
+        "_HANDLER": f"{module}.lambda_handler",
         **POWERTOOLS_ENVIRONMENT,
     }
 
 
-def _probe(group: str, env: dict[str, str], cwd: Path) -> tuple[float, bool, bool]:
+def _probe(module: str, env: dict[str, str], cwd: Path) -> tuple[float, bool, bool]:
     out = subprocess.run(
-        [sys.executable, "-S", "-c", IMPORT_PROBE.format(group=group)],
+        [sys.executable, "-S", "-c", IMPORT_PROBE.format(module=module)],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -123,19 +137,19 @@ def _instructions(code: str, env: dict[str, str], cwd: Path) -> int:
     return int(found.group(1))
 
 
-def import_instructions(groups: list[str]) -> dict[str, int]:
+def import_instructions(modules: list[str]) -> dict[str, int]:
     """Instructions of each handler's import (the interpreter's own start-up subtracted)."""
     layer, runtime = _lambda_like_paths()
     results = {}
-    for group in groups:
-        env = _lambda_environment(group, ROOT, layer, runtime)
-        _probe(group, env, ROOT)  # writes the bytecode caches
+    for module in modules:
+        env = _lambda_environment(module, ROOT, layer, runtime)
+        _probe(module, env, ROOT)  # writes the bytecode caches
         started = _instructions("pass", env, ROOT)
-        results[group] = _instructions(f"import lambdas.{group}.handler", env, ROOT) - started
+        results[module] = _instructions(f"import {module}", env, ROOT) - started
     return results
 
 
-def cold_imports(groups: list[str], runs: int) -> tuple[dict[str, ImportResult], float]:
+def cold_imports(modules: list[str], runs: int) -> tuple[dict[str, ImportResult], float]:
     """Import CPU of each handler in a fresh interpreter set up like its Lambda function, and
     the calibration loop's CPU, interleaved round by round so drift on a shared machine falls
     on every measure alike.
@@ -146,9 +160,9 @@ def cold_imports(groups: list[str], runs: int) -> tuple[dict[str, ImportResult],
     Lambda compiles every module it imports on each cold start.
     """
     layer, runtime = _lambda_like_paths()
-    cached = {group: _lambda_environment(group, ROOT, layer, runtime) for group in groups}
-    times: dict[str, list[float]] = {group: [] for group in groups}
-    bare_times: dict[str, list[float]] = {group: [] for group in groups}
+    cached = {module: _lambda_environment(module, ROOT, layer, runtime) for module in modules}
+    times: dict[str, list[float]] = {module: [] for module in modules}
+    bare_times: dict[str, list[float]] = {module: [] for module in modules}
     leaked: set[str] = set()
     calibration: list[float] = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -160,31 +174,31 @@ def cold_imports(groups: list[str], runs: int) -> tuple[dict[str, ImportResult],
             shutil.copytree(source, target, ignore=ignore)
             copies.append(copy)
         bare = {
-            group: _lambda_environment(group, *copies) | {"PYTHONDONTWRITEBYTECODE": "1"}
-            for group in groups
+            module: _lambda_environment(module, *copies) | {"PYTHONDONTWRITEBYTECODE": "1"}
+            for module in modules
         }
-        for group in groups:
-            _probe(group, cached[group], ROOT)  # writes the bytecode caches
+        for module in modules:
+            _probe(module, cached[module], ROOT)  # writes the bytecode caches
         for _ in range(runs):
             calibration.append(_calibration_probe())
-            for group in groups:
-                elapsed, openai, sampler_client = _probe(group, cached[group], ROOT)
+            for module in modules:
+                elapsed, openai, sampler_client = _probe(module, cached[module], ROOT)
                 if sampler_client:
                     raise SystemExit("the X-Ray SDK built its sampling client: not Lambda's setup")
-                times[group].append(elapsed)
+                times[module].append(elapsed)
                 if openai:
-                    leaked.add(group)
+                    leaked.add(module)
         # after, not between: compiling ~800 modules per probe slows the probes that follow
         for _ in range(runs):
-            for group in groups:
-                bare_times[group].append(_probe(group, bare[group], copies[0])[0])
+            for module in modules:
+                bare_times[module].append(_probe(module, bare[module], copies[0])[0])
     results = {
-        group: ImportResult(
-            median_ms=statistics.median(times[group]),
-            max_ms=max(times[group]),
-            median_without_bytecode_ms=statistics.median(bare_times[group]),
-            openai_imported=group in leaked,
+        module: ImportResult(
+            median_ms=statistics.median(times[module]),
+            max_ms=max(times[module]),
+            median_without_bytecode_ms=statistics.median(bare_times[module]),
+            openai_imported=module in leaked,
         )
-        for group in groups
+        for module in modules
     }
     return results, statistics.median(calibration)

@@ -15,18 +15,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-
-import psycopg
 
 # The runner logs each file at INFO for CloudWatch; a terminal wants the report only.
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -37,48 +31,17 @@ if str(ROOT) not in sys.path:
 
 from lambdas.migrations.runner import MigrationRunner  # noqa: E402
 from lambdas.shared.migration_files import MIGRATIONS_DIR, discover  # noqa: E402
-from scripts.devstack.postgres import (  # noqa: E402
-    ConnectionInfo,
-    EmbeddedPostgres,
-    _bin_dir,
-    free_port,
+from scripts.bench.support import (  # noqa: E402
+    benchmark_server,
+    machine_description,
+    scratch_database,
+    write_section,
 )
+from scripts.devstack.postgres import ConnectionInfo, _bin_dir  # noqa: E402
 
 SECTION_TITLE = "## Migrations"
 FRESH_RATIO_TARGET = 1.2
 NOOP_TARGET_MS = 100.0
-
-
-@contextmanager
-def _server(url: str | None) -> Iterator[ConnectionInfo]:
-    if url:
-        params = psycopg.conninfo.conninfo_to_dict(url)
-        yield ConnectionInfo(
-            str(params.get("host", "127.0.0.1")),
-            int(str(params.get("port") or 5432)),
-            str(params.get("user", "postgres")),
-            str(params.get("password", "")),
-        )
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-pg-") as tmp:
-        server = EmbeddedPostgres(Path(tmp), port=free_port())
-        server.start()
-        try:
-            yield server.connection
-        finally:
-            server.destroy()
-
-
-@contextmanager
-def _database(server: ConnectionInfo) -> Iterator[str]:
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _timed(action: Callable[[], object]) -> float:
@@ -116,9 +79,9 @@ def run(server: ConnectionInfo, rounds: int) -> dict[str, float]:
     noop: list[float] = []
     _runner_ms_warmup(server)
     for _ in range(rounds):
-        with _database(server) as dbname:
+        with scratch_database(server) as dbname:
             psql.append(_psql_sum_ms(server, dbname))
-        with _database(server) as dbname:
+        with scratch_database(server) as dbname:
             url = server.url(dbname)
             fresh.append(_runner_ms(url))
             noop.extend(_runner_ms(url) for _ in range(3))
@@ -133,7 +96,7 @@ def run(server: ConnectionInfo, rounds: int) -> dict[str, float]:
 
 def _runner_ms_warmup(server: ConnectionInfo) -> None:
     """First connections and imports are not what a warm deploy pays; pay them once here."""
-    with _database(server) as dbname:
+    with scratch_database(server) as dbname:
         _runner_ms(server.url(dbname))
 
 
@@ -158,17 +121,6 @@ process start per file, which is what the legacy hand-run process paid.
 """  # noqa: E501
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION_TITLE)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION_TITLE))
-        text = text[:start] + section + ("" if end < 0 else text[end:])
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -178,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", type=Path, help="update the Migrations section of this file")
     parser.add_argument(
         "--machine",
-        default=f"{os.cpu_count()} cores, {platform.machine()}, {platform.system()}",
+        default=machine_description(),
         help="how to describe the machine in the results",
     )
     args = parser.parse_args(argv)
-    with _server(args.database_url) as server:
+    with benchmark_server(args.database_url) as server:
         results = run(server, args.rounds)
     section = render(results, args.machine)
     print(section)

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -37,7 +35,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from lambdas.migrations.roles import RuntimeRole  # noqa: E402
-from lambdas.migrations.runner import MigrationRunner  # noqa: E402
 from lambdas.outbox import service  # noqa: E402
 from lambdas.outbox.models import OutboxEvent  # noqa: E402
 from lambdas.outbox.publisher import EventBridgePublisher, PublishError  # noqa: E402
@@ -47,13 +44,20 @@ from lambdas.shared.db import Database, UnitOfWork  # noqa: E402
 from lambdas.shared.outbox import OutboxWriter  # noqa: E402
 from lambdas.shared.scope import RequestScope  # noqa: E402
 from lambdas.shared.secrets import DbCredentials  # noqa: E402
-from scripts.devstack.postgres import ConnectionInfo, EmbeddedPostgres, free_port  # noqa: E402
+from scripts.bench.support import (  # noqa: E402
+    benchmark_server,
+    machine_description,
+    scratch_database,
+    write_section,
+)
+from scripts.devstack.postgres import ConnectionInfo, free_port  # noqa: E402
 from scripts.devstack.stack import LOCAL_AWS_ENV  # noqa: E402
 
 SECTION_TITLE = "## Outbox relay"
 TARGET_EVENTS_PER_S = 5000.0
 RUNTIME_ROLE = resource_names("dev").runtime_db_role
 RUNTIME_PASSWORD = "bench-" + uuid.uuid4().hex
+RUNTIME = RuntimeRole(RUNTIME_ROLE, RUNTIME_PASSWORD)
 
 _SEED_SQL = """
     INSERT INTO alquimista_platform.domain_outbox
@@ -71,35 +75,6 @@ class NoopPublisher:
 
     def publish(self, events: Sequence[OutboxEvent]) -> list[PublishError]:
         return []
-
-
-@contextmanager
-def _server() -> Iterator[ConnectionInfo]:
-    with tempfile.TemporaryDirectory(prefix="bench-outbox-") as tmp:
-        server = EmbeddedPostgres(Path(tmp), port=free_port())
-        server.start()
-        try:
-            yield server.connection
-        finally:
-            server.destroy()
-
-
-@contextmanager
-def _migrated(server: ConnectionInfo) -> Iterator[str]:
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    runner = MigrationRunner(
-        server.url(name), runtime_role=RuntimeRole(RUNTIME_ROLE, RUNTIME_PASSWORD)
-    )
-    report = runner.apply()
-    if not report.ok:
-        raise SystemExit(f"could not migrate: {report.error}")
-    try:
-        yield name
-    finally:
-        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _runtime(server: ConnectionInfo, dbname: str) -> Database:
@@ -198,9 +173,9 @@ def run(events: int, moto_events: int, rounds: int, batch_size: int) -> dict[str
     moto: list[float] = []
     moto_rule: list[float] = []
     emit: list[float] = []
-    with _server() as server:
+    with benchmark_server() as server:
         for _ in range(rounds):
-            with _migrated(server) as dbname:
+            with scratch_database(server, runtime_role=RUNTIME) as dbname:
                 database = _runtime(server, dbname)
                 _seed(server, dbname, events)
                 loads.append(os.getloadavg()[0])
@@ -215,7 +190,10 @@ def run(events: int, moto_events: int, rounds: int, batch_size: int) -> dict[str
                 (False, moto, moto_events),
                 (True, moto_rule, max(100, moto_events // 10)),
             ):
-                with _migrated(server) as dbname, _moto_bus(with_rule=with_rule) as publisher:
+                with (
+                    scratch_database(server, runtime_role=RUNTIME) as dbname,
+                    _moto_bus(with_rule=with_rule) as publisher,
+                ):
                     database = _runtime(server, dbname)
                     _seed(server, dbname, count)
                     rate, _, published = _relay_rate(database, publisher, batch_size)
@@ -268,17 +246,6 @@ bounded by PutEvents latency (about 10 events per call), not by PostgreSQL.
 """  # noqa: E501
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION_TITLE)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION_TITLE))
-        text = text[:start] + section + ("" if end < 0 else text[end:])
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -290,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", type=Path, help="update the Outbox relay section of this file")
     parser.add_argument(
         "--machine",
-        default=f"{os.cpu_count()} cores, {platform.machine()}, {platform.system()}",
+        default=machine_description(),
         help="how to describe the machine in the results",
     )
     args = parser.parse_args(argv)

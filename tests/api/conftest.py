@@ -37,10 +37,17 @@ def signing_key() -> SigningKey:
     return SigningKey.generate()
 
 
+# Execution environments per function. Two still serve overlapping requests from separate
+# processes (what the pool tests prove), at half the processes of `make dev`'s four: each one
+# spawns an interpreter, imports its handler under coverage and holds a database connection.
+TEST_POOL_SIZE = 2
+
+
 @pytest.fixture(scope="session")
 def gateway_server(signing_key: SigningKey) -> Iterator[GatewayServer]:
     """The gateway with its pools of execution environments (processes, started on demand)."""
-    server = GatewayServer(LocalGateway(signing_key), "127.0.0.1", free_port(), docs_routes())
+    gateway = LocalGateway(signing_key, pool_size=TEST_POOL_SIZE)
+    server = GatewayServer(gateway, "127.0.0.1", free_port(), docs_routes())
     with server:
         yield server
 

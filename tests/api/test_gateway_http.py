@@ -16,7 +16,7 @@ from scripts.devstack.gateway import LocalGateway, PooledFunctions
 from scripts.devstack.gateway_server import GatewayServer
 from scripts.devstack.identities import find_user
 from scripts.devstack.jwt_keys import SigningKey
-from tests.api.conftest import ApiClient
+from tests.api.conftest import TEST_POOL_SIZE, ApiClient
 
 PROTECTED = [route for route in ROUTES if not route.public]
 
@@ -278,4 +278,4 @@ def test_each_function_serves_overlapping_requests_from_several_environments(
     functions = gateway_server.gateway.functions
     assert isinstance(functions, PooledFunctions)
     health = functions.pool("lambdas.health.handler.lambda_handler", "alquimista-dev-health")
-    assert 1 < health.started <= functions.size == 4
+    assert 1 < health.started <= functions.size == TEST_POOL_SIZE

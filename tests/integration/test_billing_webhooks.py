@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from typing import Any
+from unittest.mock import ANY
 
 import boto3
 import pytest
@@ -183,6 +184,51 @@ def test_unknown_subscriptions_and_unhandled_types_are_recorded_as_ignored(
     assert _deliver(stripe_delivery(STRIPE, unhandled)).body["status"] == "ignored"
     assert [e["status"] for e in _events(owner)] == ["ignored", "ignored"]
     assert _subscription(owner, world.a)["status"] == "active"
+
+
+def _recorded(owner, payment_event_id: Any) -> tuple[list[str], list[tuple[str, Any]]]:
+    """The audit actions and (event type, reason) of the outbox events about one delivery."""
+    audited = owner.execute(
+        "SELECT action FROM alquimista_platform.audit_logs WHERE resource_id = %s",
+        (str(payment_event_id),),
+    ).fetchall()
+    emitted = owner.execute(
+        "SELECT event_type, payload->>'reason' AS reason FROM alquimista_platform.domain_outbox "
+        "WHERE aggregate_id = %s",
+        (str(payment_event_id),),
+    ).fetchall()
+    return [a["action"] for a in audited], [(e["event_type"], e["reason"]) for e in emitted]
+
+
+def test_each_delivery_is_recorded_as_what_it_did_applied_ignored_or_only_received(
+    world: World, owner, lambda_env: LocalResources
+) -> None:
+    # Given a delivery that changes a subscription, two that change nothing, and one that
+    # must be fetched from the provider before it can change anything
+    preapproval = f"2c9380847{uuid.uuid4().hex[:23]}"
+    _link_to_mercadopago(owner, world.b, preapproval)
+    deliveries = [
+        stripe_delivery(STRIPE, _stripe(world.a, "invoice.payment_failed")),
+        stripe_delivery(STRIPE, stripe_event("invoice.paid", subscription="sub_x", customer="c")),
+        stripe_delivery(STRIPE, _stripe(world.a, "invoice.paid") | {"type": "invoice.created"}),
+        mercadopago_delivery(
+            MERCADOPAGO, mercadopago_notification("subscription_preapproval", data_id=preapproval)
+        ),
+    ]
+
+    # When each is delivered
+    statuses = [_deliver(d).body["status"] for d in deliveries]
+
+    # Then each leaves one audit row and one event naming what happened, with the reason
+    assert statuses == ["processed", "ignored", "ignored", "received"]
+    recorded = [_recorded(owner, e["id"]) for e in _events(owner)]
+    assert recorded == [
+        (["payment.event_applied"], [("payment.event_applied", None)]),
+        (["payment.event_ignored"], [("payment.event_ignored", "no matching subscription")]),
+        (["payment.event_ignored"], [("payment.event_ignored", "unhandled event type")]),
+        (["payment.event_received"], [("payment.event_received", ANY)]),
+    ]
+    assert "fetch" in recorded[3][1][0][1]
 
 
 def _forged(delivery: SignedDelivery, forgery: str) -> SignedDelivery:

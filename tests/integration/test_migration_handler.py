@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambdas.migrations.handler import PHYSICAL_RESOURCE_ID, MigrationDeployFailed, lambda_handler
 from lambdas.migrations.locks import ADVISORY_LOCK_KEY
 from lambdas.shared.migration_files import MIGRATIONS_DIR, discover
-from lambdas.shared.settings import get_migration_settings
+from lambdas.shared.runtime import get_runtime
 from scripts.devstack.aws_resources import LocalResources, aurora_secret, provision
 from scripts.devstack.gateway import LambdaContextStub
 from scripts.devstack.stack import custom_resource_event, reset_lambda_caches
@@ -224,7 +224,7 @@ def test_a_rotated_master_password_is_fetched_again(fresh_env, empty_db, monkeyp
     # When the secret is rotated, while the environment still caches the stale value
     sm.put_secret_value(SecretId=fresh_env.db_secret_arn, SecretString=good)
     monkeypatch.setenv("MIGRATION_CONNECT_RETRY_S", "5")
-    get_migration_settings.cache_clear()
+    del get_runtime().migration_settings  # the secret cache stays warm
 
     report = _invoke({"action": "status"})
 

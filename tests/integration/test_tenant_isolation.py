@@ -156,6 +156,34 @@ def test_the_runtime_role_owns_nothing_and_cannot_bypass_rls(db) -> None:
     }
 
 
+# Each statement would succeed if the role could write: valid rows, conflicts skipped, and
+# updates and deletes that match nothing (privileges are checked before any row is touched).
+@pytest.mark.parametrize(
+    "write",
+    [
+        "INSERT INTO alquimista_platform.roles (name, description, rank) VALUES ('root', 'x', 99)",
+        "UPDATE alquimista_platform.roles SET description = 'x' WHERE name = 'nobody'",
+        "DELETE FROM alquimista_platform.roles WHERE name = 'nobody'",
+        "INSERT INTO alquimista_platform.permissions (code, description) VALUES ('all:all', 'x')",
+        "UPDATE alquimista_platform.permissions SET description = 'x' WHERE code = 'no:body'",
+        "DELETE FROM alquimista_platform.permissions WHERE code = 'no:body'",
+        "INSERT INTO alquimista_platform.role_permissions (role_id, permission_id) "
+        "SELECT r.id, p.id FROM alquimista_platform.roles r, alquimista_platform.permissions p "
+        "ON CONFLICT DO NOTHING",
+        "UPDATE alquimista_platform.role_permissions SET role_id = role_id WHERE false",
+        "DELETE FROM alquimista_platform.role_permissions WHERE false",
+    ],
+)
+def test_the_runtime_role_only_reads_the_rbac_catalog(runtime, write) -> None:
+    granted = runtime.execute(
+        "SELECT count(*) AS n FROM alquimista_platform.role_permissions"
+    ).fetchone()
+    assert granted["n"] > 0
+
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        runtime.execute(write)
+
+
 def test_the_runtime_role_only_reads_the_ledger(runtime) -> None:
     assert runtime.execute("SELECT count(*) AS n FROM public.migrations").fetchone()["n"] > 0
     with pytest.raises(psycopg.errors.InsufficientPrivilege):

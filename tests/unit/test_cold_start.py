@@ -23,7 +23,13 @@ ENTRY_MODULES = [
     *(f"lambdas.{group}.handler" for group in NON_CHAT_GROUPS),
     "lambdas.jobs.handler",
     "lambdas.migrations.handler",
+    "lambdas.outbox.handler",
+    "lambdas.activity.consumer",
 ]
+# What only a write needs: the audit chain's hashing (RFC 8785) and the event catalog's models.
+# The audit group verifies chains and the jobs function anchors them: they need it to serve.
+WRITE_ONLY_MODULES = ("rfc8785", "lambdas.shared.audit", "lambdas.shared.events")
+LOADS_THE_CHAIN_TO_SERVE = {"lambdas.audit.handler", "lambdas.jobs.handler"}
 YOUNG_COLLECTIONS_AFTER_THE_IMPORTS = 5
 # Imports ``module`` and prints what a cold start leaves behind, as JSON.
 IMPORT_PROBE = """
@@ -36,6 +42,7 @@ print(json.dumps({{
     "enabled": gc.isenabled(),
     "frozen": gc.get_freeze_count(),
     "loaded": sorted(name for name in ("openai", "psycopg") if name in sys.modules),
+    "write_only": sorted(name for name in {write_only!r} if name in sys.modules),
 }}))
 """
 
@@ -44,7 +51,7 @@ def _import_in_a_fresh_interpreter(module: str) -> dict[str, Any]:
     """Import ``module`` the way a cold start does: a new interpreter with the collector on and
     no configuration in the environment."""
     result = subprocess.run(
-        [sys.executable, "-c", IMPORT_PROBE.format(module=module)],
+        [sys.executable, "-c", IMPORT_PROBE.format(module=module, write_only=WRITE_ONLY_MODULES)],
         cwd=ROOT,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -61,6 +68,13 @@ def test_a_handler_imports_without_environment_and_without_openai(group: str) ->
     seen = _import_in_a_fresh_interpreter(f"lambdas.{group}.handler")
 
     assert seen["loaded"] == ["psycopg"]
+
+
+@pytest.mark.parametrize("module", sorted(set(ENTRY_MODULES) - LOADS_THE_CHAIN_TO_SERVE))
+def test_an_entry_module_leaves_what_only_a_write_needs_to_its_first_write(module: str) -> None:
+    seen = _import_in_a_fresh_interpreter(module)
+
+    assert seen["write_only"] == []
 
 
 @pytest.mark.parametrize("module", ENTRY_MODULES)

@@ -21,6 +21,7 @@ PERSONAL = re.compile(r"(email|phone|name|cpf|cnpj|tax|address|message|contact)"
 REQUIRED = {
     "agent.activated", "agent.deactivated", "subscription.created", "subscription.plan_changed",
     "subscription.canceled", "trial.started", "trial.used", "payment.event_applied",
+    "payment.event_ignored", "payment.event_received",
     "commercial_request.created", "membership.granted",
 }  # fmt: skip
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Final
 
 from lambdas.billing.models import (
     PaymentEventList,
@@ -31,6 +32,8 @@ def receive_payment_webhook(
     subscription or customer id), in whichever tenant holds it. The event row and the change
     commit together in that tenant's transaction; PostgreSQL's unique (provider, event id) is
     the one deduplication, so a redelivered event changes nothing however often it comes.
+    The audit row and the outbox event say what the delivery did: ``payment.event_applied``,
+    ``payment.event_ignored`` or ``payment.event_received`` (recorded, awaiting a fetch).
     """
     try:
         event = read_event(provider, delivery, secret=signing_secret, now=now)
@@ -82,7 +85,7 @@ def receive_payment_webhook(
             row_id, status=status, subscription_id=subscription_id, error=reason
         )
         uow.record(
-            "payment.event_applied",
+            _RECORDED_AS[status],
             aggregate_type="payment_event",
             aggregate_id=str(row_id),
             payload={
@@ -92,17 +95,26 @@ def receive_payment_webhook(
                 "subscription_id": subscription_id,
                 "amount": event.amount,
                 "currency": event.currency,
+                **({"reason": reason} if status != "processed" else {}),
             },
         )
         uow.commit()
         return WebhookReceipt(event_id=event.event_id, status=status)
 
 
+# What a recorded delivery did, as the audit action and outbox event of its transaction.
+_RECORDED_AS: Final[dict[ReceiptStatus, str]] = {
+    "processed": "payment.event_applied",
+    "ignored": "payment.event_ignored",
+    "received": "payment.event_received",
+}
+
+
 def _outcome(event: ProviderEvent, *, found: bool) -> tuple[ReceiptStatus, str | None]:
     if event.disposition == "unhandled":
         return "ignored", event.reason or "unhandled event type"
     if event.disposition == "needs_fetch":
-        return "received", event.reason
+        return "received", event.reason or "the provider's state must be fetched first"
     if not found:
         return "ignored", "no matching subscription"
     return "processed", None
