@@ -106,8 +106,11 @@ DECLARE
     at timestamptz;
 BEGIN
     -- Explicit, not left to RLS: the owner may be a role that bypasses it.
-    IF p_tenant_id IS NULL OR NOT (
-            p_tenant_id = scope::uuid OR (scope IS NULL AND p_tenant_id = platform)) THEN
+    -- (IS NOT DISTINCT FROM, never "=": an unscoped transaction has a NULL scope, and a NULL
+    -- comparison would let the check pass)
+    IF p_tenant_id IS NULL OR NOT coalesce(
+            p_tenant_id IS NOT DISTINCT FROM scope::uuid
+            OR (scope IS NULL AND p_tenant_id IS NOT DISTINCT FROM platform), false) THEN
         RAISE EXCEPTION 'audit append for tenant % outside its tenant scope', p_tenant_id
             USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -159,5 +162,58 @@ BEGIN
         PERFORM set_config('app.current_tenant_id', '', true);
     END IF;
     RETURN QUERY SELECT new_id, new_seq, new_hash, at;
+END
+$$;
+
+-- Unauthenticated refusals (a webhook whose signature does not verify) name no tenant and cost
+-- the sender nothing, so a flood of them would grow the platform chain without bound. This
+-- records at most p_per_minute denied rows per (action, resource_type, resource_id) source in
+-- a minute of the platform chain; the last one admitted carries "limit_reached": true, and
+-- the rest return no row (the caller counts them in a metric). The count runs under the
+-- platform head's lock, so concurrent refusals cannot overshoot, and reads only the minute's
+-- platform rows (the tenant/time index). Only a transaction scoped to no tenant may call it.
+CREATE FUNCTION alquimista_platform.audit_append_denied_v2(
+    p_actor_id uuid,
+    p_actor_type text,
+    p_action text,
+    p_resource_type text,
+    p_resource_id text,
+    p_request_id text,
+    p_metadata jsonb,
+    p_per_minute integer
+) RETURNS TABLE (id uuid, seq bigint, row_hash bytea, occurred_at timestamptz)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    platform constant uuid := '00000000-0000-0000-0000-000000000000';
+    recent integer;
+BEGIN
+    IF nullif(current_setting('app.current_tenant_id', true), '') IS NOT NULL THEN
+        RAISE EXCEPTION 'bounded denials go to the platform chain from an unscoped transaction'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF p_per_minute IS NULL OR p_per_minute < 1 THEN
+        RAISE EXCEPTION 'p_per_minute must be at least 1'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM set_config('app.current_tenant_id', platform::text, true);
+    PERFORM 1 FROM alquimista_platform.audit_heads AS h WHERE h.tenant_id = platform FOR UPDATE;
+    SELECT count(*) INTO recent
+    FROM alquimista_platform.audit_logs AS l
+    WHERE l.tenant_id = platform
+      AND l.occurred_at >= date_trunc('minute', now())
+      AND l.action = p_action AND l.outcome = 'denied'
+      AND l.resource_type = p_resource_type
+      AND l.resource_id IS NOT DISTINCT FROM p_resource_id;
+    IF recent < p_per_minute THEN
+        RETURN QUERY SELECT * FROM alquimista_platform.audit_append_v2(
+            platform, p_actor_id, p_actor_type, p_action, p_resource_type, p_resource_id,
+            'denied', p_request_id,
+            CASE WHEN recent + 1 = p_per_minute
+                 THEN p_metadata || '{"limit_reached": true}'::jsonb ELSE p_metadata END);
+    END IF;
+    PERFORM set_config('app.current_tenant_id', '', true);
 END
 $$;

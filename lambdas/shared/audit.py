@@ -25,11 +25,17 @@ from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
 import rfc8785
+from aws_lambda_powertools.metrics import MetricUnit
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from lambdas.shared.constants import PLATFORM_TENANT
+from lambdas.shared.constants import (
+    AUDIT_DENIALS_SUPPRESSED_METRIC,
+    AUDIT_DENIED_PER_SOURCE_PER_MINUTE,
+    PLATFORM_TENANT,
+)
 from lambdas.shared.db import Connection
+from lambdas.shared.observability import metrics
 
 HASH_VERSION = 1
 CHAIN_PREFIX = b"alquimista-audit/v1\n"
@@ -115,11 +121,23 @@ class AuditWriter:
         )
 
 
-class PlatformAuditWriter(AuditWriter):
+_DENIED_SQL = """
+    SELECT id, seq, row_hash, occurred_at
+    FROM alquimista_platform.audit_append_denied_v2(
+        %(actor)s, %(actor_type)s, %(action)s, %(resource_type)s, %(resource_id)s,
+        %(request_id)s, %(metadata)s, %(per_minute)s)
+"""
+
+
+class PlatformAuditWriter:
     """Appends to the platform's own chain (``PLATFORM_TENANT``, migration 029) the writes of a
     transaction scoped to no tenant (public routes, unmatched webhooks). ``audit_append_v2``
     accepts the platform tenant only in such a transaction (migration 034), so the
-    transaction's scope is left as it is."""
+    transaction's scope is left as it is.
+
+    A ``denied`` row here is an unauthenticated refusal, which costs its sender nothing: at most
+    ``denied_per_minute`` of them are recorded per source (action, resource) and minute, and the
+    rest only counted in the ``AuditDenialsSuppressed`` metric (``append`` returns None)."""
 
     def __init__(
         self,
@@ -128,13 +146,60 @@ class PlatformAuditWriter(AuditWriter):
         actor_id: UUID | None,
         actor_type: str = "anonymous",
         request_id: str | None = None,
+        denied_per_minute: int = AUDIT_DENIED_PER_SOURCE_PER_MINUTE,
     ) -> None:
-        super().__init__(
+        self._writer = AuditWriter(
             conn,
             tenant_id=PLATFORM_TENANT,
             actor_id=actor_id,
             actor_type=actor_type,
             request_id=request_id,
+        )
+        self._denied_per_minute = denied_per_minute
+
+    def append(
+        self,
+        action: str,
+        *,
+        resource_type: str,
+        resource_id: str | None = None,
+        outcome: str = "success",
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditRecord | None:
+        if outcome != "denied":
+            return self._writer.append(
+                action,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                outcome=outcome,
+                details=details,
+            )
+        writer = self._writer
+        row = (
+            writer._conn.cursor(row_factory=dict_row)
+            .execute(
+                _DENIED_SQL,
+                {
+                    "actor": writer._actor_id,
+                    "actor_type": writer._actor_type,
+                    "action": action,
+                    "resource_type": resource_type,
+                    "resource_id": resource_id,
+                    "request_id": writer._request_id,
+                    "metadata": Jsonb(dict(details or {})),
+                    "per_minute": self._denied_per_minute,
+                },
+            )
+            .fetchone()
+        )
+        if row is None:
+            metrics.add_metric(name=AUDIT_DENIALS_SUPPRESSED_METRIC, unit=MetricUnit.Count, value=1)
+            return None
+        return AuditRecord(
+            id=row["id"],
+            seq=row["seq"],
+            row_hash=bytes(row["row_hash"]).hex(),
+            occurred_at=row["occurred_at"],
         )
 
 

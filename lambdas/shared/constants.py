@@ -27,6 +27,10 @@ COMMERCIAL_REQUESTS_WINDOW_S: Final = 60 * 60
 AUDIT_ANCHOR_RETENTION_DAYS: Final = 400
 AUDIT_VERIFY_FAILURES_METRIC: Final = "AuditVerifyFailures"
 AUDIT_ANCHOR_AGE_METRIC: Final = "AuditAnchorAgeSeconds"
+# Unauthenticated refusals recorded in the platform chain per source and minute (migration 034);
+# the rest are counted in this metric only.
+AUDIT_DENIED_PER_SOURCE_PER_MINUTE: Final = 30
+AUDIT_DENIALS_SUPPRESSED_METRIC: Final = "AuditDenialsSuppressed"
 
 # The EventBridge source of every outbox event; rules match on it.
 OUTBOX_EVENT_SOURCE: Final = "alquimista.outbox"

@@ -57,6 +57,7 @@ def test_an_unscoped_transaction_appends_to_the_platform_chain_and_stays_unscope
         assert _scope(conn) is None
         conn.commit()
 
+    assert first is not None and second is not None
     assert (first.seq, second.seq) == (before + 1, before + 2)
     with scoped(db, PLATFORM_TENANT) as conn:
         result = verify_chain(AuditRepository(conn, PLATFORM_TENANT).stream())
@@ -143,3 +144,56 @@ def test_rows_with_escaped_characters_and_nulls_stream_and_verify(
     with scoped(db, tenant.id) as conn:
         result = verify_chain(AuditRepository(conn, tenant.id).stream())
     assert (result.ok, result.first_bad_seq) == (False, 7)
+
+
+# ---- bounded unauthenticated denials -------------------------------------------------------
+
+
+def _deny(writer: PlatformAuditWriter, source: str) -> Any:
+    return writer.append(
+        "webhook.denied",
+        resource_type="payment_webhook",
+        resource_id=source,
+        outcome="denied",
+        details={"provider": source},
+    )
+
+
+def test_a_flood_of_denials_records_at_most_the_bound_per_source_and_minute(
+    db: TestDatabase,
+) -> None:
+    before = _platform_seq(db)
+    # Given a bound of 3 per source and minute, in one transaction (one minute window: now())
+    with db.runtime() as conn:
+        writer = PlatformAuditWriter(conn, actor_id=None, denied_per_minute=3)
+
+        # When 7 refusals come from one source and 2 from another
+        stripe = [_deny(writer, "stripe") for _ in range(7)]
+        other = [_deny(writer, "mercadopago") for _ in range(2)]
+        conn.commit()
+
+    # Then 3 are chained for the first (the last marked), the rest only counted; the other
+    # source is not affected, and the chain verifies
+    assert [r is not None for r in stripe] == [True] * 3 + [False] * 4
+    assert all(r is not None for r in other)
+    with scoped(db, PLATFORM_TENANT) as conn:
+        rows = conn.execute(
+            "SELECT resource_id, metadata FROM alquimista_platform.audit_logs"
+            " WHERE tenant_id = %s AND seq > %s ORDER BY seq",
+            (PLATFORM_TENANT, before),
+        ).fetchall()
+        result = verify_chain(AuditRepository(conn, PLATFORM_TENANT).stream())
+    assert [r["resource_id"] for r in rows] == ["stripe"] * 3 + ["mercadopago"] * 2
+    assert [r["metadata"].get("limit_reached") for r in rows[:3]] == [None, None, True]
+    assert result.ok
+
+
+def test_bounded_denials_are_refused_in_a_tenant_scoped_transaction(
+    db: TestDatabase, owner: Conn
+) -> None:
+    tenant = create_tenant(owner)
+    with db.runtime() as conn:
+        conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", (str(tenant.id),))
+        writer = PlatformAuditWriter(conn, actor_id=None)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="platform chain"):
+            _deny(writer, "stripe")
