@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -37,6 +37,10 @@ _COPY_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v
 _COPY_ESCAPE = re.compile(r"\\(.)")
 
 
+# actor_user_id, resource_id, request_id: the stream's only nullable columns, none of them last
+_NULLABLE = (3, 7, 9)
+
+
 def _copy_field(text: str) -> str | None:
     if text == "\\N":
         return None
@@ -46,8 +50,13 @@ def _copy_field(text: str) -> str | None:
 def _stream_row(tenant: str, line: str) -> AuditRow:
     """One line of the COPY text stream (without its newline) as an AuditRow."""
     fields: list[Any] = line.split("\t")
-    if "\\" in line:  # a NULL or an escaped character
-        fields = [_copy_field(field) if "\\" in field else field for field in fields]
+    if "\\" in line:
+        if line.count("\\") == line.count("\\N\t"):  # NULLs only (an escape adds a backslash)
+            for i in _NULLABLE:
+                if fields[i] == "\\N":
+                    fields[i] = None
+        else:
+            fields = [_copy_field(field) if "\\" in field else field for field in fields]
     (seq, id_, at, actor, actor_type, action, resource_type, resource_id, outcome, request_id,
      metadata, prev_hash, payload_hash, row_hash, version) = fields  # fmt: skip
     return AuditRow(
@@ -77,7 +86,9 @@ class AuditRepository:
         self._conn = conn
         self._tenant_id = tenant_id
 
-    def stream(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[AuditRow]:
+    def stream(
+        self, from_seq: int = 1, to_seq: int | None = None
+    ) -> Generator[AuditRow, None, None]:
         """The tenant's rows in seq order, streamed by COPY (constant memory). A consumer that
         stops early (the verifier, at the first bad row) cancels the COPY; the savepoint keeps
         the caller's transaction usable after it."""

@@ -394,24 +394,13 @@ def _payload_matches(metadata: Any, stored: bytes) -> bool:
     return hashlib.sha256(canonical).digest() == stored
 
 
-def verify_chain(
+def _walk(
     rows: Iterable[AuditRow],
-    *,
-    from_seq: int = 1,
-    prev_hash: bytes = GENESIS_HASH,
-    to_seq: int | None = None,
-    anchors: Iterable[Anchor] = (),
-) -> VerifyResult:
-    """Check rows given in seq order, starting at ``from_seq`` whose predecessor's hash is
-    ``prev_hash``. Each row must have the next seq, link to the previous row's hash, and hash
-    to what it stores. Each anchor (the S3 anchor, the database's own head) in the checked
-    range must match the row at its seq, and a chain checked to its end (``to_seq`` None) must
-    reach every anchor's seq: a deleted tail is found.
-    """
-    upper = to_seq if to_seq is not None else float("inf")
-    anchored = {a.seq: a for a in anchors if from_seq <= a.seq <= upper}
-    expected = from_seq
-    previous = bytes(prev_hash)
+    expected: int,
+    previous: bytes,
+    anchored: dict[int, Anchor],
+) -> tuple[int, bytes, tuple[int, str] | None]:
+    """Check rows from seq ``expected`` on; where it stopped, the last good hash, the fault."""
     fault: tuple[int, str] | None = None
     sha256 = hashlib.sha256
     for row in rows:
@@ -433,6 +422,36 @@ def verify_chain(
             break
         previous = actual
         expected += 1
+    return expected, previous, fault
+
+
+def verify_chain(
+    rows: Iterable[AuditRow],
+    *,
+    from_seq: int = 1,
+    prev_hash: bytes = GENESIS_HASH,
+    to_seq: int | None = None,
+    anchors: Iterable[Anchor] = (),
+) -> VerifyResult:
+    """Check rows given in seq order, starting at ``from_seq`` whose predecessor's hash is
+    ``prev_hash``. Each row must have the next seq, link to the previous row's hash, and hash
+    to what it stores. Each anchor (the S3 anchor, the database's own head) in the checked
+    range must match the row at its seq, and a chain checked to its end (``to_seq`` None) must
+    reach every anchor's seq: a deleted tail is found. ``rows`` is closed (when it can be) once
+    checked, also when a bad row stops the check early.
+    """
+    upper = to_seq if to_seq is not None else float("inf")
+    anchored = {a.seq: a for a in anchors if from_seq <= a.seq <= upper}
+    expected = from_seq
+    previous = bytes(prev_hash)
+    fault: tuple[int, str] | None = None
+    try:
+        expected, previous, fault = _walk(rows, expected, previous, anchored)
+    finally:
+        # a stream stopped at a bad row holds its connection (a COPY in progress) until closed
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
     if fault is None and anchored:
         anchor = anchored[max(anchored)]
         fault = (

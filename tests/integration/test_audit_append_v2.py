@@ -57,7 +57,8 @@ def test_an_unscoped_transaction_appends_to_the_platform_chain_and_stays_unscope
         assert _scope(conn) is None
         conn.commit()
 
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     assert (first.seq, second.seq) == (before + 1, before + 2)
     with scoped(db, PLATFORM_TENANT) as conn:
         result = verify_chain(AuditRepository(conn, PLATFORM_TENANT).stream())
