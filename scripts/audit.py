@@ -19,6 +19,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,10 +189,15 @@ def _verify_tenant(
             print(f"{tenant['slug']}: the chain has no row {start - 1}", file=sys.stderr)
             return False
         total = (args.to_seq or (head.seq if head else 0)) - start + 1
-        rows = _with_progress(log.stream(start, args.to_seq), total, tenant["slug"])
-        result = verify_chain(
-            rows, from_seq=start, prev_hash=prev, to_seq=args.to_seq, anchors=anchors
-        )
+        # closed here too: the progress bar's iterator does not close the stream it wraps
+        with closing(log.stream(start, args.to_seq)) as stream:
+            result = verify_chain(
+                _with_progress(stream, total, tenant["slug"]),
+                from_seq=start,
+                prev_hash=prev,
+                to_seq=args.to_seq,
+                anchors=anchors,
+            )
     response = service.verify_response(result, external)
     anchored = f", anchor seq {external.seq}" if external else ", no anchor"
     if response.ok:

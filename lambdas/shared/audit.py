@@ -1,6 +1,6 @@
 """The audit chain: the writer every route uses, and the verification core (docs/audit.md).
 
-``AuditWriter.append`` calls ``alquimista_platform.audit_append_v1`` on the caller's connection,
+``AuditWriter.append`` calls ``alquimista_platform.audit_append_v2`` on the caller's connection,
 so the audit row commits or rolls back with the change it records. The function assigns the
 tenant's next seq under the tenant's head lock and computes the hashes; this module recomputes
 them independently with RFC 8785 canonical JSON (the ``rfc8785`` library, or an equivalent fast
@@ -15,19 +15,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from json.encoder import encode_basestring as _encode_string
 from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
 import rfc8785
+from aws_lambda_powertools.metrics import MetricUnit
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from lambdas.shared.constants import PLATFORM_TENANT
-from lambdas.shared.db import Connection, set_tenant
+from lambdas.shared.constants import (
+    AUDIT_DENIALS_SUPPRESSED_METRIC,
+    AUDIT_DENIED_PER_SOURCE_PER_MINUTE,
+    PLATFORM_TENANT,
+)
+from lambdas.shared.db import Connection
+from lambdas.shared.observability import metrics
 
 HASH_VERSION = 1
 CHAIN_PREFIX = b"alquimista-audit/v1\n"
@@ -39,7 +47,7 @@ Outcome = Literal["success", "denied", "error"]
 
 _APPEND_SQL = """
     SELECT id, seq, row_hash, occurred_at
-    FROM alquimista_platform.audit_append_v1(
+    FROM alquimista_platform.audit_append_v2(
         %(tenant)s, %(actor)s, %(actor_type)s, %(action)s, %(resource_type)s, %(resource_id)s,
         %(outcome)s, %(request_id)s, %(metadata)s)
 """
@@ -104,7 +112,7 @@ class AuditWriter:
             .fetchone()
         )
         if row is None:
-            raise LookupError("audit_append_v1 returned no row")
+            raise LookupError("audit_append_v2 returned no row")
         return AuditRecord(
             id=row["id"],
             seq=row["seq"],
@@ -113,11 +121,23 @@ class AuditWriter:
         )
 
 
-class PlatformAuditWriter(AuditWriter):
+_DENIED_SQL = """
+    SELECT id, seq, row_hash, occurred_at
+    FROM alquimista_platform.audit_append_denied_v2(
+        %(actor)s, %(actor_type)s, %(action)s, %(resource_type)s, %(resource_id)s,
+        %(request_id)s, %(metadata)s, %(per_minute)s)
+"""
+
+
+class PlatformAuditWriter:
     """Appends to the platform's own chain (``PLATFORM_TENANT``, migration 029) the writes of a
-    transaction scoped to no tenant (public routes, unmatched webhooks). The append function
-    only writes the chain of the transaction's tenant, so the scope is switched to the platform
-    tenant for the append alone and back to no tenant after it."""
+    transaction scoped to no tenant (public routes, unmatched webhooks). ``audit_append_v2``
+    accepts the platform tenant only in such a transaction (migration 034), so the
+    transaction's scope is left as it is.
+
+    A ``denied`` row here is an unauthenticated refusal, which costs its sender nothing: at most
+    ``denied_per_minute`` of them are recorded per source (action, resource) and minute, and the
+    rest only counted in the ``AuditDenialsSuppressed`` metric (``append`` returns None)."""
 
     def __init__(
         self,
@@ -126,14 +146,16 @@ class PlatformAuditWriter(AuditWriter):
         actor_id: UUID | None,
         actor_type: str = "anonymous",
         request_id: str | None = None,
+        denied_per_minute: int = AUDIT_DENIED_PER_SOURCE_PER_MINUTE,
     ) -> None:
-        super().__init__(
+        self._writer = AuditWriter(
             conn,
             tenant_id=PLATFORM_TENANT,
             actor_id=actor_id,
             actor_type=actor_type,
             request_id=request_id,
         )
+        self._denied_per_minute = denied_per_minute
 
     def append(
         self,
@@ -143,18 +165,42 @@ class PlatformAuditWriter(AuditWriter):
         resource_id: str | None = None,
         outcome: str = "success",
         details: Mapping[str, Any] | None = None,
-    ) -> AuditRecord:
-        set_tenant(self._conn, PLATFORM_TENANT)
-        try:
-            return super().append(
+    ) -> AuditRecord | None:
+        if outcome != "denied":
+            return self._writer.append(
                 action,
                 resource_type=resource_type,
                 resource_id=resource_id,
                 outcome=outcome,
                 details=details,
             )
-        finally:
-            set_tenant(self._conn, None)
+        writer = self._writer
+        row = (
+            writer._conn.cursor(row_factory=dict_row)
+            .execute(
+                _DENIED_SQL,
+                {
+                    "actor": writer._actor_id,
+                    "actor_type": writer._actor_type,
+                    "action": action,
+                    "resource_type": resource_type,
+                    "resource_id": resource_id,
+                    "request_id": writer._request_id,
+                    "metadata": Jsonb(dict(details or {})),
+                    "per_minute": self._denied_per_minute,
+                },
+            )
+            .fetchone()
+        )
+        if row is None:
+            metrics.add_metric(name=AUDIT_DENIALS_SUPPRESSED_METRIC, unit=MetricUnit.Count, value=1)
+            return None
+        return AuditRecord(
+            id=row["id"],
+            seq=row["seq"],
+            row_hash=bytes(row["row_hash"]).hex(),
+            occurred_at=row["occurred_at"],
+        )
 
 
 # ---- canonical JSON and hashes -----------------------------------------------------------
@@ -176,15 +222,63 @@ def _plain(value: Any) -> bool:
     return False
 
 
+# json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False) without building
+# an encoder per call: the C encoder, made once.
+_encode_sorted = c_make_encoder(None, None, _encode_string, None, ":", ",", True, False, False)
+
+
+def _dumps_sorted(value: Any) -> str:
+    return "".join(_encode_sorted(value, 0))
+
+
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 canonical JSON of ``value`` (UTF-8)."""
     if _plain(value):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return _dumps_sorted(value).encode()
     return rfc8785.dumps(value)
 
 
-def format_timestamp(value: datetime) -> str:
-    """The hashed form of a timestamp: UTC, microseconds, ``Z``."""
+class JsonText(str):
+    """A JSON document as stored (jsonb's text), for the verifier to parse itself."""
+
+
+class _NotPlain(Exception):
+    """The document holds a number with a fraction or an exponent."""
+
+
+def _refuse_float(_: str) -> Any:
+    raise _NotPlain
+
+
+# Parses with the C scanner and stops at the first non-integer number; integers of 16 digits or
+# more (outside +-(2^53 - 1) or close to it) are found by a search of the text instead of a hook
+# per integer. Either sends the document to the library.
+_scan_integers_only = json.JSONDecoder(parse_float=_refuse_float).scan_once  # type: ignore[attr-defined]
+_LONG_DIGITS = re.compile(r"[0-9]{16}")
+
+
+def canonical_json_text(text: str) -> bytes:
+    """RFC 8785 canonical JSON of the JSON document ``text``. Documents within the subset where
+    ``json.dumps(sort_keys=True)`` writes JCS (ASCII text, so ASCII keys; integers below 16
+    digits; no fractions or exponents; no \\u escapes) take the C encoder; the others
+    ``canonical_json``, which hands what is outside the subset to the library."""
+    # "\\u" excluded: an escaped non-ASCII key in ASCII text would sort by code point
+    if text.isascii() and "\\u" not in text and _LONG_DIGITS.search(text) is None:
+        try:
+            value, end = _scan_integers_only(text, 0)
+        except (_NotPlain, StopIteration):  # StopIteration: not JSON, json.loads says why
+            pass
+        else:
+            if end == len(text):
+                return _dumps_sorted(value).encode()
+    return canonical_json(json.loads(text))
+
+
+def format_timestamp(value: datetime | str) -> str:
+    """The hashed form of a timestamp: UTC, microseconds, ``Z`` (a ``str`` is taken as that form
+    already, as PostgreSQL's ``audit_timestamp_v1`` writes it)."""
+    if isinstance(value, str):
+        return value
     if value.utcoffset():
         value = value.astimezone(UTC)
     # "YYYY-MM-DDTHH:MM:SS.ffffff" (and "+00:00", dropped)
@@ -196,12 +290,13 @@ _EMPTY_PAYLOAD_HASH = hashlib.sha256(b"{}").digest()
 
 class AuditRow(NamedTuple):
     """One stored row, as the verifier reads it (hashes as raw bytes; ids as UUIDs or their
-    text, which is what is hashed)."""
+    text, which is what is hashed; the timestamp as a datetime or its hashed text; metadata as
+    a value or, read straight from the database, its ``JsonText``)."""
 
     id: UUID | str
     tenant_id: UUID | str
     seq: int
-    occurred_at: datetime
+    occurred_at: datetime | str
     actor_id: UUID | str | None
     actor_type: str
     action: str
@@ -230,7 +325,7 @@ def record_json(row: AuditRow) -> bytes:
         f'"actor_type":{_encode_string(row.actor_type)},"id":"{row.id}",'
         f'"occurred_at":"{format_timestamp(row.occurred_at)}",'
         f'"outcome":{_encode_string(row.outcome)},'
-        f'"payload_hash":"{bytes(row.payload_hash).hex()}",'
+        f'"payload_hash":"{row.payload_hash.hex()}",'
         f'"request_id":{_string(row.request_id)},"resource_id":{_string(row.resource_id)},'
         f'"resource_type":{_encode_string(row.resource_type)},"seq":{int(row.seq)},'
         f'"tenant_id":"{row.tenant_id}"}}'
@@ -286,15 +381,48 @@ def _row_fault(row: AuditRow, expected: int, previous: bytes) -> tuple[int, str]
 
 
 def _payload_matches(metadata: Any, stored: bytes) -> bool:
-    """Whether ``stored`` is SHA-256(JCS(metadata)). The writer accepts only metadata that
-    ``json.dumps(sort_keys=True)`` already writes canonically (ASCII keys, no floats), so that
-    is tried first; the library decides whenever it does not match."""
-    if metadata == {}:
-        return stored == _EMPTY_PAYLOAD_HASH
-    quick = json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if hashlib.sha256(quick.encode()).digest() == stored:
-        return True
-    return hashlib.sha256(rfc8785.dumps(metadata)).digest() == stored
+    """Whether ``stored`` is SHA-256(JCS(metadata))."""
+    try:
+        if isinstance(metadata, JsonText):
+            canonical = canonical_json_text(metadata)
+        elif metadata == {}:
+            return stored == _EMPTY_PAYLOAD_HASH
+        else:
+            canonical = canonical_json(metadata)
+    except (ValueError, TypeError, rfc8785.CanonicalizationError):
+        return False  # not JSON, or outside what JCS can write (NaN, lone surrogates)
+    return hashlib.sha256(canonical).digest() == stored
+
+
+def _walk(
+    rows: Iterable[AuditRow],
+    expected: int,
+    previous: bytes,
+    anchored: dict[int, Anchor],
+) -> tuple[int, bytes, tuple[int, str] | None]:
+    """Check rows from seq ``expected`` on; where it stopped, the last good hash, the fault."""
+    fault: tuple[int, str] | None = None
+    sha256 = hashlib.sha256
+    for row in rows:
+        # the common case in one expression; _row_fault names what failed
+        if (
+            row.seq != expected
+            or row.hash_version != HASH_VERSION
+            or row.prev_hash != previous
+            or not _payload_matches(row.metadata, row.payload_hash)
+        ):
+            fault = _row_fault(row, expected, previous) or (row.seq, "row does not verify")
+            break
+        actual = sha256(CHAIN_PREFIX + previous + record_json(row)).digest()
+        if actual != row.row_hash:
+            fault = (row.seq, "row fields do not match row_hash")
+        elif (anchor := anchored.pop(row.seq, None)) and actual.hex() != anchor.row_hash:
+            fault = (row.seq, f"row hash differs from the {anchor.source}")
+        if fault is not None:
+            break
+        previous = actual
+        expected += 1
+    return expected, previous, fault
 
 
 def verify_chain(
@@ -309,25 +437,21 @@ def verify_chain(
     ``prev_hash``. Each row must have the next seq, link to the previous row's hash, and hash
     to what it stores. Each anchor (the S3 anchor, the database's own head) in the checked
     range must match the row at its seq, and a chain checked to its end (``to_seq`` None) must
-    reach every anchor's seq: a deleted tail is found.
+    reach every anchor's seq: a deleted tail is found. ``rows`` is closed (when it can be) once
+    checked, also when a bad row stops the check early.
     """
     upper = to_seq if to_seq is not None else float("inf")
     anchored = {a.seq: a for a in anchors if from_seq <= a.seq <= upper}
     expected = from_seq
     previous = bytes(prev_hash)
     fault: tuple[int, str] | None = None
-    for row in rows:
-        fault = _row_fault(row, expected, previous)
-        if fault is None:
-            actual = row_hash(previous, record_json(row))
-            if actual != bytes(row.row_hash):
-                fault = (row.seq, "row fields do not match row_hash")
-            elif (anchor := anchored.pop(row.seq, None)) and actual.hex() != anchor.row_hash:
-                fault = (row.seq, f"row hash differs from the {anchor.source}")
-        if fault is not None:
-            break
-        previous = actual
-        expected += 1
+    try:
+        expected, previous, fault = _walk(rows, expected, previous, anchored)
+    finally:
+        # a stream stopped at a bad row holds its connection (a COPY in progress) until closed
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
     if fault is None and anchored:
         anchor = anchored[max(anchored)]
         fault = (

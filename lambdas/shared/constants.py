@@ -41,6 +41,10 @@ APPROVAL_OLDEST_PENDING_AGE_METRIC: Final = "ApprovalOldestPendingAgeSeconds"
 # Open LGPD data subject requests due within DSR_ALARM_WINDOW_HOURS (the DSR deadline alarm).
 DSR_DUE_SOON_METRIC: Final = "LeadsDsrDueSoon"
 DSR_ALARM_WINDOW_HOURS: Final = 48
+# Unauthenticated refusals recorded in the platform chain per source and minute (migration 034);
+# the rest are counted in this metric only.
+AUDIT_DENIED_PER_SOURCE_PER_MINUTE: Final = 30
+AUDIT_DENIALS_SUPPRESSED_METRIC: Final = "AuditDenialsSuppressed"
 
 # The EventBridge source of every outbox event; rules match on it.
 OUTBOX_EVENT_SOURCE: Final = "alquimista.outbox"

@@ -39,7 +39,8 @@ from lambdas.shared.db import Database, UnitOfWork, set_tenant  # noqa: E402
 from lambdas.shared.runtime import WRITERS  # noqa: E402
 from lambdas.shared.scope import RequestScope  # noqa: E402
 from lambdas.shared.secrets import DbCredentials  # noqa: E402
-from scripts.bench.audit import _database, _server, _tenants, write_section  # noqa: E402
+from scripts.bench.audit import _database, _server, _tenants  # noqa: E402
+from scripts.bench.support import write_section  # noqa: E402
 from scripts.devstack.postgres import ConnectionInfo  # noqa: E402
 
 SECTION_TITLE = "## Policy gate"

@@ -108,10 +108,13 @@ def test_sql_json_strings_match_rfc8785_byte_for_byte(owner: Conn, text: str) ->
     assert bytes(row["b"]) == rfc8785.dumps(text)
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
 @pytest.mark.parametrize("value", GOLDEN_VALUES)
-def test_sql_canonical_json_matches_rfc8785_byte_for_byte(owner: Conn, value: Any) -> None:
+def test_sql_canonical_json_matches_rfc8785_byte_for_byte(
+    owner: Conn, value: Any, version: str
+) -> None:
     row = owner.execute(
-        "SELECT convert_to(alquimista_platform.audit_canonical_json_v1(%s), 'UTF8') AS b",
+        f"SELECT convert_to(alquimista_platform.audit_canonical_json_{version}(%s), 'UTF8') AS b",
         (psycopg.types.json.Jsonb(value),),
     ).fetchone()
     assert row is not None
