@@ -94,6 +94,14 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", "/api/plans", "plans", permission="plans:read"),
     Route("GET", "/api/activity", "activity", permission="activity:read"),
     Route("GET", "/api/plans/{plan_id}", "plans", permission="plans:read"),
+    # Leads intake. Literal segments (forms, imports) come before the group's /{lead_id} routes.
+    Route("POST", "/api/leads/forms", "leads", permission="leads:forms"),
+    Route("GET", "/api/leads/forms/{form_id}", "leads", permission="leads:read"),
+    # A capture form on the tenant's site: no token, rate limited per IP per form.
+    Route("POST", "/api/leads/forms/{form_id}/submissions", "leads", public=True),
+    Route("POST", "/api/leads/imports", "leads", permission="leads:write"),
+    Route("GET", "/api/leads/imports/{import_id}", "leads", permission="leads:read"),
+    Route("POST", "/api/leads/{lead_id}/outreach", "leads", permission="leads:write"),
 )
 
 GROUPS: Final[tuple[str, ...]] = tuple(dict.fromkeys(route.group for route in ROUTES))
