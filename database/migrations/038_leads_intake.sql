@@ -87,6 +87,8 @@ CREATE TABLE nigredo_leads.lead_imports (
     legal_basis    text NOT NULL DEFAULT 'legitimate_interest'
                    CHECK (legal_basis IN ('consent', 'legitimate_interest')),
     campanha_id    uuid REFERENCES nigredo_leads.campanhas (id) ON DELETE SET NULL,
+    -- false: one bad row refuses the whole file; true: the valid rows go in, the rest reported
+    skip_invalid   boolean NOT NULL DEFAULT false,
     total_rows     integer CHECK (total_rows >= 0),
     imported_rows  integer CHECK (imported_rows >= 0),
     rejected_rows  integer CHECK (rejected_rows >= 0),

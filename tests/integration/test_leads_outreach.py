@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import psycopg
 import pytest
 from moto.core.models import DEFAULT_ACCOUNT_ID
@@ -20,21 +19,14 @@ from lambdas.leads.suppression import lead_digests
 from scripts.devstack.stack import reset_lambda_caches
 from tests.integration.conftest import World
 from tests.support.factories import TestTenant
-from tests.support.leads_intake import SENDER, SUPPRESSION_KEY, call
+from tests.support.leads_intake import SENDER, SUPPRESSION_KEY, call, configure_intake
 
 MESSAGE = {"subject": "Proposta", "body": "Olá, podemos conversar?", "purpose": "prospecting"}
 
 
 @pytest.fixture
 def intake(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    secret = boto3.client("secretsmanager").create_secret(
-        Name=f"leads-suppression-{uuid.uuid4()}",
-        SecretString=f'{{"hmac_key": "{SUPPRESSION_KEY}"}}',
-    )
-    monkeypatch.setenv("LEADS_SUPPRESSION_KEY_SECRET_ARN", secret["ARN"])
-    monkeypatch.setenv("LEADS_OUTREACH_SENDER", SENDER)
-    boto3.client("sesv2").create_email_identity(EmailIdentity=SENDER)
-    reset_intake_runtime()
+    configure_intake(monkeypatch)
     yield world
     reset_intake_runtime()
 

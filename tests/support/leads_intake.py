@@ -4,9 +4,14 @@ another branch and includes the same routers), and helpers to call it as API Gat
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
-from lambdas.leads import routes_outreach
+import boto3
+import pytest
+
+from lambdas.leads import routes_forms, routes_imports, routes_outreach
+from lambdas.leads.intake_runtime import reset_intake_runtime
 from lambdas.shared.http import create_resolver, resolve
 from tests.support.events import http_event, lambda_context
 from tests.support.factories import TestUser
@@ -14,8 +19,11 @@ from tests.support.handlers import HandlerResult
 
 app = create_resolver()
 app.include_router(routes_outreach.router)
+app.include_router(routes_forms.router)
+app.include_router(routes_imports.router)
 
 SENDER = "prospeccao@alquimista.example"
+IMPORTS_BUCKET = "alquimista-test-leads-imports"
 SUPPRESSION_KEY = "intake-test-suppression-key-0123456789abcdef"
 
 
@@ -46,3 +54,18 @@ def call(
         body=json.loads(text) if text else None,
         headers=result.get("headers") or {},
     )
+
+
+def configure_intake(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In moto: the suppression key's secret, a verified SES sender and the imports bucket;
+    the intake's settings pointed at them."""
+    secret = boto3.client("secretsmanager").create_secret(
+        Name=f"leads-suppression-{uuid.uuid4()}",
+        SecretString=json.dumps({"hmac_key": SUPPRESSION_KEY}),
+    )
+    monkeypatch.setenv("LEADS_SUPPRESSION_KEY_SECRET_ARN", secret["ARN"])
+    monkeypatch.setenv("LEADS_OUTREACH_SENDER", SENDER)
+    monkeypatch.setenv("LEADS_IMPORTS_BUCKET", IMPORTS_BUCKET)
+    boto3.client("sesv2").create_email_identity(EmailIdentity=SENDER)
+    boto3.client("s3").create_bucket(Bucket=IMPORTS_BUCKET)
+    reset_intake_runtime()
