@@ -168,23 +168,6 @@ class ImportService:
             raise ImportNotFound(f"import {import_id} not found")
         return ImportStatus.model_validate(row)
 
-    def open_for_script(
-        self, request: ImportRequest, *, source_name: str, requested_by: UUID | None = None
-    ) -> UUID:
-        """An import fed by an operator's file rather than an upload."""
-        import_id = uuid4()
-        with self._uow() as uow:
-            uow.imports.open(
-                import_id,
-                object_key=f"operator/{import_id}/{source_name[-200:]}",
-                legal_basis=request.legal_basis,
-                campanha_id=request.campanha_id,
-                skip_invalid=request.skip_invalid,
-                requested_by=requested_by,
-            )
-            uow.commit()
-        return import_id
-
     def apply(
         self,
         import_id: UUID,
@@ -198,52 +181,102 @@ class ImportService:
         none if any row is rejected (unless the import skips invalid rows) or anything fails.
         ``dry_run`` reports what would happen and changes nothing."""
         with self._uow() as uow:
-            row = uow.imports.get(import_id, lock=True)
-            if row is None:
-                raise ImportNotFound(f"import {import_id} not found")
-            if row["status"] not in {"awaiting_upload", "processing"}:
-                raise ImportAlreadyFinished(f"import {import_id} is {row['status']}")
-            try:
-                parsed = parse_leads_csv(data, legal_basis=row["legal_basis"])
-            except InvalidImportFile as error:
-                return self._finish(
-                    uow,
-                    import_id,
-                    status="rejected",
-                    total=0,
-                    imported=0,
-                    report=[],
-                    error=str(error),
-                    dry_run=dry_run,
-                )
-            self._check_against_tenant(uow, parsed)
-            if parsed.rejected and not row["skip_invalid"]:
-                report = _report(parsed.rejected)
-                return self._finish(
-                    uow,
-                    import_id,
-                    status="rejected",
-                    total=parsed.total,
-                    imported=0,
-                    report=report,
-                    error=None,
-                    dry_run=dry_run,
-                )
-            for done, valid in enumerate(parsed.rows, start=1):
-                fields = valid.fields.model_copy(update={"campanha_id": row["campanha_id"]})
-                uow.leads.create(None, fields, email_normalized=valid.email, phone_e164=valid.phone)
-                if progress is not None:
-                    progress(done)
+            return self._apply_in(uow, import_id, data, dry_run=dry_run, progress=progress)
+
+    def import_file(
+        self,
+        request: ImportRequest,
+        data: bytes,
+        *,
+        source_name: str,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportStatus:
+        """An operator's file (scripts/import_leads.py): the import is opened and applied in
+        one transaction, so a dry run leaves no trace at all."""
+        import_id = uuid4()
+        with self._uow() as uow:
+            uow.imports.open(
+                import_id,
+                object_key=f"operator/{import_id}/{source_name[-200:]}",
+                legal_basis=request.legal_basis,
+                campanha_id=request.campanha_id,
+                skip_invalid=request.skip_invalid,
+                requested_by=None,
+            )
+            return self._apply_in(uow, import_id, data, dry_run=dry_run, progress=progress)
+
+    def _apply_in(
+        self,
+        uow: LeadsIntakeUnitOfWork,
+        import_id: UUID,
+        data: bytes,
+        *,
+        dry_run: bool,
+        progress: Callable[[int], None] | None,
+    ) -> ImportStatus:
+        row = uow.imports.get(import_id, lock=True)
+        if row is None:
+            raise ImportNotFound(f"import {import_id} not found")
+        if row["status"] not in {"awaiting_upload", "processing"}:
+            raise ImportAlreadyFinished(f"import {import_id} is {row['status']}")
+        try:
+            parsed = parse_leads_csv(data, legal_basis=row["legal_basis"])
+        except InvalidImportFile as error:
+            return self._finish(
+                uow,
+                import_id,
+                status="rejected",
+                total=0,
+                imported=0,
+                report=[],
+                error=str(error),
+                dry_run=dry_run,
+            )
+        self._check_against_tenant(uow, parsed)
+        if parsed.rejected and not row["skip_invalid"]:
             report = _report(parsed.rejected)
             return self._finish(
                 uow,
                 import_id,
-                status="completed",
+                status="rejected",
                 total=parsed.total,
-                imported=len(parsed.rows),
+                imported=0,
                 report=report,
                 error=None,
                 dry_run=dry_run,
+            )
+        for done, valid in enumerate(parsed.rows, start=1):
+            fields = valid.fields.model_copy(update={"campanha_id": row["campanha_id"]})
+            uow.leads.create(None, fields, email_normalized=valid.email, phone_e164=valid.phone)
+            if progress is not None:
+                progress(done)
+        report = _report(parsed.rejected)
+        return self._finish(
+            uow,
+            import_id,
+            status="completed",
+            total=parsed.total,
+            imported=len(parsed.rows),
+            report=report,
+            error=None,
+            dry_run=dry_run,
+        )
+
+    def reject(self, import_id: UUID, error: str) -> ImportStatus:
+        """Refuse the whole file without reading it (e.g. larger than MAX_IMPORT_BYTES)."""
+        with self._uow() as uow:
+            if uow.imports.get(import_id, lock=True) is None:
+                raise ImportNotFound(f"import {import_id} not found")
+            return self._finish(
+                uow,
+                import_id,
+                status="rejected",
+                total=0,
+                imported=0,
+                report=[],
+                error=error,
+                dry_run=False,
             )
 
     def _check_against_tenant(self, uow: LeadsIntakeUnitOfWork, parsed: ParsedFile) -> None:

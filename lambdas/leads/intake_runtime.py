@@ -23,7 +23,7 @@ class LeadsIntakeSettings(ApiSettings):
     at least 32 bytes); CSV files are uploaded to the imports bucket."""
 
     suppression_key_secret_id: str = Field(alias="LEADS_SUPPRESSION_KEY_SECRET_ARN")
-    outreach_sender: str = Field(alias="LEADS_OUTREACH_SENDER")
+    outreach_sender: str | None = Field(default=None, alias="LEADS_OUTREACH_SENDER")
     imports_bucket: str | None = Field(default=None, alias="LEADS_IMPORTS_BUCKET")
     secret_max_age_s: int = Field(default=SECRET_CACHE_SECONDS, ge=0)
     upload_url_ttl_s: int = Field(default=900, ge=60, le=3600)

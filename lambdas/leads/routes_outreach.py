@@ -61,9 +61,12 @@ def send_outreach(lead_id: Annotated[UUID, Path()], request: OutreachRequest) ->
         raise IdempotencyKeyRequired(
             f"an Idempotency-Key header of 1 to {MAX_KEY_LENGTH} characters is required"
         )
+    sender = intake_settings().outreach_sender
+    if not sender:
+        raise EmailUnavailable("outreach e-mail is not configured")
     service = OutreachService(
         _uow,
-        sender=SesEmailSender(ses_client(), sender=intake_settings().outreach_sender),
+        sender=SesEmailSender(ses_client(), sender=sender),
         suppression_key=suppression_key(),
     )
     return service.send(lead_id, request, idempotency_key=key, requested_by=caller_id(router))
