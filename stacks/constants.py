@@ -64,4 +64,7 @@ def aurora_max_connections(max_acu: float) -> int:
 JOB_SCHEDULES: Final = {
     "expire_trials": Duration.hours(1),
     "anchor_audit_heads": Duration.minutes(15),
+    # Idempotent: each run rewrites yesterday's and today's rows of metricas_diarias.
+    "rollup_leads_metrics": Duration.hours(1),
+    "purge_deleted_leads": Duration.days(1),
 }

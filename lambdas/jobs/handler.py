@@ -17,6 +17,7 @@ with collector_paused():
     from lambdas.billing.repository import BillingUnitOfWork
     from lambdas.billing.services.trials import expire_trials
     from lambdas.jobs.service import Job, JobReport, UnknownJob, run_job
+    from lambdas.leads.jobs import purge_deleted_leads_job, rollup_leads_metrics_job
     from lambdas.shared.locks import DynamoLease
     from lambdas.shared.observability import logger, metrics, tracer
     from lambdas.shared.runtime import Runtime, get_runtime
@@ -34,7 +35,12 @@ def _jobs(runtime: Runtime, request_id: str) -> Mapping[str, Job]:
         with scope() as run:
             return expire_trials(lambda: BillingUnitOfWork(run, None))
 
-    return {"expire_trials": expire, "anchor_audit_heads": anchor_audit_heads_job(runtime, scope)}
+    return {
+        "expire_trials": expire,
+        "anchor_audit_heads": anchor_audit_heads_job(runtime, scope),
+        "rollup_leads_metrics": rollup_leads_metrics_job(scope),
+        "purge_deleted_leads": purge_deleted_leads_job(scope),
+    }
 
 
 @logger.inject_lambda_context
