@@ -63,8 +63,7 @@ CREATE POLICY public_form_lookup ON nigredo_leads.lead_forms FOR SELECT
 
 ALTER TABLE nigredo_leads.form_submissions
     ADD COLUMN form_id uuid REFERENCES nigredo_leads.lead_forms (id) ON DELETE SET NULL,
-    ADD COLUMN consent_text_version text CHECK (length(consent_text_version) BETWEEN 1 AND 100),
-    ADD CHECK (NOT consent_given OR consent_text_version IS NOT NULL);
+    ADD COLUMN consent_text_version text CHECK (length(consent_text_version) BETWEEN 1 AND 100);
 CREATE INDEX form_submissions_tenant_form_idx
     ON nigredo_leads.form_submissions (tenant_id, form_id, submitted_at);
 CREATE INDEX form_submissions_tenant_lead_idx
