@@ -34,9 +34,10 @@ POSTGRES_PORT: Final = 5432
 CHAT_GROUP: Final = "chat"
 # The group that invites users into the Cognito user pool.
 MEMBERS_GROUP: Final = "members"
-# Groups whose functions run in subnets with a route to the internet: the LLM provider, and
-# Cognito's admin API (no interface endpoint needed for a few calls a day).
-EGRESS_GROUPS: Final = frozenset({CHAT_GROUP, MEMBERS_GROUP})
+LEADS_GROUP: Final = "leads"
+# Groups whose functions run in subnets with a route to the internet: the LLM provider,
+# Cognito's admin API and SES's (no interface endpoint needed for a few calls a day).
+EGRESS_GROUPS: Final = frozenset({CHAT_GROUP, MEMBERS_GROUP, LEADS_GROUP})
 # Groups that serve only reads of platform state: no DynamoDB idempotency table.
 READ_ONLY_GROUPS: Final = frozenset({"health", "audit", "activity"})
 # Functions that read the audit anchor bucket (the jobs function also writes it).
@@ -73,6 +74,9 @@ JOB_SCHEDULES: Final = {
     "anchor_audit_heads": Duration.minutes(15),
     "sweep_approvals": Duration.minutes(5),
     "leads_dsr_deadlines": Duration.hours(1),
+    # Idempotent: each run rewrites yesterday's and today's rows of metricas_diarias.
+    "rollup_leads_metrics": Duration.hours(1),
+    "purge_deleted_leads": Duration.days(1),
 }
 # The alarm on the approval backlog: the oldest pending request waited longer than this.
 APPROVAL_PENDING_AGE_ALARM: Final = Duration.hours(12)  # half the default expiry

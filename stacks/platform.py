@@ -40,6 +40,7 @@ from stacks.constants import (
     JOB_SCHEDULES,
     JOBS_GROUP,
     LAMBDA_CONNECTION_SHARE,
+    LEADS_GROUP,
     MEMBERS_GROUP,
     MIGRATION_RESERVED_CONCURRENCY,
     READ_ONLY_GROUPS,
@@ -57,6 +58,7 @@ from stacks.events import (
 from stacks.functions import ServiceFunctionConstruct
 from stacks.identity import IdentityConstruct
 from stacks.jobs import JOBS_RESERVED_CONCURRENCY, ScheduledJobsConstruct
+from stacks.lead_imports import LeadImportsConstruct
 from stacks.migrations import SchemaMigrationsConstruct
 from stacks.monitoring import MonitoringConstruct
 from stacks.network import NetworkConstruct
@@ -275,6 +277,25 @@ class ApiStack(Stack):
             removal_policy=config.removal_policy,
             deletion_protection=config.deletion_protection,
         )
+        # The leads function signs presigned POSTs into the imports bucket its ingestion reads.
+        self.lead_imports = (
+            LeadImportsConstruct(
+                self,
+                "LeadImports",
+                code=bundle.code,
+                layers=bundle.layers_for(chat=False, billing=False),
+                vpc=network.vpc,
+                subnets=network.function_subnets,
+                security_group=network.function_security_group,
+                environment=api_environment(LEADS_GROUP, config, data, names),
+                suppression_key=data.suppression_key.secret,
+                log_retention=config.log_retention,
+                removal_policy=config.removal_policy,
+            )
+            if LEADS_GROUP in groups
+            else None
+        )
+        imports_environment = self.lead_imports.environment() if self.lead_imports else {}
         self.route_functions = RouteFunctionsConstruct(
             self,
             "Functions",
@@ -285,9 +306,16 @@ class ApiStack(Stack):
             egress_subnets=network.egress_subnets,
             security_group=network.function_security_group,
             environment={
-                group: api_environment(
-                    group, config, data, names, user_pool_id=self.identity.user_pool.user_pool_id
-                )
+                group: {
+                    **api_environment(
+                        group,
+                        config,
+                        data,
+                        names,
+                        user_pool_id=self.identity.user_pool.user_pool_id,
+                    ),
+                    **(imports_environment if group == LEADS_GROUP else {}),
+                }
                 for group in groups
             },
             reserved_concurrency=config.api_reserved_concurrency,
@@ -329,6 +357,11 @@ class ApiStack(Stack):
         if ACTIVITY_GROUP in self.route_functions.functions:
             self.events.grant_feed_read(self.route_functions.functions[ACTIVITY_GROUP].role)
         self._grant(data, {**self.route_functions.functions, JOBS_GROUP: self.jobs.function})
+        if self.lead_imports is not None:
+            self.lead_imports.grant_presign_uploads(
+                self.route_functions.functions[LEADS_GROUP].role
+            )
+            data.database.runtime_secret.grant_read(self.lead_imports.ingestion.role)
         if MEMBERS_GROUP in self.route_functions.functions:
             # Invitations only: create a user, or read the one that exists (no deletes, no
             # attribute changes), in this stack's pool.
@@ -339,6 +372,7 @@ class ApiStack(Stack):
             *self.route_functions.functions.values(),
             self.jobs.function,
             self.events.relay,
+            *([self.lead_imports.ingestion] if self.lead_imports else []),
         ]:
             # Routes and jobs go live only once the schema they query is current.
             construct.function.node.add_dependency(migrations.migrations.resource)

@@ -19,6 +19,7 @@ with collector_paused():
     from lambdas.billing.services.trials import expire_trials
     from lambdas.jobs.service import Job, JobReport, UnknownJob, run_job
     from lambdas.leads.deadlines import dsr_deadlines_job
+    from lambdas.leads.jobs import purge_deleted_leads_job, rollup_leads_metrics_job
     from lambdas.shared.locks import DynamoLease
     from lambdas.shared.observability import logger, metrics, tracer
     from lambdas.shared.runtime import Runtime, get_runtime
@@ -41,6 +42,8 @@ def _jobs(runtime: Runtime, request_id: str) -> Mapping[str, Job]:
         "anchor_audit_heads": anchor_audit_heads_job(runtime, scope),
         "sweep_approvals": sweep_approvals_job(scope),
         "leads_dsr_deadlines": dsr_deadlines_job(scope),
+        "rollup_leads_metrics": rollup_leads_metrics_job(scope),
+        "purge_deleted_leads": purge_deleted_leads_job(scope),
     }
 
 

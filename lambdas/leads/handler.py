@@ -17,7 +17,15 @@ with collector_paused():
     from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from lambdas.leads import routes_leads, routes_lgpd, routes_pipeline, routes_sync
+    from lambdas.leads import (
+        routes_forms,
+        routes_imports,
+        routes_leads,
+        routes_lgpd,
+        routes_outreach,
+        routes_pipeline,
+        routes_sync,
+    )
     from lambdas.shared.http import create_resolver, resolve
     from lambdas.shared.observability import logger, metrics, tracer
 
@@ -25,6 +33,9 @@ app = create_resolver()
 app.include_router(routes_sync.router)
 app.include_router(routes_lgpd.router)
 app.include_router(routes_pipeline.router)
+app.include_router(routes_forms.router)
+app.include_router(routes_imports.router)
+app.include_router(routes_outreach.router)
 app.include_router(routes_leads.router)  # last: /api/leads/<lead_id>
 
 

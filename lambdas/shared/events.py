@@ -262,6 +262,41 @@ class MembershipRevokedV1(EventPayload):
     withdrawn_decisions: list[UUID]
 
 
+class LeadOutreachSentV1(EventPayload):
+    outreach_id: UUID
+    lead_id: UUID
+    interaction_id: UUID
+    purpose: str
+    evaluation_id: UUID
+
+
+class LeadFormCreatedV1(EventPayload):
+    form_id: UUID
+    consent_text_version: str
+    purposes: list[str]
+
+
+class FormSubmissionReceivedV1(EventPayload):
+    submission_id: UUID
+    form_id: UUID
+    lead_id: UUID
+    lead_created: bool
+    consent_text_version: str
+
+
+class LeadImportRequestedV1(EventPayload):
+    import_id: UUID
+    legal_basis: str
+
+
+class LeadImportFinishedV1(EventPayload):
+    import_id: UUID
+    status: Literal["completed", "rejected"]
+    total_rows: int
+    imported_rows: int
+    rejected_rows: int
+
+
 @dataclass(frozen=True)
 class EventSpec:
     name: str
@@ -352,6 +387,16 @@ CATALOG: Final[tuple[EventSpec, ...]] = (
     EventSpec("membership.revoked", 1, "membership", MembershipRevokedV1,
               "A tenant admin removed a member; their pending approval requests were canceled "
               "and their approvals on pending requests withdrawn."),
+    EventSpec("lead.outreach_sent", 1, "lead", LeadOutreachSentV1,
+              "An outreach e-mail left through SES (aggregate id: the lead id); no content."),
+    EventSpec("lead_form.created", 1, "lead_form", LeadFormCreatedV1,
+              "A public capture form was defined (aggregate id: the form id)."),
+    EventSpec("form_submission.received", 1, "form_submission", FormSubmissionReceivedV1,
+              "A public form submission with consent created or enriched a lead."),
+    EventSpec("lead_import.requested", 1, "lead_import", LeadImportRequestedV1,
+              "A CSV import was opened and its upload URL handed out."),
+    EventSpec("lead_import.finished", 1, "lead_import", LeadImportFinishedV1,
+              "A CSV import was applied whole (completed) or refused whole (rejected)."),
 )  # fmt: skip
 
 _BY_KEY: Final[dict[tuple[str, int], EventSpec]] = {(s.name, s.version): s for s in CATALOG}

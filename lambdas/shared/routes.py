@@ -150,6 +150,14 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", "/api/leads/meetings/{meeting_id}/reschedule", "leads", permission="leads:write"),
     Route("POST", "/api/leads/meetings/{meeting_id}/cancel", "leads", permission="leads:write"),
     Route("POST", "/api/leads/meetings/{meeting_id}/complete", "leads", permission="leads:write"),
+    # Leads intake. Literal segments (forms, imports) come before the group's /{lead_id} routes.
+    Route("POST", "/api/leads/forms", "leads", permission="leads:forms"),
+    Route("GET", "/api/leads/forms/{form_id}", "leads", permission="leads:read"),
+    # A capture form on the tenant's site: no token, rate limited per IP per form.
+    Route("POST", "/api/leads/forms/{form_id}/submissions", "leads", public=True),
+    Route("POST", "/api/leads/imports", "leads", permission="leads:write"),
+    Route("GET", "/api/leads/imports/{import_id}", "leads", permission="leads:read"),
+    Route("POST", "/api/leads/{lead_id}/outreach", "leads", permission="leads:write"),
     Route("POST", "/api/leads", "leads", permission="leads:write"),
     Route("GET", "/api/leads", "leads", permission="leads:read"),
     Route("GET", "/api/leads/{lead_id}", "leads", permission="leads:read"),

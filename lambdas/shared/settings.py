@@ -82,6 +82,11 @@ class LeadsSettings(ApiSettings):
 
     suppression_secret_id: str | None = Field(default=None, alias="LEADS_SUPPRESSION_SECRET_ARN")
     suppression_secret_max_age_s: int = Field(default=SECRET_CACHE_SECONDS, ge=0)
+    # Outreach sends from a verified SES identity (unset: outreach answers 503); CSV files are
+    # uploaded to the imports bucket through presigned POSTs living this long.
+    outreach_sender: str | None = Field(default=None, alias="LEADS_OUTREACH_SENDER")
+    imports_bucket: str | None = Field(default=None, alias="LEADS_IMPORTS_BUCKET")
+    upload_url_ttl_s: int = Field(default=900, ge=60, le=3600)
 
 
 class MigrationSettings(ServiceSettings):

@@ -70,11 +70,12 @@ def test_every_protected_route_names_a_permission_and_no_public_one_does() -> No
         assert (route.permission is None) == route.public, route.route_key
 
 
-def test_only_probes_webhooks_and_sales_contact_are_public() -> None:
+def test_only_probes_webhooks_sales_contact_and_capture_forms_are_public() -> None:
     public = {route.route_key for route in ROUTES if route.public}
 
     assert public <= {
         "GET /health",
         "POST /api/billing/commercial-requests",
         "POST /api/billing/webhooks/{provider}",
+        "POST /api/leads/forms/{form_id}/submissions",
     }

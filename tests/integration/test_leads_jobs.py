@@ -1,0 +1,104 @@
+"""The leads' scheduled jobs through the jobs Lambda: the metrics rollup (idempotent) and the
+purge of rows soft-deleted more than 30 days ago, in every tenant."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import psycopg
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.jobs.handler import lambda_handler
+from scripts.devstack.gateway import LambdaContextStub
+from tests.support.factories import TestTenant, create_tenant
+
+
+def _invoke(job: str) -> dict[str, Any]:
+    context = LambdaContextStub(function_name="alquimista-dev-jobs")
+    report: dict[str, Any] = lambda_handler({"job": job}, cast("LambdaContext", context))
+    return report
+
+
+def _scoped(owner: psycopg.Connection[Any], tenant: TestTenant) -> None:
+    owner.execute("SELECT set_config('app.current_tenant_id', %s, false)", (str(tenant.id),))
+
+
+def _lead(owner: psycopg.Connection[Any], tenant: TestTenant, *, deleted_days_ago: int | None):
+    _scoped(owner, tenant)
+    row = owner.execute(
+        """
+        INSERT INTO nigredo_leads.leads (tenant_id, full_name, deleted_at)
+        VALUES (%s, 'Lead', CASE WHEN %s::int IS NULL THEN NULL
+                                 ELSE now() - make_interval(days => %s::int) END)
+        RETURNING id
+        """,
+        (tenant.id, deleted_days_ago, deleted_days_ago),
+    ).fetchone()
+    assert row is not None
+    return row["id"]
+
+
+def _metrics(owner: psycopg.Connection[Any], tenant: TestTenant) -> list[dict[str, Any]]:
+    _scoped(owner, tenant)
+    return owner.execute(
+        """
+        SELECT day, leads_created, contacted, interactions, updated_at
+        FROM nigredo_leads.metricas_diarias WHERE tenant_id = %s ORDER BY day
+        """,
+        (tenant.id,),
+    ).fetchall()
+
+
+def test_the_rollup_counts_every_tenants_day_and_a_rerun_changes_no_count(
+    lambda_env, owner
+) -> None:
+    first, second = create_tenant(owner), create_tenant(owner)
+    lead = _lead(owner, first, deleted_days_ago=None)
+    owner.execute(
+        """
+        INSERT INTO nigredo_leads.interacoes (tenant_id, lead_id, channel, direction)
+        VALUES (%s, %s, 'email', 'outbound')
+        """,
+        (first.id, lead),
+    )
+    _lead(owner, second, deleted_days_ago=None)
+    _lead(owner, second, deleted_days_ago=None)
+
+    report = _invoke("rollup_leads_metrics")
+    before = _metrics(owner, first)
+    again = _invoke("rollup_leads_metrics")
+    after = _metrics(owner, first)
+
+    assert report == {**report, "job": "rollup_leads_metrics", "ok": True, "skipped": False}
+    assert again["ok"] is True
+    counts = [(m["leads_created"], m["contacted"], m["interactions"]) for m in after]
+    assert (1, 1, 1) in counts
+    assert [(m["day"], m["leads_created"]) for m in before] == [
+        (m["day"], m["leads_created"]) for m in after
+    ]
+    assert sum(m["leads_created"] for m in _metrics(owner, second)) == 2
+
+
+def test_the_purge_removes_only_rows_deleted_more_than_30_days_ago(lambda_env, owner) -> None:
+    first, second = create_tenant(owner), create_tenant(owner)
+    old = _lead(owner, first, deleted_days_ago=40)
+    recent = _lead(owner, first, deleted_days_ago=5)
+    live = _lead(owner, first, deleted_days_ago=None)
+    other_old = _lead(owner, second, deleted_days_ago=31)
+
+    report = _invoke("purge_deleted_leads")
+
+    assert report == {**report, "job": "purge_deleted_leads", "ok": True, "affected": 2}
+    _scoped(owner, first)
+    left = {r["id"] for r in owner.execute("SELECT id FROM nigredo_leads.leads").fetchall()}
+    assert left == {recent, live}
+    assert old not in left
+    _scoped(owner, second)
+    assert owner.execute(
+        "SELECT count(*) AS n FROM nigredo_leads.leads WHERE id = %s", (other_old,)
+    ).fetchone() == {"n": 0}
+    audited = owner.execute(
+        "SELECT count(*) AS n FROM alquimista_platform.audit_logs WHERE action = 'leads.purged'"
+    ).fetchone()
+    assert audited is not None
+    assert audited["n"] >= 1
