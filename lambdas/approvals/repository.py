@@ -36,9 +36,12 @@ from lambdas.approvals.models import (
 )
 from lambdas.approvals.notifications import notify
 from lambdas.approvals.transitions import Status, Verdict
+from lambdas.shared.audit import AuditWriter
 from lambdas.shared.constants import TENANT_SETTING
 from lambdas.shared.db import Connection, UnitOfWork
 from lambdas.shared.errors import AppError
+from lambdas.shared.events import validated_payload
+from lambdas.shared.outbox import OutboxWriter
 
 # Constraint names raised by migration 026 -> the error a client sees (never the name).
 _REFUSALS: dict[str, tuple[type[AppError], str]] = {
@@ -386,11 +389,9 @@ class ApprovalSweepRepository:
         ).fetchall()
         return [SweptRequest.model_validate(row) for row in rows]
 
-    def notify(self, changes: list[SweptRequest]) -> int:
-        """Notifications for what ``sweep`` changed: the requester of an expired request; the
-        escalation role's members (else whoever may decide) for an escalated one. Scopes
-        itself to each change's tenant and restores the caller's scope."""
-        written = 0
+    def _scoped(self, changes: list[SweptRequest]) -> Iterator[SweptRequest]:
+        """Each change with the transaction scoped to its tenant; the caller's scope is
+        restored when the iteration ends."""
         caller = self._conn.execute(
             "SELECT current_setting(%s, true) AS tenant", (TENANT_SETTING,)
         ).fetchone()
@@ -399,34 +400,68 @@ class ApprovalSweepRepository:
                 self._conn.execute(
                     "SELECT set_config(%s, %s, true)", (TENANT_SETTING, str(change.tenant_id))
                 )
-                request = ApprovalRepository(self._conn, change.tenant_id).get(change.request_id)
-                if request is None:
-                    continue
-                if change.change == "expired":
-                    if request.requested_by is not None:
-                        written += notify(
-                            self._conn,
-                            change.tenant_id,
-                            request,
-                            "approval.expired",
-                            user=request.requested_by,
-                        )
-                else:
-                    written += notify(
-                        self._conn,
-                        change.tenant_id,
-                        request,
-                        "approval.escalated",
-                        role=request.escalation_role,
-                        permission=None if request.escalation_role else "approvals:decide",
-                        except_user=request.requested_by,
-                    )
+                yield change
         finally:
             self._conn.execute(
                 "SELECT set_config(%s, %s, true)",
                 (TENANT_SETTING, (caller or {}).get("tenant") or ""),
             )
+
+    def notify(self, changes: list[SweptRequest]) -> int:
+        """Notifications for what ``sweep`` changed: the requester of an expired request; the
+        escalation role's members (else whoever may decide) for an escalated one."""
+        written = 0
+        for change in self._scoped(changes):
+            request = ApprovalRepository(self._conn, change.tenant_id).get(change.request_id)
+            if request is None:
+                continue
+            if change.change == "expired":
+                if request.requested_by is not None:
+                    written += notify(
+                        self._conn,
+                        change.tenant_id,
+                        request,
+                        "approval.expired",
+                        user=request.requested_by,
+                    )
+            else:
+                written += notify(
+                    self._conn,
+                    change.tenant_id,
+                    request,
+                    "approval.escalated",
+                    role=request.escalation_role,
+                    permission=None if request.escalation_role else "approvals:decide",
+                    except_user=request.requested_by,
+                )
         return written
+
+    def record(self, changes: list[SweptRequest]) -> int:
+        """Each change's audit row (in its tenant's chain, by the system) and its outbox event
+        (``approval.expired`` / ``approval.escalated``). Returns how many were recorded."""
+        for change in self._scoped(changes):
+            event_type = f"approval.{change.change}"
+            payload: dict[str, Any] = (
+                {"approval_id": change.request_id, "requested_by": change.requested_by}
+                if change.change == "expired"
+                else {"approval_id": change.request_id, "escalation_role": change.escalation_role}
+            )
+            data = validated_payload(event_type, 1, "approval", payload)
+            AuditWriter(
+                self._conn, tenant_id=change.tenant_id, actor_id=None, actor_type="system"
+            ).append(
+                event_type,
+                resource_type="approval",
+                resource_id=str(change.request_id),
+                details=data,
+            )
+            OutboxWriter(self._conn, tenant_id=change.tenant_id).emit(
+                event_type,
+                aggregate_type="approval",
+                aggregate_id=str(change.request_id),
+                payload=data,
+            )
+        return len(changes)
 
 
 class ApprovalsUnitOfWork(UnitOfWork):

@@ -1,14 +1,14 @@
 """Approval use cases: open, list, read, decide, cancel, and the sweeper's run.
 
 The rules themselves are enforced by the database (migration 026); these functions validate
-what they can without a round trip, write the in-app notifications, commit, and shape the
-answers. Audit rows and outbox events join once the request scope provides their writers.
+what they can without a round trip, write the in-app notifications, record each change (audit
+row + outbox event), commit, and shape the answers. Opening a request for a sensitive action
+goes through the gate (``lambdas.shared.gate``); ``open_request`` is for callers that already
+evaluated.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -25,11 +25,9 @@ from lambdas.approvals.models import (
     SweptRequest,
 )
 from lambdas.approvals.transitions import Status, Verdict, check_reason
-from lambdas.shared.errors import ValidationFailed
-
-
-class InvalidCursor(ValidationFailed):
-    code = "invalid_cursor"
+from lambdas.shared import cursors
+from lambdas.shared.cursors import InvalidCursor
+from lambdas.shared.scope import ChangeRecorder
 
 
 class ApprovalStore(Protocol):
@@ -58,7 +56,7 @@ class ApprovalStore(Protocol):
     def notify_decided(self, request: ApprovalRecord) -> int: ...
 
 
-class ApprovalsUow(Protocol):
+class ApprovalsUow(ChangeRecorder, Protocol):
     @property
     def approvals(self) -> ApprovalStore: ...
 
@@ -67,6 +65,8 @@ class ApprovalsUow(Protocol):
 
 class SweepStore(Protocol):
     def sweep(self, *, limit: int = 500) -> list[SweptRequest]: ...
+
+    def record(self, changes: list[SweptRequest]) -> int: ...
 
     def notify(self, changes: list[SweptRequest]) -> int: ...
 
@@ -93,20 +93,44 @@ class OpenedRequest(BaseModel):
 
 
 def encode_cursor(record: ApprovalRecord) -> str:
-    raw = f"{record.created_at.isoformat()}|{record.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return cursors.encode_cursor(f"{record.created_at.isoformat()}|{record.id}")
+
+
+def _position(raw: str) -> tuple[datetime, UUID] | None:
+    at, _, request_id = raw.partition("|")
+    try:
+        return datetime.fromisoformat(at), UUID(request_id)
+    except ValueError:
+        return None
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, request_id = raw.split("|")
-        return datetime.fromisoformat(at), UUID(request_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidCursor(
-            "cursor is not one this API returned",
-            details=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
-        ) from None
+    raw = cursors.decode_cursor(cursor, valid=lambda raw: _position(raw) is not None)
+    position = _position(raw)
+    if position is None:
+        raise InvalidCursor("cursor is not one this API returned")
+    return position
+
+
+def record_created(uow: ChangeRecorder, record: ApprovalRecord) -> None:
+    """The audit row and ``approval.created`` event of a new request."""
+    uow.record(
+        "approval.created",
+        aggregate_type="approval",
+        aggregate_id=str(record.id),
+        payload={
+            "approval_id": record.id,
+            "subject_kind": record.subject_kind,
+            "subject_id": record.subject_id,
+            "action_type": record.action_type,
+            "evaluation_id": record.evaluation_id,
+            "required_approvals": record.required_approvals,
+            "requester_kind": record.requester_kind,
+            "requested_by": record.requested_by,
+            "agent_id": record.agent_id,
+            "expires_at": record.expires_at,
+        },
+    )
 
 
 def open_request(uow_factory: ApprovalsUowFactory, request: NewApprovalRequest) -> OpenedRequest:
@@ -116,6 +140,7 @@ def open_request(uow_factory: ApprovalsUowFactory, request: NewApprovalRequest) 
         record, created = uow.approvals.find_or_create(request)
         if created:
             uow.approvals.notify_requested(record)
+            record_created(uow, record)
             uow.commit()
         return OpenedRequest(request=record, created=created)
 
@@ -170,6 +195,20 @@ def decide(
     text = check_reason(reason)
     with uow_factory() as uow:
         outcome = uow.approvals.decide(request_id, decider=decider, decision=decision, reason=text)
+        uow.record(
+            "approval.decided",
+            aggregate_type="approval",
+            aggregate_id=str(request_id),
+            payload={
+                "approval_id": request_id,
+                "decision_id": outcome.decision_id,
+                "decided_by": decider,
+                "decision": decision,
+                "status": outcome.status,
+                "approvals": outcome.approvals,
+                "required_approvals": outcome.required_approvals,
+            },
+        )
         if outcome.status != "pending":
             ended = uow.approvals.get(request_id)
             if ended is not None:
@@ -182,15 +221,23 @@ def cancel(uow_factory: ApprovalsUowFactory, request_id: UUID, *, actor: UUID) -
     """The requester withdraws their pending request."""
     with uow_factory() as uow:
         record = uow.approvals.cancel(request_id, actor=actor)
+        uow.record(
+            "approval.canceled",
+            aggregate_type="approval",
+            aggregate_id=str(request_id),
+            payload={"approval_id": request_id, "canceled_by": actor},
+        )
         uow.commit()
         return record
 
 
 def sweep(uow_factory: SweepUowFactory, *, limit: int = 500) -> list[SweptRequest]:
     """Expire and escalate due requests across tenants (the scheduled sweeper's body; the
-    caller holds the lease)."""
+    caller holds the lease). Each change is notified and recorded in its tenant's audit chain
+    and outbox, in the same transaction."""
     with uow_factory() as uow:
         changed = uow.sweeper.sweep(limit=limit)
         uow.sweeper.notify(changed)
+        uow.sweeper.record(changed)
         uow.commit()
         return changed

@@ -1,8 +1,5 @@
-"""Policy use cases: manage the tenant's rules and default, and evaluate subjects.
-
-Audit and outbox writes join these once the request scope provides their writers; until then
-the routes that call these are not wired (issue 12).
-"""
+"""Policy use cases: manage the tenant's rules and default, and evaluate subjects. Each change
+is recorded (audit row + outbox event) in its own transaction."""
 
 from __future__ import annotations
 
@@ -17,6 +14,7 @@ from lambdas.policies.evaluator import Decision, Default, Rule, RuleSet, inputs_
 from lambdas.policies.matcher import Subject
 from lambdas.policies.models import EvaluationRecord, PolicyDefault, RuleDraft, RuleVersion
 from lambdas.policies.repository import RuleNotFound
+from lambdas.shared.scope import ChangeRecorder
 
 
 class RuleStore(Protocol):
@@ -57,7 +55,7 @@ class RuleStore(Protocol):
     ) -> EvaluationRecord: ...
 
 
-class PoliciesUow(Protocol):
+class PoliciesUow(ChangeRecorder, Protocol):
     @property
     def policies(self) -> RuleStore: ...
 
@@ -113,12 +111,27 @@ def get_rule(uow_factory: PoliciesUowFactory, rule_id: UUID) -> RuleHistory:
     return RuleHistory(rule=current, versions=versions)
 
 
+def _record(uow: PoliciesUow, event_type: str, rule: RuleVersion) -> None:
+    uow.record(
+        event_type,
+        aggregate_type="policy_rule",
+        aggregate_id=str(rule.rule_id),
+        payload={
+            "rule_id": rule.rule_id,
+            "version": rule.version,
+            "effect": rule.effect,
+            "active": rule.active,
+        },
+    )
+
+
 def create_rule(
     uow_factory: PoliciesUowFactory, draft: RuleDraft, *, actor_id: UUID
 ) -> RuleVersion:
     """Store version 1 of a new rule; an invalid matcher is refused (422) and not stored."""
     with uow_factory() as uow:
         rule = uow.policies.create(draft, actor_id=actor_id)
+        _record(uow, "policy_rule.created", rule)
         uow.commit()
         return rule
 
@@ -136,6 +149,7 @@ def update_rule(
         rule = uow.policies.new_version(
             rule_id, draft, actor_id=actor_id, expected_version=expected_version
         )
+        _record(uow, "policy_rule.updated", rule)
         uow.commit()
         return rule
 
@@ -151,6 +165,7 @@ def deactivate_rule(
         if not current.active:
             return current
         rule = uow.policies.deactivate(rule_id, actor_id=actor_id)
+        _record(uow, "policy_rule.deactivated", rule)
         uow.commit()
         return rule
 
@@ -204,6 +219,20 @@ def dry_run(
     with uow_factory() as uow:
         decision, record = evaluate_and_record(
             uow.policies, subject, requested_by=actor_id, agent_id=subject.agent_id, dry_run=True
+        )
+        uow.record(
+            "policy_evaluation.simulated",
+            aggregate_type="policy_evaluation",
+            aggregate_id=str(record.id),
+            payload={
+                "evaluation_id": record.id,
+                "subject_kind": record.subject_kind,
+                "subject_id": record.subject_id,
+                "rule_id": record.rule_id,
+                "rule_version": record.rule_version,
+                "verdict": record.verdict,
+                "inputs_hash": record.inputs_hash,
+            },
         )
         uow.commit()
     return EvaluationResult(

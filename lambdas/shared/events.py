@@ -92,6 +92,63 @@ class MembershipGrantedV1(EventPayload):
     role: str
 
 
+class PolicyRuleChangedV1(EventPayload):
+    rule_id: UUID
+    version: int
+    effect: Literal["allow", "block", "require_approval"]
+    active: bool
+
+
+class PolicyEvaluationV1(EventPayload):
+    """An evaluation by its ids and verdict; the subject's content never leaves PostgreSQL."""
+
+    evaluation_id: UUID
+    subject_kind: str
+    subject_id: str | None
+    rule_id: UUID | None
+    rule_version: int | None
+    verdict: Literal["allow", "block", "require_approval"]
+    inputs_hash: str
+
+
+class ApprovalCreatedV1(EventPayload):
+    approval_id: UUID
+    subject_kind: str
+    subject_id: str
+    action_type: str
+    evaluation_id: UUID | None
+    required_approvals: int
+    requester_kind: Literal["user", "agent"]
+    requested_by: UUID | None
+    agent_id: UUID | None
+    expires_at: datetime
+
+
+class ApprovalDecidedV1(EventPayload):
+    approval_id: UUID
+    decision_id: UUID
+    decided_by: UUID
+    decision: Literal["approved", "rejected"]
+    status: str
+    approvals: int
+    required_approvals: int
+
+
+class ApprovalCanceledV1(EventPayload):
+    approval_id: UUID
+    canceled_by: UUID
+
+
+class ApprovalExpiredV1(EventPayload):
+    approval_id: UUID
+    requested_by: UUID | None
+
+
+class ApprovalEscalatedV1(EventPayload):
+    approval_id: UUID
+    escalation_role: str | None
+
+
 @dataclass(frozen=True)
 class EventSpec:
     name: str
@@ -121,6 +178,26 @@ CATALOG: Final[tuple[EventSpec, ...]] = (
               "A prospect asked for a commercial proposal (platform event: no tenant)."),
     EventSpec("membership.granted", 1, "membership", MembershipGrantedV1,
               "A user was given a role in the tenant (aggregate id: the user id)."),
+    EventSpec("policy_rule.created", 1, "policy_rule", PolicyRuleChangedV1,
+              "Version 1 of a policy rule was stored (aggregate id: the rule id)."),
+    EventSpec("policy_rule.updated", 1, "policy_rule", PolicyRuleChangedV1,
+              "A policy rule got a new version; earlier versions stay."),
+    EventSpec("policy_rule.deactivated", 1, "policy_rule", PolicyRuleChangedV1,
+              "A policy rule stopped being evaluated (a new, inactive version)."),
+    EventSpec("policy_evaluation.blocked", 1, "policy_evaluation", PolicyEvaluationV1,
+              "The gate blocked a sensitive action (aggregate id: the evaluation id)."),
+    EventSpec("policy_evaluation.simulated", 1, "policy_evaluation", PolicyEvaluationV1,
+              "A dry run evaluated a subject against the tenant's rules; nothing was gated."),
+    EventSpec("approval.created", 1, "approval", ApprovalCreatedV1,
+              "A sensitive action waits for human approval (aggregate id: the request id)."),
+    EventSpec("approval.decided", 1, "approval", ApprovalDecidedV1,
+              "A member approved or rejected a request; status says where it stands now."),
+    EventSpec("approval.canceled", 1, "approval", ApprovalCanceledV1,
+              "The requester withdrew a pending request."),
+    EventSpec("approval.expired", 1, "approval", ApprovalExpiredV1,
+              "A pending request passed its expiry undecided (the sweeper)."),
+    EventSpec("approval.escalated", 1, "approval", ApprovalEscalatedV1,
+              "A pending request passed its escalation time (the sweeper)."),
 )  # fmt: skip
 
 _BY_KEY: Final[dict[tuple[str, int], EventSpec]] = {(s.name, s.version): s for s in CATALOG}

@@ -18,6 +18,7 @@ from lambdas.policies.matcher import Subject
 from lambdas.policies.models import RuleDraft
 from lambdas.policies.repository import PoliciesUnitOfWork
 from lambdas.shared.db import Database
+from lambdas.shared.runtime import WRITERS
 from lambdas.shared.scope import RequestScope
 from lambdas.shared.secrets import DbCredentials
 from tests.support.database import RUNTIME_ROLE, TestDatabase
@@ -68,7 +69,7 @@ def _notified(db: TestDatabase, request_id: uuid.UUID) -> set[tuple[str, uuid.UU
 
 def _factory(cls: Any, database: Database, tenant_id: uuid.UUID | None) -> Callable[[], Any]:
     # each unit of work in a scope of its own, as each request of the story would be
-    return lambda: cls(RequestScope(lambda: database), tenant_id)
+    return lambda: cls(RequestScope(lambda: database, writers=WRITERS), tenant_id)
 
 
 def test_the_checked_story_end_to_end(database, db, acme) -> None:

@@ -4,7 +4,7 @@ database (approval decisions go through ``lambdas.approvals.transitions``)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +24,7 @@ from lambdas.policies.evaluator import Decision, Default, Rule
 from lambdas.policies.matcher import Subject, parse_matcher
 from lambdas.policies.models import EvaluationRecord, PolicyDefault, RuleDraft, RuleVersion
 from lambdas.policies.repository import RuleChangedConcurrently, RuleNotFound
+from lambdas.shared.events import validated_payload
 
 T = TypeVar("T")
 
@@ -35,6 +36,8 @@ class FakeUnitOfWork(Generic[T]):
     store: T
     commits: int = 0
     entered: int = 0
+    # (event type, aggregate id) of each change recorded (audit row + outbox event)
+    recorded: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def committed(self) -> bool:
@@ -42,6 +45,19 @@ class FakeUnitOfWork(Generic[T]):
 
     def commit(self) -> None:
         self.commits += 1
+
+    def record(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Mapping[str, Any],
+        version: int = 1,
+    ) -> None:
+        # checked against the catalog as the real unit of work does
+        validated_payload(event_type, version, aggregate_type, payload)
+        self.recorded.append((event_type, aggregate_id))
 
     def __getattr__(self, name: str) -> T:
         if name in {"policies", "approvals", "sweeper"}:
@@ -329,6 +345,11 @@ class FakeSweepStore:
     approvals: dict[uuid.UUID, FakeApprovalStore]  # by tenant
     now: Callable[[], datetime] = _now
     notified: list[SweptRequest] = field(default_factory=list)
+    recorded: list[SweptRequest] = field(default_factory=list)
+
+    def record(self, changes: list[SweptRequest]) -> int:
+        self.recorded.extend(changes)
+        return len(changes)
 
     def notify(self, changes: list[SweptRequest]) -> int:
         self.notified.extend(changes)
