@@ -94,6 +94,29 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", "/api/plans", "plans", permission="plans:read"),
     Route("GET", "/api/activity", "activity", permission="activity:read"),
     Route("GET", "/api/plans/{plan_id}", "plans", permission="plans:read"),
+    # Chat: a member's own sessions (chat:use); the knowledge base (knowledge:read/write).
+    Route("POST", "/api/chat/sessions", "chat", permission="chat:use"),
+    Route("GET", "/api/chat/sessions", "chat", permission="chat:use"),
+    Route("GET", "/api/chat/sessions/{session_id}", "chat", permission="chat:use"),
+    Route("POST", "/api/chat/sessions/{session_id}/close", "chat", permission="chat:use"),
+    Route("GET", "/api/chat/sessions/{session_id}/messages", "chat", permission="chat:use"),
+    Route("POST", "/api/chat/sessions/{session_id}/messages", "chat", permission="chat:use"),
+    Route(
+        "POST",
+        "/api/chat/sessions/{session_id}/messages/{message_id}/resume",
+        "chat",
+        permission="chat:use",
+    ),
+    Route(
+        "POST",
+        "/api/chat/sessions/{session_id}/messages/{message_id}/feedback",
+        "chat",
+        permission="chat:use",
+    ),
+    Route("GET", "/api/chat/usage", "chat", permission="chat:use"),
+    Route("POST", "/api/chat/documents", "chat", permission="knowledge:write"),
+    Route("GET", "/api/chat/documents", "chat", permission="knowledge:read"),
+    Route("GET", "/api/chat/documents/{document_id}", "chat", permission="knowledge:read"),
 )
 
 GROUPS: Final[tuple[str, ...]] = tuple(dict.fromkeys(route.group for route in ROUTES))
