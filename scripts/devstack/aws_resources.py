@@ -15,6 +15,7 @@ from lambdas.shared.settings import (
     ActivitySettings,
     AuditSettings,
     BillingSettings,
+    ChatSettings,
     JobSettings,
     MigrationSettings,
     OutboxRelaySettings,
@@ -41,6 +42,7 @@ class LocalResources:
     audit_anchor_bucket: str
     activity_table: str = ""
     event_bus: str = ""
+    documents_bucket: str = ""
 
     def lambda_environment(self, env: str) -> dict[str, str]:
         """The variables the stacks give the Lambdas (every function's, in one process),
@@ -65,6 +67,9 @@ class LocalResources:
             ),
             **environment_variables(ActivitySettings, activity_table=self.activity_table or None),
             **environment_variables(OutboxRelaySettings, event_bus_name=self.event_bus or None),
+            **environment_variables(
+                ChatSettings, documents_bucket=self.documents_bucket or None
+            ),
         }
 
 
@@ -148,6 +153,7 @@ def provision(
     _ensure_table(ddb, names.locks_table, "lock_id", "expires_at")
     _ensure_table(ddb, names.idempotency_table, "id", "expiration")
     _ensure_anchor_bucket(boto3.client("s3"), names.audit_anchor_bucket)
+    _ensure_bucket(boto3.client("s3"), names.documents_bucket)
     provision_events(names)
     return LocalResources(
         db_secret_arn=db_arn,
@@ -158,6 +164,7 @@ def provision(
         audit_anchor_bucket=names.audit_anchor_bucket,
         activity_table=names.activity_table,
         event_bus=names.event_bus,
+        documents_bucket=names.documents_bucket,
     )
 
 
@@ -166,3 +173,10 @@ def _ensure_anchor_bucket(client: Any, name: str) -> None:
     existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
     if name not in existing:
         client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+
+
+def _ensure_bucket(client: Any, name: str) -> None:
+    """A private bucket (the documents' originals: stacks create it encrypted and versioned)."""
+    existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
+    if name not in existing:
+        client.create_bucket(Bucket=name)
