@@ -157,7 +157,8 @@ def test_a_question_is_answered_citing_the_tenants_document_and_paid_from_the_qu
     assert asked.body["verdict"]["outcome"] == "allow"
     assert "trinta dias" in answer["content"]
     assert [c["document_id"] for c in answer["citations"]] == [document_id]
-    assert answer["prompt_tokens"] > 0 and answer["completion_tokens"] > 0
+    assert answer["prompt_tokens"] > 0
+    assert answer["completion_tokens"] > 0
     assert llm.stats.completions == 1
     history = call("GET", f"/api/chat/sessions/{session_id}/messages", user=member)
     assert [(m["role"], m["status"]) for m in history.body["messages"]] == [
