@@ -156,7 +156,7 @@ def give_feedback(
             "chat_message.rated",
             aggregate_type="chat_message",
             aggregate_id=str(message_id),
-            payload={"message_id": message_id, "feedback_id": feedback_id, "rating": rating},
+            payload={"answer_id": message_id, "feedback_id": feedback_id, "rating": rating},
         )
         work.commit()
     return FeedbackResponse(id=feedback_id, message_id=message_id, rating=rating)

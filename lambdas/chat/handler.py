@@ -8,9 +8,7 @@ with collector_paused():
     from uuid import UUID
 
     import boto3
-    from aws_lambda_powertools.event_handler import Response
     from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
     from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -80,9 +78,9 @@ def _user() -> UUID:
     return current_scope(app).caller.user_id
 
 
-def _exchange(outcome: service.MessageOutcome) -> Response[MessageExchange]:
+def _exchange(outcome: service.MessageOutcome) -> MessageExchange:
     verdict = outcome.verdict
-    body = MessageExchange(
+    return MessageExchange(
         question=MessageResponse.of(outcome.question),
         verdict=VerdictResponse(
             outcome=verdict.outcome,
@@ -92,17 +90,8 @@ def _exchange(outcome: service.MessageOutcome) -> Response[MessageExchange]:
         ),
         answer=MessageResponse.of(outcome.answer) if outcome.answer else None,
     )
-    # 201: the answer was created; 202: the question waits for a human approval.
-    return Response(
-        status_code=201 if outcome.answer else 202,
-        content_type="application/json",
-        body=body,
-    )
 
 
-_PENDING: dict[int, OpenAPIResponse] = {
-    202: {"description": "The question waits for approval (verdict: pending)"}
-}
 _MESSAGE_ERRORS = (
     service.SessionNotFound,
     service.SessionClosed,
@@ -168,16 +157,17 @@ def close_session(session_id: Annotated[UUID, Path()]) -> SessionResponse:
     status_code=201,
     summary="Ask the assistant: the tenant's policies, then its token quota, then the model",
     description=(
-        "201 with the answer and its citations; 202 when the tenant's policies require a human "
+        "201 with the question and the gate's verdict: `allow` with the answer and its "
+        "citations, or `pending` (no answer) when the tenant's policies require a human "
         "approval (resume the question once approved); 403 `policy_blocked` when they block "
         "it (the provider never sees it); 429 `token_quota_exceeded`; 502/503 when the model "
         "provider fails."
     ),
-    responses=error_responses(*_MESSAGE_ERRORS, success=201) | _PENDING,
+    responses=error_responses(*_MESSAGE_ERRORS, success=201),
 )
 def send_message(
     session_id: Annotated[UUID, Path()], request: SendMessageRequest
-) -> Response[MessageExchange]:
+) -> MessageExchange:
     scope = current_scope(app)
     gateway = _llm()
     outcome = service.send_message(
@@ -195,16 +185,18 @@ def send_message(
 
 @app.post(
     "/api/chat/sessions/<session_id>/messages/<message_id>/resume",
-    status_code=201,
     summary="Answer a question that waited for approval, once it is approved",
+    description=(
+        "The verdict says where the question stands: `allow` with the answer, still "
+        "`pending`, or 403 `policy_blocked` when the approval was rejected."
+    ),
     responses=error_responses(
-        service.MessageNotFound, service.MessageNotPending, *_MESSAGE_ERRORS[2:], success=201
-    )
-    | _PENDING,
+        service.MessageNotFound, service.MessageNotPending, *_MESSAGE_ERRORS[2:]
+    ),
 )
 def resume_message(
     session_id: Annotated[UUID, Path()], message_id: Annotated[UUID, Path()]
-) -> Response[MessageExchange]:
+) -> MessageExchange:
     scope = current_scope(app)
     gateway = _llm()
     outcome = service.resume_message(

@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 from uuid import UUID, uuid4
 
+from lambdas.chat.errors import LlmProviderError, LlmUnavailable, TokenQuotaExceeded
 from lambdas.chat.models import (
     ChatTurn,
     Citation,
@@ -357,7 +359,13 @@ def answer_question(
     turns = build_prompt(question.content, chunks)
     estimate = sum(estimate_tokens(t.content) for t in turns) + max_completion_tokens
     with uow() as work:
-        reservation = work.quotas.reserve(estimate, user_id=user_id)
+        try:
+            reservation = work.quotas.reserve(estimate, user_id=user_id)
+        except TokenQuotaExceeded as refused:
+            # the quota renews with the month: that is when a retry can succeed
+            raise TokenQuotaExceeded(
+                refused.message, details=refused.details, retry_after_s=_until_next_month()
+            ) from None
         work.commit()
     try:
         completion = llm.complete(turns, max_tokens=max_completion_tokens)
@@ -368,6 +376,11 @@ def answer_question(
                 question.id, "failed", error_code=getattr(error, "code", "llm_error")
             )
             work.commit()
+        # what the client sees of a provider failure, once the tokens are given back
+        if isinstance(error, LlmUnavailable):
+            raise LlmUnavailable(error.message) from error
+        if isinstance(error, LlmProviderError):
+            raise LlmProviderError(error.message) from error
         raise
     with uow() as work:
         work.gate.recheck(verdict)
@@ -398,7 +411,7 @@ def answer_question(
             aggregate_type="chat_message",
             aggregate_id=str(answer.id),
             payload={
-                "message_id": answer.id,
+                "answer_id": answer.id,
                 "session_id": question.session_id,
                 "question_id": question.id,
                 "model": answer.model,
@@ -409,6 +422,13 @@ def answer_question(
         )
         work.commit()
     return replace(answer, citations=_citations(chunks))
+
+
+def _until_next_month(now: datetime | None = None) -> int:
+    """Seconds until the next calendar month (UTC), when a new quota period opens."""
+    now = now or datetime.now(UTC)
+    first = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+    return max(int((first - now).total_seconds()), 1)
 
 
 def _citations(chunks: Sequence[RetrievedChunk]) -> tuple[Citation, ...]:

@@ -156,7 +156,7 @@ class ChatSessionChangedV1(EventPayload):
 class ChatMessageAnsweredV1(EventPayload):
     """An answer by its ids and token counts; neither the question nor the answer leaves."""
 
-    message_id: UUID
+    answer_id: UUID
     session_id: UUID
     question_id: UUID
     model: str | None
@@ -166,7 +166,7 @@ class ChatMessageAnsweredV1(EventPayload):
 
 
 class ChatMessageRatedV1(EventPayload):
-    message_id: UUID
+    answer_id: UUID
     feedback_id: UUID
     rating: int
 

@@ -249,12 +249,14 @@ def test_a_message_needing_approval_is_answered_once_approved(
     session_id = _open_session(member)
 
     pending = _ask(member, session_id, "Resuma o contrato de prestação de serviços")
-    assert pending.status == 202, pending.body
+    assert pending.status == 201, pending.body
+    assert (pending.body["verdict"]["outcome"], pending.body["answer"]) == ("pending", None)
     approval_id = pending.body["verdict"]["approval_request_id"]
     message_id = pending.body["question"]["id"]
     resume = f"/api/chat/sessions/{session_id}/messages/{message_id}/resume"
     still = call("POST", resume, user=member)
-    assert (still.status, still.body["verdict"]["approval_request_id"]) == (202, approval_id)
+    assert (still.status, still.body["verdict"]["outcome"]) == (200, "pending")
+    assert still.body["verdict"]["approval_request_id"] == approval_id
     assert llm.stats.total == 0
 
     approvals.decide(
@@ -267,7 +269,7 @@ def test_a_message_needing_approval_is_answered_once_approved(
     answered = call("POST", resume, user=member)
     again = call("POST", resume, user=member)
 
-    assert answered.status == 201, answered.body
+    assert answered.status == 200, answered.body
     assert answered.body["answer"]["reply_to"] == message_id
     assert llm.stats.completions == 1
     assert (again.status, again.body["error"]["code"]) == (409, "chat_message_not_pending")
@@ -283,6 +285,7 @@ def test_over_quota_is_429_and_reaches_no_provider(
     refused = _ask(member, _open_session(member), "Qual é o prazo de reembolso?")
 
     assert (refused.status, refused.body["error"]["code"]) == (429, "token_quota_exceeded")
+    assert 0 < int(refused.headers["Retry-After"]) <= 31 * 24 * 3600
     assert llm.stats.completions == 0
 
 

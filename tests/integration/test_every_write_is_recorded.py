@@ -124,7 +124,7 @@ def _approved_question(story: Story) -> None:
         user=tenant.user("member"),
         body={"content": "Resuma o contrato"},
     )
-    assert pending.status == 202, pending.body
+    assert pending.status == 201, pending.body
     story.chat["pending"] = str(pending.body["question"]["id"])
     approvals.decide(
         uow(ApprovalsUnitOfWork),
