@@ -15,12 +15,12 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from lambdas.chat.constants import DOCUMENTS_PREFIX
 from lambdas.shared.constants import ResourceNames
 from stacks.functions import ServiceFunctionConstruct
 from stacks.nag import acknowledge
 
 INGEST_HANDLER = "lambdas.chat.ingest_handler.lambda_handler"
-DOCUMENTS_PREFIX = "documents/"
 INGEST_TIMEOUT = Duration.minutes(5)
 INGEST_MEMORY_MB = 1024
 # A few documents at a time: each holds a database connection while it stores its chunks.

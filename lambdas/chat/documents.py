@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID, uuid4
 
-from lambdas.chat.constants import MAX_DOCUMENT_BYTES
+from lambdas.chat.constants import DOCUMENTS_PREFIX, MAX_DOCUMENT_BYTES
 from lambdas.chat.extraction import content_type_for
 from lambdas.chat.knowledge_repository import KnowledgeRepository
 from lambdas.chat.schemas import (
@@ -58,7 +58,7 @@ DocumentsUowFactory = Callable[[], DocumentsUow]
 
 
 def object_key(tenant_id: UUID, document_id: UUID, filename: str) -> str:
-    return f"documents/{tenant_id}/{document_id}/{filename}"
+    return f"{DOCUMENTS_PREFIX}{tenant_id}/{document_id}/{filename}"
 
 
 def request_upload(

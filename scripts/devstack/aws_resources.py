@@ -67,9 +67,7 @@ class LocalResources:
             ),
             **environment_variables(ActivitySettings, activity_table=self.activity_table or None),
             **environment_variables(OutboxRelaySettings, event_bus_name=self.event_bus or None),
-            **environment_variables(
-                ChatSettings, documents_bucket=self.documents_bucket or None
-            ),
+            **environment_variables(ChatSettings, documents_bucket=self.documents_bucket or None),
         }
 
 
