@@ -150,19 +150,29 @@ class KnowledgeBaseConstruct(Construct):
         self.ingestion = ingestion
         return ingestion
 
-    def grant_upload(self, grantee: iam.IGrantable) -> None:
+    def grant_upload(self, grantee: iam.Role) -> None:
         """Sign presigned uploads of originals (the chat function)."""
         self._grant(grantee, UPLOAD_ACTIONS)
 
-    def grant_read(self, grantee: iam.IGrantable) -> None:
+    def grant_read(self, grantee: iam.Role) -> None:
         self._grant(grantee, READ_ACTIONS)
 
-    def _grant(self, grantee: iam.IGrantable, actions: tuple[str, ...]) -> None:
-        grantee.grant_principal.add_to_principal_policy(
+    def _grant(self, grantee: iam.Role, actions: tuple[str, ...]) -> None:
+        grantee.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=list(actions),
                 resources=[self.bucket.arn_for_objects(f"{DOCUMENTS_PREFIX}*")],
             )
+        )
+        bucket = self.bucket.node.default_child
+        if not isinstance(bucket, s3.CfnBucket):
+            raise TypeError("the documents bucket has no CfnBucket")
+        logical_id = Stack.of(self).get_logical_id(bucket)
+        acknowledge(
+            grantee.node.find_child("DefaultPolicy"),
+            f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{DOCUMENTS_PREFIX}*]",
+            "Originals are keyed by tenant and upload id, unknown until a request or an S3 "
+            "event names one; the grant is limited to the documents/ prefix of one bucket.",
         )
 
     def _acknowledge_notification_handler(self) -> None:
