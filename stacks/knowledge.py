@@ -186,7 +186,8 @@ class KnowledgeBaseConstruct(Construct):
                 continue
             acknowledge(
                 role,
-                "AwsSolutions-IAM4",
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole]",
                 "CDK's bucket-notification handler uses AWSLambdaBasicExecutionRole to write "
                 "its own logs; it runs only at deploy time.",
             )
