@@ -10,6 +10,9 @@ Environment:
   DEV_JOBS_INTERVAL_S  how often the scheduled jobs run (default 300; 0 turns them off)
   DEV_OUTBOX_INTERVAL_S  how often the outbox relay and the activity consumer run (default 2)
   DEV_POOL_SIZE    execution environments (processes) per function (default 4)
+  DEV_LLM_PORT     the offline OpenAI-compatible server's port (default 8001); with
+                   LLM_BASE_URL and LLM_API_KEY set, that provider is used instead
+  DEV_INGEST_INTERVAL_S  how often new uploads are looked for and ingested (default 1)
 """
 
 from __future__ import annotations
@@ -200,6 +203,52 @@ def _start_job_timer(stack: ExitStack, interval_s: float) -> None:
     stack.callback(stop.set)
 
 
+def _start_llm(stack: ExitStack, port: int) -> None:
+    """The offline provider, unless a real one is configured (LLM_BASE_URL and LLM_API_KEY)."""
+    if os.environ.get("LLM_BASE_URL") and os.environ.get("LLM_API_KEY"):
+        print(f"• LLM: {os.environ['LLM_BASE_URL']} (configured provider)", flush=True)
+        return
+    from scripts.devstack.llm_server import start_llm_server  # noqa: PLC0415
+
+    server = start_llm_server(port=port)
+    stack.callback(server.stop)
+    os.environ["LLM_BASE_URL"] = server.base_url
+    os.environ["LLM_API_KEY"] = server.api_key
+    print(f"• LLM (offline, OpenAI-compatible) on {server.base_url}", flush=True)
+
+
+def _start_ingestion(stack: ExitStack, env: str, interval_s: float) -> None:
+    """What the documents bucket's S3 notification does on AWS: new uploads invoke the
+    ingestion function (in its own execution environment)."""
+    from lambdas.shared.constants import resource_names  # noqa: PLC0415
+    from scripts.devstack.ingestion_poller import start_ingestion_poller  # noqa: PLC0415
+
+    if interval_s <= 0:
+        return
+    ingestion = FunctionPool(
+        "lambdas.chat.ingest_handler.lambda_handler",
+        "alquimista-dev-chat-ingest",
+        environment=dict(os.environ),
+        size=1,
+    )
+    stack.callback(ingestion.close)
+
+    def report(result: object) -> None:
+        print(f"• ingestion: {result}", flush=True)
+
+    def invoke(event: dict[str, object]) -> object:
+        try:
+            return ingestion.invoke(event)
+        except InvocationFailed as failure:
+            return {"ok": False, "error": failure.reason}
+
+    stack.callback(
+        start_ingestion_poller(
+            resource_names(env).documents_bucket, invoke, interval_s=interval_s, report=report
+        )
+    )
+
+
 def _start_outbox_timer(stack: ExitStack, env: str, interval_s: float) -> None:
     """What the relay's schedule and the activity queue's event source mapping do on AWS. They
     run in this process (the gateway's functions run in their own), one tick at a time."""
@@ -256,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.enter_context(_hold_lock(args.state_dir / "dev.lock"))
         info, dbname = _start_postgres(stack, args.state_dir, args.pg_port)
         _start_moto(stack, args.moto_port)
+        _start_llm(stack, int(os.environ.get("DEV_LLM_PORT", "8001")))
         provision_and_migrate(args.env, info, dbname=dbname)
         print("• migrations applied through the migration Lambda (CloudFormation Create event)")
         seed_dev_data(info.url(dbname))
@@ -267,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         gateway = LocalGateway(key, env=args.env, pool_size=args.pool_size)
         _start_job_timer(stack, args.jobs_interval)
         _start_outbox_timer(stack, args.env, float(os.environ.get("DEV_OUTBOX_INTERVAL_S", "2")))
+        _start_ingestion(stack, args.env, float(os.environ.get("DEV_INGEST_INTERVAL_S", "1")))
         _serve_until_stopped(stack, gateway, args.host, args.port)
     return 0
 

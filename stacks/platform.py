@@ -23,6 +23,7 @@ from lambdas.shared.settings import (
     ApiSettings,
     AuditSettings,
     BillingSettings,
+    ChatSettings,
     JobSettings,
     LeadsSettings,
     MembersSettings,
@@ -58,6 +59,7 @@ from stacks.events import (
 from stacks.functions import ServiceFunctionConstruct
 from stacks.identity import IdentityConstruct
 from stacks.jobs import JOBS_RESERVED_CONCURRENCY, ScheduledJobsConstruct
+from stacks.knowledge import KnowledgeBaseConstruct
 from stacks.lead_imports import LeadImportsConstruct
 from stacks.migrations import SchemaMigrationsConstruct
 from stacks.monitoring import MonitoringConstruct
@@ -220,6 +222,7 @@ def api_environment(
     names: ResourceNames,
     *,
     user_pool_id: str | None = None,
+    knowledge: KnowledgeBaseConstruct | None = None,
 ) -> dict[str, str]:
     """What the group's settings read (lambdas/shared/settings.py), by field name."""
     values: dict[str, str] = {
@@ -249,6 +252,10 @@ def api_environment(
     if group == MEMBERS_GROUP:
         model = MembersSettings
         values["user_pool_id"] = user_pool_id or ""
+    if group == CHAT_GROUP and knowledge is not None:
+        model = ChatSettings
+        values["documents_bucket"] = knowledge.bucket.bucket_name
+        values["llm_secret_id"] = knowledge.llm_secret.secret_arn
     return environment_variables(model, **values)
 
 
@@ -269,6 +276,17 @@ class ApiStack(Stack):
         names = resource_names(config.env)
         groups = route_groups(routes)
         bundle = LambdaBundleConstruct(self, "Bundle", with_chat_layer=CHAT_GROUP in groups)
+        self.knowledge = (
+            KnowledgeBaseConstruct(
+                self,
+                "Knowledge",
+                names=names,
+                cors_origins=config.cors_origins,
+                removal_policy=config.removal_policy,
+            )
+            if CHAT_GROUP in groups
+            else None
+        )
         self.identity = IdentityConstruct(
             self,
             "Identity",
@@ -313,6 +331,7 @@ class ApiStack(Stack):
                         data,
                         names,
                         user_pool_id=self.identity.user_pool.user_pool_id,
+                        knowledge=self.knowledge,
                     ),
                     **(imports_environment if group == LEADS_GROUP else {}),
                 }
@@ -354,6 +373,15 @@ class ApiStack(Stack):
             deletion_protection=config.deletion_protection,
         )
         data.database.runtime_secret.grant_read(self.events.relay.role)
+        if self.knowledge is not None:
+            self._build_ingestion(
+                config=config,
+                network=network,
+                data=data,
+                bundle=bundle,
+                migrations=migrations,
+                knowledge=self.knowledge,
+            )
         if ACTIVITY_GROUP in self.route_functions.functions:
             self.events.grant_feed_read(self.route_functions.functions[ACTIVITY_GROUP].role)
         self._grant(data, {**self.route_functions.functions, JOBS_GROUP: self.jobs.function})
@@ -393,6 +421,41 @@ class ApiStack(Stack):
         CfnOutput(self, "ApiUrl", value=self.http_api.url, description="Base URL of the API")
         CfnOutput(self, "UserPoolId", value=self.identity.user_pool.user_pool_id)
         CfnOutput(self, "UserPoolClientId", value=self.identity.client.user_pool_client_id)
+
+    def _build_ingestion(
+        self,
+        *,
+        config: EnvironmentConfig,
+        network: NetworkConstruct,
+        data: DataStack,
+        bundle: LambdaBundleConstruct,
+        migrations: MigrationsStack,
+        knowledge: KnowledgeBaseConstruct,
+    ) -> None:
+        """The S3-event ingestion function (egress like chat: it calls the embeddings API);
+        the chat function signs uploads and reads the provider's key."""
+        ingestion = knowledge.add_ingestion(
+            code=bundle.code,
+            layers=bundle.layers_for(chat=True),
+            vpc=network.vpc,
+            subnets=network.egress_subnets,
+            security_group=network.function_security_group,
+            environment=environment_variables(
+                ChatSettings,
+                environment=config.env,
+                db_secret_id=data.database.runtime_secret.secret_arn,
+                db_application_name="alquimista-chat-ingest",
+                documents_bucket=knowledge.bucket.bucket_name,
+                llm_secret_id=knowledge.llm_secret.secret_arn,
+            ),
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        )
+        data.database.runtime_secret.grant_read(ingestion.role)
+        ingestion.function.node.add_dependency(migrations.migrations.resource)
+        chat = self.route_functions.functions[CHAT_GROUP]
+        knowledge.grant_upload(chat.role)
+        knowledge.llm_secret.grant_read(chat.role)
 
     @staticmethod
     def _grant(data: DataStack, functions: Mapping[str, ServiceFunctionConstruct]) -> None:

@@ -135,18 +135,20 @@ class ChatRepository:
         approval_request_id: UUID | None = None,
         error_code: str | None = None,
         metadata: dict[str, Any] | None = None,
+        message_id: UUID | None = None,
     ) -> Message:
         row = self._conn.execute(
             f"""
             INSERT INTO chat.messages AS m
-                (tenant_id, session_id, user_id, reply_to, role, content, status, model,
+                (id, tenant_id, session_id, user_id, reply_to, role, content, status, model,
                  prompt_tokens, completion_tokens, approval_request_id, error_code, metadata)
-            VALUES (%(tenant)s, %(session)s, %(user)s, %(reply_to)s, %(role)s, %(content)s,
-                    %(status)s, %(model)s, %(prompt)s, %(completion)s, %(approval)s,
-                    %(error)s, %(metadata)s)
+            VALUES (coalesce(%(id)s, gen_random_uuid()), %(tenant)s, %(session)s, %(user)s,
+                    %(reply_to)s, %(role)s, %(content)s, %(status)s, %(model)s, %(prompt)s,
+                    %(completion)s, %(approval)s, %(error)s, %(metadata)s)
             RETURNING {_MESSAGE_COLUMNS}
             """,
             {
+                "id": message_id,
                 "tenant": self._tenant_id,
                 "session": session_id,
                 "user": user_id,
@@ -163,6 +165,15 @@ class ChatRepository:
             },
         ).fetchone()
         return _message(one(row))
+
+    def get_message(self, message_id: UUID, *, for_update: bool = False) -> Message | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = self._conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM chat.messages AS m"
+            " WHERE m.tenant_id = %s AND m.id = %s" + lock,
+            (self._tenant_id, message_id),
+        ).fetchone()
+        return _message(row) if row else None
 
     def set_message_status(
         self, message_id: UUID, status: MessageStatus, *, error_code: str | None = None

@@ -17,3 +17,5 @@ EMBEDDING_BATCH_SIZE: Final = 64
 RESERVATION_TTL_S: Final = 5 * 60
 DEFAULT_MONTHLY_TOKENS: Final = 1_000_000
 MAX_DOCUMENT_BYTES: Final = 20 * 1024 * 1024
+# Originals are uploaded under documents/<tenant_id>/<document_id>/<filename>.
+DOCUMENTS_PREFIX: Final = "documents/"

@@ -48,6 +48,14 @@ def tenant_of(key: str) -> UUID:
         raise ObjectKeyRejected(key) from None
 
 
+def upload_id_of(key: str) -> UUID | None:
+    """The upload id of a key ``POST /api/chat/documents`` issued: the document's id."""
+    try:
+        return UUID(PurePosixPath(key).parts[2])
+    except ValueError:
+        return None
+
+
 @lru_cache(maxsize=1)
 def _gateway() -> LlmGateway:
     return LlmGateway.from_settings(get_runtime().chat_settings)
@@ -75,6 +83,7 @@ def ingest_object(bucket: str, key: str, pipeline: IngestionPipeline) -> dict[st
         content_type=content_type_for(filename),
         s3_key=key,
         metadata={"filename": filename, "bytes": len(data)},
+        id=upload_id_of(key),
     )
     try:
         document = pipeline.ingest(draft, data)

@@ -188,13 +188,15 @@ class KnowledgeRepository:
                 row = self._conn.execute(
                     """
                     INSERT INTO knowledge.documents
-                        (tenant_id, title, source, s3_key, file_sha256, content_type, status,
-                         created_by, metadata)
-                    VALUES (%(tenant)s, %(title)s, %(source)s, %(s3_key)s, %(sha)s,
-                            %(content_type)s, %(status)s, %(created_by)s, %(metadata)s)
+                        (id, tenant_id, title, source, s3_key, file_sha256, content_type,
+                         status, created_by, metadata)
+                    VALUES (coalesce(%(id)s, gen_random_uuid()), %(tenant)s, %(title)s,
+                            %(source)s, %(s3_key)s, %(sha)s, %(content_type)s, %(status)s,
+                            %(created_by)s, %(metadata)s)
                     RETURNING id
                     """,
                     {
+                        "id": draft.id,
                         "tenant": self._tenant_id,
                         "title": draft.title.strip(),
                         "source": draft.source,
@@ -243,6 +245,30 @@ class KnowledgeRepository:
             {"id": document_id, "tenant": self._tenant_id},
         ).fetchone()
         return _document(row) if row else None
+
+    def list_documents(
+        self, *, limit: int, before: UUID | None = None, include_global: bool = True
+    ) -> list[Document]:
+        """The scope's documents (a tenant's with the global ones unless told otherwise),
+        newest first; keyset pagination on creation time and id."""
+        rows = self._conn.execute(
+            f"""
+            SELECT {_DOCUMENT_COLUMNS} FROM knowledge.documents AS d
+            WHERE (d.tenant_id = %(tenant)s
+                   OR (d.tenant_id IS NULL AND (%(global)s OR %(tenant)s::uuid IS NULL)))
+              AND (%(before)s::uuid IS NULL OR (d.created_at, d.id) < (
+                    SELECT created_at, id FROM knowledge.documents WHERE id = %(before)s))
+            ORDER BY d.created_at DESC, d.id DESC
+            LIMIT %(limit)s
+            """,
+            {
+                "tenant": self._tenant_id,
+                "global": include_global,
+                "before": before,
+                "limit": limit,
+            },
+        ).fetchall()
+        return [_document(row) for row in rows]
 
     def ready_hashes(self, hashes: Sequence[str]) -> set[str]:
         """Which of these file hashes are already stored and ready in this scope."""

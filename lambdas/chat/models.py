@@ -16,7 +16,8 @@ MessageStatus = Literal["pending", "blocked", "answered", "failed"]
 
 @dataclass(frozen=True)
 class DocumentDraft:
-    """A document about to be stored; ``tenant_id`` None is a global document."""
+    """A document about to be stored; ``tenant_id`` None is a global document. ``id`` is the
+    upload's id when the document came through ``POST /api/chat/documents``."""
 
     tenant_id: UUID | None
     title: str
@@ -26,6 +27,7 @@ class DocumentDraft:
     s3_key: str | None = None
     created_by: UUID | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    id: UUID | None = None
 
 
 @dataclass(frozen=True)

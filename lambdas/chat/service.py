@@ -1,22 +1,27 @@
-"""Chat use cases over injected ports: the policy gate, the retriever, the LLM and a unit of
-work holding the chat and quota repositories. The HTTP routes (next) only parse and call these.
+"""Chat use cases over injected ports: the retriever, the LLM and a unit of work holding the
+chat and quota repositories and the policy gate. The HTTP routes only parse and call these.
 
-A message: gate -> reserve tokens (committed) -> retrieve -> LLM with no transaction open ->
-settle -> persist the answer, its citations and the usage, in one transaction. A blocked or
-pending message never reaches the provider.
+A message: the question and the gate's verdict in one transaction -> retrieve -> reserve
+tokens (committed) -> LLM with no transaction open -> settle, persist the answer, its
+citations and the usage, and record ``chat_message.answered`` in one transaction. A blocked or
+pending message never reaches the provider; a pending one is answered by ``resume_message``
+once approved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal, Protocol
-from uuid import UUID
+from typing import Any, Literal, Protocol
+from uuid import UUID, uuid4
 
+from lambdas.chat.errors import LlmProviderError, LlmUnavailable, TokenQuotaExceeded
 from lambdas.chat.models import (
     ChatTurn,
+    Citation,
     Completion,
     Message,
     MessageRole,
@@ -27,6 +32,7 @@ from lambdas.chat.models import (
 )
 from lambdas.chat.text import estimate_tokens
 from lambdas.shared.errors import Conflict, NotFound
+from lambdas.shared.gate import ActionBlocked
 
 SYSTEM_PROMPT = (
     "Você é o assistente da plataforma Alquimista. Responda em português, apenas com base nos "
@@ -43,25 +49,44 @@ class SessionClosed(Conflict):
     code = "chat_session_closed"
 
 
+class MessageNotFound(NotFound):
+    code = "chat_message_not_found"
+
+
+class MessageNotPending(Conflict):
+    """Only a question waiting for approval can be resumed."""
+
+    code = "chat_message_not_pending"
+
+
 @dataclass(frozen=True)
 class GateVerdict:
     outcome: Literal["allow", "blocked", "pending"]
     reason: str | None = None
     approval_request_id: UUID | None = None
+    evaluation_id: UUID | None = None
 
 
 @dataclass(frozen=True)
 class MessageSubject:
-    """What the gate evaluates: who sends what, where."""
+    """What the gate evaluates: who sends what, where. ``message_id`` is the question's id, the
+    subject id an approval request is filed under (so a resumed question finds it)."""
 
     tenant_id: UUID
     user_id: UUID
     session_id: UUID
     content: str
+    message_id: UUID
+    estimated_tokens: int = 0
 
 
 class Gate(Protocol):
+    """The tenant's policies and approvals, evaluated in the unit of work's transaction."""
+
     def authorize(self, subject: MessageSubject) -> GateVerdict: ...
+
+    def recheck(self, verdict: GateVerdict) -> None:
+        """Before commit: the approval an allow verdict relied on is still approved."""
 
 
 class Retriever(Protocol):
@@ -74,6 +99,8 @@ class Llm(Protocol):
 
 class ChatStore(Protocol):
     def get_session(self, session_id: UUID, *, for_update: bool = False) -> Session | None: ...
+
+    def get_message(self, message_id: UUID, *, for_update: bool = False) -> Message | None: ...
 
     def add_message(
         self,
@@ -89,6 +116,7 @@ class ChatStore(Protocol):
         completion_tokens: int = 0,
         approval_request_id: UUID | None = None,
         error_code: str | None = None,
+        message_id: UUID | None = None,
     ) -> Message: ...
 
     def set_message_status(
@@ -124,6 +152,19 @@ class ChatUow(AbstractContextManager["ChatUow"], Protocol):
 
     @property
     def quotas(self) -> QuotaStore: ...
+
+    @property
+    def gate(self) -> Gate: ...
+
+    def record(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Mapping[str, Any],
+        version: int = 1,
+    ) -> None: ...
 
     def commit(self) -> None: ...
 
@@ -164,10 +205,12 @@ def build_prompt(question: str, chunks: Sequence[RetrievedChunk]) -> list[ChatTu
 def send_message(
     uow: Callable[[], ChatUow],
     *,
-    gate: Gate,
     retriever: Retriever,
     llm: Llm,
-    subject: MessageSubject,
+    session_id: UUID,
+    tenant_id: UUID,
+    user_id: UUID,
+    content: str,
     model: str,
     k: int = 5,
     max_completion_tokens: int = 512,
@@ -175,27 +218,38 @@ def send_message(
 ) -> MessageOutcome:
     """Answer a user's message with cited passages, paid from the tenant's token quota.
 
-    Raises ``TokenQuotaExceeded`` (nothing reaches the provider) and the gateway's
+    The question and the gate's verdict commit together; a blocked or pending question stops
+    there. Raises ``TokenQuotaExceeded`` (nothing reaches the provider) and the gateway's
     ``LlmUnavailable``/``LlmProviderError`` (the reservation is released, the question marked
     failed)."""
-    verdict = gate.authorize(subject)
+    subject = MessageSubject(
+        tenant_id=tenant_id,
+        user_id=user_id,
+        session_id=session_id,
+        content=content,
+        message_id=uuid4(),
+        estimated_tokens=estimate_tokens(content) + max_completion_tokens,
+    )
     with uow() as work:
-        session = work.chat.get_session(subject.session_id, for_update=True)
-        if session is None:
+        session = work.chat.get_session(session_id, for_update=True)
+        if session is None or session.user_id != user_id:
             raise SessionNotFound("chat session not found")
         if session.status != "open":
             raise SessionClosed("the chat session is closed")
-        status: MessageStatus = "pending" if verdict.outcome != "blocked" else "blocked"
+        verdict = work.gate.authorize(subject)
+        status: MessageStatus = "blocked" if verdict.outcome == "blocked" else "pending"
         question = work.chat.add_message(
-            session_id=subject.session_id,
+            session_id=session_id,
             role="user",
-            content=subject.content,
+            content=content,
             status=status,
-            user_id=subject.user_id,
+            user_id=user_id,
             approval_request_id=verdict.approval_request_id,
             error_code="policy_blocked" if verdict.outcome == "blocked" else None,
+            message_id=subject.message_id,
         )
         work.commit()
+    _refuse_blocked(question, verdict)
     if verdict.outcome != "allow":
         return MessageOutcome(question=question, answer=None, verdict=verdict)
     answer = answer_question(
@@ -203,7 +257,8 @@ def send_message(
         retriever=retriever,
         llm=llm,
         question=question,
-        user_id=subject.user_id,
+        verdict=verdict,
+        user_id=user_id,
         model=model,
         k=k,
         max_completion_tokens=max_completion_tokens,
@@ -212,24 +267,105 @@ def send_message(
     return MessageOutcome(question=question, answer=answer, verdict=verdict)
 
 
+def resume_message(
+    uow: Callable[[], ChatUow],
+    *,
+    retriever: Retriever,
+    llm: Llm,
+    session_id: UUID,
+    message_id: UUID,
+    tenant_id: UUID,
+    user_id: UUID,
+    model: str,
+    k: int = 5,
+    max_completion_tokens: int = 512,
+    pricing: Pricing | None = None,
+) -> MessageOutcome:
+    """Ask the gate again about a question that waited for approval: approved, it is answered;
+    rejected, it is blocked; still undecided, it stays pending."""
+    with uow() as work:
+        session = work.chat.get_session(session_id)
+        question = work.chat.get_message(message_id, for_update=True)
+        if (
+            session is None
+            or session.user_id != user_id
+            or question is None
+            or question.session_id != session_id
+            or question.role != "user"
+        ):
+            raise MessageNotFound("chat message not found")
+        if question.status != "pending" or question.approval_request_id is None:
+            raise MessageNotPending("the message is not waiting for approval")
+        subject = MessageSubject(
+            tenant_id=tenant_id,
+            user_id=user_id,
+            session_id=session_id,
+            content=question.content,
+            message_id=question.id,
+            estimated_tokens=estimate_tokens(question.content) + max_completion_tokens,
+        )
+        verdict = work.gate.authorize(subject)
+        if verdict.outcome == "blocked":
+            work.chat.set_message_status(question.id, "blocked", error_code="policy_blocked")
+        work.commit()
+    _refuse_blocked(question, verdict)
+    if verdict.outcome != "allow":
+        return MessageOutcome(question=question, answer=None, verdict=verdict)
+    answer = answer_question(
+        uow,
+        retriever=retriever,
+        llm=llm,
+        question=question,
+        verdict=verdict,
+        user_id=user_id,
+        model=model,
+        k=k,
+        max_completion_tokens=max_completion_tokens,
+        pricing=pricing or Pricing(),
+    )
+    return MessageOutcome(question=question, answer=answer, verdict=verdict)
+
+
+def _refuse_blocked(question: Message, verdict: GateVerdict) -> None:
+    """A blocked question is kept (status ``blocked``) and refused with the verdict."""
+    if verdict.outcome == "blocked":
+        raise ActionBlocked(
+            f"blocked by the tenant's policies: {verdict.reason}",
+            details=[
+                {
+                    "message_id": str(question.id),
+                    "evaluation_id": str(verdict.evaluation_id) if verdict.evaluation_id else None,
+                }
+            ],
+        )
+
+
 def answer_question(
     uow: Callable[[], ChatUow],
     *,
     retriever: Retriever,
     llm: Llm,
     question: Message,
+    verdict: GateVerdict,
     user_id: UUID,
     model: str,
     k: int,
     max_completion_tokens: int,
     pricing: Pricing,
 ) -> Message:
-    """Answer an allowed question (also the way a pending one is resumed once approved)."""
+    """Answer an allowed question: retrieve, reserve, call the model, then settle and store the
+    answer with its citations and usage, rechecking the approval it may rest on."""
     chunks = retriever.retrieve(question.content, k=k)
     turns = build_prompt(question.content, chunks)
     estimate = sum(estimate_tokens(t.content) for t in turns) + max_completion_tokens
     with uow() as work:
-        reservation = work.quotas.reserve(estimate, user_id=user_id)
+        try:
+            reservation = work.quotas.reserve(estimate, user_id=user_id)
+        except TokenQuotaExceeded as refused:
+            # the quota renews with the month: that is when a retry can succeed
+            raise TokenQuotaExceeded(
+                refused.message, details=refused.details, retry_after_s=_until_next_month()
+            ) from None
         work.commit()
     try:
         completion = llm.complete(turns, max_tokens=max_completion_tokens)
@@ -240,8 +376,14 @@ def answer_question(
                 question.id, "failed", error_code=getattr(error, "code", "llm_error")
             )
             work.commit()
+        # what the client sees of a provider failure, once the tokens are given back
+        if isinstance(error, LlmUnavailable):
+            raise LlmUnavailable(error.message) from error
+        if isinstance(error, LlmProviderError):
+            raise LlmProviderError(error.message) from error
         raise
     with uow() as work:
+        work.gate.recheck(verdict)
         work.quotas.settle(reservation.id, completion.total_tokens)
         answer = work.chat.add_message(
             session_id=question.session_id,
@@ -264,5 +406,39 @@ def answer_question(
             reservation_id=reservation.id,
             message_id=answer.id,
         )
+        work.record(
+            "chat_message.answered",
+            aggregate_type="chat_message",
+            aggregate_id=str(answer.id),
+            payload={
+                "answer_id": answer.id,
+                "session_id": question.session_id,
+                "question_id": question.id,
+                "model": answer.model,
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
+                "citations": len(chunks),
+            },
+        )
         work.commit()
-    return answer
+    return replace(answer, citations=_citations(chunks))
+
+
+def _until_next_month(now: datetime | None = None) -> int:
+    """Seconds until the next calendar month (UTC), when a new quota period opens."""
+    now = now or datetime.now(UTC)
+    first = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+    return max(int((first - now).total_seconds()), 1)
+
+
+def _citations(chunks: Sequence[RetrievedChunk]) -> tuple[Citation, ...]:
+    return tuple(
+        Citation(
+            rank=rank,
+            score=chunk.score,
+            chunk_id=chunk.chunk_id,
+            document_id=chunk.document_id,
+            document_title=chunk.document_title,
+        )
+        for rank, chunk in enumerate(chunks, start=1)
+    )

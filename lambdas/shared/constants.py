@@ -101,6 +101,11 @@ class ResourceNames:
         return f"{self.prefix}-activity"
 
     @property
+    def documents_bucket(self) -> str:
+        """The local (moto) bucket of knowledge-base originals; on AWS CloudFormation names it."""
+        return f"{self.prefix}-documents"
+
+    @property
     def event_bus(self) -> str:
         return f"{self.prefix}-events"
 

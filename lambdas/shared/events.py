@@ -297,6 +297,33 @@ class LeadImportFinishedV1(EventPayload):
     rejected_rows: int
 
 
+class ChatSessionChangedV1(EventPayload):
+    session_id: UUID
+
+
+class ChatMessageAnsweredV1(EventPayload):
+    """An answer by its ids and token counts; neither the question nor the answer leaves."""
+
+    answer_id: UUID
+    session_id: UUID
+    question_id: UUID
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    citations: int
+
+
+class ChatMessageRatedV1(EventPayload):
+    answer_id: UUID
+    feedback_id: UUID
+    rating: int
+
+
+class DocumentUploadRequestedV1(EventPayload):
+    document_id: UUID
+    content_type: str
+
+
 @dataclass(frozen=True)
 class EventSpec:
     name: str
@@ -397,6 +424,17 @@ CATALOG: Final[tuple[EventSpec, ...]] = (
               "A CSV import was opened and its upload URL handed out."),
     EventSpec("lead_import.finished", 1, "lead_import", LeadImportFinishedV1,
               "A CSV import was applied whole (completed) or refused whole (rejected)."),
+    EventSpec("chat_session.created", 1, "chat_session", ChatSessionChangedV1,
+              "A user opened a chat session (aggregate id: the session id)."),
+    EventSpec("chat_session.closed", 1, "chat_session", ChatSessionChangedV1,
+              "A user closed a chat session; it takes no more messages."),
+    EventSpec("chat_message.answered", 1, "chat_message", ChatMessageAnsweredV1,
+              "The assistant answered an allowed question (aggregate id: the answer's id)."),
+    EventSpec("chat_message.rated", 1, "chat_message", ChatMessageRatedV1,
+              "A user rated an answer (1-5); the comment stays in PostgreSQL."),
+    EventSpec("document.upload_requested", 1, "document", DocumentUploadRequestedV1,
+              "A presigned upload of a knowledge-base original was issued (aggregate id: the "
+              "document id the ingestion will store it under)."),
 )  # fmt: skip
 
 _BY_KEY: Final[dict[tuple[str, int], EventSpec]] = {(s.name, s.version): s for s in CATALOG}

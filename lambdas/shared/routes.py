@@ -167,6 +167,29 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", "/api/leads/{lead_id}/interactions", "leads", permission="leads:write"),
     Route("GET", "/api/leads/{lead_id}/interactions", "leads", permission="leads:read"),
     Route("POST", "/api/leads/{lead_id}/meetings", "leads", permission="leads:write"),
+    # Chat: a member's own sessions (chat:use); the knowledge base (knowledge:read/write).
+    Route("POST", "/api/chat/sessions", "chat", permission="chat:use"),
+    Route("GET", "/api/chat/sessions", "chat", permission="chat:use"),
+    Route("GET", "/api/chat/sessions/{session_id}", "chat", permission="chat:use"),
+    Route("POST", "/api/chat/sessions/{session_id}/close", "chat", permission="chat:use"),
+    Route("GET", "/api/chat/sessions/{session_id}/messages", "chat", permission="chat:use"),
+    Route("POST", "/api/chat/sessions/{session_id}/messages", "chat", permission="chat:use"),
+    Route(
+        "POST",
+        "/api/chat/sessions/{session_id}/messages/{message_id}/resume",
+        "chat",
+        permission="chat:use",
+    ),
+    Route(
+        "POST",
+        "/api/chat/sessions/{session_id}/messages/{message_id}/feedback",
+        "chat",
+        permission="chat:use",
+    ),
+    Route("GET", "/api/chat/usage", "chat", permission="chat:use"),
+    Route("POST", "/api/chat/documents", "chat", permission="knowledge:write"),
+    Route("GET", "/api/chat/documents", "chat", permission="knowledge:read"),
+    Route("GET", "/api/chat/documents/{document_id}", "chat", permission="knowledge:read"),
 )
 
 GROUPS: Final[tuple[str, ...]] = tuple(dict.fromkeys(route.group for route in ROUTES))

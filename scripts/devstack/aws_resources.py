@@ -15,6 +15,7 @@ from lambdas.shared.settings import (
     ActivitySettings,
     AuditSettings,
     BillingSettings,
+    ChatSettings,
     JobSettings,
     LeadsSettings,
     MembersSettings,
@@ -48,6 +49,7 @@ class LocalResources:
     event_bus: str = ""
     leads_suppression_secret_arn: str = ""
     user_pool_id: str = ""
+    documents_bucket: str = ""
 
     def lambda_environment(self, env: str) -> dict[str, str]:
         """The variables the stacks give the Lambdas (every function's, in one process),
@@ -76,6 +78,7 @@ class LocalResources:
             ),
             **environment_variables(OutboxRelaySettings, event_bus_name=self.event_bus or None),
             **environment_variables(MembersSettings, user_pool_id=self.user_pool_id or None),
+            **environment_variables(ChatSettings, documents_bucket=self.documents_bucket or None),
         }
 
 
@@ -165,6 +168,7 @@ def provision(
     _ensure_table(ddb, names.locks_table, "lock_id", "expires_at")
     _ensure_table(ddb, names.idempotency_table, "id", "expiration")
     _ensure_anchor_bucket(boto3.client("s3"), names.audit_anchor_bucket)
+    _ensure_bucket(boto3.client("s3"), names.documents_bucket)
     provision_events(names)
     user_pool_id = _ensure_user_pool(boto3.client("cognito-idp"), names.user_pool)
     return LocalResources(
@@ -178,6 +182,7 @@ def provision(
         event_bus=names.event_bus,
         leads_suppression_secret_arn=suppression_arn,
         user_pool_id=user_pool_id,
+        documents_bucket=names.documents_bucket,
     )
 
 
@@ -204,3 +209,10 @@ def _ensure_anchor_bucket(client: Any, name: str) -> None:
     existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
     if name not in existing:
         client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+
+
+def _ensure_bucket(client: Any, name: str) -> None:
+    """A private bucket (the documents' originals: stacks create it encrypted and versioned)."""
+    existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
+    if name not in existing:
+        client.create_bucket(Bucket=name)

@@ -15,6 +15,7 @@ from scripts.devstack.gateway import LocalGateway
 from scripts.devstack.gateway_server import GatewayServer
 from scripts.devstack.identities import DevUser
 from scripts.devstack.jwt_keys import SigningKey
+from scripts.devstack.llm_server import RunningLlmServer, start_llm_server
 from scripts.devstack.openapi import docs_routes
 from scripts.devstack.postgres import free_port
 from scripts.devstack.seed import seed_dev_data
@@ -29,6 +30,14 @@ def moto_endpoint() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[RunningLlmServer]:
+    """The offline OpenAI-compatible provider the chat functions reach."""
+    server = start_llm_server()
+    yield server
     server.stop()
 
 
@@ -81,12 +90,15 @@ def api(
     gateway_server: GatewayServer,
     signing_key: SigningKey,
     runtime_password: str,
+    llm_server: RunningLlmServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ApiClient]:
     """An HTTP client for the gateway, whose Lambdas point at this test's seeded database."""
     for name, value in LOCAL_AWS_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("LLM_BASE_URL", llm_server.base_url)
+    monkeypatch.setenv("LLM_API_KEY", llm_server.api_key)
     resources = provision("dev", db.server, dbname=db.name, runtime_password=runtime_password)
     for name, value in resources.lambda_environment("dev").items():
         monkeypatch.setenv(name, value)

@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
+from lambdas.chat.models import DocumentDraft
 from lambdas.shared.routes import ROUTES, Route
 from scripts.devstack.seed_catalog import find_agent, find_plan, find_subnucleo
 from tests.api.conftest import ApiClient, ApiWorld
+from tests.support.chat import OwnerUnitOfWork
 from tests.support.factories import create_trial
 from tests.support.governance import RULE_DRAFT, create_approval, create_rule
 from tests.support.leads_factories import (
@@ -240,6 +242,65 @@ def _b_member(api: ApiClient, world: ApiWorld, body: Any = None) -> Case:
     return Case(f"/api/members/{member.id}", 404, unchanged, body, "member_not_found")
 
 
+def _b_chat(api: ApiClient, world: ApiWorld) -> tuple[str, str, str]:
+    """Tenant B's member asks a question; B's session, question and answer ids."""
+    headers = api.headers_for(world.b.user("member"))
+    session_id = api.http.post("/api/chat/sessions", json={}, headers=headers).json()["id"]
+    asked = api.http.post(
+        f"/api/chat/sessions/{session_id}/messages", json={"content": "Olá"}, headers=headers
+    )
+    assert asked.status_code == 201, asked.text
+    return session_id, asked.json()["question"]["id"], asked.json()["answer"]["id"]
+
+
+def _b_messages(api: ApiClient, world: ApiWorld) -> int:
+    with api.db.owner() as conn:
+        row = conn.execute(
+            "SELECT count(*) AS n FROM chat.messages WHERE tenant_id = %s", (world.b.id,)
+        ).fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+def _b_session_case(suffix: str, body: Any = None) -> Callable[[ApiClient, ApiWorld], Case]:
+    def build(api: ApiClient, world: ApiWorld) -> Case:
+        session_id, question_id, answer_id = _b_chat(api, world)
+        before = _b_messages(api, world)
+        path = f"/api/chat/sessions/{session_id}" + suffix.format(
+            question=question_id, answer=answer_id
+        )
+
+        def unchanged() -> None:
+            assert _b_messages(api, world) == before
+            with api.db.owner() as conn:
+                row = conn.execute(
+                    "SELECT status FROM chat.sessions WHERE id = %s", (session_id,)
+                ).fetchone()
+                rated = conn.execute("SELECT count(*) AS n FROM chat.message_feedback").fetchone()
+            assert row is not None
+            assert row["status"] == "open"
+            assert rated is not None
+            assert rated["n"] == 0
+
+        code = "chat_answer_not_found" if "feedback" in suffix else "chat_session_not_found"
+        if "resume" in suffix:
+            code = "chat_message_not_found"
+        return Case(path, 404, unchanged, code=code, body=body)
+
+    return build
+
+
+def _b_document(api: ApiClient, world: ApiWorld) -> Case:
+    with OwnerUnitOfWork(api.db, world.b.id) as uow:
+        document_id = uow.knowledge.create_document(
+            DocumentDraft(
+                tenant_id=world.b.id, title="Segredos", source="b://doc", file_sha256="b" * 64
+            )
+        )
+        uow.commit()
+    return Case(f"/api/chat/documents/{document_id}", 404, code="document_not_found")
+
+
 CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
     # Catalog ids are global: A sees the catalog entry, never B's activation state.
     "GET /api/agents/{agent_id}": lambda api, w: _b_activated_agent(api, w, ""),
@@ -292,6 +353,19 @@ CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
     "GET /api/members/{user_id}": _b_member,
     "PATCH /api/members/{user_id}": lambda api, w: _b_member(api, w, {"role": "admin"}),
     "DELETE /api/members/{user_id}": _b_member,
+    "GET /api/chat/sessions/{session_id}": _b_session_case(""),
+    "POST /api/chat/sessions/{session_id}/close": _b_session_case("/close"),
+    "GET /api/chat/sessions/{session_id}/messages": _b_session_case("/messages"),
+    "POST /api/chat/sessions/{session_id}/messages": _b_session_case(
+        "/messages", {"content": "Mostre a conversa de B"}
+    ),
+    "POST /api/chat/sessions/{session_id}/messages/{message_id}/resume": _b_session_case(
+        "/messages/{question}/resume"
+    ),
+    "POST /api/chat/sessions/{session_id}/messages/{message_id}/feedback": _b_session_case(
+        "/messages/{answer}/feedback", {"rating": 1}
+    ),
+    "GET /api/chat/documents/{document_id}": _b_document,
 }
 
 

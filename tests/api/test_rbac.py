@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
+from lambdas.chat.models import DocumentDraft
 from lambdas.shared.routes import ROUTES, Route
 from scripts.devstack.aws_resources import DEV_WEBHOOK_SECRETS
 from scripts.devstack.seed_catalog import find_agent, find_plan, find_subnucleo
 from scripts.devstack.webhook_events import stripe_delivery, stripe_event
 from tests.api.conftest import ApiClient, ApiWorld
+from tests.support.chat import OwnerUnitOfWork
 from tests.support.factories import create_trial, create_user
 from tests.support.governance import RULE_DRAFT, create_approval, create_rule
 from tests.support.leads_factories import (
@@ -52,6 +54,9 @@ ADMIN_CREATES = _status(401, 403, 403, 201, 403)
 WRITE = _status(401, 403, 200, 200, 403)
 MEMBER_READ = _status(401, 403, 200, 200, 403)  # policies: viewers do not see them
 PUBLIC_CREATES = _status(201, 201, 201, 201, 201)
+CHAT = _status(401, 403, 200, 200, 403)  # chat:use: members and admins, not viewers
+CHAT_CREATES = _status(401, 403, 201, 201, 403)
+CHAT_OWN = _status(401, 403, 200, 404, 403)
 SALES_AGENT = find_agent("sdr-prospector")  # in tenant A's plan
 MARKETING = find_subnucleo("marketing")  # in no plan of the world: free to trial
 
@@ -105,6 +110,48 @@ def _fresh_member(world: ApiWorld, api: ApiClient) -> Call:
 def _invitation(world: ApiWorld, api: ApiClient) -> Call:
     email = f"rbac-{uuid.uuid4().hex[:10]}@example.com"
     return Call("/api/members/invitations", {"email": email, "role": "viewer"})
+
+
+def _member_session(world: ApiWorld, api: ApiClient) -> str:
+    """A session of tenant A's member (other callers, even A's admin, get 404 on it)."""
+    opened = api.http.post(
+        "/api/chat/sessions", json={}, headers=api.headers_for(world.a.user("member"))
+    )
+    assert opened.status_code == 201, opened.text
+    return str(opened.json()["id"])
+
+
+def _member_answer(world: ApiWorld, api: ApiClient) -> tuple[str, str, str]:
+    session_id = _member_session(world, api)
+    asked = api.http.post(
+        f"/api/chat/sessions/{session_id}/messages",
+        json={"content": "Qual é o prazo?"},
+        headers=api.headers_for(world.a.user("member")),
+    )
+    assert asked.status_code == 201, asked.text
+    body = asked.json()
+    return session_id, str(body["question"]["id"]), str(body["answer"]["id"])
+
+
+def _a_document(world: ApiWorld, api: ApiClient) -> Call:
+    with OwnerUnitOfWork(api.db, world.a.id) as uow:
+        document_id = uow.knowledge.create_document(
+            DocumentDraft(
+                tenant_id=world.a.id, title="Manual", source="rbac://manual", file_sha256="a" * 64
+            )
+        )
+        uow.commit()
+    return Call(f"/api/chat/documents/{document_id}")
+
+
+def _resume(world: ApiWorld, api: ApiClient) -> Call:
+    session_id, question_id, _ = _member_answer(world, api)
+    return Call(f"/api/chat/sessions/{session_id}/messages/{question_id}/resume")
+
+
+def _feedback(world: ApiWorld, api: ApiClient) -> Call:
+    session_id, _, answer_id = _member_answer(world, api)
+    return Call(f"/api/chat/sessions/{session_id}/messages/{answer_id}/feedback", {"rating": 5})
 
 
 def _signed_webhook(world: ApiWorld, api: ApiClient) -> Call:
@@ -327,6 +374,40 @@ CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
     ),
     **LEADS_CONTRACT,
     **PIPELINE_CONTRACT,
+    "POST /api/chat/sessions": (lambda w, a: Call("/api/chat/sessions", {}), CHAT_CREATES),
+    "GET /api/chat/sessions": (lambda w, a: Call("/api/chat/sessions"), CHAT),
+    # A session is its user's: tenant A's admin gets 404 on the member's session.
+    "GET /api/chat/sessions/{session_id}": (
+        lambda w, a: Call(f"/api/chat/sessions/{_member_session(w, a)}"),
+        CHAT_OWN,
+    ),
+    "POST /api/chat/sessions/{session_id}/close": (
+        lambda w, a: Call(f"/api/chat/sessions/{_member_session(w, a)}/close"),
+        CHAT_OWN,
+    ),
+    "GET /api/chat/sessions/{session_id}/messages": (
+        lambda w, a: Call(f"/api/chat/sessions/{_member_session(w, a)}/messages"),
+        CHAT_OWN,
+    ),
+    "POST /api/chat/sessions/{session_id}/messages": (
+        lambda w, a: Call(
+            f"/api/chat/sessions/{_member_session(w, a)}/messages", {"content": "Olá"}
+        ),
+        _status(401, 403, 201, 404, 403),
+    ),
+    # an answered question is not pending: the member reaches the use case's 409
+    "POST /api/chat/sessions/{session_id}/messages/{message_id}/resume": (
+        _resume,
+        _status(401, 403, 409, 404, 403),
+    ),
+    "POST /api/chat/sessions/{session_id}/messages/{message_id}/feedback": (_feedback, CHAT_OWN),
+    "GET /api/chat/usage": (lambda w, a: Call("/api/chat/usage"), CHAT),
+    "POST /api/chat/documents": (
+        lambda w, a: Call("/api/chat/documents", {"title": "Manual", "filename": "manual.pdf"}),
+        CHAT_CREATES,
+    ),
+    "GET /api/chat/documents": (lambda w, a: Call("/api/chat/documents"), READ),
+    "GET /api/chat/documents/{document_id}": (_a_document, READ),
 }
 
 

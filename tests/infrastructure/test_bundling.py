@@ -70,11 +70,14 @@ def test_the_code_asset_keeps_the_repository_layout(with_chat: Synthesis) -> Non
         assert all(p.name.endswith(RUNTIME_TAG) for p in code.rglob("*.pyc"))
 
 
-def test_only_the_chat_function_contains_openai(with_chat: Synthesis) -> None:
-    chat_handler = f"lambdas.{CHAT_ROUTE.group}.handler.lambda_handler"
+def test_only_the_chat_and_ingestion_functions_contain_openai(with_chat: Synthesis) -> None:
+    chat_handlers = {
+        f"lambdas.{CHAT_ROUTE.group}.handler.lambda_handler",
+        "lambdas.chat.ingest_handler.lambda_handler",
+    }
     for handler, dirs in _bundles(with_chat).items():
         shipped = any(_has_package(d, "openai") for d in dirs)
-        assert shipped is (handler == chat_handler), handler
+        assert shipped is (handler in chat_handlers), handler
 
 
 def test_only_the_billing_function_contains_stripe(with_chat: Synthesis) -> None:

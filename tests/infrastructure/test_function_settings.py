@@ -17,6 +17,7 @@ from lambdas.shared.settings import (
     ApiSettings,
     AuditSettings,
     BillingSettings,
+    ChatSettings,
     JobSettings,
     LeadsSettings,
     MembersSettings,
@@ -28,6 +29,7 @@ from scripts.devstack.aws_resources import LocalResources
 from stacks.constants import READ_ONLY_GROUPS, SUPPRESSION_KEY_GROUPS, WEBHOOK_GROUPS
 from stacks.events import CONSUMER_HANDLER, RELAY_HANDLER
 from stacks.jobs import JOBS_HANDLER
+from stacks.knowledge import INGEST_HANDLER
 from stacks.migrations import MIGRATION_HANDLER
 from tests.infrastructure.conftest import Synthesis
 
@@ -42,11 +44,22 @@ OFF_BY_DESIGN: dict[str, dict[str, str]] = {
     "activity": {"idempotency_table": "a read-only group has no write to deduplicate"},
     "outbox": {"idempotency_table": "the relay is no route: nothing to deduplicate"},
     "migrations": {"migrations_dir": "the bundled database/migrations is the default"},
+    "chat": {
+        "llm_base_url": "unset is OpenAI's endpoint; LLM_BASE_URL points at another provider",
+        "llm_api_key": "the key comes from the provider secret (LLM_SECRET_ARN)",
+    },
+    "chat_ingest": {
+        "llm_base_url": "unset is OpenAI's endpoint; LLM_BASE_URL points at another provider",
+        "llm_api_key": "the key comes from the provider secret (LLM_SECRET_ARN)",
+        "idempotency_table": "an S3 event, no route: a re-ingested original is a duplicate",
+    },
 }
 
 
 def _function_name(handler: str) -> str:
     """``lambdas.<name>.handler.lambda_handler`` -> ``<name>``."""
+    if handler == INGEST_HANDLER:
+        return "chat_ingest"
     return handler.split(".")[1]
 
 
@@ -55,6 +68,7 @@ _MODEL_BY_HANDLER: dict[str, type[BaseSettings]] = {
     JOBS_HANDLER: JobSettings,
     RELAY_HANDLER: OutboxRelaySettings,
     CONSUMER_HANDLER: ActivityConsumerSettings,
+    INGEST_HANDLER: ChatSettings,
 }
 _MODEL_BY_GROUP: dict[str, type[BaseSettings]] = {
     **dict.fromkeys(WEBHOOK_GROUPS, BillingSettings),
@@ -62,6 +76,7 @@ _MODEL_BY_GROUP: dict[str, type[BaseSettings]] = {
     "audit": AuditSettings,
     "activity": ActivitySettings,
     "members": MembersSettings,
+    "chat": ChatSettings,
 }
 
 
@@ -201,7 +216,7 @@ def test_the_local_stack_gives_every_model_what_the_stacks_give_it(monkeypatch) 
         settings = _load(model, local, monkeypatch)
         off = {n for n, f in model.model_fields.items() if f.default is None}
         assert {n for n in off if getattr(settings, n) is None} <= {"migrations_dir"}
-    known = set().union(*(_variable_names(m) for m in (BillingSettings, JobSettings)))
+    known = set().union(*(_variable_names(m) for m in (BillingSettings, JobSettings, ChatSettings)))
     assert set(local) <= known | set(_variable_names(MigrationSettings))
 
 
@@ -216,3 +231,15 @@ def test_only_the_jobs_function_may_use_the_locks_table(synthesis: Synthesis) ->
 
     assert len(holders) == 1, holders
     assert "Jobs" in holders.pop()
+
+
+def test_the_chat_functions_get_the_documents_bucket_and_the_provider_secret(
+    synthesis: Synthesis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chat = {h: v for h, v in _functions(synthesis).items() if h.startswith("lambdas.chat.")}
+    assert set(chat) == {"lambdas.chat.handler.lambda_handler", INGEST_HANDLER}
+    for variables in chat.values():
+        settings = _load(ChatSettings, variables, monkeypatch)
+        assert isinstance(settings, ChatSettings)
+        assert "Documents" in str(settings.documents_bucket)
+        assert "LlmApiKey" in str(settings.llm_secret_id)

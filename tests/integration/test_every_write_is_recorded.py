@@ -8,22 +8,35 @@ added to the table without a recipe (and without an exemption) fails
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import pytest
 
+from lambdas.approvals import service as approvals
+from lambdas.approvals.repository import ApprovalsUnitOfWork
+from lambdas.policies import service as policies
+from lambdas.policies.models import RuleDraft
+from lambdas.policies.repository import PoliciesUnitOfWork
 from lambdas.shared.routes import ROUTES
+from lambdas.shared.runtime import WRITERS
+from lambdas.shared.scope import RequestScope
 from scripts.devstack.aws_resources import DEV_WEBHOOK_SECRETS, LocalResources
+from scripts.devstack.llm_server import start_llm_server
 from scripts.devstack.seed_catalog import (
     dev_subscription_ids,
     find_agent,
     find_plan,
     find_subnucleo,
 )
+from scripts.devstack.stack import reset_lambda_caches
 from scripts.devstack.webhook_events import stripe_delivery, stripe_event
 from tests.integration.conftest import World
+from tests.support.chat import runtime_database
+from tests.support.database import TestDatabase
 from tests.support.factories import TestUser
 from tests.support.handlers import HandlerResult, call
 
@@ -35,6 +48,7 @@ MARKETING = find_subnucleo("marketing")
 @dataclass
 class Story:
     world: World
+    db: TestDatabase | None = None
     trial_id: str | None = None
     rule_id: str | None = None
     approval_id: str | None = None
@@ -43,6 +57,7 @@ class Story:
     campaign_id: str | None = None
     meeting_id: str | None = None
     invited_id: str | None = None
+    chat: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,8 @@ class Recipe:
     route_key: str
     action: str  # the audit action and outbox event type the write records
     run: Callable[[Story], HandlerResult]
+    # what the story needs first, outside the counted request
+    prepare: Callable[[Story], None] | None = None
 
 
 def _webhook(story: Story) -> HandlerResult:
@@ -294,6 +311,105 @@ def _invite(story: Story) -> HandlerResult:
     return result
 
 
+def _open_session(story: Story) -> HandlerResult:
+    result = call(
+        "POST", "/api/chat/sessions", user=story.world.a.user("member"), body={"title": "Dúvidas"}
+    )
+    story.chat["session"] = str(result.body.get("id")) if isinstance(result.body, dict) else ""
+    return result
+
+
+def _ask(story: Story) -> HandlerResult:
+    result = call(
+        "POST",
+        f"/api/chat/sessions/{story.chat['session']}/messages",
+        user=story.world.a.user("member"),
+        body={"content": "Qual é o prazo de reembolso?"},
+    )
+    if isinstance(result.body, dict) and result.body.get("answer"):
+        story.chat["answer"] = str(result.body["answer"]["id"])
+    return result
+
+
+def _approved_question(story: Story) -> None:
+    assert story.db is not None
+    database = runtime_database(story.db)
+    tenant = story.world.a
+
+    def uow(cls: Any) -> Callable[[], Any]:
+        return lambda: cls(RequestScope(lambda: database, writers=WRITERS), tenant.id)
+
+    policies.create_rule(
+        uow(PoliciesUnitOfWork),
+        RuleDraft(
+            name="Contratos precisam de aprovação",
+            effect="require_approval",
+            required_approvals=1,
+            matcher={"subject_kinds": ["chat.message"], "keywords": ["contrato"]},
+        ),
+        actor_id=tenant.user("admin").id,
+    )
+    pending = call(
+        "POST",
+        f"/api/chat/sessions/{story.chat['session']}/messages",
+        user=tenant.user("member"),
+        body={"content": "Resuma o contrato"},
+    )
+    assert pending.status == 201, pending.body
+    story.chat["pending"] = str(pending.body["question"]["id"])
+    approvals.decide(
+        uow(ApprovalsUnitOfWork),
+        uuid.UUID(pending.body["verdict"]["approval_request_id"]),
+        decider=tenant.user("admin").id,
+        decision="approved",
+        reason="ok",
+    )
+    database.close()
+
+
+CHAT_RECIPES: tuple[Recipe, ...] = (
+    Recipe("POST /api/chat/sessions", "chat_session.created", _open_session),
+    Recipe("POST /api/chat/sessions/{session_id}/messages", "chat_message.answered", _ask),
+    Recipe(
+        "POST /api/chat/sessions/{session_id}/messages/{message_id}/feedback",
+        "chat_message.rated",
+        lambda s: call(
+            "POST",
+            f"/api/chat/sessions/{s.chat['session']}/messages/{s.chat['answer']}/feedback",
+            user=s.world.a.user("member"),
+            body={"rating": 5},
+        ),
+    ),
+    Recipe(
+        "POST /api/chat/sessions/{session_id}/messages/{message_id}/resume",
+        "chat_message.answered",
+        lambda s: call(
+            "POST",
+            f"/api/chat/sessions/{s.chat['session']}/messages/{s.chat['pending']}/resume",
+            user=s.world.a.user("member"),
+        ),
+        prepare=_approved_question,
+    ),
+    Recipe(
+        "POST /api/chat/sessions/{session_id}/close",
+        "chat_session.closed",
+        lambda s: call(
+            "POST", f"/api/chat/sessions/{s.chat['session']}/close", user=s.world.a.user("member")
+        ),
+    ),
+    Recipe(
+        "POST /api/chat/documents",
+        "document.upload_requested",
+        lambda s: call(
+            "POST",
+            "/api/chat/documents",
+            user=s.world.a.user("member"),
+            body={"title": "Manual", "filename": "manual.pdf"},
+        ),
+    ),
+)
+
+
 # In story order: each recipe may rely on what the ones before it did.
 RECIPES: tuple[Recipe, ...] = (
     Recipe("POST /api/billing/webhooks/{provider}", "payment.event_applied", _webhook),
@@ -421,7 +537,19 @@ RECIPES: tuple[Recipe, ...] = (
         ),
     ),
     *_leads_recipes(),
+    *CHAT_RECIPES,
 )
+
+
+@pytest.fixture
+def llm(lambda_env: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The offline provider the chat recipes ask."""
+    server = start_llm_server()
+    monkeypatch.setenv("LLM_BASE_URL", server.base_url)
+    monkeypatch.setenv("LLM_API_KEY", server.api_key)
+    reset_lambda_caches()
+    yield
+    server.stop()
 
 
 def _writing_routes() -> set[str]:
@@ -471,10 +599,12 @@ def _latest(conn: Conn) -> dict[str, Any]:
 
 
 def test_each_writing_route_records_one_audit_row_and_its_event(
-    world: World, owner_conn: Conn, lambda_env: LocalResources
+    world: World, owner_conn: Conn, lambda_env: LocalResources, db: TestDatabase, llm: None
 ) -> None:
-    story = Story(world)
+    story = Story(world, db)
     for recipe in RECIPES:
+        if recipe.prepare is not None:
+            recipe.prepare(story)
         # Given the counts before the request
         before = _counts(owner_conn)
 
@@ -510,6 +640,8 @@ def test_a_public_write_is_recorded_in_the_platform_chain_not_a_tenant_chain(
 ) -> None:
     # When a public route writes with no tenant
     next(r for r in RECIPES if r.action == "commercial_request.created").run(Story(world))
+    [commercial] = [r for r in RECIPES if r.action == "commercial_request.created"]
+    commercial.run(Story(world))
 
     # Then its audit row is in the reserved platform tenant's chain, by an anonymous actor
     row = owner_conn.execute(

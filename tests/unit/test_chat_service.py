@@ -15,12 +15,16 @@ from lambdas.chat.errors import LlmUnavailable, TokenQuotaExceeded
 from lambdas.chat.models import ChatTurn, Completion, Message, Reservation, RetrievedChunk, Session
 from lambdas.chat.service import (
     GateVerdict,
+    MessageNotPending,
     MessageSubject,
     Pricing,
     SessionClosed,
+    SessionNotFound,
     build_prompt,
+    resume_message,
     send_message,
 )
+from lambdas.shared.gate import ActionBlocked
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -35,9 +39,12 @@ class FakeChat:
     def get_session(self, session_id, *, for_update=False):
         return self.sessions.get(session_id)
 
+    def get_message(self, message_id, *, for_update=False):
+        return self.messages.get(message_id)
+
     def add_message(self, *, session_id, role, content, status, **extra):
         message = Message(
-            id=uuid.uuid4(),
+            id=extra.get("message_id") or uuid.uuid4(),
             session_id=session_id,
             role=role,
             content=content,
@@ -87,10 +94,29 @@ class FakeQuotas:
 
 
 @dataclass
+class FakeGate:
+    verdict: GateVerdict
+    subjects: list[MessageSubject] = field(default_factory=list)
+    rechecked: list[GateVerdict] = field(default_factory=list)
+
+    def authorize(self, subject):
+        self.subjects.append(subject)
+        return self.verdict
+
+    def recheck(self, verdict):
+        self.rechecked.append(verdict)
+
+
+@dataclass
 class FakeUow:
     chat: FakeChat
     quotas: FakeQuotas
+    gate: FakeGate = field(default_factory=lambda: FakeGate(GateVerdict("allow")))
     commits: int = 0
+    records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def record(self, event_type, *, aggregate_type, aggregate_id, payload, version=1):
+        self.records.append((event_type, dict(payload)))
 
     def __enter__(self):
         return self
@@ -134,21 +160,15 @@ class FakeRetriever:
         return [CHUNK][:k]
 
 
-@dataclass
-class FakeGate:
-    verdict: GateVerdict
-
-    def authorize(self, subject):
-        return self.verdict
-
-
 @pytest.fixture
 def world():
     chat = FakeChat()
     session = Session(uuid.uuid4(), uuid.uuid4(), "", "open", NOW, None)
     chat.sessions[session.id] = session
     uow = FakeUow(chat, FakeQuotas(limit=10_000))
-    subject = MessageSubject(uuid.uuid4(), session.user_id, session.id, "Qual o aviso prévio?")
+    subject = MessageSubject(
+        uuid.uuid4(), session.user_id, session.id, "Qual o aviso prévio?", uuid.uuid4()
+    )
     return uow, subject
 
 
@@ -162,12 +182,15 @@ def _send(
     verdict: GateVerdict = ALLOW,
     llm: FakeLlm | None = None,
 ) -> Any:
+    uow.gate.verdict = verdict
     return send_message(
         lambda: uow,
-        gate=FakeGate(verdict),
         retriever=FakeRetriever(),
         llm=llm or FakeLlm(),
-        subject=subject,
+        session_id=subject.session_id,
+        tenant_id=subject.tenant_id,
+        user_id=subject.user_id,
+        content=subject.content,
         model="m-1",
         pricing=Pricing(Decimal("0.001"), Decimal("0.002")),
     )
@@ -184,16 +207,31 @@ def test_an_allowed_message_is_answered_with_citations_and_settled(world) -> Non
     assert uow.chat.usage[0]["cost_estimate"] == Decimal(
         "0.00011"
     )  # (90 x 0.001 + 10 x 0.002) / 1000
+    [(event, payload)] = uow.records
+    assert event == "chat_message.answered"
+    assert payload["question_id"] == outcome.question.id
+    assert [c.chunk_id for c in outcome.answer.citations] == [CHUNK.chunk_id]
+
+
+def test_the_gate_sees_the_question_under_its_message_id(world) -> None:
+    uow, subject = world
+    outcome = _send(uow, subject)
+    [seen] = uow.gate.subjects
+    assert seen.message_id == outcome.question.id
+    assert seen.content == subject.content
+    assert seen.estimated_tokens > 0
+    assert uow.gate.rechecked == [ALLOW]
 
 
 def test_a_blocked_message_never_reaches_the_provider(world) -> None:
     uow, subject = world
     llm = FakeLlm()
-    outcome = _send(
-        uow, subject, verdict=GateVerdict("blocked", reason="palavra proibida"), llm=llm
-    )
-    assert (outcome.answer, outcome.question.status) == (None, "blocked")
+    with pytest.raises(ActionBlocked):
+        _send(uow, subject, verdict=GateVerdict("blocked", reason="palavra proibida"), llm=llm)
+    [question] = uow.chat.messages.values()
+    assert question.status == "blocked"
     assert llm.calls == []
+    assert uow.records == []
     assert (uow.quotas.used, uow.quotas.held) == (0, {})
 
 
@@ -225,6 +263,55 @@ def test_over_quota_nothing_reaches_the_provider(world) -> None:
     with pytest.raises(TokenQuotaExceeded):
         _send(uow, subject, llm=llm)
     assert llm.calls == []
+
+
+def test_a_pending_question_is_answered_once_approved(world) -> None:
+    uow, subject = world
+    approval = uuid.uuid4()
+    pending = _send(uow, subject, verdict=GateVerdict("pending", approval_request_id=approval))
+    approved = GateVerdict("allow", approval_request_id=approval, evaluation_id=uuid.uuid4())
+    uow.gate.verdict = approved
+
+    outcome = resume_message(
+        lambda: uow,
+        retriever=FakeRetriever(),
+        llm=FakeLlm(),
+        session_id=subject.session_id,
+        message_id=pending.question.id,
+        tenant_id=subject.tenant_id,
+        user_id=subject.user_id,
+        model="m-1",
+    )
+
+    assert outcome.answer is not None
+    assert uow.chat.messages[pending.question.id].status == "answered"
+    assert uow.gate.rechecked == [approved]
+
+
+def test_only_a_pending_question_can_be_resumed(world) -> None:
+    uow, subject = world
+    answered = _send(uow, subject)
+    with pytest.raises(MessageNotPending):
+        resume_message(
+            lambda: uow,
+            retriever=FakeRetriever(),
+            llm=FakeLlm(),
+            session_id=subject.session_id,
+            message_id=answered.question.id,
+            tenant_id=subject.tenant_id,
+            user_id=subject.user_id,
+            model="m-1",
+        )
+
+
+def test_another_users_session_is_not_found(world) -> None:
+    uow, subject = world
+    stranger = MessageSubject(
+        subject.tenant_id, uuid.uuid4(), subject.session_id, "Olá", uuid.uuid4()
+    )
+    with pytest.raises(SessionNotFound):
+        _send(uow, stranger)
+    assert uow.chat.messages == {}
 
 
 def test_a_closed_session_takes_no_message(world) -> None:
