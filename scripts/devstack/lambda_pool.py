@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -22,6 +23,7 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any, Final, cast
 
+from lambdas.shared.pgconnect import DatabaseUnreachable
 from scripts.devstack.context import LAMBDA_TIMEOUT_MS, LambdaContextStub
 
 DEFAULT_POOL_SIZE: Final = 4
@@ -82,7 +84,12 @@ def _serve(
         try:
             conn.send(("ok", handler(event, context)))
         except Exception as exc:  # Lambda logs the traceback; the caller sees a 500
-            traceback.print_exc()
+            if console.enabled() and isinstance(exc, DatabaseUnreachable):
+                # an outage, not a bug: one line on a person's console (a job's next run retries)
+                first_line = str(exc).splitlines()[0]
+                print(f"{function_name}: {first_line}", file=sys.stderr, flush=True)
+            else:
+                traceback.print_exc()
             conn.send(("error", type(exc).__name__))
 
 
