@@ -106,6 +106,16 @@ class ResourceNames:
         return f"{self.prefix}-documents"
 
     @property
+    def leads_imports_bucket(self) -> str:
+        """The local (moto) bucket of leads CSV uploads; on AWS CloudFormation names it."""
+        return f"{self.prefix}-lead-imports"
+
+    @property
+    def outreach_sender(self) -> str:
+        """The local (moto) SES identity outreach sends from; on AWS, a verified identity."""
+        return f"prospeccao@{self.prefix}.example.com"
+
+    @property
     def event_bus(self) -> str:
         return f"{self.prefix}-events"
 

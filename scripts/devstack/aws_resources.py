@@ -48,6 +48,8 @@ class LocalResources:
     activity_table: str = ""
     event_bus: str = ""
     leads_suppression_secret_arn: str = ""
+    leads_imports_bucket: str = ""
+    outreach_sender: str = ""
     user_pool_id: str = ""
     documents_bucket: str = ""
 
@@ -74,7 +76,10 @@ class LocalResources:
             ),
             **environment_variables(ActivitySettings, activity_table=self.activity_table or None),
             **environment_variables(
-                LeadsSettings, suppression_secret_id=self.leads_suppression_secret_arn or None
+                LeadsSettings,
+                suppression_secret_id=self.leads_suppression_secret_arn or None,
+                imports_bucket=self.leads_imports_bucket or None,
+                outreach_sender=self.outreach_sender or None,
             ),
             **environment_variables(OutboxRelaySettings, event_bus_name=self.event_bus or None),
             **environment_variables(MembersSettings, user_pool_id=self.user_pool_id or None),
@@ -169,6 +174,9 @@ def provision(
     _ensure_table(ddb, names.idempotency_table, "id", "expiration")
     _ensure_anchor_bucket(boto3.client("s3"), names.audit_anchor_bucket)
     _ensure_bucket(boto3.client("s3"), names.documents_bucket)
+    _ensure_bucket(boto3.client("s3"), names.leads_imports_bucket)
+    # moto's SES records what outreach sends (GET /moto-api/data.json lists the messages)
+    boto3.client("sesv2").create_email_identity(EmailIdentity=names.outreach_sender)
     provision_events(names)
     user_pool_id = _ensure_user_pool(boto3.client("cognito-idp"), names.user_pool)
     return LocalResources(
@@ -181,6 +189,8 @@ def provision(
         activity_table=names.activity_table,
         event_bus=names.event_bus,
         leads_suppression_secret_arn=suppression_arn,
+        leads_imports_bucket=names.leads_imports_bucket,
+        outreach_sender=names.outreach_sender,
         user_pool_id=user_pool_id,
         documents_bucket=names.documents_bucket,
     )
