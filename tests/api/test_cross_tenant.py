@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -229,6 +229,43 @@ def _b_subject_request(api: ApiClient, world: ApiWorld) -> Case:
     return Case(f"/api/leads/dsr/{request_id}", 404, code="data_subject_request_not_found")
 
 
+def _b_form(api: ApiClient, world: ApiWorld) -> uuid.UUID:
+    with api.db.owner() as conn:
+        row = conn.execute(
+            """
+            INSERT INTO nigredo_leads.lead_forms
+                (tenant_id, name, fields, consent_text, consent_text_version, purposes)
+            VALUES (%s, 'Contato B', ARRAY['full_name', 'email'], 'Aceito o contato.', 'v1',
+                    ARRAY['prospecting'])
+            RETURNING id
+            """,
+            (world.b.id,),
+        ).fetchone()
+    assert row is not None
+    return uuid.UUID(str(row["id"]))
+
+
+def _b_import(api: ApiClient, world: ApiWorld) -> Case:
+    with api.db.owner() as conn:
+        row = conn.execute(
+            "INSERT INTO nigredo_leads.lead_imports (tenant_id, object_key) "
+            "VALUES (%s, 'imports/b/file.csv') RETURNING id",
+            (world.b.id,),
+        ).fetchone()
+    assert row is not None
+    return Case(f"/api/leads/imports/{row['id']}", 404, code="import_not_found")
+
+
+def _b_outreach(api: ApiClient, world: ApiWorld) -> Case:
+    case = _b_lead(
+        api,
+        world,
+        "/outreach",
+        {"subject": "Olá", "body": "Podemos conversar?", "purpose": "prospecting"},
+    )
+    return replace(case, headers={"Idempotency-Key": "cross-tenant-outreach"})
+
+
 def _b_member(api: ApiClient, world: ApiWorld, body: Any = None) -> Case:
     member = world.b.user("member")
 
@@ -350,6 +387,21 @@ CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
     "POST /api/leads/{lead_id}/meetings": lambda api, w: _b_lead(
         api, w, "/meetings", {"scheduled_for": "2032-04-04T10:00:00Z"}
     ),
+    "GET /api/leads/forms/{form_id}": lambda api, w: Case(
+        f"/api/leads/forms/{_b_form(api, w)}", 404, code="form_not_found"
+    ),
+    # A capture form is public: whoever posts (a token is not read) reaches tenant b's form.
+    "POST /api/leads/forms/{form_id}/submissions": lambda api, w: Case(
+        f"/api/leads/forms/{_b_form(api, w)}/submissions",
+        201,
+        body={
+            "fields": {"full_name": "Pessoa Exemplo", "email": "pessoa@example.com"},
+            "consent": True,
+            "consent_text_version": "v1",
+        },
+    ),
+    "GET /api/leads/imports/{import_id}": _b_import,
+    "POST /api/leads/{lead_id}/outreach": _b_outreach,
     "GET /api/members/{user_id}": _b_member,
     "PATCH /api/members/{user_id}": lambda api, w: _b_member(api, w, {"role": "admin"}),
     "DELETE /api/members/{user_id}": _b_member,
