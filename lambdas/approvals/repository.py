@@ -317,7 +317,7 @@ class ApprovalRepository:
 
     def decide(
         self, request_id: UUID, *, decider: UUID, decision: Verdict, reason: str
-    ) -> DecisionOutcome:
+    ) -> DecisionOutcome | None:
         """Record a decision through ``decide_approval_v1``; the database applies the rules
         and the quorum under a lock on the request."""
         with translate_errors(), self._conn.transaction():
@@ -329,10 +329,10 @@ class ApprovalRepository:
                 (request_id, decider, decision, reason),
             ).fetchone()
         if row is None:
-            raise ApprovalNotFound("approval request not found")
+            return None  # no such request in this tenant: the service says so
         return DecisionOutcome(request_id=request_id, **row)
 
-    def cancel(self, request_id: UUID, *, actor: UUID) -> ApprovalRecord:
+    def cancel(self, request_id: UUID, *, actor: UUID) -> ApprovalRecord | None:
         """The requester withdraws a pending request."""
         with translate_errors(), self._conn.transaction():
             row = self._conn.execute(
@@ -348,7 +348,7 @@ class ApprovalRepository:
             return _record(self._get_row(request_id, decisions=True))
         current = self.get(request_id)
         if current is None:
-            raise ApprovalNotFound("approval request not found")
+            return None  # no such request in this tenant: the service says so
         if current.status != "pending":
             raise ApprovalNotPending(f"the approval request is already {current.status}")
         raise NotTheRequester("only the requester can cancel an approval request")

@@ -51,9 +51,9 @@ class ApprovalStore(Protocol):
 
     def decide(
         self, request_id: UUID, *, decider: UUID, decision: Verdict, reason: str
-    ) -> DecisionOutcome: ...
+    ) -> DecisionOutcome | None: ...
 
-    def cancel(self, request_id: UUID, *, actor: UUID) -> ApprovalRecord: ...
+    def cancel(self, request_id: UUID, *, actor: UUID) -> ApprovalRecord | None: ...
 
     def notify_requested(self, request: ApprovalRecord) -> int: ...
 
@@ -231,6 +231,8 @@ def decide(
     text = check_reason(reason)
     with uow_factory() as uow:
         outcome = uow.approvals.decide(request_id, decider=decider, decision=decision, reason=text)
+        if outcome is None:
+            raise ApprovalNotFound("approval request not found")
         uow.record(
             "approval.decided",
             aggregate_type="approval",
@@ -260,6 +262,8 @@ def cancel(uow_factory: ApprovalsUowFactory, request_id: UUID, *, actor: UUID) -
     """The requester withdraws their pending request."""
     with uow_factory() as uow:
         record = uow.approvals.cancel(request_id, actor=actor)
+        if record is None:
+            raise ApprovalNotFound("approval request not found")
         uow.record(
             "approval.canceled",
             aggregate_type="approval",

@@ -146,6 +146,8 @@ def update_rule(
 ) -> RuleVersion:
     """Store ``draft`` as the rule's next version; earlier versions stay as they were."""
     with uow_factory() as uow:
+        if uow.policies.get(rule_id) is None:
+            raise RuleNotFound("policy rule not found")
         rule = uow.policies.new_version(
             rule_id, draft, actor_id=actor_id, expected_version=expected_version
         )

@@ -157,7 +157,9 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", "/api/leads/forms/{form_id}/submissions", "leads", public=True),
     Route("POST", "/api/leads/imports", "leads", permission="leads:write"),
     Route("GET", "/api/leads/imports/{import_id}", "leads", permission="leads:read"),
-    Route("POST", "/api/leads/{lead_id}/outreach", "leads", permission="leads:write"),
+    Route(
+        "POST", "/api/leads/{lead_id}/outreach", "leads", permission="leads:write", sensitive=True
+    ),
     Route("POST", "/api/leads", "leads", permission="leads:write"),
     Route("GET", "/api/leads", "leads", permission="leads:read"),
     Route("GET", "/api/leads/{lead_id}", "leads", permission="leads:read"),
@@ -173,7 +175,13 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", "/api/chat/sessions/{session_id}", "chat", permission="chat:use"),
     Route("POST", "/api/chat/sessions/{session_id}/close", "chat", permission="chat:use"),
     Route("GET", "/api/chat/sessions/{session_id}/messages", "chat", permission="chat:use"),
-    Route("POST", "/api/chat/sessions/{session_id}/messages", "chat", permission="chat:use"),
+    Route(
+        "POST",
+        "/api/chat/sessions/{session_id}/messages",
+        "chat",
+        permission="chat:use",
+        sensitive=True,
+    ),
     Route(
         "POST",
         "/api/chat/sessions/{session_id}/messages/{message_id}/resume",

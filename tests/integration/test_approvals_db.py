@@ -212,6 +212,7 @@ def test_a_refused_decision_leaves_the_callers_transaction_usable(db, acme) -> N
         outcome = repo.decide(
             request.id, decider=acme.user("admin2").id, decision="approved", reason="ok"
         )
+    assert outcome is not None
     assert outcome.status == "approved"
 
 
@@ -226,12 +227,13 @@ def _race(db: TestDatabase, tenant: TestTenant, request_id: uuid.UUID) -> dict[s
             repo = ApprovalRepository(conn, tenant.id)
             barrier.wait()
             try:
-                results[who] = repo.decide(
+                outcome = repo.decide(
                     request_id,
                     decider=tenant.user(who).id,
                     decision=decision,  # type: ignore[arg-type]
                     reason="race",
-                ).status
+                )
+                results[who] = outcome.status if outcome is not None else "not found"
                 conn.commit()
             except AppError as error:
                 conn.rollback()
@@ -409,6 +411,7 @@ def test_only_the_requester_cancels(db, acme) -> None:
         canceled = ApprovalRepository(conn, acme.id).cancel(
             request.id, actor=acme.user("member").id
         )
+    assert canceled is not None
     assert canceled.status == "canceled"
     assert canceled.canceled_by == acme.user("member").id
     with runtime(db, acme.id) as conn, pytest.raises(ApprovalNotPending):

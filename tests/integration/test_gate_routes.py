@@ -18,7 +18,7 @@ from lambdas.policies.matcher import Subject
 from lambdas.shared import gate
 from lambdas.shared.db import UnitOfWork
 from lambdas.shared.routes import ROUTES
-from lambdas.shared.runtime import get_runtime
+from lambdas.shared.runtime import get_runtime, reset_runtime
 from scripts.devstack.aws_resources import LocalResources
 from scripts.devstack.seed_catalog import find_agent
 from tests.integration.conftest import World
@@ -54,6 +54,56 @@ def _requests(conn: Conn, tenant: TestTenant) -> int:
     return int(row["n"]) if row else 0
 
 
+def _answers(conn: Conn, tenant: TestTenant) -> int:
+    row = conn.execute(
+        "SELECT count(*) AS n FROM chat.messages WHERE tenant_id = %s AND role = 'assistant'",
+        (tenant.id,),
+    ).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def _outreach_sent(conn: Conn, tenant: TestTenant) -> int:
+    row = conn.execute(
+        "SELECT count(*) AS n FROM nigredo_leads.outreach_messages WHERE tenant_id = %s",
+        (tenant.id,),
+    ).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def _chat_message(tenant: TestTenant) -> HandlerResult:
+    member = tenant.user("member")
+    session = call("POST", "/api/chat/sessions", user=member, body={"title": "Gate"})
+    assert session.status == 201, session.body
+    return call(
+        "POST",
+        f"/api/chat/sessions/{session.body['id']}/messages",
+        user=member,
+        body={"content": "Qual é o prazo de reembolso?"},
+    )
+
+
+def _outreach(tenant: TestTenant) -> HandlerResult:
+    admin = tenant.user("admin")
+    lead = call(
+        "POST",
+        "/api/leads",
+        user=admin,
+        body={
+            "full_name": "Lia Castro",
+            "email": "lia.castro@example.com",
+            "legal_basis": "legitimate_interest",
+        },
+    )
+    assert lead.status == 201, lead.body
+    return call(
+        "POST",
+        f"/api/leads/{lead.body['id']}/outreach",
+        user=admin,
+        body={"subject": "Olá", "body": "Podemos conversar?", "purpose": "prospecting"},
+        headers={"Idempotency-Key": "gate-outreach"},
+    )
+
+
 SENSITIVE: tuple[Sensitive, ...] = (
     Sensitive(
         "POST /api/agents/{agent_id}/activate",
@@ -76,6 +126,10 @@ SENSITIVE: tuple[Sensitive, ...] = (
         ),
         _requests,
     ),
+    # A provider that cannot be reached (see the test's environment): a blocked message that
+    # still called it would answer 503, not 403.
+    Sensitive("POST /api/chat/sessions/{session_id}/messages", _chat_message, _answers),
+    Sensitive("POST /api/leads/{lead_id}/outreach", _outreach, _outreach_sent),
 )
 
 
@@ -97,8 +151,16 @@ def test_every_sensitive_route_has_a_recipe() -> None:
 
 @pytest.mark.parametrize("recipe", SENSITIVE, ids=lambda r: r.route_key)
 def test_a_blocking_rule_stops_each_sensitive_route_with_no_state_change(
-    recipe: Sensitive, world: World, owner_conn: Conn, lambda_env: LocalResources
+    recipe: Sensitive,
+    world: World,
+    owner_conn: Conn,
+    lambda_env: LocalResources,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")  # the discard port: unreachable
+    monkeypatch.setenv("LLM_API_KEY", "offline-unused")
+    monkeypatch.setenv("LLM_MAX_RETRIES", "0")
+    reset_runtime()  # the settings are read again with this environment
     # Given a tenant whose policies block everything
     tenant = world.a
     _rule(tenant, "block")

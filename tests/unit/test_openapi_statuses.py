@@ -3,7 +3,8 @@
 "Can raise" is read from the code itself: starting at the route's function, every call that
 resolves (by name, through module globals) to a function of ``lambdas`` is followed, and every
 ``raise X(...)`` of an ``AppError`` subclass (or of a call to a function annotated to return
-one) is collected. Calls on objects (repository methods behind ports) are not followed:
+one) is collected; a method called on a constructed service (or on a local name bound to one)
+is followed too. Calls on objects behind ports (repository methods) are not followed:
 their errors reach the client only as the shared layer's mapping (409/503), which is documented
 for every route. Statuses the shared entry point adds for every route (auth, body, validation,
 idempotency, database) are checked separately against ``lambdas.shared.http`` and the
@@ -35,6 +36,15 @@ importlib.import_module("lambdas.billing.providers.stripe_webhooks")
 importlib.import_module("lambdas.billing.providers.mercadopago_webhooks")
 
 
+def _return_hint(func: Any) -> Any:
+    """``func``'s return annotation, or None when it names what exists only for type checkers
+    (a ``TYPE_CHECKING`` import) or nothing at all."""
+    try:
+        return typing.get_type_hints(func).get("return")
+    except NameError:
+        return None
+
+
 def _resolve(node: ast.expr, scope: dict[str, Any]) -> Any:
     if isinstance(node, ast.Name):
         return scope.get(node.id, getattr(builtins, node.id, None))
@@ -45,17 +55,36 @@ def _resolve(node: ast.expr, scope: dict[str, Any]) -> Any:
         # ``deps.leads().create(...)``: a call annotated to return a class stands for that
         # class, so the method called on its result is followed
         callee = _resolve(node.func, scope)
+        if inspect.isclass(callee):
+            # ``FormService(uow).get(...)``: a constructed object stands for its class
+            return callee
         if inspect.isfunction(callee) or inspect.ismethod(callee):
-            returned = typing.get_type_hints(callee).get("return")
+            returned = _return_hint(callee)
             return returned if inspect.isclass(returned) else None
     return None
+
+
+def _with_locals(tree: ast.AST, scope: dict[str, Any]) -> dict[str, Any]:
+    """``service = SubmissionService(...)`` then ``service.submit(...)``: a local name bound once
+    to a call stands for what that call stands for."""
+    local = dict(scope)
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Call)
+            and (resolved := _resolve(node.value, scope)) is not None
+        ):
+            local[node.targets[0].id] = resolved
+    return local
 
 
 def _error_class(obj: Any) -> type[AppError] | None:
     if inspect.isclass(obj) and issubclass(obj, AppError):
         return obj
     if inspect.isfunction(obj):
-        returned = typing.get_type_hints(obj).get("return")
+        returned = _return_hint(obj)
         candidates = typing.get_args(returned) or (returned,)
         found = [c for c in candidates if inspect.isclass(c) and issubclass(c, AppError)]
         return found[0] if found else None
@@ -70,7 +99,10 @@ def raised_errors(func: Callable[..., Any], seen: set[Any] | None = None) -> set
         return set()
     seen.add(func)
     tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
-    scope = func.__globals__
+    scope = _with_locals(tree, func.__globals__)
+    owner = func.__qualname__.split(".")[0]
+    if "." in func.__qualname__ and inspect.isclass(func.__globals__.get(owner)):
+        scope["self"] = func.__globals__[owner]  # a method's ``self.other(...)`` is followed
     found: set[type[AppError]] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Raise) and node.exc is not None:
