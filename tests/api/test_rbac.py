@@ -290,6 +290,92 @@ LEADS_CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
     ),
 }
 
+def _a_form(world: ApiWorld, api: ApiClient) -> str:
+    with api.db.owner() as conn:
+        row = conn.execute(
+            """
+            INSERT INTO nigredo_leads.lead_forms
+                (tenant_id, name, fields, consent_text, consent_text_version, purposes)
+            VALUES (%s, %s, ARRAY['full_name', 'email'], 'Aceito o contato.', 'v1',
+                    ARRAY['prospecting'])
+            RETURNING id
+            """,
+            (world.a.id, f"Contato {uuid.uuid4()}"),
+        ).fetchone()
+    assert row is not None
+    return str(row["id"])
+
+
+def _an_import(world: ApiWorld, api: ApiClient) -> str:
+    with api.db.owner() as conn:
+        row = conn.execute(
+            "INSERT INTO nigredo_leads.lead_imports (tenant_id, object_key) "
+            "VALUES (%s, %s) RETURNING id",
+            (world.a.id, f"imports/{world.a.id}/{uuid.uuid4()}.csv"),
+        ).fetchone()
+    assert row is not None
+    return str(row["id"])
+
+
+def _outreach(world: ApiWorld, api: ApiClient) -> Call:
+    # a lead outreach may reach: an e-mail, a legitimate interest in prospecting
+    email = f"lead-{uuid.uuid4().hex[:12]}@example.com"
+    with api.db.owner() as conn:
+        conn.execute("SELECT set_config('app.current_tenant_id', %s, false)", (str(world.a.id),))
+        row = conn.execute(
+            """
+            INSERT INTO nigredo_leads.leads
+                (tenant_id, full_name, email, email_normalized, legal_basis)
+            VALUES (%s, 'Lead Alcançável', %s, %s, 'legitimate_interest') RETURNING id
+            """,
+            (world.a.id, email, email),
+        ).fetchone()
+    assert row is not None
+    return Call(
+        f"/api/leads/{row['id']}/outreach",
+        {"subject": "Olá", "body": "Podemos conversar?", "purpose": "prospecting"},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+
+
+INTAKE_CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
+    "POST /api/leads/forms": (
+        lambda w, a: Call(
+            "/api/leads/forms",
+            {
+                "name": f"Contato {uuid.uuid4()}",
+                "fields": ["full_name", "email"],
+                "consent_text": "Aceito o contato.",
+                "consent_text_version": "v1",
+                "purposes": ["prospecting"],
+            },
+        ),
+        ADMIN_CREATES,
+    ),
+    "GET /api/leads/forms/{form_id}": (
+        lambda w, a: Call(f"/api/leads/forms/{_a_form(w, a)}"),
+        READ,
+    ),
+    "POST /api/leads/forms/{form_id}/submissions": (
+        lambda w, a: Call(
+            f"/api/leads/forms/{_a_form(w, a)}/submissions",
+            {
+                "fields": {"full_name": "Pessoa Exemplo", "email": "pessoa@example.com"},
+                "consent": True,
+                "consent_text_version": "v1",
+            },
+        ),
+        PUBLIC_CREATES,
+    ),
+    "POST /api/leads/imports": (lambda w, a: Call("/api/leads/imports", {}), WRITE_CREATES),
+    "GET /api/leads/imports/{import_id}": (
+        lambda w, a: Call(f"/api/leads/imports/{_an_import(w, a)}"),
+        READ,
+    ),
+    "POST /api/leads/{lead_id}/outreach": (_outreach, WRITE),
+}
+
+
 CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
     "GET /health": (lambda w, a: Call("/health"), _status(200, 200, 200, 200, 200)),
     "GET /api/agents": (lambda w, a: Call("/api/agents"), READ),
@@ -373,6 +459,7 @@ CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
         _status(401, 403, 200, 403, 403),
     ),
     **LEADS_CONTRACT,
+    **INTAKE_CONTRACT,
     **PIPELINE_CONTRACT,
     "POST /api/chat/sessions": (lambda w, a: Call("/api/chat/sessions", {}), CHAT_CREATES),
     "GET /api/chat/sessions": (lambda w, a: Call("/api/chat/sessions"), CHAT),
