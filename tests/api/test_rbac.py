@@ -290,6 +290,7 @@ LEADS_CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
     ),
 }
 
+
 def _a_form(world: ApiWorld, api: ApiClient) -> str:
     with api.db.owner() as conn:
         row = conn.execute(
