@@ -75,11 +75,13 @@ def test_a_crashed_environment_is_replaced(pool: FunctionPool) -> None:
 
 
 def test_a_timed_out_invocation_ends_its_environment() -> None:
-    functions = FunctionPool(HANDLER, "t", environment=dict(os.environ), size=1, timeout_ms=2000)
+    # 5 s: a fresh environment (spawned, imported under coverage) answers well within it even
+    # on a loaded machine; the slow call sleeps far beyond it
+    functions = FunctionPool(HANDLER, "t", environment=dict(os.environ), size=1, timeout_ms=5000)
     try:
         slow_pid = functions.invoke({})["pid"]
         with pytest.raises(InvocationFailed, match="timeout"):
-            functions.invoke({"sleep_s": 10})
+            functions.invoke({"sleep_s": 60})
         assert functions.invoke({})["pid"] != slow_pid
     finally:
         functions.close()
