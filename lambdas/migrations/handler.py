@@ -36,6 +36,8 @@ with collector_paused():
 
 PHYSICAL_RESOURCE_ID = "alquimista-schema"
 ACTIONS = ("status", "plan", "apply", "baseline", "grant_membership")
+# migration 033: a tenant keeps at least one active admin, whoever changes its memberships
+LAST_ADMIN_CONSTRAINT = "memberships_last_admin"
 
 
 class MigrationDeployFailed(RuntimeError):
@@ -162,6 +164,14 @@ def _grant_membership(payload: Any, settings: MigrationSettings) -> dict[str, An
             granted = grant_membership(conn, request)
     except UnknownTenant as exc:
         return {"action": "grant_membership", "ok": False, "error": str(exc)}
+    except psycopg.errors.CheckViolation as exc:
+        if exc.diag.constraint_name != LAST_ADMIN_CONSTRAINT:
+            raise
+        return {
+            "action": "grant_membership",
+            "ok": False,
+            "error": "this is the tenant's last active admin: grant another admin first",
+        }
     logger.info("membership granted", extra={"tenant_id": str(granted.tenant_id)})
     return {"action": "grant_membership", "ok": True, **granted.model_dump(mode="json")}
 

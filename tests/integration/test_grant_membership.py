@@ -63,7 +63,7 @@ def test_a_new_tenant_and_user_are_created_with_the_membership(lambda_env, db) -
 
 
 def test_granting_again_changes_the_role_and_nothing_else(lambda_env, db) -> None:
-    request = _request()
+    request = _request(role="member")
     first = _invoke(request)
 
     again = _invoke({**request, "role": "viewer", "tenant_name": None})
@@ -72,6 +72,17 @@ def test_granting_again_changes_the_role_and_nothing_else(lambda_env, db) -> Non
     assert again["tenant_created"] is False
     assert again["user_id"] == first["user_id"]
     assert [row["role"] for row in _membership_rows(db, first["tenant_id"])] == ["viewer"]
+
+
+def test_the_tenants_last_admin_is_not_demoted(lambda_env, db) -> None:
+    request = _request()
+    first = _invoke(request)
+
+    again = _invoke({**request, "role": "viewer", "tenant_name": None})
+
+    assert again["ok"] is False
+    assert "last active admin" in again["error"]
+    assert [row["role"] for row in _membership_rows(db, first["tenant_id"])] == ["admin"]
 
 
 def test_an_unknown_tenant_without_a_name_is_refused(lambda_env) -> None:
