@@ -123,7 +123,12 @@ class LeadImportsConstruct(Construct):
 
     def grant_presign_uploads(self, grantee: iam.IGrantable) -> None:
         """A presigned POST is signed with the grantee's own permission to put the object."""
-        self.bucket.grant_put(grantee, f"{IMPORT_PREFIX}*")
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects(f"{IMPORT_PREFIX}*")],
+            )
+        )
 
     def _build_notification(self) -> None:
         self.bucket.add_event_notification(

@@ -37,12 +37,9 @@ from lambdas.approvals.models import (
 from lambdas.approvals.notifications import notify
 from lambdas.approvals.transitions import Status, Verdict
 from lambdas.policies.matcher import Subject
-from lambdas.shared.audit import AuditWriter
 from lambdas.shared.constants import TENANT_SETTING
 from lambdas.shared.db import Connection, UnitOfWork
 from lambdas.shared.errors import AppError
-from lambdas.shared.events import validated_payload
-from lambdas.shared.outbox import OutboxWriter
 
 if TYPE_CHECKING:
     from lambdas.shared.gate import GateDecision
@@ -443,6 +440,11 @@ class ApprovalSweepRepository:
     def record(self, changes: list[SweptRequest]) -> int:
         """Each change's audit row (in its tenant's chain, by the system) and its outbox event
         (``approval.expired`` / ``approval.escalated``). Returns how many were recorded."""
+        # the writers load on the first write, not with every function that imports this module
+        from lambdas.shared.audit import AuditWriter  # noqa: PLC0415
+        from lambdas.shared.events import validated_payload  # noqa: PLC0415
+        from lambdas.shared.outbox import OutboxWriter  # noqa: PLC0415
+
         for change in self._scoped(changes):
             event_type = f"approval.{change.change}"
             payload: dict[str, Any] = (

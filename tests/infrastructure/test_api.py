@@ -32,6 +32,8 @@ def _python_functions(synthesis: Synthesis) -> dict[str, dict[str, Any]]:
         name: fn["Properties"]
         for name, fn in synthesis.resources("AWS::Lambda::Function").items()
         if fn["Properties"].get("Runtime", "").startswith("python")
+        # ours; not CDK's own (the bucket-notification custom resource's ``index.handler``)
+        and fn["Properties"].get("Handler", "").startswith("lambdas.")
     }
 
 

@@ -43,6 +43,8 @@ def _bundles(synthesis: Synthesis) -> dict[str, list[Path]]:
             props = resource["Properties"]
             if resource["Type"] != "AWS::Lambda::Function" or "python" not in props["Runtime"]:
                 continue
+            if not props["Handler"].startswith("lambdas."):  # CDK's own custom resources
+                continue
             layers = [_asset(synthesis, resources[layer["Ref"]]) for layer in props["Layers"]]
             bundles[props["Handler"]] = [_asset(synthesis, resource), *layers]
     return bundles

@@ -102,6 +102,7 @@ def test_secrets_live_at_the_documented_names(synthesis: Synthesis) -> None:
         names.db_secret,
         names.runtime_db_secret,
         *(names.webhook_secret(provider) for provider in WEBHOOK_PROVIDERS),
+        names.leads_suppression_secret,
     }
     by_name = {s["Properties"]["Name"]: s["Properties"] for s in secrets.values()}
     runtime = json.loads(

@@ -44,6 +44,10 @@ OFF_BY_DESIGN: dict[str, dict[str, str]] = {
     "activity": {"idempotency_table": "a read-only group has no write to deduplicate"},
     "outbox": {"idempotency_table": "the relay is no route: nothing to deduplicate"},
     "migrations": {"migrations_dir": "the bundled database/migrations is the default"},
+    "leads": {
+        "outreach_sender": "outreach needs a verified SES identity: until an operator sets "
+        "LEADS_OUTREACH_SENDER the outreach route answers 503 email_unavailable",
+    },
     "chat": {
         "llm_base_url": "unset is OpenAI's endpoint; LLM_BASE_URL points at another provider",
         "llm_api_key": "the key comes from the provider secret (LLM_SECRET_ARN)",
@@ -95,6 +99,8 @@ def _functions(synthesis: Synthesis) -> dict[str, dict[str, str]]:
     for resource in synthesis.resources("AWS::Lambda::Function").values():
         props = resource["Properties"]
         if not props.get("Runtime", "").startswith("python"):
+            continue
+        if not props.get("Handler", "").startswith("lambdas."):  # CDK's own custom resources
             continue
         variables: dict[str, Any] = props.get("Environment", {}).get("Variables", {})
         functions[props["Handler"]] = {

@@ -57,6 +57,8 @@ class Story:
     campaign_id: str | None = None
     meeting_id: str | None = None
     invited_id: str | None = None
+    form_id: str | None = None
+    reachable_lead_id: str | None = None
     chat: dict[str, str] = field(default_factory=dict)
 
 
@@ -367,6 +369,74 @@ def _approved_question(story: Story) -> None:
     database.close()
 
 
+def _create_form(story: Story) -> HandlerResult:
+    result = call(
+        "POST",
+        "/api/leads/forms",
+        user=story.world.a.user("admin"),
+        body={
+            "name": "Contato do site",
+            "fields": ["full_name", "email"],
+            "consent_text": "Aceito receber o contato da equipe comercial.",
+            "consent_text_version": "v1",
+            "purposes": ["prospecting"],
+        },
+    )
+    if isinstance(result.body, dict):
+        story.form_id = result.body.get("id") or result.body.get("form_id")
+    return result
+
+
+def _reachable_lead(story: Story) -> None:
+    created = call(
+        "POST",
+        "/api/leads",
+        user=story.world.a.user("member"),
+        body={
+            "full_name": "Rui Prado",
+            "email": "rui.prado@example.com",
+            "legal_basis": "legitimate_interest",
+        },
+    )
+    assert created.status == 201, created.body
+    story.reachable_lead_id = created.body["id"]
+
+
+INTAKE_RECIPES: tuple[Recipe, ...] = (
+    Recipe("POST /api/leads/forms", "lead_form.created", _create_form),
+    Recipe(
+        "POST /api/leads/forms/{form_id}/submissions",
+        "form_submission.received",
+        lambda s: call(
+            "POST",
+            f"/api/leads/forms/{s.form_id}/submissions",
+            body={
+                "fields": {"full_name": "Ana Lima", "email": "ana.lima@example.com"},
+                "consent": True,
+                "consent_text_version": "v1",
+            },
+        ),
+    ),
+    Recipe(
+        "POST /api/leads/imports",
+        "lead_import.requested",
+        lambda s: call("POST", "/api/leads/imports", user=s.world.a.user("member"), body={}),
+    ),
+    Recipe(
+        "POST /api/leads/{lead_id}/outreach",
+        "lead.outreach_sent",
+        lambda s: call(
+            "POST",
+            f"/api/leads/{s.reachable_lead_id}/outreach",
+            user=s.world.a.user("member"),
+            body={"subject": "Olá", "body": "Podemos conversar?", "purpose": "prospecting"},
+            headers={"Idempotency-Key": "recorded-outreach"},
+        ),
+        prepare=_reachable_lead,
+    ),
+)
+
+
 CHAT_RECIPES: tuple[Recipe, ...] = (
     Recipe("POST /api/chat/sessions", "chat_session.created", _open_session),
     Recipe("POST /api/chat/sessions/{session_id}/messages", "chat_message.answered", _ask),
@@ -537,6 +607,7 @@ RECIPES: tuple[Recipe, ...] = (
         ),
     ),
     *_leads_recipes(),
+    *INTAKE_RECIPES,
     *CHAT_RECIPES,
 )
 
