@@ -129,6 +129,13 @@ class LeadImportsConstruct(Construct):
                 resources=[self.bucket.arn_for_objects(f"{IMPORT_PREFIX}*")],
             )
         )
+        if isinstance(grantee, Construct):
+            acknowledge(
+                grantee,
+                f"AwsSolutions-IAM5[Resource::<{self._bucket_logical_id()}.Arn>/{IMPORT_PREFIX}*]",
+                "Each presigned upload names a tenant and an import created at request time, so "
+                "the leads function may put (PutObject only) any object under the imports/ prefix.",
+            )
 
     def _build_notification(self) -> None:
         self.bucket.add_event_notification(

@@ -14,6 +14,8 @@ from stacks.config import EnvironmentConfig, load_config
 from stacks.constants import EGRESS_GROUPS, WEBHOOK_GROUPS
 from stacks.events import CONSUMER_HANDLER, RELAY_HANDLER
 from stacks.jobs import JOBS_HANDLER
+from stacks.knowledge import INGEST_HANDLER
+from stacks.lead_imports import IMPORT_HANDLER
 from stacks.migrations import MIGRATION_HANDLER
 from stacks.packaging.base import REPO_ROOT
 from stacks.platform import connection_budget
@@ -124,7 +126,8 @@ def test_a_function_per_group_plus_migrations_all_python313_arm64(synthesis: Syn
     handlers = sorted(f["Handler"] for f in functions.values())
     expected = sorted(
         {r.handler for r in ROUTES}
-        | {MIGRATION_HANDLER, JOBS_HANDLER, RELAY_HANDLER, CONSUMER_HANDLER},
+        | {MIGRATION_HANDLER, JOBS_HANDLER, RELAY_HANDLER, CONSUMER_HANDLER}
+        | {INGEST_HANDLER, IMPORT_HANDLER},  # S3-event ingestion of documents and lead CSVs
     )
     assert handlers == expected
     for props in functions.values():
@@ -192,9 +195,11 @@ def test_in_prod_only_the_egress_groups_have_a_route_out(prod: Synthesis) -> Non
     assert len(functions) > len(GROUPS)  # route groups, jobs, migrations, relay, consumer
     for props in functions.values():
         subnets = json.dumps(props["VpcConfig"]["SubnetIds"])
-        group = props["Handler"].split(".")[1]
+        # the route functions of the egress groups, and chat's ingestion (it embeds through the
+        # provider); the leads CSV ingestion stays isolated
+        egress = {r.handler for r in ROUTES if r.group in EGRESS_GROUPS} | {INGEST_HANDLER}
         routed_out = "egressSubnet" in subnets
-        assert routed_out == (group in EGRESS_GROUPS), props["Handler"]
+        assert routed_out == (props["Handler"] in egress), props["Handler"]
         assert routed_out != ("isolatedSubnet" in subnets), props["Handler"]
 
 

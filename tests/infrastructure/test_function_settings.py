@@ -30,6 +30,7 @@ from stacks.constants import READ_ONLY_GROUPS, SUPPRESSION_KEY_GROUPS, WEBHOOK_G
 from stacks.events import CONSUMER_HANDLER, RELAY_HANDLER
 from stacks.jobs import JOBS_HANDLER
 from stacks.knowledge import INGEST_HANDLER
+from stacks.lead_imports import IMPORT_HANDLER
 from stacks.migrations import MIGRATION_HANDLER
 from tests.infrastructure.conftest import Synthesis
 
@@ -48,6 +49,9 @@ OFF_BY_DESIGN: dict[str, dict[str, str]] = {
         "outreach_sender": "outreach needs a verified SES identity: until an operator sets "
         "LEADS_OUTREACH_SENDER the outreach route answers 503 email_unavailable",
     },
+    "leads_import": {
+        "outreach_sender": "the CSV ingestion sends no e-mail",
+    },
     "chat": {
         "llm_base_url": "unset is OpenAI's endpoint; LLM_BASE_URL points at another provider",
         "llm_api_key": "the key comes from the provider secret (LLM_SECRET_ARN)",
@@ -64,6 +68,8 @@ def _function_name(handler: str) -> str:
     """``lambdas.<name>.handler.lambda_handler`` -> ``<name>``."""
     if handler == INGEST_HANDLER:
         return "chat_ingest"
+    if handler == IMPORT_HANDLER:
+        return "leads_import"
     return handler.split(".")[1]
 
 
@@ -73,6 +79,7 @@ _MODEL_BY_HANDLER: dict[str, type[BaseSettings]] = {
     RELAY_HANDLER: OutboxRelaySettings,
     CONSUMER_HANDLER: ActivityConsumerSettings,
     INGEST_HANDLER: ChatSettings,
+    IMPORT_HANDLER: LeadsSettings,
 }
 _MODEL_BY_GROUP: dict[str, type[BaseSettings]] = {
     **dict.fromkeys(WEBHOOK_GROUPS, BillingSettings),
