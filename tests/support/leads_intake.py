@@ -1,5 +1,7 @@
-"""A test-only resolver with the leads intake routers (the group's handler.py is built on
-another branch and includes the same routers), and helpers to call it as API Gateway would."""
+"""Calling the leads group's resolver (the intake routers are included in
+``lambdas/leads/handler.py``) as API Gateway would, with a chosen source IP, and the intake's
+moto resources. A router belongs to one resolver: a second, test-only one would steal its
+request context from the real handler."""
 
 from __future__ import annotations
 
@@ -10,17 +12,12 @@ from typing import Any
 import boto3
 import pytest
 
-from lambdas.leads import routes_forms, routes_imports, routes_outreach
+from lambdas.leads.handler import app
 from lambdas.leads.intake_runtime import reset_intake_runtime
-from lambdas.shared.http import create_resolver, resolve
+from lambdas.shared.http import resolve
 from tests.support.events import http_event, lambda_context
 from tests.support.factories import TestUser
 from tests.support.handlers import HandlerResult
-
-app = create_resolver()
-app.include_router(routes_outreach.router)
-app.include_router(routes_forms.router)
-app.include_router(routes_imports.router)
 
 SENDER = "prospeccao@alquimista.example"
 IMPORTS_BUCKET = "alquimista-test-leads-imports"
