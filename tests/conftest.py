@@ -8,11 +8,17 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import moto.cognitoidp.models as moto_cognito
 import pytest
+from joserfc import jwk
 from moto import mock_aws
 
 from scripts.devstack.aws_resources import LocalResources, provision
@@ -28,6 +34,23 @@ from tests.support.database import (
 os.environ.update(QUIET_POWERTOOLS_ENV)
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+# moto keeps the boto3 session of the test process across mocks: each new session would read
+# every service model's JSON again (most of what provisioning cost a test). The credentials it
+# holds are moto's fake ones, set before any client exists (LOCAL_AWS_ENV).
+MOCK_CONFIG: dict[str, Any] = {"core": {"reset_boto3_session": False}}
+
+
+@functools.cache
+def _moto_cognito_key(jwks: str) -> Any:
+    return jwk.RSAKey.import_key(json.loads(jwks))
+
+
+# moto's Cognito parses (and so validates, a second of CPU) its one bundled RSA key for every
+# user pool it creates; every pool gets the same key, so it is parsed once per run.
+moto_cognito.jwk = SimpleNamespace(  # type: ignore[attr-defined]
+    RSAKey=SimpleNamespace(import_key=lambda data: _moto_cognito_key(json.dumps(data)))
+)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +93,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in LOCAL_AWS_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+    with mock_aws(config=MOCK_CONFIG):
         reset_lambda_caches()
         yield
     reset_lambda_caches()

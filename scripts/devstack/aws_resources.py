@@ -143,21 +143,8 @@ def provision(
     """
     names = resource_names(env)
     sm = boto3.client("secretsmanager")
-    db_arn = _put_secret(
-        sm,
-        names.db_secret,
-        aurora_secret(server, username=server.user, password=server.password, dbname=dbname),
-    )
-    previous = _existing_secret(sm, names.runtime_db_secret)
-    runtime_password = (
-        runtime_password or (previous or {}).get("password") or secrets.token_urlsafe(24)
-    )
-    runtime_arn = _put_secret(
-        sm,
-        names.runtime_db_secret,
-        aurora_secret(
-            server, username=names.runtime_db_role, password=runtime_password, dbname=dbname
-        ),
+    db_arn, runtime_arn = point_database_secrets(
+        env, server, dbname=dbname, runtime_password=runtime_password
     )
     webhook_arns = {
         provider: _put_secret(sm, names.webhook_secret(provider), {"webhook_secret": secret})
@@ -194,6 +181,34 @@ def provision(
         user_pool_id=user_pool_id,
         documents_bucket=names.documents_bucket,
     )
+
+
+def point_database_secrets(
+    env: str, server: ConnectionInfo, *, dbname: str, runtime_password: str | None = None
+) -> tuple[str, str]:
+    """The two database secrets of ``env`` (the owner's and the runtime role's) pointed at
+    ``dbname`` on ``server``: what a restore to another database changes. Returns their ARNs.
+
+    The runtime role's password is kept unless ``runtime_password`` is given."""
+    names = resource_names(env)
+    sm = boto3.client("secretsmanager")
+    db_arn = _put_secret(
+        sm,
+        names.db_secret,
+        aurora_secret(server, username=server.user, password=server.password, dbname=dbname),
+    )
+    previous = _existing_secret(sm, names.runtime_db_secret)
+    runtime_password = (
+        runtime_password or (previous or {}).get("password") or secrets.token_urlsafe(24)
+    )
+    runtime_arn = _put_secret(
+        sm,
+        names.runtime_db_secret,
+        aurora_secret(
+            server, username=names.runtime_db_role, password=runtime_password, dbname=dbname
+        ),
+    )
+    return db_arn, runtime_arn
 
 
 def _ensure_user_pool(client: Any, name: str) -> str:

@@ -1,4 +1,9 @@
-"""The api tier: the local gateway served over HTTP, moto as a server, a database per test."""
+"""The api tier: the local gateway served over HTTP, moto as a server, a database per test.
+
+What does not depend on the test is built once per run: the AWS resources on the moto server
+(a test only re-points the two database secrets at its own database) and the dev seed (each
+test's database is a clone of a seeded template). Each test still gets a database of its own.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,17 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
-from scripts.devstack.aws_resources import provision
+from scripts.devstack.aws_resources import LocalResources, point_database_secrets, provision
 from scripts.devstack.gateway import LocalGateway
 from scripts.devstack.gateway_server import GatewayServer
 from scripts.devstack.identities import DevUser
 from scripts.devstack.jwt_keys import SigningKey
 from scripts.devstack.llm_server import RunningLlmServer, start_llm_server
 from scripts.devstack.openapi import docs_routes
-from scripts.devstack.postgres import free_port
+from scripts.devstack.postgres import ConnectionInfo, free_port
 from scripts.devstack.seed import seed_dev_data
 from scripts.devstack.stack import LOCAL_AWS_ENV, reset_lambda_caches
-from tests.support.database import TestDatabase
+from tests.support.database import TEMPLATE_DB, TestDatabase, cloned_database, derive_template
 from tests.support.factories import TestTenant, TestUser, create_catalog, create_tenant
 
 
@@ -83,6 +88,51 @@ class ApiClient:
         return headers
 
 
+SEEDED_TEMPLATE_DB = "alquimista_api_template"
+
+
+@pytest.fixture(scope="session")
+def seeded_template(template_db: ConnectionInfo) -> str:
+    """The migrated template plus the dev seed (tenants, users, catalog, subscriptions)."""
+    derive_template(template_db, SEEDED_TEMPLATE_DB, source=TEMPLATE_DB, prepare=seed_dev_data)
+    return SEEDED_TEMPLATE_DB
+
+
+@pytest.fixture
+def db(
+    template_db: ConnectionInfo, seeded_template: str, runtime_password: str
+) -> Iterator[TestDatabase]:
+    """The api tier's database per test: a clone of the seeded template."""
+    with cloned_database(template_db, runtime_password, template=seeded_template) as database:
+        yield database
+
+
+def _local_aws_environment(moto_endpoint: str, llm_server: RunningLlmServer) -> dict[str, str]:
+    return {
+        **LOCAL_AWS_ENV,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "LLM_BASE_URL": llm_server.base_url,
+        "LLM_API_KEY": llm_server.api_key,
+    }
+
+
+@pytest.fixture(scope="session")
+def api_resources(
+    template_db: ConnectionInfo,
+    seeded_template: str,
+    moto_endpoint: str,
+    llm_server: RunningLlmServer,
+    runtime_password: str,
+) -> LocalResources:
+    """The dev stack's AWS resources on the moto server, made once for the run."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in _local_aws_environment(moto_endpoint, llm_server).items():
+            patch.setenv(name, value)
+        return provision(
+            "dev", template_db, dbname=seeded_template, runtime_password=runtime_password
+        )
+
+
 @pytest.fixture
 def api(
     db: TestDatabase,
@@ -91,18 +141,15 @@ def api(
     signing_key: SigningKey,
     runtime_password: str,
     llm_server: RunningLlmServer,
+    api_resources: LocalResources,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ApiClient]:
     """An HTTP client for the gateway, whose Lambdas point at this test's seeded database."""
-    for name, value in LOCAL_AWS_ENV.items():
+    for name, value in _local_aws_environment(moto_endpoint, llm_server).items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("LLM_BASE_URL", llm_server.base_url)
-    monkeypatch.setenv("LLM_API_KEY", llm_server.api_key)
-    resources = provision("dev", db.server, dbname=db.name, runtime_password=runtime_password)
-    for name, value in resources.lambda_environment("dev").items():
+    point_database_secrets("dev", db.server, dbname=db.name, runtime_password=runtime_password)
+    for name, value in api_resources.lambda_environment("dev").items():
         monkeypatch.setenv(name, value)
-    seed_dev_data(db.owner_url)
     reset_lambda_caches()
     # the functions' execution environments now serve this test's database and moto
     gateway_server.gateway.redeploy(dict(os.environ))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import importlib
 import inspect
 import textwrap
@@ -28,6 +29,10 @@ from lambdas.shared import errors, http, idempotency
 from lambdas.shared.errors import AppError
 from lambdas.shared.routes import GROUPS, ROUTES, Route
 from scripts.devstack.openapi import build_openapi, platform_statuses
+
+# One build of the spec for the whole module: it imports every handler and renders every schema
+# (seconds under coverage), and the tests only read it.
+_spec = functools.cache(build_openapi)
 
 # The webhook providers import their SDK-backed modules inside the function (the Stripe SDK is
 # heavy); importing them here makes them attributes of their package, so the analysis follows
@@ -131,7 +136,7 @@ API_ROUTES = [route for route in ROUTES if route.group in GROUPS]
 
 @pytest.mark.parametrize("route", API_ROUTES, ids=lambda r: r.route_key)
 def test_a_route_documents_every_error_its_code_raises_and_no_other(route: Route) -> None:
-    spec = build_openapi()
+    spec = _spec()
     operation = spec["paths"][route.path][route.method.lower()]
     documented = {int(s) for s in operation["responses"] if int(s) >= 400}
 
@@ -163,7 +168,7 @@ def test_the_shared_entry_points_statuses_are_the_platform_statuses() -> None:
 
     union: set[int] = set()
     for route in API_ROUTES:
-        operation = build_openapi()["paths"][route.path][route.method.lower()]
+        operation = _spec()["paths"][route.path][route.method.lower()]
         union |= {int(s) for s in platform_statuses(route, operation)}
 
     # every status the shared layer can answer is documented as a platform status, but 500
@@ -179,7 +184,7 @@ def test_a_route_documents_the_one_success_status_it_answers(route: Route) -> No
         for r in app._static_routes + app._dynamic_routes
         if r.method == route.method and r.openapi_path == route.path
     )
-    responses = build_openapi()["paths"][route.path][route.method.lower()]["responses"]
+    responses = _spec()["paths"][route.path][route.method.lower()]["responses"]
 
     assert [s for s in responses if s < "400"] == [str(registered.status_code)]
     assert responses[str(registered.status_code)]["content"]["application/json"]["schema"]
