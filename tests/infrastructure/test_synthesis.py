@@ -32,7 +32,8 @@ def test_cdk_nag_reports_no_unacknowledged_finding(synthesis: Synthesis) -> None
 def test_cfn_lint_reports_no_error_on_any_template(synthesis: Synthesis) -> None:
     errors = []
     for name in synthesis.templates:
-        template, parse_errors = decode_str((synthesis.outdir / f"{name}.template.json").read_text())
+        text = (synthesis.outdir / f"{name}.template.json").read_text()
+        template, parse_errors = decode_str(text)
         assert template is not None, parse_errors
         matches = [*(parse_errors or []), *_cfn_lint().validate_template(template)]
         errors += [f"{name}: {match}" for match in matches if match.rule.id.startswith("E")]
