@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.approvals.transitions import Status, Verdict
-from lambdas.policies.matcher import Subject, SubjectKind
+from lambdas.policies.subject import Subject, SubjectKind
 
 MAX_SUBJECT_TEXT = 100_000
 

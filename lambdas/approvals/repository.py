@@ -36,7 +36,7 @@ from lambdas.approvals.models import (
 )
 from lambdas.approvals.notifications import notify
 from lambdas.approvals.transitions import Status, Verdict
-from lambdas.policies.matcher import Subject
+from lambdas.policies.subject import Subject
 from lambdas.shared.constants import TENANT_SETTING
 from lambdas.shared.db import Connection, UnitOfWork
 from lambdas.shared.errors import AppError

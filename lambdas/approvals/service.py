@@ -27,7 +27,7 @@ from lambdas.approvals.models import (
     SweptRequest,
 )
 from lambdas.approvals.transitions import Status, Verdict, check_reason
-from lambdas.policies.matcher import Subject
+from lambdas.policies.subject import Subject
 from lambdas.shared import cursors
 from lambdas.shared.cursors import InvalidCursor
 from lambdas.shared.gate import ActionBlocked, GateDecision

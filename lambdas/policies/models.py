@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lambdas.policies.evaluator import Effect
-from lambdas.policies.matcher import Role, Subject, SubjectKind
+from lambdas.policies.subject import Role, Subject, SubjectKind
 
 MAX_QUORUM = 10
 

@@ -11,9 +11,9 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from lambdas.policies.evaluator import Decision, Default, Rule, RuleSet, inputs_hash
-from lambdas.policies.matcher import Subject
 from lambdas.policies.models import EvaluationRecord, PolicyDefault, RuleDraft, RuleVersion
 from lambdas.policies.repository import RuleNotFound
+from lambdas.policies.subject import Subject
 from lambdas.shared.scope import ChangeRecorder
 
 
