@@ -315,13 +315,14 @@ class ApprovalRepository:
     def decide(
         self, request_id: UUID, *, decider: UUID, decision: Verdict, reason: str
     ) -> DecisionOutcome | None:
-        """Record a decision through ``decide_approval_v1``; the database applies the rules
-        and the quorum under a lock on the request."""
+        """Record a decision through ``decide_approval_v2`` (migration 035); the database
+        applies the rules and the quorum under a lock on the request, and returns the request's
+        state after it, with when it was opened and decided."""
         with translate_errors(), self._conn.transaction():
             row = self._conn.execute(
                 """
-                SELECT decision_id, status, approvals, required_approvals
-                FROM alquimista_platform.decide_approval_v1(%s, %s, %s, %s)
+                SELECT decision_id, status, approvals, required_approvals, created_at, decided_at
+                FROM alquimista_platform.decide_approval_v2(%s, %s, %s, %s)
                 """,
                 (request_id, decider, decision, reason),
             ).fetchone()

@@ -251,9 +251,6 @@ def decide(
             ended = uow.approvals.get(request_id)
             if ended is not None:
                 uow.approvals.notify_decided(ended)
-                outcome = outcome.model_copy(
-                    update={"created_at": ended.created_at, "decided_at": ended.decided_at}
-                )
         uow.commit()
         return outcome
 

@@ -23,6 +23,12 @@ What it writes, all in the caller's transaction:
   rejected one makes it blocked.
 
 The subject's text is read to evaluate and never stored: the evaluation keeps its SHA-256.
+
+What it reads: the tenant's active rules and default, in one query, once per request (kept in
+the request scope's memo); the rules compiled from them are reused across invocations while
+their versions are unchanged (``lambdas.policies.compiled``). The allow path is that query and
+the evaluation's INSERT. The policy engine (RE2, the evaluator, the repositories) is imported on
+the first evaluation, so a handler that imports the gate does not load it at cold start.
 """
 
 from __future__ import annotations

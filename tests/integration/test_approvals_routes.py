@@ -270,3 +270,27 @@ def test_another_tenants_request_is_not_found(
     assert call("GET", "/api/policies", user=outsider).body["items"] == []
     unknown = str(uuid.uuid4())
     assert call("GET", f"/api/policies/{unknown}", user=outsider).status == 404
+
+
+def test_a_decision_answers_when_the_request_was_opened_and_decided(
+    acme: TestTenant, owner_conn: Conn, lambda_env: LocalResources
+) -> None:
+    call("POST", "/api/policies", user=acme.user("admin"), body=CPF_RULE)
+    approval_id = _ask(acme.user("member"), "msg-times").body["approval"]["id"]
+
+    first = _decide(acme.user("admin"), approval_id)
+    pending_created_at = first.body["created_at"]
+    second = _decide(acme.user("admin2"), approval_id)
+
+    stored = owner_conn.execute(
+        "SELECT created_at, decided_at FROM alquimista_platform.approval_requests WHERE id = %s",
+        (approval_id,),
+    ).fetchone()
+    assert stored is not None
+    # still pending after the first: opened, not decided
+    assert (first.body["status"], first.body["decided_at"]) == ("pending", None)
+    assert datetime.fromisoformat(pending_created_at) == stored["created_at"]
+    # the second reaches the quorum: both times are the stored ones
+    assert second.body["status"] == "approved"
+    assert datetime.fromisoformat(second.body["created_at"]) == stored["created_at"]
+    assert datetime.fromisoformat(second.body["decided_at"]) == stored["decided_at"]

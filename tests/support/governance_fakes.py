@@ -318,6 +318,8 @@ class FakeApprovalStore:
             status=after.status,
             approvals=after.approvals,
             required_approvals=after.required_approvals,
+            created_at=created_at,
+            decided_at=after.decided_at,
         )
 
     def cancel(self, request_id: uuid.UUID, *, actor: uuid.UUID) -> ApprovalRecord:
