@@ -265,8 +265,9 @@ class PolicyRepository:
             return Default()
         return Default(row["default_effect"], row["default_required_approvals"])
 
-    def set_default(self, setting: PolicyDefault, *, actor_id: UUID | None) -> PolicyDefault:
-        self._conn.execute(
+    def set_default(self, setting: PolicyDefault, *, actor_id: UUID | None) -> UUID:
+        """Store the tenant's default; the id of its settings row (created on first use)."""
+        row = self._conn.execute(
             """
             INSERT INTO alquimista_platform.policy_settings
                 (tenant_id, default_effect, default_required_approvals, updated_by)
@@ -275,10 +276,14 @@ class PolicyRepository:
                 default_effect = excluded.default_effect,
                 default_required_approvals = excluded.default_required_approvals,
                 updated_by = excluded.updated_by
+            RETURNING id
             """,
             (self._tenant_id, setting.effect, setting.required_approvals, actor_id),
-        )
-        return setting
+        ).fetchone()
+        if row is None:
+            raise LookupError("the upsert returned no row")
+        settings_id: UUID = row["id"]
+        return settings_id
 
     def record_evaluation(
         self,

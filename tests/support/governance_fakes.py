@@ -161,7 +161,7 @@ class FakeRuleStore:
     def default(self) -> Default:
         return self.default_setting
 
-    def set_default(self, setting: PolicyDefault, *, actor_id: uuid.UUID | None) -> PolicyDefault:
+    def set_default(self, setting: PolicyDefault, *, actor_id: uuid.UUID | None) -> uuid.UUID:
         self.default_setting = Default(setting.effect, setting.required_approvals)
         return setting
 
