@@ -17,6 +17,7 @@ the next request reads them again.
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -63,9 +64,16 @@ class RuleCompiler:
         self._max_sets = max_rule_sets
         self.parsed = 0  # rule versions parsed (cache misses), for tests and benchmarks
         self.built = 0  # rule sets built
+        # A Lambda environment runs one invocation at a time; the local gateway serves requests
+        # on threads, and an LRU's read moves its entry.
+        self._lock = threading.Lock()
 
     def rule_set(self, tenant_id: UUID, rows: Iterable[Mapping[str, Any]]) -> RuleSet:
         """The rule set of ``rows`` (the tenant's active rule versions, as stored)."""
+        with self._lock:
+            return self._rule_set(tenant_id, rows)
+
+    def _rule_set(self, tenant_id: UUID, rows: Iterable[Mapping[str, Any]]) -> RuleSet:
         rules = [self._rule(tenant_id, row) for row in rows]
         key = (tenant_id, frozenset((rule.rule_id, rule.version) for rule in rules))
         rule_set = _lookup(self._sets, key)
@@ -76,8 +84,9 @@ class RuleCompiler:
         return rule_set
 
     def clear(self) -> None:
-        self._rules.clear()
-        self._sets.clear()
+        with self._lock:
+            self._rules.clear()
+            self._sets.clear()
 
     def _rule(self, tenant_id: UUID, row: Mapping[str, Any]) -> Rule:
         key = (tenant_id, row["rule_id"], row["version"])
