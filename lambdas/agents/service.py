@@ -13,7 +13,7 @@ from lambdas.agents.models import (
     AgentResponse,
     EntitlementSource,
 )
-from lambdas.policies.matcher import Subject
+from lambdas.policies.subject import Subject
 from lambdas.shared import cursors
 from lambdas.shared.errors import Conflict, NotFound
 from lambdas.shared.gate import Gate

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.approvals.transitions import Status, Verdict
-from lambdas.policies.matcher import Subject, SubjectKind
+from lambdas.policies.subject import Subject, SubjectKind
 
 MAX_SUBJECT_TEXT = 100_000
 
@@ -87,9 +87,8 @@ class DecisionOutcome(BaseModel):
     status: Status
     approvals: int
     required_approvals: int
-    # when the request was opened and, if this decision ended it, decided
-    created_at: datetime | None = None
-    decided_at: datetime | None = None
+    created_at: datetime  # when the request was opened
+    decided_at: datetime | None  # when it was decided; None while it stays pending
 
 
 class SweptRequest(BaseModel):

@@ -36,7 +36,7 @@ from lambdas.approvals.models import (
 )
 from lambdas.approvals.notifications import notify
 from lambdas.approvals.transitions import Status, Verdict
-from lambdas.policies.matcher import Subject
+from lambdas.policies.subject import Subject
 from lambdas.shared.constants import TENANT_SETTING
 from lambdas.shared.db import Connection, UnitOfWork
 from lambdas.shared.errors import AppError
@@ -315,13 +315,14 @@ class ApprovalRepository:
     def decide(
         self, request_id: UUID, *, decider: UUID, decision: Verdict, reason: str
     ) -> DecisionOutcome | None:
-        """Record a decision through ``decide_approval_v1``; the database applies the rules
-        and the quorum under a lock on the request."""
+        """Record a decision through ``decide_approval_v2`` (migration 035); the database
+        applies the rules and the quorum under a lock on the request, and returns the request's
+        state after it, with when it was opened and decided."""
         with translate_errors(), self._conn.transaction():
             row = self._conn.execute(
                 """
-                SELECT decision_id, status, approvals, required_approvals
-                FROM alquimista_platform.decide_approval_v1(%s, %s, %s, %s)
+                SELECT decision_id, status, approvals, required_approvals, created_at, decided_at
+                FROM alquimista_platform.decide_approval_v2(%s, %s, %s, %s)
                 """,
                 (request_id, decider, decision, reason),
             ).fetchone()

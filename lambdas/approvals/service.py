@@ -27,7 +27,7 @@ from lambdas.approvals.models import (
     SweptRequest,
 )
 from lambdas.approvals.transitions import Status, Verdict, check_reason
-from lambdas.policies.matcher import Subject
+from lambdas.policies.subject import Subject
 from lambdas.shared import cursors
 from lambdas.shared.cursors import InvalidCursor
 from lambdas.shared.gate import ActionBlocked, GateDecision
@@ -251,9 +251,6 @@ def decide(
             ended = uow.approvals.get(request_id)
             if ended is not None:
                 uow.approvals.notify_decided(ended)
-                outcome = outcome.model_copy(
-                    update={"created_at": ended.created_at, "decided_at": ended.decided_at}
-                )
         uow.commit()
         return outcome
 

@@ -252,13 +252,21 @@ def remove_member(
     uow_factory: MembersUowFactory, user_id: UUID, *, actor_id: UUID
 ) -> MemberRemovedResponse:
     """Remove a member from the tenant: the approval requests they asked for that are still
-    pending are canceled, and their approvals on still-pending requests are withdrawn (they no
+    pending are canceled (each recorded as ``approval.canceled`` by its requester, as the cancel
+    route records it), and their approvals on still-pending requests are withdrawn (they no
     longer count towards a quorum). Removing the last active admin is LastAdmin. The account
     stays in the identity provider (it may belong to other tenants)."""
     with uow_factory() as uow:
         removal = uow.members.remove(user_id)
         if removal is None:
             raise MemberNotFound("member not found")
+        for request_id in removal.canceled_requests:
+            uow.record(
+                "approval.canceled",
+                aggregate_type="approval",
+                aggregate_id=str(request_id),
+                payload={"approval_id": request_id, "canceled_by": user_id},
+            )
         uow.record(
             "membership.revoked",
             aggregate_type="membership",

@@ -38,6 +38,10 @@ class Rule:
     effect: Effect
     matcher: Matcher
     required_approvals: int | None = None
+    # How the approval request a require_approval version opens behaves (None: the defaults).
+    approval_ttl_s: int | None = None
+    escalate_after_s: int | None = None
+    escalation_role: str | None = None
 
 
 @dataclass(frozen=True)

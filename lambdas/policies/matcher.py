@@ -11,13 +11,12 @@ with a bounded program size; all the patterns of a rule set run in one pass (``P
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import re2  # type: ignore[import-untyped]
@@ -32,11 +31,8 @@ from pydantic import (
 )
 
 from lambdas.policies.detectors import DETECTORS, FIND, Detector
+from lambdas.policies.subject import SUBJECT_KINDS, Role, Subject, SubjectKind
 from lambdas.shared.errors import ValidationFailed
-
-SubjectKind = Literal["chat.message", "agent.action", "lead.outreach"]
-SUBJECT_KINDS: tuple[SubjectKind, ...] = ("chat.message", "agent.action", "lead.outreach")
-Role = Literal["viewer", "member", "admin"]
 
 MAX_ITEMS = 50
 MAX_PATTERNS = 20
@@ -44,7 +40,6 @@ MAX_PATTERN_LENGTH = 500
 MAX_KEYWORD_LENGTH = 200
 PATTERN_MAX_MEM = 1 << 20  # bytes of compiled program per pattern
 SET_MAX_MEM = 64 << 20  # the one-pass set of every pattern of a rule set
-CHARS_PER_TOKEN = 4  # the estimate when the caller does not count tokens itself
 
 
 class InvalidMatcher(ValidationFailed):
@@ -211,28 +206,6 @@ def parse_matcher(raw: object, *, trusted: bool = False) -> Matcher:
         ) from None
 
 
-class Subject(BaseModel):
-    """What is being authorized: its kind and id, the acting agent and action, the text that
-    would leave the platform, and who asks. ``text`` is only read, never persisted."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: SubjectKind
-    id: str | None = Field(default=None, min_length=1, max_length=200)
-    text: str = ""
-    agent_id: UUID | None = None
-    agent_category: str | None = None
-    action_type: str | None = None
-    estimated_tokens: int | None = Field(default=None, ge=0)
-    requester_roles: frozenset[str] = frozenset()
-
-    @property
-    def tokens(self) -> int:
-        if self.estimated_tokens is not None:
-            return self.estimated_tokens
-        return math.ceil(len(self.text) / CHARS_PER_TOKEN)
-
-
 @dataclass
 class PreparedSubject:
     """A subject with its derived views computed once per evaluation, on first use."""
@@ -358,7 +331,9 @@ __all__ = [
     "Matcher",
     "PatternSet",
     "PreparedSubject",
+    "Role",
     "Subject",
+    "SubjectKind",
     "match",
     "normalize",
     "parse_matcher",

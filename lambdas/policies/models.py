@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lambdas.policies.evaluator import Effect
-from lambdas.policies.matcher import Role, Subject, SubjectKind
+from lambdas.policies.subject import Role, Subject, SubjectKind
 
 MAX_QUORUM = 10
 
@@ -75,6 +75,11 @@ class RuleVersion(BaseModel):
 
 
 class PolicyDefault(BaseModel):
+    """The tenant's effect when no rule matches (``allow`` until set), and the quorum a
+    ``require_approval`` default asks for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     effect: Effect = "allow"
     required_approvals: int = Field(default=1, ge=1, le=MAX_QUORUM)
 

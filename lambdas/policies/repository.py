@@ -10,9 +10,11 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
+from lambdas.policies.compiled import COMPILER, RuleCompiler, TenantPolicy, memo_key
 from lambdas.policies.evaluator import Decision, Default, Rule
-from lambdas.policies.matcher import Subject, parse_matcher
+from lambdas.policies.matcher import parse_matcher
 from lambdas.policies.models import EvaluationRecord, PolicyDefault, RuleDraft, RuleVersion
+from lambdas.policies.subject import Subject
 from lambdas.shared.db import Connection, UnitOfWork
 from lambdas.shared.errors import Conflict, NotFound, ValidationFailed
 
@@ -74,6 +76,20 @@ VALUES (%(tenant)s, coalesce(%(rule_id)s, gen_random_uuid()), %(version)s, %(nam
         %(required_approvals)s, %(approval_ttl_s)s, %(escalate_after_s)s, %(escalation_role)s,
         %(actor)s)
 RETURNING {_RULE_COLUMNS}
+"""
+
+
+# The tenant's default and its active rule versions in one round trip: one row per rule, or one
+# row with no rule when there is none (the default columns are NULL when it was never set). The
+# matcher comes as text: it is parsed only when this version was not compiled before.
+_POLICY_SQL = """
+SELECT s.default_effect, s.default_required_approvals,
+       r.rule_id, r.version, r.name, r.priority, r.effect, r.matcher::text AS matcher,
+       r.required_approvals, r.approval_ttl_s, r.escalate_after_s, r.escalation_role
+FROM (VALUES (%(tenant)s::uuid)) AS t (tenant_id)
+LEFT JOIN alquimista_platform.policy_settings AS s ON s.tenant_id = t.tenant_id
+LEFT JOIN alquimista_platform.policy_rules AS r
+       ON r.tenant_id = t.tenant_id AND r.is_current AND r.active
 """
 
 
@@ -223,6 +239,19 @@ class PolicyRepository:
             for row in rows
         ]
 
+    def load_policy(self, compiler: RuleCompiler = COMPILER) -> TenantPolicy:
+        """The tenant's active rules, compiled (reused from ``compiler`` where the versions are
+        the same), and its default effect: one query."""
+        rows = self._conn.execute(_POLICY_SQL, {"tenant": self._tenant_id}).fetchall()
+        first = rows[0] if rows else {}
+        default = (
+            Default(first["default_effect"], first["default_required_approvals"])
+            if first.get("default_effect") is not None
+            else Default()
+        )
+        rules = compiler.rule_set(self._tenant_id, (row for row in rows if row["rule_id"]))
+        return TenantPolicy(self._tenant_id, rules, default)
+
     def default(self) -> Default:
         """The tenant's effect when no rule matches (allow when never set)."""
         row = self._conn.execute(
@@ -236,8 +265,9 @@ class PolicyRepository:
             return Default()
         return Default(row["default_effect"], row["default_required_approvals"])
 
-    def set_default(self, setting: PolicyDefault, *, actor_id: UUID | None) -> PolicyDefault:
-        self._conn.execute(
+    def set_default(self, setting: PolicyDefault, *, actor_id: UUID | None) -> UUID:
+        """Store the tenant's default; the id of its settings row (created on first use)."""
+        row = self._conn.execute(
             """
             INSERT INTO alquimista_platform.policy_settings
                 (tenant_id, default_effect, default_required_approvals, updated_by)
@@ -246,10 +276,14 @@ class PolicyRepository:
                 default_effect = excluded.default_effect,
                 default_required_approvals = excluded.default_required_approvals,
                 updated_by = excluded.updated_by
+            RETURNING id
             """,
             (self._tenant_id, setting.effect, setting.required_approvals, actor_id),
-        )
-        return setting
+        ).fetchone()
+        if row is None:
+            raise LookupError("the upsert returned no row")
+        settings_id: UUID = row["id"]
+        return settings_id
 
     def record_evaluation(
         self,
@@ -313,3 +347,9 @@ class PoliciesUnitOfWork(UnitOfWork):
         if self.tenant_id is None:
             raise RuntimeError("the policies unit of work needs a tenant")
         self.policies = PolicyRepository(self.conn, self.tenant_id)
+
+    def commit(self) -> None:
+        """Commit; the policy this request's gate loaded for the tenant is read again next."""
+        super().commit()
+        if self.tenant_id is not None:
+            self.scope.memo.pop(memo_key(self.tenant_id), None)

@@ -11,9 +11,9 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from lambdas.policies.evaluator import Decision, Default, Rule, RuleSet, inputs_hash
-from lambdas.policies.matcher import Subject
 from lambdas.policies.models import EvaluationRecord, PolicyDefault, RuleDraft, RuleVersion
 from lambdas.policies.repository import RuleNotFound
+from lambdas.policies.subject import Subject
 from lambdas.shared.scope import ChangeRecorder
 
 
@@ -41,7 +41,7 @@ class RuleStore(Protocol):
 
     def default(self) -> Default: ...
 
-    def set_default(self, setting: PolicyDefault, *, actor_id: UUID | None) -> PolicyDefault: ...
+    def set_default(self, setting: PolicyDefault, *, actor_id: UUID | None) -> UUID: ...
 
     def record_evaluation(
         self,
@@ -173,6 +173,7 @@ def deactivate_rule(
 
 
 def get_default(uow_factory: PoliciesUowFactory) -> PolicyDefault:
+    """The tenant's effect when no rule matches (allow when never set)."""
     with uow_factory() as uow:
         default = uow.policies.default()
     return PolicyDefault(effect=default.effect, required_approvals=default.required_approvals)
@@ -181,11 +182,22 @@ def get_default(uow_factory: PoliciesUowFactory) -> PolicyDefault:
 def set_default(
     uow_factory: PoliciesUowFactory, setting: PolicyDefault, *, actor_id: UUID
 ) -> PolicyDefault:
-    """Change the effect applied when no rule matches."""
+    """Change the effect applied when no rule matches; recorded (audit row and
+    ``policy_settings.changed``) in the same transaction."""
     with uow_factory() as uow:
-        stored = uow.policies.set_default(setting, actor_id=actor_id)
+        settings_id = uow.policies.set_default(setting, actor_id=actor_id)
+        uow.record(
+            "policy_settings.changed",
+            aggregate_type="policy_settings",
+            aggregate_id=str(settings_id),
+            payload={
+                "default_effect": setting.effect,
+                "default_required_approvals": setting.required_approvals,
+                "changed_by": actor_id,
+            },
+        )
         uow.commit()
-        return stored
+    return setting
 
 
 def evaluate_and_record(

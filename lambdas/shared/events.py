@@ -107,6 +107,12 @@ class PolicyRuleChangedV1(EventPayload):
     active: bool
 
 
+class PolicySettingsChangedV1(EventPayload):
+    default_effect: Literal["allow", "block", "require_approval"]
+    default_required_approvals: int
+    changed_by: UUID | None
+
+
 class PolicyEvaluationV1(EventPayload):
     """An evaluation by its ids and verdict; the subject's content never leaves PostgreSQL."""
 
@@ -365,6 +371,9 @@ CATALOG: Final[tuple[EventSpec, ...]] = (
               "A policy rule got a new version; earlier versions stay."),
     EventSpec("policy_rule.deactivated", 1, "policy_rule", PolicyRuleChangedV1,
               "A policy rule stopped being evaluated (a new, inactive version)."),
+    EventSpec("policy_settings.changed", 1, "policy_settings", PolicySettingsChangedV1,
+              "The tenant's default effect (when no rule matches) changed (aggregate id: the "
+              "tenant's policy settings row)."),
     EventSpec("policy_evaluation.blocked", 1, "policy_evaluation", PolicyEvaluationV1,
               "The gate blocked a sensitive action (aggregate id: the evaluation id)."),
     EventSpec("policy_evaluation.simulated", 1, "policy_evaluation", PolicyEvaluationV1,

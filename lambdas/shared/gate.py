@@ -23,6 +23,12 @@ What it writes, all in the caller's transaction:
   rejected one makes it blocked.
 
 The subject's text is read to evaluate and never stored: the evaluation keeps its SHA-256.
+
+What it reads: the tenant's active rules and default, in one query, once per request (kept in
+the request scope's memo); the rules compiled from them are reused across invocations while
+their versions are unchanged (``lambdas.policies.compiled``). The allow path is that query and
+the evaluation's INSERT. The policy engine (RE2, the evaluator, the repositories) is imported on
+the first evaluation, so a handler that imports the gate does not load it at cold start.
 """
 
 from __future__ import annotations
@@ -30,15 +36,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 from uuid import UUID
 
-from lambdas.approvals.models import ApprovalRecord, NewApprovalRequest
-from lambdas.approvals.repository import ApprovalRepository
-from lambdas.policies.evaluator import Decision, RuleSet, inputs_hash
-from lambdas.policies.matcher import Subject
-from lambdas.policies.models import EvaluationRecord
-from lambdas.policies.repository import PolicyRepository
 from lambdas.shared.constants import (
     POLICY_DEFAULT_METRIC,
     POLICY_EVALUATIONS_METRIC,
@@ -47,6 +47,14 @@ from lambdas.shared.constants import (
 from lambdas.shared.db import UnitOfWork
 from lambdas.shared.errors import Conflict, Forbidden
 from lambdas.shared.observability import metrics
+
+if TYPE_CHECKING:
+    from lambdas.approvals.models import ApprovalRecord
+    from lambdas.policies.compiled import TenantPolicy
+    from lambdas.policies.evaluator import Decision
+    from lambdas.policies.models import EvaluationRecord
+    from lambdas.policies.repository import PolicyRepository
+    from lambdas.policies.subject import Subject
 
 Verdict = Literal["allow", "blocked", "pending"]
 
@@ -108,8 +116,13 @@ def authorize(
         subject = subject.model_copy(
             update={"requester_roles": subject.requester_roles | {principal.role}}
         )
+    # Imported on the first evaluation, not at cold start: the matcher's RE2 engine, the
+    # evaluator and the approvals code are only needed once a sensitive action is authorized.
+    from lambdas.policies.evaluator import inputs_hash  # noqa: PLC0415
+    from lambdas.policies.repository import PolicyRepository  # noqa: PLC0415
+
     policies = PolicyRepository(uow.conn, tenant_id)
-    decision = RuleSet(policies.active_rules()).evaluate(subject, policies.default())
+    decision = _tenant_policy(uow, policies).evaluate(subject)
     digest = inputs_hash(subject)
     evaluation = policies.record_evaluation(
         subject,
@@ -126,7 +139,6 @@ def authorize(
         return _decision("blocked", evaluation, decision)
     return _require_approval(
         uow,
-        policies,
         subject,
         decision,
         evaluation,
@@ -180,6 +192,20 @@ def recheck(uow: UnitOfWork, decision: GateDecision) -> None:
     ).fetchone()
     if row is None or row["status"] != "approved":
         raise ApprovalWithdrawn("the approval this action relied on is no longer approved")
+
+
+def _tenant_policy(uow: UnitOfWork, policies: PolicyRepository) -> TenantPolicy:
+    """The tenant's policy, loaded once per request: kept in the request scope's memo, keyed
+    by the tenant (the scope dies with the request; a policy write in it drops the entry)."""
+    from lambdas.policies.compiled import TenantPolicy, memo_key  # noqa: PLC0415
+
+    key = memo_key(_tenant(uow))
+    policy = uow.scope.memo.get(key)
+    if isinstance(policy, TenantPolicy) and policy.tenant_id == uow.tenant_id:
+        return policy
+    loaded = policies.load_policy()
+    uow.scope.memo[key] = loaded
+    return loaded
 
 
 _EFFECT_SUFFIX: Final = {"allow": "Allow", "block": "Block", "require_approval": "RequireApproval"}
@@ -243,7 +269,6 @@ def _record_block(uow: UnitOfWork, evaluation: EvaluationRecord) -> None:
 
 def _require_approval(
     uow: UnitOfWork,
-    policies: PolicyRepository,
     subject: Subject,
     decision: Decision,
     evaluation: EvaluationRecord,
@@ -253,6 +278,9 @@ def _require_approval(
     requester: UUID | None,
     requested_by_agent: bool,
 ) -> GateDecision:
+    from lambdas.approvals.models import NewApprovalRequest  # noqa: PLC0415
+    from lambdas.approvals.repository import ApprovalRepository  # noqa: PLC0415
+
     approvals = ApprovalRepository(uow.conn, _tenant(uow))
     subject_id = subject.id or str(evaluation.id)
     now = datetime.now(UTC)
@@ -274,7 +302,7 @@ def _require_approval(
             latest,
             reason=f"approval request {latest.id} was rejected; {decision.reason}",
         )
-    ttl, escalate_after, escalation_role = _approval_settings(policies, decision)
+    ttl, escalate_after, escalation_role = _approval_settings(decision)
     record, created = approvals.find_or_create(
         NewApprovalRequest(
             subject_kind=subject.kind,
@@ -318,21 +346,16 @@ def _unexpired(record: ApprovalRecord, now: datetime) -> bool:
     return record.expires_at is None or record.expires_at > now
 
 
-def _approval_settings(
-    policies: PolicyRepository, decision: Decision
-) -> tuple[timedelta, timedelta | None, str | None]:
+def _approval_settings(decision: Decision) -> tuple[timedelta, timedelta | None, str | None]:
     """The deciding rule version's expiry, escalation delay and role (the default: 24 h)."""
-    if decision.rule is None:
+    rule = decision.rule
+    if rule is None:
         return DEFAULT_APPROVAL_TTL, None, None
-    version = policies.get(decision.rule.rule_id, decision.rule.version)
-    if version is None:
-        return DEFAULT_APPROVAL_TTL, None, None
-    ttl = timedelta(seconds=version.approval_ttl_s) if version.approval_ttl_s else None
-    escalate = timedelta(seconds=version.escalate_after_s) if version.escalate_after_s else None
-    ttl = ttl or DEFAULT_APPROVAL_TTL
+    ttl = timedelta(seconds=rule.approval_ttl_s) if rule.approval_ttl_s else DEFAULT_APPROVAL_TTL
+    escalate = timedelta(seconds=rule.escalate_after_s) if rule.escalate_after_s else None
     if escalate is not None and escalate >= ttl:
         escalate = None
-    return ttl, escalate, version.escalation_role
+    return ttl, escalate, rule.escalation_role
 
 
 class GatedUnitOfWork(UnitOfWork):

@@ -113,6 +113,8 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", "/api/policies", "approvals", permission="policies:write"),
     # Before /api/policies/{rule_id}, as /api/agents/active is before /api/agents/{agent_id}.
     Route("POST", "/api/policies/evaluate", "approvals", permission="policies:read"),
+    Route("GET", "/api/policies/settings", "approvals", permission="policies:read"),
+    Route("PUT", "/api/policies/settings", "approvals", permission="policies:write"),
     Route("GET", "/api/policies/{rule_id}", "approvals", permission="policies:read"),
     Route("PUT", "/api/policies/{rule_id}", "approvals", permission="policies:write"),
     Route("POST", "/api/policies/{rule_id}/deactivate", "approvals", permission="policies:write"),

@@ -23,7 +23,7 @@ A service records a write in the same transaction through its unit of work (its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
@@ -136,6 +136,9 @@ class RequestScope:
         self._audit: AuditLog | None = None
         self._outbox: Outbox | None = None
         self._denied_actor: UUID | None = None  # the refused caller, while their denial is audited
+        # What is derived once per request and must not outlive it (the gate's loaded policy);
+        # each owner keys its entries by its name and the tenant.
+        self.memo: dict[Hashable, object] = {}
 
     # -- who is calling -------------------------------------------------------------------
 

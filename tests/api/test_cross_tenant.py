@@ -444,3 +444,30 @@ def test_tenant_a_admin_with_tenant_b_ids(api: ApiClient, world: ApiWorld, route
         assert response.json()["error"]["code"] == case.code
         assert str(world.b.id) not in response.text
     case.b_unchanged()
+
+
+def test_tenant_a_admin_sets_only_tenant_a_policy_settings(api: ApiClient, world: ApiWorld) -> None:
+    # The settings route takes no id: the caller's tenant is the only one it can reach.
+    a_admin = api.headers_for(world.a.user("admin"))
+    b_admin = api.headers_for(world.b.user("admin"))
+    b_before = api.http.get("/api/policies/settings", headers=b_admin).json()
+
+    changed = api.http.put(
+        "/api/policies/settings",
+        json={"effect": "require_approval", "required_approvals": 3},
+        headers=a_admin,
+    )
+
+    assert changed.status_code == 200, changed.text
+    assert api.http.get("/api/policies/settings", headers=a_admin).json() == {
+        "effect": "require_approval",
+        "required_approvals": 3,
+    }
+    assert api.http.get("/api/policies/settings", headers=b_admin).json() == b_before
+    with api.db.owner() as conn:
+        row = conn.execute(
+            "SELECT count(*) AS n FROM alquimista_platform.policy_settings WHERE tenant_id = %s",
+            (world.b.id,),
+        ).fetchone()
+    assert row is not None
+    assert row["n"] == 0

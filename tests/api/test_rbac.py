@@ -455,6 +455,11 @@ CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
         lambda w, a: Call("/api/policies/evaluate", {"kind": "chat.message", "text": "oi"}),
         MEMBER_READ,
     ),
+    "GET /api/policies/settings": (lambda w, a: Call("/api/policies/settings"), MEMBER_READ),
+    "PUT /api/policies/settings": (
+        lambda w, a: Call("/api/policies/settings", {"effect": "allow", "required_approvals": 1}),
+        ADMIN,
+    ),
     "GET /api/policies/{rule_id}": (_rule, MEMBER_READ),
     "PUT /api/policies/{rule_id}": (lambda w, a: _rule(w, a, body=RULE_BODY), ADMIN),
     "POST /api/policies/{rule_id}/deactivate": (lambda w, a: _rule(w, a, "/deactivate"), ADMIN),

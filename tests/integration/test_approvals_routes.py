@@ -270,3 +270,77 @@ def test_another_tenants_request_is_not_found(
     assert call("GET", "/api/policies", user=outsider).body["items"] == []
     unknown = str(uuid.uuid4())
     assert call("GET", f"/api/policies/{unknown}", user=outsider).status == 404
+
+
+def test_a_decision_answers_when_the_request_was_opened_and_decided(
+    acme: TestTenant, owner_conn: Conn, lambda_env: LocalResources
+) -> None:
+    call("POST", "/api/policies", user=acme.user("admin"), body=CPF_RULE)
+    approval_id = _ask(acme.user("member"), "msg-times").body["approval"]["id"]
+
+    first = _decide(acme.user("admin"), approval_id)
+    pending_created_at = first.body["created_at"]
+    second = _decide(acme.user("admin2"), approval_id)
+
+    stored = owner_conn.execute(
+        "SELECT created_at, decided_at FROM alquimista_platform.approval_requests WHERE id = %s",
+        (approval_id,),
+    ).fetchone()
+    assert stored is not None
+    # still pending after the first: opened, not decided
+    assert (first.body["status"], first.body["decided_at"]) == ("pending", None)
+    assert datetime.fromisoformat(pending_created_at) == stored["created_at"]
+    # the second reaches the quorum: both times are the stored ones
+    assert second.body["status"] == "approved"
+    assert datetime.fromisoformat(second.body["created_at"]) == stored["created_at"]
+    assert datetime.fromisoformat(second.body["decided_at"]) == stored["decided_at"]
+
+
+def test_the_default_effect_is_read_by_members_set_by_admins_and_decides_unmatched_subjects(
+    acme: TestTenant, owner_conn: Conn, lambda_env: LocalResources
+) -> None:
+    admin, member = acme.user("admin"), acme.user("member")
+    # Given a tenant that never set its default: allow
+    before = call("GET", "/api/policies/settings", user=member)
+    assert (before.status, before.body) == (200, {"effect": "allow", "required_approvals": 1})
+
+    # When its admin makes unmatched subjects need two approvals
+    changed = call(
+        "PUT",
+        "/api/policies/settings",
+        user=admin,
+        body={"effect": "require_approval", "required_approvals": 2},
+    )
+
+    # Then members read it, a subject no rule matches is held for two approvals, and the
+    # change is in the audit chain
+    assert changed.status == 200, changed.body
+    after = call("GET", "/api/policies/settings", user=member)
+    assert after.body == {"effect": "require_approval", "required_approvals": 2}
+    held = _ask(member, "msg-unmatched", text="bom dia")
+    assert held.body["verdict"] == "pending"
+    assert held.body["approval"]["required_approvals"] == 2
+    assert "policy_settings.changed" in _audit_actions(admin)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"effect": "deny"},
+        {"effect": "block", "required_approvals": 0},
+        {"effect": "block", "required_approvals": 11},
+        {"effect": "block", "unknown": 1},
+    ],
+)
+def test_an_invalid_default_is_422_and_not_stored(
+    acme: TestTenant, owner_conn: Conn, lambda_env: LocalResources, body: dict[str, Any]
+) -> None:
+    refused = call("PUT", "/api/policies/settings", user=acme.user("admin"), body=body)
+
+    assert refused.status == 422, refused.body
+    stored = owner_conn.execute(
+        "SELECT count(*) AS n FROM alquimista_platform.policy_settings WHERE tenant_id = %s",
+        (acme.id,),
+    ).fetchone()
+    assert stored is not None
+    assert stored["n"] == 0

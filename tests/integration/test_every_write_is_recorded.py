@@ -551,6 +551,16 @@ RECIPES: tuple[Recipe, ...] = (
             body=OUTREACH_RULE | {"priority": 10},
         ),
     ),
+    Recipe(
+        "PUT /api/policies/settings",
+        "policy_settings.changed",
+        lambda s: call(
+            "PUT",
+            "/api/policies/settings",
+            user=s.world.a.user("admin"),
+            body={"effect": "allow", "required_approvals": 1},
+        ),
+    ),
     Recipe("POST /api/approvals", "approval.created", _ask_approval),
     Recipe(
         "POST /api/approvals/{approval_id}/decisions",

@@ -406,6 +406,11 @@ def test_removing_a_member_handles_their_pending_approvals(
     assert record["metadata"]["withdrawn_decisions"] == [str(decided["decision_id"])]
     assert record["events"] == 1
     assert leaving.email not in json.dumps(record["metadata"])
+    # and the canceled request is announced as the cancel route announces one, by its requester
+    [canceled] = _records(owner, tenant.id, "approval.canceled")
+    assert canceled["resource_id"] == str(asked)
+    assert canceled["metadata"] == {"approval_id": str(asked), "canceled_by": str(leaving.id)}
+    assert canceled["events"] == 1
 
 
 def test_the_last_admin_cannot_be_removed(world: World) -> None:

@@ -81,6 +81,7 @@ def _now() -> datetime:
 class FakeRuleStore:
     versions_by_rule: dict[uuid.UUID, list[RuleVersion]] = field(default_factory=dict)
     default_setting: Default = field(default_factory=Default)
+    settings_id: uuid.UUID = field(default_factory=uuid.uuid4)
     evaluations: list[tuple[Subject, Decision, EvaluationRecord]] = field(default_factory=list)
 
     def list_rules(self, *, include_inactive: bool = True) -> list[RuleVersion]:
@@ -161,9 +162,9 @@ class FakeRuleStore:
     def default(self) -> Default:
         return self.default_setting
 
-    def set_default(self, setting: PolicyDefault, *, actor_id: uuid.UUID | None) -> PolicyDefault:
+    def set_default(self, setting: PolicyDefault, *, actor_id: uuid.UUID | None) -> uuid.UUID:
         self.default_setting = Default(setting.effect, setting.required_approvals)
-        return setting
+        return self.settings_id
 
     def record_evaluation(
         self,
@@ -318,6 +319,8 @@ class FakeApprovalStore:
             status=after.status,
             approvals=after.approvals,
             required_approvals=after.required_approvals,
+            created_at=created_at,
+            decided_at=after.decided_at,
         )
 
     def cancel(self, request_id: uuid.UUID, *, actor: uuid.UUID) -> ApprovalRecord:

@@ -51,6 +51,8 @@ class FakeUsers:
 @dataclass
 class FakeMembers:
     rows: dict[uuid.UUID, MemberResponse] = field(default_factory=dict)
+    # the pending approval requests each user asked for
+    requests: dict[uuid.UUID, list[uuid.UUID]] = field(default_factory=dict)
 
     def page(self, *, role: Role | None, after: Any, limit: int) -> list[MemberResponse]:
         ordered = sorted(self.rows.values(), key=lambda m: (m.created_at, m.user_id))
@@ -76,7 +78,9 @@ class FakeMembers:
 
     def remove(self, user_id: uuid.UUID) -> service.Removal | None:
         member = self.rows.pop(user_id, None)
-        return service.Removal(member.role, [], []) if member else None
+        if member is None:
+            return None
+        return service.Removal(member.role, self.requests.pop(user_id, []), [])
 
 
 def _member(user_id: uuid.UUID, role: Role, n: int) -> MemberResponse:
@@ -221,3 +225,25 @@ def test_pages_follow_the_cursor_and_a_forged_cursor_is_refused() -> None:
     for forged in ("bm9wZQ", encode_cursor("2026-01-01T00:00:00|x")):
         with pytest.raises(InvalidCursor):
             service.list_members(uow.factory(), cursor=forged)
+
+
+def test_removing_a_member_records_each_canceled_request_as_the_cancel_route_does() -> None:
+    uow = FakeUow()
+    leaving = uuid.uuid4()
+    uow.members.rows[leaving] = _member(leaving, "member", 0)
+    canceled = [uuid.uuid4(), uuid.uuid4()]
+    uow.members.requests[leaving] = list(canceled)
+
+    service.remove_member(uow.factory(), leaving, actor_id=ACTOR)
+
+    assert [event for event, _ in uow.recorded] == [
+        "approval.canceled",
+        "approval.canceled",
+        "membership.revoked",
+    ]
+    assert [payload for _, payload in uow.recorded[:2]] == [
+        validated_payload(
+            "approval.canceled", 1, "approval", {"approval_id": request, "canceled_by": leaving}
+        )
+        for request in canceled
+    ]

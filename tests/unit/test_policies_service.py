@@ -127,3 +127,14 @@ def test_an_inactive_rule_is_not_evaluated(uow) -> None:
     service.deactivate_rule(uow.factory(), rule.rule_id, actor_id=ADMIN)
 
     assert service.dry_run(uow.factory(), CPF_MESSAGE, actor_id=ADMIN).effect == "allow"
+
+
+def test_changing_the_default_is_recorded_on_the_tenants_settings(uow) -> None:
+    setting = PolicyDefault(effect="require_approval", required_approvals=3)
+
+    service.set_default(uow.factory(), setting, actor_id=ADMIN)
+
+    assert uow.recorded == [("policy_settings.changed", str(uow.store.settings_id))]
+    assert uow.commits == 1
+    default = service.get_default(uow.factory())
+    assert (default.effect, default.required_approvals) == ("require_approval", 3)

@@ -10,7 +10,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from lambdas.policies import service
 from lambdas.policies.matcher import InvalidMatcher
-from lambdas.policies.models import DryRunRequest, RuleDraft, RuleUpdate, RuleVersion
+from lambdas.policies.models import (
+    DryRunRequest,
+    PolicyDefault,
+    RuleDraft,
+    RuleUpdate,
+    RuleVersion,
+)
 from lambdas.policies.repository import (
     InvalidRule,
     PoliciesUnitOfWork,
@@ -55,6 +61,23 @@ def create_rule(draft: RuleDraft) -> RuleVersion:
 )
 def evaluate(request: DryRunRequest) -> service.EvaluationResult:
     return service.dry_run(_uow, request.subject(), actor_id=_actor())
+
+
+# Before /api/policies/<rule_id>: "settings" is not a rule id.
+@router.get(
+    "/api/policies/settings",
+    summary="Get the tenant's default effect, applied when no rule matches",
+)
+def get_settings() -> PolicyDefault:
+    return service.get_default(_uow)
+
+
+@router.put(
+    "/api/policies/settings",
+    summary="Set the tenant's default effect, applied when no rule matches (admin)",
+)
+def put_settings(setting: PolicyDefault) -> PolicyDefault:
+    return service.set_default(_uow, setting, actor_id=_actor())
 
 
 @router.get(
