@@ -130,26 +130,46 @@ def verify_tenant_chain(
     if to_seq is not None and to_seq < start:
         raise InvalidSeqRange("to_seq must not be below from_seq")
     with uow_factory() as uow:
-        prev_hash = GENESIS_HASH if start == 1 else uow.log.row_hash_at(start - 1)
-        if prev_hash is None:
-            raise InvalidSeqRange(f"the chain has no row {start - 1} to continue from")
         anchors = [a for a in (uow.log.head(), external) if a is not None]
-        parts = workers or available_cores()
-        last = uow.log.last_seq(to_seq) if parts > 1 else None
-        ranges = plan_ranges(
-            start, last or start, to_seq, parts=parts, min_rows=max(min_range_rows, 1)
+        result = verify_log(
+            uow.log,
+            anchors,
+            from_seq=start,
+            to_seq=to_seq,
+            workers=workers,
+            min_range_rows=min_range_rows,
         )
-        if len(ranges) == 1:
-            result = verify_chain(
-                uow.log.stream(start, to_seq),
-                from_seq=start,
-                prev_hash=prev_hash,
-                to_seq=to_seq,
-                anchors=anchors,
-            )
-        else:
-            result = _verify_in_ranges(uow.log, ranges, prev_hash, anchors)
     return verify_response(result, external)
+
+
+def verify_log(
+    log: AuditLog,
+    anchors: Sequence[Anchor],
+    *,
+    from_seq: int = 1,
+    to_seq: int | None = None,
+    workers: int | None = None,
+    min_range_rows: int = MIN_RANGE_ROWS,
+) -> VerifyResult:
+    """Verify ``log`` from ``from_seq`` (to ``to_seq``) against its rows and ``anchors``: in one
+    stream, or, when the chain is long enough, in up to ``workers`` parallel seq ranges."""
+    prev_hash = GENESIS_HASH if from_seq == 1 else log.row_hash_at(from_seq - 1)
+    if prev_hash is None:
+        raise InvalidSeqRange(f"the chain has no row {from_seq - 1} to continue from")
+    parts = workers or available_cores()
+    last = log.last_seq(to_seq) if parts > 1 else None
+    ranges = plan_ranges(
+        from_seq, last or from_seq, to_seq, parts=parts, min_rows=max(min_range_rows, 1)
+    )
+    if len(ranges) > 1:
+        return _verify_in_ranges(log, ranges, prev_hash, list(anchors))
+    return verify_chain(
+        log.stream(from_seq, to_seq),
+        from_seq=from_seq,
+        prev_hash=prev_hash,
+        to_seq=to_seq,
+        anchors=anchors,
+    )
 
 
 def _verify_in_ranges(
