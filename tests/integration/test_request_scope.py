@@ -72,7 +72,8 @@ def test_a_write_continues_the_authorization_transaction_and_commits_once(world:
     assert sent.count("BEGIN") == 1
     # the activation's one audit append travels with the COMMIT, in the last round trip
     last = trips.trips[-1]
-    assert len(last) == 2 and last[-1] == "COMMIT", last
+    assert len(last) == 2, last
+    assert last[-1] == "COMMIT"
     assert "ROLLBACK" not in sent
 
 
