@@ -189,15 +189,22 @@ def _verify_tenant(
             print(f"{tenant['slug']}: the chain has no row {start - 1}", file=sys.stderr)
             return False
         total = (args.to_seq or (head.seq if head else 0)) - start + 1
-        # closed here too: the progress bar's iterator does not close the stream it wraps
-        with closing(log.stream(start, args.to_seq)) as stream:
-            result = verify_chain(
-                _with_progress(stream, total, tenant["slug"]),
-                from_seq=start,
-                prev_hash=prev,
-                to_seq=args.to_seq,
-                anchors=anchors,
+        workers = args.workers or service.available_cores()
+        if workers > 1 and total >= 2 * service.MIN_RANGE_ROWS:
+            # in parallel seq ranges, a process each (no progress bar: the ranges run at once)
+            result = service.verify_log(
+                log, anchors, from_seq=start, to_seq=args.to_seq, workers=workers
             )
+        else:
+            # closed here too: the progress bar's iterator does not close the stream it wraps
+            with closing(log.stream(start, args.to_seq)) as stream:
+                result = verify_chain(
+                    _with_progress(stream, total, tenant["slug"]),
+                    from_seq=start,
+                    prev_hash=prev,
+                    to_seq=args.to_seq,
+                    anchors=anchors,
+                )
     response = service.verify_response(result, external)
     anchored = f", anchor seq {external.seq}" if external else ", no anchor"
     if response.ok:
@@ -234,6 +241,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tenant", help="one tenant, by slug or UUID (default: all)")
     parser.add_argument("--from-seq", type=int, help="first seq to check (default 1)")
     parser.add_argument("--to-seq", type=int, help="last seq to check (default: the head)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="verify a long chain in this many parallel seq ranges (default: the cores)",
+    )
     parser.add_argument("--anchor-bucket", help="the anchor bucket (default: from the stack)")
     parser.add_argument("--no-anchor", action="store_true", help="skip the S3 anchor")
     parser.add_argument(
@@ -250,6 +262,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.from_seq is not None and args.from_seq < 1:
         parser.error("--from-seq must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
     if args.to_seq is not None and args.to_seq < (args.from_seq or 1):
         parser.error("--to-seq must not be below --from-seq")
     return args

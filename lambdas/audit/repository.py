@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import re
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from datetime import datetime
+from multiprocessing.connection import Connection as Pipe
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from lambdas.audit.models import AuditEntry, AuditFilters, TenantHead
-from lambdas.shared.audit import Anchor, AuditRow, JsonText
-from lambdas.shared.db import Connection, UnitOfWork
+from lambdas.shared.audit import Anchor, AuditRow, JsonText, RangeCheck, VerifyResult, verify_chain
+from lambdas.shared.db import Connection, UnitOfWork, set_tenant
 
 # The verifier's columns, in the text COPY streams: ids as text (what is hashed), the timestamp
 # in its hashed form (the builtin to_char, as audit_timestamp_v1 writes it), the metadata as
@@ -102,6 +106,49 @@ class AuditRepository:
             for data in copy:
                 yield _stream_row(tenant, str(data, "utf-8")[:-1])
 
+    def last_seq(self, to_seq: int | None = None) -> int | None:
+        """The highest stored seq (up to ``to_seq``), None when there is none."""
+        row = self._conn.execute(
+            """
+            SELECT max(seq) AS seq FROM alquimista_platform.audit_logs
+            WHERE tenant_id = %s AND seq <= %s
+            """,
+            (self._tenant_id, to_seq if to_seq is not None else 2**63 - 1),
+        ).fetchone()
+        return row["seq"] if row else None
+
+    def verify_ranges(self, checks: Sequence[RangeCheck]) -> list[VerifyResult | None]:
+        """Verify each range in a process of its own (forked: the hashing is Python's, and one
+        interpreter runs on one core), each streaming its rows on its own connection. Every
+        process reads the snapshot this transaction exports, so all ranges, and the stored
+        hashes they start from, see one state of the chain. A range whose starting hash is
+        missing (the row before it) gives None."""
+        row = self._conn.execute("SELECT pg_catalog.pg_export_snapshot() AS id").fetchone()
+        if row is None:
+            raise LookupError("pg_export_snapshot returned no row")
+        conninfo = _conninfo_like(self._conn)
+        context = multiprocessing.get_context("fork")
+        workers: list[tuple[Any, Pipe]] = []
+        try:
+            for check in checks:
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(
+                    target=_verify_range_process,
+                    args=(sender, conninfo, row["id"], self._tenant_id, check),
+                    daemon=True,
+                )
+                process.start()
+                sender.close()
+                workers.append((process, receiver))
+            return [_range_result(receiver) for _, receiver in workers]
+        finally:
+            for process, receiver in workers:
+                receiver.close()
+                process.join(timeout=5)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+
     def row_hash_at(self, seq: int) -> bytes | None:
         row = self._conn.execute(
             """
@@ -162,6 +209,59 @@ class AuditRepository:
             },
         ).fetchall()
         return [_entry(row) for row in rows]
+
+
+class RangeVerificationFailed(RuntimeError):
+    """A range's process failed (it could not connect, read or finish), not the chain."""
+
+
+def _conninfo_like(conn: Connection) -> str:
+    """How to open another connection like ``conn`` (same server, database, role)."""
+    return psycopg.conninfo.make_conninfo(conn.info.dsn, password=conn.info.password)
+
+
+def _range_result(receiver: Pipe) -> VerifyResult | None:
+    try:
+        outcome = receiver.recv()
+    except EOFError:
+        raise RangeVerificationFailed(
+            "a range's verifying process ended without a result"
+        ) from None
+    if outcome is not None and not isinstance(outcome, VerifyResult):
+        raise RangeVerificationFailed(f"a range's verifying process failed: {outcome}")
+    return outcome
+
+
+def _verify_range_process(
+    sender: Pipe, conninfo: str, snapshot: str, tenant_id: UUID, check: RangeCheck
+) -> None:
+    """A forked process: verify ``check`` in ``snapshot`` on a connection of its own, and send
+    the result (None: the row before the range is missing; or the error's text) back. The
+    parent's connection is never touched here."""
+    try:
+        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row) as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+            set_tenant(conn, tenant_id)
+            repository = AuditRepository(conn, tenant_id)
+            prev_hash = check.prev_hash or repository.row_hash_at(check.from_seq - 1)
+            result = (
+                verify_chain(
+                    repository.stream(check.from_seq, check.to_seq),
+                    from_seq=check.from_seq,
+                    prev_hash=prev_hash,
+                    to_seq=check.to_seq,
+                    anchors=check.anchors,
+                )
+                if prev_hash is not None
+                else None
+            )
+            conn.execute("COMMIT")
+        sender.send(result)
+    except Exception as exc:  # sent to the parent, which raises it
+        sender.send(f"{type(exc).__name__}: {exc}")
+    finally:
+        sender.close()
 
 
 def _entry(row: dict[str, Any]) -> AuditEntry:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from json.encoder import encode_basestring as _encode_string
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, LiteralString, NamedTuple, Protocol
 from uuid import UUID
 
 import rfc8785
@@ -45,7 +45,7 @@ MAX_SAFE_INTEGER = 2**53 - 1
 ActorType = Literal["user", "agent", "system"]
 Outcome = Literal["success", "denied", "error"]
 
-_APPEND_SQL = """
+_APPEND_SQL: LiteralString = """
     SELECT id, seq, row_hash, occurred_at
     FROM alquimista_platform.audit_append_v2(
         %(tenant)s, %(actor)s, %(actor_type)s, %(action)s, %(resource_type)s, %(resource_id)s,
@@ -61,6 +61,26 @@ class AuditRecord:
     seq: int
     row_hash: str
     occurred_at: datetime
+
+
+class AppendStatement(NamedTuple):
+    """An append as a statement and its parameters, to send now or with the transaction's
+    COMMIT. ``bounded``: a bounded denial, which returns no row when it is suppressed."""
+
+    query: LiteralString
+    params: dict[str, Any]
+    bounded: bool = False
+
+
+def _record(row: Mapping[str, Any] | None) -> AuditRecord | None:
+    if row is None:
+        return None
+    return AuditRecord(
+        id=row["id"],
+        seq=row["seq"],
+        row_hash=bytes(row["row_hash"]).hex(),
+        occurred_at=row["occurred_at"],
+    )
 
 
 class AuditWriter:
@@ -92,36 +112,50 @@ class AuditWriter:
     ) -> AuditRecord:
         """Append one row in the current transaction. ``details`` holds ids and hashes only
         (lower snake case keys; strings, safe integers, booleans, null, lists, objects)."""
+        statement = self.statement(
+            action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            outcome=outcome,
+            details=details,
+        )
         # a cursor of its own: the caller's connection may return tuples (the migration function)
-        row = (
+        record = _record(
             self._conn.cursor(row_factory=dict_row)
-            .execute(
-                _APPEND_SQL,
-                {
-                    "tenant": self._tenant_id,
-                    "actor": self._actor_id,
-                    "actor_type": self._actor_type,
-                    "action": action,
-                    "resource_type": resource_type,
-                    "resource_id": resource_id,
-                    "outcome": outcome,
-                    "request_id": self._request_id,
-                    "metadata": Jsonb(dict(details or {})),
-                },
-            )
+            .execute(statement.query, statement.params)
             .fetchone()
         )
-        if row is None:
+        if record is None:
             raise LookupError("audit_append_v2 returned no row")
-        return AuditRecord(
-            id=row["id"],
-            seq=row["seq"],
-            row_hash=bytes(row["row_hash"]).hex(),
-            occurred_at=row["occurred_at"],
+        return record
+
+    def statement(
+        self,
+        action: str,
+        *,
+        resource_type: str,
+        resource_id: str | None = None,
+        outcome: str = "success",
+        details: Mapping[str, Any] | None = None,
+    ) -> AppendStatement:
+        """The append of one row as a statement, for the caller to send (``append`` sends it)."""
+        return AppendStatement(
+            _APPEND_SQL,
+            {
+                "tenant": self._tenant_id,
+                "actor": self._actor_id,
+                "actor_type": self._actor_type,
+                "action": action,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "outcome": outcome,
+                "request_id": self._request_id,
+                "metadata": Jsonb(dict(details or {})),
+            },
         )
 
 
-_DENIED_SQL = """
+_DENIED_SQL: LiteralString = """
     SELECT id, seq, row_hash, occurred_at
     FROM alquimista_platform.audit_append_denied_v2(
         %(actor)s, %(actor_type)s, %(action)s, %(resource_type)s, %(resource_id)s,
@@ -148,6 +182,7 @@ class PlatformAuditWriter:
         request_id: str | None = None,
         denied_per_minute: int = AUDIT_DENIED_PER_SOURCE_PER_MINUTE,
     ) -> None:
+        self._conn = conn
         self._writer = AuditWriter(
             conn,
             tenant_id=PLATFORM_TENANT,
@@ -166,8 +201,28 @@ class PlatformAuditWriter:
         outcome: str = "success",
         details: Mapping[str, Any] | None = None,
     ) -> AuditRecord | None:
+        statement = self.statement(
+            action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            outcome=outcome,
+            details=details,
+        )
+        cursor = self._conn.cursor(row_factory=dict_row)
+        row = cursor.execute(statement.query, statement.params).fetchone()
+        return self.recorded(statement, row)
+
+    def statement(
+        self,
+        action: str,
+        *,
+        resource_type: str,
+        resource_id: str | None = None,
+        outcome: str = "success",
+        details: Mapping[str, Any] | None = None,
+    ) -> AppendStatement:
         if outcome != "denied":
-            return self._writer.append(
+            return self._writer.statement(
                 action,
                 resource_type=resource_type,
                 resource_id=resource_id,
@@ -175,32 +230,99 @@ class PlatformAuditWriter:
                 details=details,
             )
         writer = self._writer
-        row = (
-            writer._conn.cursor(row_factory=dict_row)
-            .execute(
-                _DENIED_SQL,
-                {
-                    "actor": writer._actor_id,
-                    "actor_type": writer._actor_type,
-                    "action": action,
-                    "resource_type": resource_type,
-                    "resource_id": resource_id,
-                    "request_id": writer._request_id,
-                    "metadata": Jsonb(dict(details or {})),
-                    "per_minute": self._denied_per_minute,
-                },
-            )
-            .fetchone()
+        return AppendStatement(
+            _DENIED_SQL,
+            {
+                "actor": writer._actor_id,
+                "actor_type": writer._actor_type,
+                "action": action,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "request_id": writer._request_id,
+                "metadata": Jsonb(dict(details or {})),
+                "per_minute": self._denied_per_minute,
+            },
+            bounded=True,
         )
-        if row is None:
+
+    @staticmethod
+    def recorded(statement: AppendStatement, row: Mapping[str, Any] | None) -> AuditRecord | None:
+        """The record of a sent ``statement`` from its row; a suppressed denial (no row) is
+        counted in the metric."""
+        record = _record(row)
+        if record is None:
+            if not statement.bounded:
+                raise LookupError("audit_append_v2 returned no row")
             metrics.add_metric(name=AUDIT_DENIALS_SUPPRESSED_METRIC, unit=MetricUnit.Count, value=1)
-            return None
-        return AuditRecord(
-            id=row["id"],
-            seq=row["seq"],
-            row_hash=bytes(row["row_hash"]).hex(),
-            occurred_at=row["occurred_at"],
+        return record
+
+
+class AuditStatements(Protocol):
+    def statement(
+        self,
+        action: str,
+        *,
+        resource_type: str,
+        resource_id: str | None = None,
+        outcome: str = "success",
+        details: Mapping[str, Any] | None = None,
+    ) -> AppendStatement: ...
+
+
+class CommitTimeAuditWriter:
+    """A request's audit writer that sends its appends with the transaction's COMMIT, in one
+    pipelined round trip, instead of one round trip each (``RequestScope.commit`` calls
+    ``commit``). The rows are still in the transaction they record: an append that fails
+    aborts it, and COMMIT, pipelined behind it, is not run. ``append`` returns None; the
+    records are what ``commit`` returns. What it has not sent when the transaction rolls back
+    is dropped with it."""
+
+    def __init__(self, writer: AuditWriter | PlatformAuditWriter) -> None:
+        self._writer: AuditStatements = writer
+        self._pending: list[AppendStatement] = []
+
+    def append(
+        self,
+        action: str,
+        *,
+        resource_type: str,
+        resource_id: str | None = None,
+        outcome: str = "success",
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._pending.append(
+            self._writer.statement(
+                action,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                outcome=outcome,
+                details=details,
+            )
         )
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def commit(self, conn: Connection) -> list[AuditRecord | None]:
+        """Send the pending appends and COMMIT in one round trip; their records, in order (None:
+        a suppressed denial)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            conn.commit()
+            return []
+        with conn.pipeline():
+            cursors = [
+                conn.cursor(row_factory=dict_row).execute(s.query, s.params) for s in pending
+            ]
+            # a statement, not conn.commit(): in a pipeline that syncs, and leaving the pipeline
+            # syncs again (two round trips). The scope's connection is in autocommit mode with
+            # an explicit BEGIN (lambdas.shared.db), so this COMMIT ends its transaction.
+            conn.execute("COMMIT", prepare=False)
+        return [
+            PlatformAuditWriter.recorded(statement, cursor.fetchone())
+            for statement, cursor in zip(pending, cursors, strict=True)
+        ]
 
 
 # ---- canonical JSON and hashes -----------------------------------------------------------
@@ -468,3 +590,78 @@ def verify_chain(
         last_seq=expected - 1 if checked else None,
         last_hash=previous.hex() if checked else None,
     )
+
+
+# ---- verification in seq ranges ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RangeCheck:
+    """One contiguous part of a chain to verify on its own: rows ``from_seq``..``to_seq``
+    (``to_seq`` None: to the chain's end), starting from ``prev_hash``, or (None) from the
+    stored hash of the row before it, read directly where the range's rows are read."""
+
+    from_seq: int
+    to_seq: int | None
+    prev_hash: bytes | None
+    anchors: tuple[Anchor, ...] = ()
+
+
+def plan_ranges(
+    from_seq: int, last_seq: int, to_seq: int | None, *, parts: int, min_rows: int
+) -> list[tuple[int, int | None]]:
+    """Split rows ``from_seq``..``last_seq`` (the chain's last stored seq within the check)
+    into at most ``parts`` contiguous ranges of at least ``min_rows`` rows each. The last range
+    ends at ``to_seq`` (None: wherever the chain ends), so rows past ``last_seq`` are still
+    checked and a deleted tail is still held against the anchors."""
+    rows = last_seq - from_seq + 1
+    count = max(1, min(parts, rows // max(min_rows, 1)))
+    bounds = [from_seq + rows * i // count for i in range(count + 1)]
+    ranges: list[tuple[int, int | None]] = [
+        (bounds[i], bounds[i + 1] - 1) for i in range(count - 1)
+    ]
+    ranges.append((bounds[count - 1], to_seq))
+    return ranges
+
+
+def join_ranges(
+    checks: Iterable[RangeCheck], results: Iterable[VerifyResult | None]
+) -> VerifyResult:
+    """One result for a chain verified in ``checks`` (in seq order), from each range's result
+    (None: the row before the range is missing, so it could not start). Ranges join where
+    each one's first row links to the stored hash of the row before it, which the previous
+    range checked as its last row: so every range but the last must have checked every one of
+    its rows. The first fault in seq order is the chain's."""
+    first_seq: int | None = None
+    last_seq: int | None = None
+    last_hash: str | None = None
+    for check, result in zip(checks, results, strict=True):
+        first_seq = check.from_seq if first_seq is None else first_seq
+        fault: tuple[int, str] | None = None
+        if result is None:
+            fault = (check.from_seq - 1, f"row {check.from_seq - 1} is missing")
+        elif not result.ok:
+            fault = (result.first_bad_seq or check.from_seq, result.reason or "row does not verify")
+        elif check.to_seq is not None and result.last_seq != check.to_seq:
+            missing = (result.last_seq or check.from_seq - 1) + 1
+            fault = (missing, f"row {missing} is missing (the chain is checked up to it)")
+        if fault is not None:
+            if result is not None and result.checked and fault[0] > check.from_seq:
+                last_seq, last_hash = result.last_seq, result.last_hash
+            if last_seq is not None and last_seq >= fault[0]:
+                last_seq, last_hash = None, None  # the missing row was the previous range's
+            checked = fault[0] - first_seq
+            return VerifyResult(
+                ok=False,
+                checked=checked,
+                first_bad_seq=fault[0],
+                reason=fault[1],
+                last_seq=last_seq if checked else None,
+                last_hash=last_hash if checked else None,
+            )
+        if result is not None and result.checked:
+            last_seq, last_hash = result.last_seq, result.last_hash
+    if first_seq is None:
+        raise ValueError("no ranges to join")
+    checked = 0 if last_seq is None else last_seq - first_seq + 1
+    return VerifyResult(ok=True, checked=checked, last_seq=last_seq, last_hash=last_hash)
