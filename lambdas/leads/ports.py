@@ -111,17 +111,6 @@ class MutationStore(Protocol):
 
 
 class ConflictStore(Protocol):
-    def add(
-        self,
-        *,
-        mutation_id: UUID | None,
-        entity_id: UUID,
-        kind: str,
-        mine: dict[str, Any],
-        theirs: dict[str, Any],
-        base_version: int | None,
-    ) -> UUID: ...
-
     def add_many(self, conflicts: Sequence[NewConflict]) -> None: ...
 
     def get(self, conflict_id: UUID, *, lock: bool = False) -> Conflict | None: ...

@@ -307,37 +307,6 @@ class ConflictRepository:
         self._conn = conn
         self._tenant_id = tenant_id
 
-    def add(
-        self,
-        *,
-        mutation_id: UUID | None,
-        entity_id: UUID,
-        kind: str,
-        mine: dict[str, Any],
-        theirs: dict[str, Any],
-        base_version: int | None,
-    ) -> UUID:
-        row = self._conn.execute(
-            """
-            INSERT INTO nigredo_leads.sync_conflicts (
-                tenant_id, mutation_id, entity, entity_id, kind, mine, theirs, base_version)
-            VALUES (%s, %s, 'lead', %s, %s, %s, %s, %s)
-            RETURNING id
-            """,
-            (
-                self._tenant_id,
-                mutation_id,
-                entity_id,
-                kind,
-                Jsonb(mine),
-                Jsonb(theirs),
-                base_version,
-            ),
-        ).fetchone()
-        if row is None:
-            raise RuntimeError("INSERT ... RETURNING returned no row")
-        return UUID(str(row["id"]))
-
     def add_many(self, conflicts: Sequence[NewConflict]) -> None:
         """Store a batch's conflicts in one statement."""
         self._conn.execute(

@@ -237,18 +237,6 @@ class FakeConflicts:
     def __init__(self, tenant_id: UUID) -> None:
         self.rows: dict[UUID, Conflict] = {}
 
-    def add(
-        self, *, mutation_id: UUID | None, entity_id: UUID, kind: str, mine: dict[str, Any],
-        theirs: dict[str, Any], base_version: int | None,
-    ) -> UUID:  # fmt: skip
-        conflict = Conflict.model_validate(
-            {"id": uuid.uuid4(), "entity": "lead", "entity_id": entity_id, "kind": kind,
-             "mine": mine, "theirs": theirs, "base_version": base_version, "status": "open",
-             "resolution": None}
-        )  # fmt: skip
-        self.rows[conflict.id] = conflict
-        return conflict.id
-
     def add_many(self, conflicts: Sequence[NewConflict]) -> None:
         for new in conflicts:
             self.rows[new.id] = Conflict.model_validate(
