@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -55,6 +56,10 @@ class Lead(LeadFields):
 
     def fields(self) -> LeadFields:
         return LeadFields.model_validate(self.model_dump(include=set(EDITABLE_LEAD_FIELDS)))
+
+
+# A lead write of a sync batch: id, fields, normalised e-mail and phone.
+LeadWrite = tuple[UUID, LeadFields, str | None, str | None]
 
 
 class LeadFilters(BaseModel):
@@ -130,6 +135,16 @@ class ChangesPage(BaseModel):
     resync_required: bool = False
 
 
+@dataclass(frozen=True)
+class FeedPage:
+    """A page of the changes feed as PostgreSQL printed it: ``changes_json`` is a JSON array of
+    ``Change`` objects; ``last`` the position of its last row (None: the page is empty)."""
+
+    changes_json: str
+    has_more: bool
+    last: tuple[int, int] | None
+
+
 class Mutation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -163,6 +178,21 @@ class Conflict(BaseModel):
     base_version: int | None
     status: Literal["open", "resolved"]
     resolution: str | None
+
+
+@dataclass(frozen=True)
+class NewConflict:
+    """A conflict a sync batch stores (its id chosen by the service, so a batch stores all of
+    its conflicts in one statement)."""
+
+    id: UUID
+    mutation_id: UUID | None
+    entity: Entity
+    entity_id: UUID
+    kind: Literal["update_update", "update_delete", "create_create"]
+    mine: dict[str, Any]
+    theirs: dict[str, Any]
+    base_version: int | None
 
 
 class LeadPatch(BaseModel):

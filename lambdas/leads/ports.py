@@ -9,7 +9,15 @@ from datetime import date, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from lambdas.leads.models import Change, Conflict, Lead, LeadFields, LeadFilters
+from lambdas.leads.models import (
+    Conflict,
+    FeedPage,
+    Lead,
+    LeadFields,
+    LeadFilters,
+    LeadWrite,
+    NewConflict,
+)
 from lambdas.shared.scope import AuditLog, ChangeRecorder
 
 
@@ -52,6 +60,21 @@ class LeadStore(Protocol):
     ) -> list[Lead]: ...
 
 
+class BatchRefused(Exception):
+    """A multi-row write was refused as a whole (a unique index); nothing of it was written."""
+
+
+class LeadBatchStore(Protocol):
+    """The multi-row writes of a sync batch; each returns the rows written, by id (an absent id
+    was not written: a create whose id or natural key is taken, a row gone or deleted)."""
+
+    def create_many(self, rows: Sequence[LeadWrite]) -> dict[UUID, Lead]: ...
+
+    def update_many(self, rows: Sequence[LeadWrite]) -> dict[UUID, Lead]: ...
+
+    def soft_delete_many(self, lead_ids: Sequence[UUID]) -> dict[UUID, Lead]: ...
+
+
 class SuppressionStore(Protocol):
     def add(
         self, digests: Sequence[tuple[str, str]], *, reason: str, added_by: UUID | None
@@ -63,7 +86,7 @@ class SuppressionStore(Protocol):
 
 
 class FeedReader(Protocol):
-    def page(self, *, after: tuple[int, int], limit: int) -> list[tuple[Change, int, int]]: ...
+    def page_json(self, *, after: tuple[int, int], limit: int) -> FeedPage: ...
 
     def purge_watermark(self) -> tuple[int, int] | None: ...
 
@@ -88,16 +111,7 @@ class MutationStore(Protocol):
 
 
 class ConflictStore(Protocol):
-    def add(
-        self,
-        *,
-        mutation_id: UUID | None,
-        entity_id: UUID,
-        kind: str,
-        mine: dict[str, Any],
-        theirs: dict[str, Any],
-        base_version: int | None,
-    ) -> UUID: ...
+    def add_many(self, conflicts: Sequence[NewConflict]) -> None: ...
 
     def get(self, conflict_id: UUID, *, lock: bool = False) -> Conflict | None: ...
 
@@ -149,6 +163,9 @@ class Reports(Protocol):
 class LeadsUow(ChangeRecorder, Protocol):
     @property
     def leads(self) -> LeadStore: ...
+
+    @property
+    def lead_writes(self) -> LeadBatchStore: ...
 
     @property
     def suppression(self) -> SuppressionStore: ...

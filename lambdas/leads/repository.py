@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 import psycopg
@@ -199,46 +199,55 @@ class LeadRepository:
     def page(
         self, filters: LeadFilters, *, after: tuple[datetime, UUID] | None, limit: int
     ) -> list[Lead]:
-        """Live leads, newest first, after the keyset position ``after``."""
+        """Live leads, newest first, after the keyset position ``after``. Only the filters given
+        reach the SQL: a prepared "param IS NULL OR ..." predicate would hide the trigram and
+        tag indexes from a generic plan, so each filter shape gets its own statement."""
+        params: dict[str, Any] = {
+            "tenant": self._tenant_id,
+            "status": filters.status,
+            "campaign": filters.campanha_id,
+            "owner": filters.assigned_to,
+            "tags": filters.tags or None,
+            "created_from": filters.created_from,
+            "created_to": filters.created_to,
+            "updated_from": filters.updated_from,
+            "updated_to": filters.updated_to,
+            "q": f"%{_like_escape(filters.q)}%" if filters.q else None,
+            "after_at": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "limit": limit,
+        }
+        where: list[LiteralString] = [
+            clause for name, clause in _PAGE_FILTERS if params[name] is not None
+        ]
         rows = self._conn.execute(
             "SELECT "
             + _LEAD_COLUMNS
-            + """
-            FROM nigredo_leads.leads
-            WHERE tenant_id = %(tenant)s AND deleted_at IS NULL
-              AND (%(status)s::text IS NULL OR status = %(status)s)
-              AND (%(campaign)s::uuid IS NULL OR campanha_id = %(campaign)s)
-              AND (%(owner)s::uuid IS NULL OR assigned_to = %(owner)s)
-              AND (cardinality(%(tags)s::text[]) = 0 OR tags @> %(tags)s::text[])
-              AND (%(created_from)s::timestamptz IS NULL OR created_at >= %(created_from)s)
-              AND (%(created_to)s::timestamptz IS NULL OR created_at < %(created_to)s)
-              AND (%(updated_from)s::timestamptz IS NULL OR updated_at >= %(updated_from)s)
-              AND (%(updated_to)s::timestamptz IS NULL OR updated_at < %(updated_to)s)
-              AND (%(q)s::text IS NULL OR
-                   (coalesce(full_name, '') || ' ' || coalesce(company, '') || ' '
-                    || coalesce(email_normalized, '')) ILIKE '%%' || %(q)s || '%%')
-              AND (%(after_at)s::timestamptz IS NULL
-                   OR (created_at, id) < (%(after_at)s, %(after_id)s::uuid))
-            ORDER BY created_at DESC, id DESC
-            LIMIT %(limit)s
-            """,
-            {
-                "tenant": self._tenant_id,
-                "status": filters.status,
-                "campaign": filters.campanha_id,
-                "owner": filters.assigned_to,
-                "tags": filters.tags,
-                "created_from": filters.created_from,
-                "created_to": filters.created_to,
-                "updated_from": filters.updated_from,
-                "updated_to": filters.updated_to,
-                "q": _like_escape(filters.q) if filters.q else None,
-                "after_at": after[0] if after else None,
-                "after_id": after[1] if after else None,
-                "limit": limit,
-            },
+            + " FROM nigredo_leads.leads WHERE tenant_id = %(tenant)s AND deleted_at IS NULL"
+            + "".join(" AND " + clause for clause in where)
+            + " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            params,
         ).fetchall()
         return [Lead.model_validate(row) for row in rows]
+
+
+# The list's filters by parameter name (each applies when its parameter is not None).
+_PAGE_FILTERS: tuple[tuple[str, LiteralString], ...] = (
+    ("status", "status = %(status)s"),
+    ("campaign", "campanha_id = %(campaign)s"),
+    ("owner", "assigned_to = %(owner)s"),
+    ("tags", "tags @> %(tags)s::text[]"),
+    ("created_from", "created_at >= %(created_from)s"),
+    ("created_to", "created_at < %(created_to)s"),
+    ("updated_from", "updated_at >= %(updated_from)s"),
+    ("updated_to", "updated_at < %(updated_to)s"),
+    (
+        "q",
+        "(coalesce(full_name, '') || ' ' || coalesce(company, '') || ' '"
+        " || coalesce(email_normalized, '')) ILIKE %(q)s",
+    ),
+    ("after_at", "(created_at, id) < (%(after_at)s, %(after_id)s::uuid)"),
+)
 
 
 def _like_escape(term: str) -> str:

@@ -154,9 +154,15 @@ class LeadService:
         )
 
     def changes(self, *, cursor: str | None, limit: int) -> ChangesPage:
-        """What changed after ``cursor`` in commit-safe order. A cursor issued before a purge
-        that removed tombstones past its position cannot be continued (deletions it has not
-        seen are gone): resync_required, and the client reads the feed again without a cursor."""
+        """What changed after ``cursor`` (see ``changes_json``), parsed."""
+        return ChangesPage.model_validate_json(self.changes_json(cursor=cursor, limit=limit))
+
+    def changes_json(self, *, cursor: str | None, limit: int) -> str:
+        """What changed after ``cursor`` in commit-safe order, as the JSON text of a
+        ``ChangesPage`` (built by PostgreSQL; nothing is parsed on the way). A cursor issued
+        before a purge that removed tombstones past its position cannot be continued (deletions
+        it has not seen are gone): resync_required, and the client reads the feed again without
+        a cursor."""
         after, seen_watermark = decode_feed_cursor(cursor) if cursor else ((0, 0), None)
         limit = max(1, min(limit, 1000))
         with self._uow() as uow:
@@ -167,13 +173,12 @@ class LeadService:
                     cursor=encode_feed_cursor(0, 0, watermark),
                     has_more=True,
                     resync_required=True,
-                )
-            rows = uow.feed.page(after=after, limit=limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        position = (rows[-1][1], rows[-1][2]) if rows else after
-        return ChangesPage(
-            changes=[change for change, _, _ in rows],
-            cursor=encode_feed_cursor(*position, watermark),
-            has_more=more,
+                ).model_dump_json()
+            page = uow.feed.page_json(after=after, limit=limit)
+        position = page.last or after
+        # the cursor is base64url and the flag a literal: neither needs escaping
+        return (
+            f'{{"changes":{page.changes_json},'
+            f'"cursor":"{encode_feed_cursor(*position, watermark)}",'
+            f'"has_more":{"true" if page.has_more else "false"},"resync_required":false}}'
         )

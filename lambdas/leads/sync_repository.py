@@ -3,42 +3,100 @@ the purge of soft-deleted rows and the daily metrics rollup."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import date
 from typing import Any, LiteralString
 from uuid import UUID
 
-from psycopg.types.json import Jsonb
+import psycopg
+from psycopg.types.json import Json, Jsonb
 
-from lambdas.leads.models import Change, Conflict
+from lambdas.leads.models import Conflict, FeedPage, Lead, LeadWrite, NewConflict
+from lambdas.leads.ports import BatchRefused
 from lambdas.shared.db import Connection
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+# Every column but tenant_id, named (row_to_json of the row costs about two thirds of
+# to_jsonb(row) - 'tenant_id', and a column added later reaches clients only when named here).
+_LEAD_FEED_COLUMNS = """
+    id, campanha_id, assigned_to, full_name, email, phone, company, company_tax_id, job_title,
+    source, status, score, tags, legal_basis, consent_status, consent_purposes, consent_given_at,
+    consent_withdrawn_at, consent_source, consent_text_version, consent_ip, data_retention_until,
+    anonymized_at, last_contacted_at, metadata, created_at, updated_at, version, deleted_at,
+    email_normalized, phone_e164, converted_at
+"""
+_CAMPAIGN_FEED_COLUMNS = """
+    id, name, description, channel, status, starts_at, ends_at, budget, currency,
+    target_criteria, agent_id, created_by, metadata, created_at, updated_at, version, deleted_at
+"""
+_INTERACTION_FEED_COLUMNS = """
+    id, lead_id, campanha_id, agent_id, user_id, channel, direction, kind, content, sentiment,
+    occurred_at, metadata, created_at, updated_at, version, deleted_at
+"""
+_MEETING_FEED_COLUMNS = """
+    id, lead_id, owner_user_id, scheduled_for, duration_minutes, status, meeting_url, notes,
+    metadata, created_at, updated_at, version, deleted_at, ends_at
+"""
 
 # Rows below the oldest transaction still in flight only (see migration 031): whatever commits
 # later has a txid at or above that horizon, so it lands after any cursor served so far. Each
 # row's data is read by primary key for the page's rows only (a join would hash whole tables).
-_FEED_SQL = """
-SELECT c.entity, c.entity_id AS id, c.op, c.version,
-       c.txid::text::bigint AS txid, c.seq,
-       CASE WHEN c.op = 'delete' THEN NULL
-            WHEN c.entity = 'lead' THEN (
-                SELECT to_jsonb(l) - 'tenant_id' FROM nigredo_leads.leads AS l
-                WHERE l.id = c.entity_id)
-            WHEN c.entity = 'campaign' THEN (
-                SELECT to_jsonb(k) - 'tenant_id' FROM nigredo_leads.campanhas AS k
-                WHERE k.id = c.entity_id)
-            WHEN c.entity = 'interaction' THEN (
-                SELECT to_jsonb(i) - 'tenant_id' FROM nigredo_leads.interacoes AS i
-                WHERE i.id = c.entity_id)
-            ELSE (
-                SELECT to_jsonb(m) - 'tenant_id' FROM nigredo_leads.agendamentos AS m
-                WHERE m.id = c.entity_id) END AS data
-FROM nigredo_leads.changes AS c
-WHERE c.tenant_id = %(tenant)s
-  AND (c.txid, c.seq) > (%(txid)s::text::xid8, %(seq)s::bigint)
-  AND c.txid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY c.txid, c.seq
-LIMIT %(limit)s
+# The page is built here as one JSON text that the route passes through as it is: no row is
+# parsed, validated and printed again in Python. One row always: ``changes`` is NULL on an
+# empty page, ``txid``/``seq`` are the last served row's position.
+_FEED_PAGE_SQL = (
+    """
+WITH page AS MATERIALIZED (
+    SELECT c.entity, c.entity_id, c.op, c.version, c.txid, c.seq,
+           row_number() OVER (ORDER BY c.txid, c.seq) AS n
+    FROM (
+        SELECT * FROM nigredo_leads.changes AS c
+        WHERE c.tenant_id = %(tenant)s
+          AND (c.txid, c.seq) > (%(txid)s::text::xid8, %(seq)s::bigint)
+          AND c.txid < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY c.txid, c.seq
+        LIMIT %(limit)s + 1
+    ) AS c
+), served AS (
+    SELECT * FROM page WHERE n <= %(limit)s
+)
+SELECT
+    (SELECT json_agg(json_build_object(
+                'entity', p.entity, 'id', p.entity_id, 'op', p.op, 'version', p.version,
+                'data', CASE WHEN p.op = 'delete' THEN NULL
+                    WHEN p.entity = 'lead' THEN (
+                        SELECT row_to_json(l) FROM (
+                            SELECT """
+    + _LEAD_FEED_COLUMNS
+    + """ FROM nigredo_leads.leads AS l WHERE l.id = p.entity_id) AS l)
+                    WHEN p.entity = 'campaign' THEN (
+                        SELECT row_to_json(k) FROM (
+                            SELECT """
+    + _CAMPAIGN_FEED_COLUMNS
+    + """ FROM nigredo_leads.campanhas AS k WHERE k.id = p.entity_id) AS k)
+                    WHEN p.entity = 'interaction' THEN (
+                        SELECT row_to_json(i) FROM (
+                            SELECT """
+    + _INTERACTION_FEED_COLUMNS
+    + """ FROM nigredo_leads.interacoes AS i WHERE i.id = p.entity_id) AS i)
+                    ELSE (
+                        SELECT row_to_json(m) FROM (
+                            SELECT """
+    + _MEETING_FEED_COLUMNS
+    + """ FROM nigredo_leads.agendamentos AS m WHERE m.id = p.entity_id) AS m) END)
+            ORDER BY p.n)::text
+     FROM served AS p) AS changes,
+    (SELECT count(*) FROM page) > %(limit)s AS has_more,
+    (SELECT p.txid::text::bigint FROM served AS p ORDER BY p.n DESC LIMIT 1) AS txid,
+    (SELECT p.seq FROM served AS p ORDER BY p.n DESC LIMIT 1) AS seq
 """
+)
 
 _ENTITY_TABLES: tuple[tuple[str, LiteralString], ...] = (
     ("interaction", "nigredo_leads.interacoes"),
@@ -53,13 +111,16 @@ class ChangesFeed:
         self._conn = conn
         self._tenant_id = tenant_id
 
-    def page(self, *, after: tuple[int, int], limit: int) -> list[tuple[Change, int, int]]:
-        """Up to ``limit`` changes after the (txid, seq) position, with their positions."""
-        rows = self._conn.execute(
-            _FEED_SQL,
+    def page_json(self, *, after: tuple[int, int], limit: int) -> FeedPage:
+        """Up to ``limit`` changes after the (txid, seq) position, as a JSON array of
+        ``Change`` objects, with the last one's position."""
+        row = self._conn.execute(
+            _FEED_PAGE_SQL,
             {"tenant": self._tenant_id, "txid": after[0], "seq": after[1], "limit": limit},
-        ).fetchall()
-        return [(Change.model_validate(row), row["txid"], row["seq"]) for row in rows]
+        ).fetchone()
+        if row is None or row["changes"] is None:
+            return FeedPage("[]", has_more=False, last=None)
+        return FeedPage(row["changes"], has_more=row["has_more"], last=(row["txid"], row["seq"]))
 
     def purge_watermark(self) -> tuple[int, int] | None:
         row = self._conn.execute(
@@ -71,6 +132,79 @@ class ChangesFeed:
             (self._tenant_id,),
         ).fetchone()
         return (row["txid"], row["seq"]) if row else None
+
+
+def _write_rows(rows: Sequence[LeadWrite]) -> Json:
+    return Json(
+        [
+            fields.model_dump(mode="json")
+            | {"id": str(lead_id), "email_normalized": email, "phone_e164": phone}
+            for lead_id, fields, email, phone in rows
+        ]
+    )
+
+
+class LeadBatchWriter:
+    """The multi-row lead writes of a sync batch: the rows travel as one JSON array read through
+    the table's row type (json_populate_recordset), one statement per kind; the triggers (version,
+    changes feed, converted_at) fire per row as for single writes."""
+
+    def __init__(self, conn: Connection, tenant_id: UUID) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id
+
+    def create_many(self, rows: Sequence[LeadWrite]) -> dict[UUID, Lead]:
+        found = self._conn.execute(
+            """
+            INSERT INTO nigredo_leads.leads (
+                id, tenant_id, campanha_id, assigned_to, full_name, email, phone, company,
+                company_tax_id, job_title, source, status, score, tags, legal_basis,
+                email_normalized, phone_e164)
+            SELECT v.id, %(tenant)s, v.campanha_id, v.assigned_to, v.full_name, v.email, v.phone,
+                   v.company, v.company_tax_id, v.job_title, v.source, v.status, v.score, v.tags,
+                   v.legal_basis, v.email_normalized, v.phone_e164
+            FROM json_populate_recordset(NULL::nigredo_leads.leads, %(rows)s) AS v
+            ON CONFLICT DO NOTHING
+            RETURNING *
+            """,
+            {"tenant": self._tenant_id, "rows": _write_rows(rows)},
+        ).fetchall()
+        return {row["id"]: Lead.model_validate(row) for row in found}
+
+    def update_many(self, rows: Sequence[LeadWrite]) -> dict[UUID, Lead]:
+        """Write every editable field of these live leads; BatchRefused (nothing written) when a
+        unique index refuses one of them."""
+        try:
+            with self._conn.transaction():
+                found = self._conn.execute(
+                    """
+                    UPDATE nigredo_leads.leads AS l SET
+                        campanha_id = v.campanha_id, assigned_to = v.assigned_to,
+                        full_name = v.full_name, email = v.email, phone = v.phone,
+                        company = v.company, company_tax_id = v.company_tax_id,
+                        job_title = v.job_title, source = v.source, status = v.status,
+                        score = v.score, tags = v.tags, legal_basis = v.legal_basis,
+                        email_normalized = v.email_normalized, phone_e164 = v.phone_e164
+                    FROM json_populate_recordset(NULL::nigredo_leads.leads, %(rows)s) AS v
+                    WHERE l.tenant_id = %(tenant)s AND l.id = v.id AND l.deleted_at IS NULL
+                    RETURNING l.*
+                    """,
+                    {"tenant": self._tenant_id, "rows": _write_rows(rows)},
+                ).fetchall()
+        except psycopg.errors.UniqueViolation as error:
+            raise BatchRefused(str(error.diag.constraint_name)) from error
+        return {row["id"]: Lead.model_validate(row) for row in found}
+
+    def soft_delete_many(self, lead_ids: Sequence[UUID]) -> dict[UUID, Lead]:
+        found = self._conn.execute(
+            """
+            UPDATE nigredo_leads.leads SET deleted_at = now()
+            WHERE tenant_id = %s AND id = ANY(%s) AND deleted_at IS NULL
+            RETURNING *
+            """,
+            (self._tenant_id, list(lead_ids)),
+        ).fetchall()
+        return {row["id"]: Lead.model_validate(row) for row in found}
 
 
 class SyncSettingsRepository:
@@ -173,36 +307,23 @@ class ConflictRepository:
         self._conn = conn
         self._tenant_id = tenant_id
 
-    def add(
-        self,
-        *,
-        mutation_id: UUID | None,
-        entity_id: UUID,
-        kind: str,
-        mine: dict[str, Any],
-        theirs: dict[str, Any],
-        base_version: int | None,
-    ) -> UUID:
-        row = self._conn.execute(
+    def add_many(self, conflicts: Sequence[NewConflict]) -> None:
+        """Store a batch's conflicts in one statement."""
+        self._conn.execute(
             """
             INSERT INTO nigredo_leads.sync_conflicts (
-                tenant_id, mutation_id, entity, entity_id, kind, mine, theirs, base_version)
-            VALUES (%s, %s, 'lead', %s, %s, %s, %s, %s)
-            RETURNING id
+                id, tenant_id, mutation_id, entity, entity_id, kind, mine, theirs, base_version)
+            SELECT c.id, %(tenant)s, c.mutation_id, c.entity, c.entity_id, c.kind, c.mine,
+                   c.theirs, c.base_version
+            FROM json_to_recordset(%(rows)s) AS c (
+                id uuid, mutation_id uuid, entity text, entity_id uuid, kind text, mine jsonb,
+                theirs jsonb, base_version bigint)
             """,
-            (
-                self._tenant_id,
-                mutation_id,
-                entity_id,
-                kind,
-                Jsonb(mine),
-                Jsonb(theirs),
-                base_version,
-            ),
-        ).fetchone()
-        if row is None:
-            raise RuntimeError("INSERT ... RETURNING returned no row")
-        return UUID(str(row["id"]))
+            {
+                "tenant": self._tenant_id,
+                "rows": Json([asdict(c) for c in conflicts], dumps=_dumps),
+            },
+        )
 
     def get(self, conflict_id: UUID, *, lock: bool = False) -> Conflict | None:
         row = self._conn.execute(

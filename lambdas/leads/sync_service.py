@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -13,11 +13,13 @@ from lambdas.leads.models import (
     EDITABLE_LEAD_FIELDS,
     Lead,
     LeadFields,
+    LeadWrite,
     Mutation,
     MutationResult,
+    NewConflict,
 )
 from lambdas.leads.models import Conflict as ConflictRecord
-from lambdas.leads.ports import LeadsUow, LeadsUowFactory
+from lambdas.leads.ports import BatchRefused, LeadsUow, LeadsUowFactory
 from lambdas.leads.service import normalized
 from lambdas.leads.suppression import lead_digests
 from lambdas.leads.sync import (
@@ -34,35 +36,126 @@ from lambdas.shared.errors import ValidationFailed
 MAX_BATCH = 1000
 
 
+Prepared = tuple[LeadFields | None, str | None, str | None]
+Key = tuple[str, str]
+
+
+def _keys(email: str | None, phone: str | None) -> list[Key]:
+    keys: list[Key] = []
+    if email:
+        keys.append(("email", email))
+    if phone:
+        keys.append(("phone", phone))
+    return keys
+
+
 @dataclass
 class _BatchState:
     """What the batch knows of the server, loaded once and kept current as it writes."""
 
     rows: dict[UUID, Lead]
-    owners: dict[tuple[str, str], UUID]
+    owners: dict[Key, UUID]
     suppressed: set[str]
 
     def owner_of(self, email: str | None, phone: str | None) -> UUID | None:
-        for key in (("email", email), ("phone", phone)):
-            if key[1] and key in self.owners:
-                return self.owners[key[0], key[1]]
+        for key in _keys(email, phone):
+            if key in self.owners:
+                return self.owners[key]
         return None
+
+    def others_owning(self, lead_id: UUID, email: str | None, phone: str | None) -> bool:
+        return any(self.owners.get(key, lead_id) != lead_id for key in _keys(email, phone))
 
     def wrote(self, lead: Lead) -> None:
         before = self.rows.get(lead.id)
         if before is not None:
-            for key in (("email", before.email_normalized), ("phone", before.phone_e164)):
-                if key[1] and self.owners.get((key[0], key[1])) == lead.id:
-                    del self.owners[key[0], key[1]]
+            for key in _keys(before.email_normalized, before.phone_e164):
+                if self.owners.get(key) == lead.id:
+                    del self.owners[key]
         if lead.deleted_at is None:
-            if lead.email_normalized:
-                self.owners["email", lead.email_normalized] = lead.id
-            if lead.phone_e164:
-                self.owners["phone", lead.phone_e164] = lead.id
+            for key in _keys(lead.email_normalized, lead.phone_e164):
+                self.owners[key] = lead.id
         self.rows[lead.id] = lead
 
 
-Prepared = tuple[LeadFields | None, str | None, str | None]
+@dataclass
+class _Pending:
+    """Writes decided and not yet sent. They go as one multi-row statement per kind when the
+    batch ends, or earlier when a mutation touches a row or a natural key a pending write
+    changes (its decision must see that write), so each decision reads the server as the
+    batch's earlier mutations left it."""
+
+    creates: list[tuple[int, Mutation, LeadWrite]] = field(default_factory=list)
+    updates: list[tuple[int, Mutation, LeadWrite]] = field(default_factory=list)
+    deletes: list[tuple[int, Mutation]] = field(default_factory=list)
+    ids: set[UUID] = field(default_factory=set)
+    keys: set[Key] = field(default_factory=set)
+
+    def touches(self, lead_id: UUID, keys: Sequence[Key]) -> bool:
+        return lead_id in self.ids or any(key in self.keys for key in keys)
+
+    def add(self, index: int, mutation: Mutation, prepared: Prepared, before: Lead | None) -> None:
+        fields, email, phone = prepared
+        if fields is None:
+            self.deletes.append((index, mutation))
+        elif mutation.op == "create":
+            self.creates.append((index, mutation, (mutation.id, fields, email, phone)))
+        else:
+            self.updates.append((index, mutation, (mutation.id, fields, email, phone)))
+        self.ids.add(mutation.id)
+        self.keys.update(_keys(email, phone))
+        if before is not None:  # the keys it frees
+            self.keys.update(_keys(before.email_normalized, before.phone_e164))
+
+    def __bool__(self) -> bool:
+        return bool(self.ids)
+
+    def clear(self) -> None:
+        for held in (self.creates, self.updates, self.deletes, self.ids, self.keys):
+            held.clear()
+
+
+@dataclass
+class _Batch:
+    """One push in progress: its unit of work, what it knows of the server, its pending writes,
+    the conflicts to store and the results so far (None: pending)."""
+
+    uow: LeadsUow
+    state: _BatchState
+    results: list[MutationResult | None]
+    lww: bool
+    pending: _Pending = field(default_factory=_Pending)
+    conflicts: list[NewConflict] = field(default_factory=list)
+
+
+def _conflict(
+    batch: _Batch,
+    mutation: Mutation,
+    mutation_id: UUID,
+    decision: ConflictFound,
+    fields: LeadFields | None,
+) -> MutationResult:
+    """A conflict kept for the user with both versions (stored with the batch's others)."""
+    theirs = batch.state.rows.get(decision.existing_id)
+    conflict = NewConflict(
+        id=uuid.uuid4(),
+        mutation_id=mutation_id,
+        entity="lead",
+        entity_id=decision.existing_id,
+        kind=decision.kind,
+        mine=fields.model_dump(mode="json") if fields is not None else {"deleted": True},
+        theirs=theirs.model_dump(mode="json") if theirs else {},
+        base_version=mutation.base_version,
+    )
+    batch.conflicts.append(conflict)
+    return MutationResult(
+        client_mutation_id=mutation.client_mutation_id,
+        outcome="conflict",
+        id=decision.existing_id,
+        version=theirs.version if theirs else None,
+        conflict_id=conflict.id,
+        reason=decision.kind,
+    )
 
 
 class SyncService:
@@ -76,13 +169,14 @@ class SyncService:
         """Apply a batch in one transaction, one result per mutation. A mutation id already
         applied returns its stored result and changes nothing, so a replayed batch is a no-op.
         The batch's ids, rows, natural keys and suppressions are read in a few statements up
-        front; each applied mutation then costs one write."""
+        front; the writes go as one multi-row statement per kind (creates, updates, deletes,
+        conflicts), so a batch costs a handful of round trips, not one per mutation."""
         if not 1 <= len(mutations) <= MAX_BATCH:
             raise ValidationFailed(f"a batch holds 1 to {MAX_BATCH} mutations")
         if len({m.client_mutation_id for m in mutations}) != len(mutations):
             raise ValidationFailed("a client mutation id appears twice in the batch")
         prepared = [self._prepare(m) for m in mutations]
-        results: list[MutationResult] = []
+        results: list[MutationResult | None] = [None] * len(mutations)
         batch_id = uuid.uuid4()
         with self._uow() as uow:
             lww = uow.sync_settings.last_writer_wins()
@@ -98,25 +192,32 @@ class SyncService:
             stored = (
                 uow.mutations.stored_many(device_id=device_id, cmids=replays) if replays else {}
             )
-            state = self._load(uow, mutations, prepared, claimed)
-            finished: list[tuple[UUID, str, dict[str, Any]]] = []
-            for mutation, ready in zip(mutations, prepared, strict=True):
+            batch = _Batch(uow, self._load(uow, mutations, prepared, claimed), results, lww=lww)
+            for index, (mutation, ready) in enumerate(zip(mutations, prepared, strict=True)):
                 cmid = mutation.client_mutation_id
                 if cmid not in claimed:
-                    results.append(MutationResult.model_validate(stored[cmid] | {"replayed": True}))
-                    continue
-                result = self._apply(uow, state, mutation, claimed[cmid], prepared=ready, lww=lww)
-                finished.append(
-                    (
-                        claimed[cmid],
-                        result.outcome,
-                        result.model_dump(mode="json", exclude={"outcome", "replayed"}),
+                    results[index] = MutationResult.model_validate(
+                        stored[cmid] | {"replayed": True}
                     )
-                )
-                results.append(result)
-            uow.mutations.finish_many(finished)
+                    continue
+                results[index] = self._decide(batch, index, mutation, claimed[cmid], ready)
+            self._flush(batch)
+            if batch.conflicts:
+                uow.conflicts.add_many(batch.conflicts)
+            done = [r for r in results if r is not None]
+            uow.mutations.finish_many(
+                [
+                    (
+                        claimed[r.client_mutation_id],
+                        r.outcome,
+                        r.model_dump(mode="json", exclude={"outcome", "replayed"}),
+                    )
+                    for r in done
+                    if not r.replayed
+                ]
+            )
             if claimed:  # a batch that was all replays changed nothing and records nothing
-                outcomes = [r.outcome for r in results if not r.replayed]
+                outcomes = [r.outcome for r in done if not r.replayed]
                 uow.record(
                     "sync.batch_applied",
                     aggregate_type="sync_batch",
@@ -126,11 +227,11 @@ class SyncService:
                         "applied": outcomes.count("applied"),
                         "conflicts": outcomes.count("conflict"),
                         "rejected": outcomes.count("rejected"),
-                        "replayed": len(results) - len(outcomes),
+                        "replayed": len(done) - len(outcomes),
                     },
                 )
             uow.commit()
-        return results
+        return [r for r in results if r is not None]
 
     def _load(
         self,
@@ -152,9 +253,16 @@ class SyncService:
             if not isinstance(p, str)
             for _, digest in lead_digests(self._key, email=p[1], phone=p[2])
         ]
+        rows = uow.leads.get_many([m.id for m, _ in todo], lock=True) if todo else {}
+        owners = uow.leads.live_owners(emails, phones) if emails or phones else {}
+        # the holders of natural keys the batch's creates may collide with: a create/create
+        # conflict stores their row as "theirs"
+        holders = {owner for owner in owners.values() if owner not in rows}
+        if holders:
+            rows |= uow.leads.get_many(sorted(holders, key=str), lock=True)
         return _BatchState(
-            rows=uow.leads.get_many([m.id for m, _ in todo], lock=True) if todo else {},
-            owners=uow.leads.live_owners(emails, phones) if emails or phones else {},
+            rows=rows,
+            owners=owners,
             suppressed=uow.suppression.suppressed(digests) if digests else set(),
         )
 
@@ -170,22 +278,31 @@ class SyncService:
         except InvalidLead as error:
             return error.code
 
-    def _apply(
+    def _refusal(self, state: _BatchState, prepared: Prepared | str) -> str | None:
+        """Why the mutation is rejected before any decision (invalid or suppressed), if it is."""
+        if isinstance(prepared, str):
+            return prepared
+        _, email, phone = prepared
+        if any(d in state.suppressed for _, d in lead_digests(self._key, email=email, phone=phone)):
+            return LeadSuppressed.code
+        return None
+
+    def _decide(
         self,
-        uow: LeadsUow,
-        state: _BatchState,
+        batch: _Batch,
+        index: int,
         mutation: Mutation,
         mutation_id: UUID,
-        *,
         prepared: Prepared | str,
-        lww: bool,
-    ) -> MutationResult:
-        cmid = mutation.client_mutation_id
-        if isinstance(prepared, str):
-            return _rejected(cmid, mutation.id, prepared)
+    ) -> MutationResult | None:
+        """The mutation's result, or None when its write is pending (filled in by _flush)."""
+        cmid, state = mutation.client_mutation_id, batch.state
+        refusal = self._refusal(state, prepared)
+        if refusal is not None or isinstance(prepared, str):
+            return _rejected(cmid, mutation.id, refusal or "invalid")
         fields, email, phone = prepared
-        if any(d in state.suppressed for _, d in lead_digests(self._key, email=email, phone=phone)):
-            return _rejected(cmid, mutation.id, LeadSuppressed.code)
+        if batch.pending.touches(mutation.id, _keys(email, phone)):
+            self._flush(batch)
         current = state.rows.get(mutation.id)
         decision = classify(
             mutation.op,
@@ -194,79 +311,60 @@ class SyncService:
             if current
             else None,
             natural_key_owner=state.owner_of(email, phone) if mutation.op == "create" else None,
-            last_writer_wins=lww,
+            last_writer_wins=batch.lww,
         )
         if isinstance(decision, ConflictFound):
-            return self._conflict(
-                uow, state, mutation, mutation_id, decision=decision, fields=fields
-            )
+            return _conflict(batch, mutation, mutation_id, decision, fields)
         if not isinstance(decision, Apply):
             return _rejected(cmid, mutation.id, decision.reason)
         if decision.noop and current is not None:
             return _applied(cmid, current.id, current.version)
-        return self._write(uow, state, mutation, prepared)
+        if mutation.op == "update" and state.others_owning(mutation.id, email, phone):
+            return _rejected(cmid, mutation.id, DuplicateLead.code)
+        batch.pending.add(index, mutation, prepared, current)
+        return None
 
     @staticmethod
-    def _conflict(
-        uow: LeadsUow,
-        state: _BatchState,
-        mutation: Mutation,
-        mutation_id: UUID,
-        *,
-        decision: ConflictFound,
-        fields: LeadFields | None,
-    ) -> MutationResult:
-        theirs = state.rows.get(decision.existing_id) or uow.leads.get(
-            decision.existing_id, include_deleted=True
-        )
-        mine: dict[str, Any] = (
-            fields.model_dump(mode="json") if fields is not None else {"deleted": True}
-        )
-        conflict_id = uow.conflicts.add(
-            mutation_id=mutation_id,
-            entity_id=decision.existing_id,
-            kind=decision.kind,
-            mine=mine,
-            theirs=theirs.model_dump(mode="json") if theirs else {},
-            base_version=mutation.base_version,
-        )
-        return MutationResult(
-            client_mutation_id=mutation.client_mutation_id,
-            outcome="conflict",
-            id=decision.existing_id,
-            version=theirs.version if theirs else None,
-            conflict_id=conflict_id,
-            reason=decision.kind,
-        )
-
-    @staticmethod
-    def _write(
-        uow: LeadsUow, state: _BatchState, mutation: Mutation, prepared: Prepared
-    ) -> MutationResult:
-        cmid = mutation.client_mutation_id
-        fields, email, phone = prepared
-        lead: Lead | None
-        try:
-            if fields is None:
-                lead = uow.leads.soft_delete(mutation.id, expected_version=None)
-            elif mutation.op == "create":
-                lead = uow.leads.create(
-                    mutation.id, fields, email_normalized=email, phone_e164=phone
-                )
-            else:
-                lead = uow.leads.update(
-                    mutation.id,
-                    fields,
-                    expected_version=None,
-                    email_normalized=email,
-                    phone_e164=phone,
-                )
-        except DuplicateLead as error:
-            return _rejected(cmid, mutation.id, error.code)
-        if lead is None:
-            return _rejected(cmid, mutation.id, "not_found")
-        state.wrote(lead)
-        return _applied(cmid, lead.id, lead.version)
+    def _flush(batch: _Batch) -> None:
+        """Send the pending writes, one statement per kind, and fill in their results. A
+        multi-row update refused by a unique index (a concurrent writer took a key) is retried
+        row by row, so only the mutations concerned are rejected."""
+        uow, state, pending, results = batch.uow, batch.state, batch.pending, batch.results
+        if not pending:
+            return
+        written: dict[UUID, Lead] = {}
+        if pending.deletes:
+            written |= uow.lead_writes.soft_delete_many([m.id for _, m in pending.deletes])
+        if pending.updates:
+            try:
+                written |= uow.lead_writes.update_many([w for _, _, w in pending.updates])
+            except BatchRefused:
+                for _, _, (lead_id, fields, email, phone) in pending.updates:
+                    try:
+                        lead = uow.leads.update(
+                            lead_id,
+                            fields,
+                            expected_version=None,
+                            email_normalized=email,
+                            phone_e164=phone,
+                        )
+                    except DuplicateLead:
+                        continue
+                    if lead is not None:
+                        written[lead.id] = lead
+        if pending.creates:
+            written |= uow.lead_writes.create_many([w for _, _, w in pending.creates])
+        done = [*pending.deletes, *((i, m) for i, m, _ in (*pending.updates, *pending.creates))]
+        for index, mutation in done:
+            lead = written.get(mutation.id)
+            cmid = mutation.client_mutation_id
+            if lead is None:
+                reason = DuplicateLead.code if mutation.op != "delete" else "not_found"
+                results[index] = _rejected(cmid, mutation.id, reason)
+                continue
+            state.wrote(lead)
+            results[index] = _applied(cmid, lead.id, lead.version)
+        pending.clear()
 
     def conflicts(self, *, limit: int) -> list[ConflictRecord]:
         """The tenant's open conflicts, oldest first, each with both versions."""

@@ -17,6 +17,7 @@ from lambdas.leads.repository import (
 from lambdas.leads.sync_repository import (
     ChangesFeed,
     ConflictRepository,
+    LeadBatchWriter,
     MutationLog,
     RetentionRepository,
     SyncSettingsRepository,
@@ -26,6 +27,7 @@ from lambdas.shared.db import UnitOfWork
 
 class LeadsUnitOfWork(UnitOfWork):
     leads: LeadRepository
+    lead_writes: LeadBatchWriter
     campaigns: CampaignRepository
     interactions: InteractionRepository
     meetings: MeetingRepository
@@ -44,6 +46,7 @@ class LeadsUnitOfWork(UnitOfWork):
             raise RuntimeError("the leads unit of work needs a tenant")
         conn, tenant = self.conn, self.tenant_id
         self.leads = LeadRepository(conn, tenant)
+        self.lead_writes = LeadBatchWriter(conn, tenant)
         self.campaigns = CampaignRepository(conn, tenant)
         self.interactions = InteractionRepository(conn, tenant)
         self.meetings = MeetingRepository(conn, tenant)

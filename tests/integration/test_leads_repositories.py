@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -686,7 +687,9 @@ def test_no_leads_table_shows_another_tenant_s_rows(db, database, tenants, audit
         )
         uow.campaigns.create(name="C", channel="email")
         uow.sync_settings.set_last_writer_wins(True)
-        uow.retention.rollup(datetime.now(UTC).date())
+        # the tenant's own day (its zone, America/Sao_Paulo): the UTC date is a day ahead of it
+        # between 00:00 and 03:00 UTC, and would roll up nothing
+        uow.retention.rollup(datetime.now(ZoneInfo(uow.meetings.time_zone())).date())
         uow.commit()
 
     with db.runtime() as conn:

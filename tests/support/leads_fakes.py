@@ -5,12 +5,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
 from lambdas.leads.errors import DuplicateLead
-from lambdas.leads.models import Change, Conflict, Lead, LeadFields, LeadFilters
+from lambdas.leads.models import (
+    Change,
+    Conflict,
+    FeedPage,
+    Lead,
+    LeadFields,
+    LeadFilters,
+    LeadWrite,
+    NewConflict,
+)
 from lambdas.shared.events import validated_payload
 
 
@@ -114,6 +124,41 @@ class FakeLeadStore:
         return live[:limit]
 
 
+class FakeLeadWrites:
+    """The batch writes over the fake store, row by row (a taken key: not written)."""
+
+    def __init__(self, leads: FakeLeadStore) -> None:
+        self.leads = leads
+
+    def create_many(self, rows: Sequence[LeadWrite]) -> dict[UUID, Lead]:
+        written: dict[UUID, Lead] = {}
+        for lead_id, fields, email, phone in rows:
+            try:
+                lead = self.leads.create(lead_id, fields, email_normalized=email, phone_e164=phone)
+            except DuplicateLead:
+                continue
+            written[lead.id] = lead
+        return written
+
+    def update_many(self, rows: Sequence[LeadWrite]) -> dict[UUID, Lead]:
+        written: dict[UUID, Lead] = {}
+        for lead_id, fields, email, phone in rows:
+            lead = self.leads.update(
+                lead_id, fields, expected_version=None, email_normalized=email, phone_e164=phone
+            )
+            if lead is not None:
+                written[lead.id] = lead
+        return written
+
+    def soft_delete_many(self, lead_ids: Sequence[UUID]) -> dict[UUID, Lead]:
+        written: dict[UUID, Lead] = {}
+        for lead_id in lead_ids:
+            lead = self.leads.soft_delete(lead_id, expected_version=None)
+            if lead is not None:
+                written[lead.id] = lead
+        return written
+
+
 class FakeSuppression:
     def __init__(self) -> None:
         self.digests: set[tuple[str, str]] = set()
@@ -135,8 +180,14 @@ class FakeFeed:
         self.entries: list[tuple[Change, int, int]] = []
         self.watermark: tuple[int, int] | None = None
 
-    def page(self, *, after: tuple[int, int], limit: int) -> list[tuple[Change, int, int]]:
-        return [e for e in self.entries if (e[1], e[2]) > after][:limit]
+    def page_json(self, *, after: tuple[int, int], limit: int) -> FeedPage:
+        rows = [e for e in self.entries if (e[1], e[2]) > after]
+        served = rows[:limit]
+        return FeedPage(
+            "[" + ",".join(change.model_dump_json() for change, _, _ in served) + "]",
+            has_more=len(rows) > limit,
+            last=(served[-1][1], served[-1][2]) if served else None,
+        )
 
     def purge_watermark(self) -> tuple[int, int] | None:
         return self.watermark
@@ -186,17 +237,11 @@ class FakeConflicts:
     def __init__(self, tenant_id: UUID) -> None:
         self.rows: dict[UUID, Conflict] = {}
 
-    def add(
-        self, *, mutation_id: UUID | None, entity_id: UUID, kind: str, mine: dict[str, Any],
-        theirs: dict[str, Any], base_version: int | None,
-    ) -> UUID:  # fmt: skip
-        conflict = Conflict.model_validate(
-            {"id": uuid.uuid4(), "entity": "lead", "entity_id": entity_id, "kind": kind,
-             "mine": mine, "theirs": theirs, "base_version": base_version, "status": "open",
-             "resolution": None}
-        )  # fmt: skip
-        self.rows[conflict.id] = conflict
-        return conflict.id
+    def add_many(self, conflicts: Sequence[NewConflict]) -> None:
+        for new in conflicts:
+            self.rows[new.id] = Conflict.model_validate(
+                {**asdict(new), "status": "open", "resolution": None}
+            )
 
     def get(self, conflict_id: UUID, *, lock: bool = False) -> Conflict | None:
         return self.rows.get(conflict_id)
@@ -306,6 +351,7 @@ class FakeLeadsUow:
     def __init__(self, tenant_id: UUID | None = None) -> None:
         tenant = tenant_id or uuid.uuid4()
         self.leads = FakeLeadStore(tenant)
+        self.lead_writes = FakeLeadWrites(self.leads)
         self.suppression = FakeSuppression()
         self.feed = FakeFeed()
         self.sync_settings = FakeSyncSettings()
