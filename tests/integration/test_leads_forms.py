@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from lambdas.leads.forms_repository import WebhookLogRepository
-from lambdas.leads.intake_runtime import reset_intake_runtime
 from lambdas.leads.lgpd_repository import SuppressionRepository
 from lambdas.leads.suppression import lead_digests
+from lambdas.shared.runtime import reset_runtime
 from tests.integration.conftest import World
 from tests.support.factories import TestTenant
 from tests.support.leads_intake import SUPPRESSION_KEY, call, configure_intake
@@ -35,7 +35,7 @@ FORM = {
 def intake(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     configure_intake(monkeypatch)
     yield world
-    reset_intake_runtime()
+    reset_runtime()
 
 
 def _scoped(owner: psycopg.Connection[Any], tenant: TestTenant) -> None:
