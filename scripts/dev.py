@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
@@ -218,35 +219,53 @@ def _start_llm(stack: ExitStack, port: int) -> None:
 
 
 def _start_ingestion(stack: ExitStack, env: str, interval_s: float) -> None:
-    """What the documents bucket's S3 notification does on AWS: new uploads invoke the
-    ingestion function (in its own execution environment)."""
+    """What the documents and the leads imports buckets' S3 notifications do on AWS: new uploads
+    invoke the chat ingestion and the leads CSV import functions (each in its own execution
+    environment)."""
     from lambdas.shared.constants import resource_names  # noqa: PLC0415
-    from scripts.devstack.ingestion_poller import start_ingestion_poller  # noqa: PLC0415
+    from scripts.devstack.ingestion_poller import (  # noqa: PLC0415
+        notified_buckets,
+        start_ingestion_poller,
+    )
 
     if interval_s <= 0:
         return
-    ingestion = FunctionPool(
-        "lambdas.chat.ingest_handler.lambda_handler",
-        "alquimista-dev-chat-ingest",
-        environment=dict(os.environ),
-        size=1,
-    )
-    stack.callback(ingestion.close)
+    for notified in notified_buckets(resource_names(env)):
+        function = FunctionPool(
+            notified.handler,
+            f"alquimista-{env}-{notified.label}",
+            environment=dict(os.environ),
+            size=1,
+        )
+        stack.callback(function.close)
+        stack.callback(
+            start_ingestion_poller(
+                notified.bucket,
+                _invoker(function),
+                prefix=notified.prefix,
+                suffix=notified.suffix,
+                interval_s=interval_s,
+                report=_reporter(notified.label),
+                name=f"dev-{notified.label}",
+            )
+        )
 
-    def report(result: object) -> None:
-        print(f"• ingestion: {result}", flush=True)
 
+def _invoker(function: FunctionPool) -> Callable[[dict[str, object]], object]:
     def invoke(event: dict[str, object]) -> object:
         try:
-            return ingestion.invoke(event)
+            return function.invoke(event)
         except InvocationFailed as failure:
             return {"ok": False, "error": failure.reason}
 
-    stack.callback(
-        start_ingestion_poller(
-            resource_names(env).documents_bucket, invoke, interval_s=interval_s, report=report
-        )
-    )
+    return invoke
+
+
+def _reporter(label: str) -> Callable[[object], None]:
+    def report(result: object) -> None:
+        print(f"• {label}: {result}", flush=True)
+
+    return report
 
 
 def _start_outbox_timer(stack: ExitStack, env: str, interval_s: float) -> None:

@@ -2,12 +2,14 @@
 
 ``-c env=dev|prod`` selects the block under the ``alquimista`` context key. The account comes
 from ``-c account=...``, else the block, else the CLI's credentials (``CDK_DEFAULT_ACCOUNT``);
-``-c alarm_email=...`` overrides the block's alarm address.
+``-c alarm_email=...`` overrides the block's alarm address and ``-c outreach_sender=...`` the
+leads outreach From address.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal
 
@@ -23,6 +25,8 @@ NAT_KINDS: Final = ("gateway", "instance")
 FUNCTION_EGRESS: Final = ("endpoints", "nat")
 DEFAULT_ENV: Final[Environment] = "dev"
 DEFAULT_REGION: Final = "us-east-1"
+# One address (no display name): SES authorises the send against its identity or its domain's.
+_EMAIL_ADDRESS: Final = re.compile(r"[^@\s<>\"]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
 
 _RETENTION: Final[dict[int, logs.RetentionDays]] = {
     1: logs.RetentionDays.ONE_DAY,
@@ -73,6 +77,9 @@ class EnvironmentConfig:
     master_rotation_days: int
     # COMPLIANCE retention of each audit anchor: no one can delete one sooner.
     audit_anchor_retention_days: int = AUDIT_ANCHOR_RETENTION_DAYS
+    # The From address of leads outreach; SES must hold it, or its domain, as a verified
+    # identity (docs/deploy.md, "Outreach e-mail").
+    outreach_sender: str
 
     def __post_init__(self) -> None:
         if self.log_retention_days not in _RETENTION:
@@ -91,6 +98,11 @@ class EnvironmentConfig:
             raise ConfigError(f"{self.env}: need 0 <= aurora_min_acu <= aurora_max_acu")
         if self.audit_anchor_retention_days < 1:
             raise ConfigError(f"{self.env}: audit_anchor_retention_days must be at least 1")
+        if _EMAIL_ADDRESS.fullmatch(self.outreach_sender) is None:
+            raise ConfigError(
+                f"{self.env}: outreach_sender must be one e-mail address, "
+                f"not {self.outreach_sender!r}"
+            )
         if self.aurora_min_acu == 0 and not 5 <= self.aurora_auto_pause_minutes <= 1440:
             raise ConfigError(f"{self.env}: auto-pause must be between 5 and 1440 minutes")
 
@@ -102,6 +114,12 @@ class EnvironmentConfig:
     def removal_policy(self) -> RemovalPolicy:
         """What happens to stateful resources when they leave the template."""
         return RemovalPolicy.RETAIN if self.is_production else RemovalPolicy.DESTROY
+
+    @property
+    def outreach_identities(self) -> tuple[str, str]:
+        """The SES identities outreach may send as: its address and the address's domain
+        (whichever of the two the operator verified)."""
+        return self.outreach_sender, self.outreach_sender.rpartition("@")[2].lower()
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -137,9 +155,10 @@ def load_config(node: Node, env: Environment | None = None) -> EnvironmentConfig
         or block.get("account")
         or os.environ.get("CDK_DEFAULT_ACCOUNT")
     )
-    alarm_email = node.try_get_context("alarm_email")
-    if alarm_email is not None:
-        block["alarm_email"] = str(alarm_email)
+    for overridable in ("alarm_email", "outreach_sender"):
+        value = node.try_get_context(overridable)
+        if value is not None:
+            block[overridable] = str(value)
     known = {field.name for field in fields(EnvironmentConfig)}
     unknown = sorted(set(block) - known)
     if unknown:

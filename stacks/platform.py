@@ -64,6 +64,7 @@ from stacks.lead_imports import LeadImportsConstruct
 from stacks.migrations import SchemaMigrationsConstruct
 from stacks.monitoring import MonitoringConstruct
 from stacks.network import NetworkConstruct
+from stacks.outreach import grant_send_email
 from stacks.route_functions import RouteFunctionsConstruct, route_groups
 from stacks.secrets import ProviderSecretsConstruct, SuppressionKeyConstruct
 from stacks.tables import TablesConstruct
@@ -333,7 +334,16 @@ class ApiStack(Stack):
                         user_pool_id=self.identity.user_pool.user_pool_id,
                         knowledge=self.knowledge,
                     ),
-                    **(imports_environment if group == LEADS_GROUP else {}),
+                    **(
+                        {
+                            **imports_environment,
+                            **environment_variables(
+                                LeadsSettings, outreach_sender=config.outreach_sender
+                            ),
+                        }
+                        if group == LEADS_GROUP
+                        else {}
+                    ),
                 }
                 for group in groups
             },
@@ -390,6 +400,12 @@ class ApiStack(Stack):
                 self.route_functions.functions[LEADS_GROUP].role
             )
             data.database.runtime_secret.grant_read(self.lead_imports.ingestion.role)
+        if LEADS_GROUP in self.route_functions.functions:
+            grant_send_email(
+                self.route_functions.functions[LEADS_GROUP].role,
+                sender=config.outreach_sender,
+                identities=config.outreach_identities,
+            )
         if MEMBERS_GROUP in self.route_functions.functions:
             # Invitations only: create a user, or read the one that exists (no deletes, no
             # attribute changes), in this stack's pool.

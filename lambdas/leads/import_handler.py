@@ -23,7 +23,7 @@ with collector_paused():
         ImportService,
         ids_from_key,
     )
-    from lambdas.leads.intake_runtime import s3_client, suppression_key
+    from lambdas.leads.intake_runtime import suppression_key
     from lambdas.leads.intake_uow import LeadsIntakeUnitOfWork
     from lambdas.shared.observability import logger, metrics, tracer
     from lambdas.shared.runtime import get_runtime
@@ -47,7 +47,7 @@ def _ingest(bucket: str, key: str, size: int, request_id: str) -> str:
             if size > MAX_IMPORT_BYTES:
                 result = service.reject(import_id, f"the file exceeds {MAX_IMPORT_BYTES} bytes")
             else:
-                body = s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+                body = get_runtime().s3.get_object(Bucket=bucket, Key=key)["Body"].read()
                 result = service.apply(import_id, body)
         except (ImportAlreadyFinished, ImportNotFound) as error:
             logger.info(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +24,10 @@ from lambdas.leads.suppression import lead_digests
 from lambdas.shared.errors import Conflict, NotFound
 
 IntakeUowFactory = Callable[[], AbstractContextManager[LeadsIntakeUnitOfWork]]
+
+# Uploads live at imports/<tenant>/<import>.csv; the bucket notifies the ingestion of these only.
+IMPORT_PREFIX: Final = "imports/"
+IMPORT_SUFFIX: Final = ".csv"
 
 
 class ImportNotFound(NotFound):
@@ -100,15 +104,15 @@ class S3UploadSigner:
 
 def object_key(tenant_id: UUID, import_id: UUID) -> str:
     """Where a tenant's file is uploaded; the ingestion Lambda reads both ids back from it."""
-    return f"imports/{tenant_id}/{import_id}.csv"
+    return f"{IMPORT_PREFIX}{tenant_id}/{import_id}{IMPORT_SUFFIX}"
 
 
 def ids_from_key(key: str) -> tuple[UUID, UUID] | None:
     parts = key.split("/")
-    if len(parts) != 3 or parts[0] != "imports" or not parts[2].endswith(".csv"):
+    if len(parts) != 3 or f"{parts[0]}/" != IMPORT_PREFIX or not parts[2].endswith(IMPORT_SUFFIX):
         return None
     try:
-        return UUID(parts[1]), UUID(parts[2].removesuffix(".csv"))
+        return UUID(parts[1]), UUID(parts[2].removesuffix(IMPORT_SUFFIX))
     except ValueError:
         return None
 

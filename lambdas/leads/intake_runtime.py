@@ -1,20 +1,11 @@
-"""The leads intake's dependencies: the group's settings (from the composition root), the
-suppression key and the AWS clients (SES, S3), built on first use and kept for the execution
-environment's life."""
+"""The leads intake's dependencies from the composition root: the group's settings and the
+suppression key (its AWS clients are the runtime's: ``get_runtime().s3``, ``.ses``)."""
 
 from __future__ import annotations
 
-from functools import cache
-from typing import TYPE_CHECKING, Any
-
-import boto3
-
-from lambdas.shared.runtime import get_runtime, reset_runtime
+from lambdas.shared.runtime import get_runtime
 from lambdas.shared.secrets import get_json_secret
 from lambdas.shared.settings import LeadsSettings
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 
 def intake_settings() -> LeadsSettings:
@@ -30,20 +21,3 @@ def suppression_key() -> bytes:
         settings.suppression_secret_id, max_age=settings.suppression_secret_max_age_s
     )
     return str(secret["hmac_key"]).encode()
-
-
-@cache
-def ses_client() -> Any:
-    return boto3.client("sesv2")
-
-
-@cache
-def s3_client() -> S3Client:
-    return boto3.client("s3")
-
-
-def reset_intake_runtime() -> None:
-    """Forget the cached settings and clients (a fresh execution environment)."""
-    reset_runtime()
-    ses_client.cache_clear()
-    s3_client.cache_clear()

@@ -127,6 +127,8 @@ class ConsentRepository:
         ).fetchone()
 
     def history(self, lead_id: UUID) -> list[dict[str, Any]]:
+        """The lead's consent events, oldest first (append-only: nothing here is ever edited
+        but the IP digest erasure clears)."""
         return self._conn.execute(
             """
             SELECT * FROM nigredo_leads.consent_events

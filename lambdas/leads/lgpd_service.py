@@ -74,6 +74,13 @@ class LgpdService:
             uow.commit()
         return event
 
+    def consent_history(self, lead_id: UUID) -> list[dict[str, Any]]:
+        """The lead's consent proof, oldest first; a deleted or anonymised lead keeps it."""
+        with self._uow() as uow:
+            if uow.leads.get(lead_id, include_deleted=True) is None:
+                raise LeadNotFound(f"lead {lead_id} not found")
+            return uow.consents.history(lead_id)
+
     def export(self, lead_id: UUID, *, requested_by: UUID | None) -> dict[str, Any]:
         """Everything held about the lead's person, as one JSON document (access/portability)."""
         return self.access(lead_id, requested_by=requested_by)[1]

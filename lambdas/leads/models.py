@@ -270,6 +270,20 @@ class ConsentEvent(BaseModel):
     occurred_at: datetime
 
 
+class ConsentProof(ConsentEvent):
+    """One entry of a lead's consent history (Art. 8): who recorded it (none for the lead's own
+    form submission), and the HMAC-SHA256 of the IP it came from under the tenant's suppression
+    key (a claimed IP can be checked against it; erasure clears it)."""
+
+    recorded_by: UUID | None
+    ip_hmac: str | None
+
+
+class ConsentHistory(BaseModel):
+    lead_id: UUID
+    items: list[ConsentProof]
+
+
 class DsrRequest(BaseModel):
     """A data subject request made to the tenant (Art. 18): access/portability returns the
     export, correction applies ``changes``, erasure anonymises (``suppress`` keeps the person

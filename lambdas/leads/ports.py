@@ -133,6 +133,8 @@ class ConsentStore(Protocol):
         recorded_by: UUID | None,
     ) -> dict[str, Any] | None: ...
 
+    def history(self, lead_id: UUID) -> list[dict[str, Any]]: ...
+
 
 class SubjectRequestStore(Protocol):
     def open(

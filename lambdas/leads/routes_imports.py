@@ -18,8 +18,9 @@ from lambdas.leads.imports import (
     UploadTicket,
 )
 from lambdas.leads.intake_routing import caller_id, tenant_uow
-from lambdas.leads.intake_runtime import intake_settings, s3_client, suppression_key
+from lambdas.leads.intake_runtime import intake_settings, suppression_key
 from lambdas.shared.errors import ServiceUnavailable, error_responses
+from lambdas.shared.runtime import get_runtime
 
 router = Router()  # type: ignore[no-untyped-call]
 _uow = tenant_uow(router)
@@ -44,7 +45,7 @@ def open_import(request: ImportRequest) -> UploadTicket:
     service = ImportService(_uow, suppression_key=suppression_key())
     return service.request_upload(
         request,
-        signer=S3UploadSigner(s3_client(), bucket=settings.imports_bucket),
+        signer=S3UploadSigner(get_runtime().s3, bucket=settings.imports_bucket),
         expires_in_s=settings.upload_url_ttl_s,
         requested_by=caller_id(router),
     )

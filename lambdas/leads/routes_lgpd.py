@@ -14,6 +14,8 @@ from lambdas.leads import reports_service
 from lambdas.leads.dependencies import LeadsDependencies
 from lambdas.leads.errors import InvalidLead, LeadNotFound, LeadSuppressed, RequestNotFound
 from lambdas.leads.models import (
+    ConsentHistory,
+    ConsentProof,
     DataSubjectRequest,
     DsrList,
     DsrRequest,
@@ -72,6 +74,24 @@ def list_requests(
 )
 def get_request(request_id: Annotated[UUID, Path()]) -> DataSubjectRequest:
     return DataSubjectRequest.model_validate(deps.lgpd().get_request(request_id))
+
+
+@router.get(
+    "/api/leads/<lead_id>/consents",
+    summary="The lead's consent history (LGPD Art. 8 proof), oldest first",
+    description=(
+        "Every grant, withdrawal and denial as recorded, append-only: who recorded it "
+        "(`recorded_by`, null for the person's own form submission), when, the channel, the "
+        "purposes, the exact text version shown and the HMAC-SHA256 of the IP it came from. "
+        "A deleted or anonymised lead keeps its history (erasure clears the IP digest)."
+    ),
+    responses=error_responses(LeadNotFound),
+)
+def consent_history(lead_id: Annotated[UUID, Path()]) -> ConsentHistory:
+    events = deps.lgpd().consent_history(lead_id)
+    return ConsentHistory(
+        lead_id=lead_id, items=[ConsentProof.model_validate(event) for event in events]
+    )
 
 
 @router.get(

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from lambdas.leads.errors import LeadNotFound
 from lambdas.leads.intake_routing import IdempotencyKeyRequired, caller_id, header, tenant_uow
-from lambdas.leads.intake_runtime import intake_settings, ses_client, suppression_key
+from lambdas.leads.intake_runtime import intake_settings, suppression_key
 from lambdas.leads.outreach import (
     EmailUnavailable,
     IdempotencyKeyMismatch,
@@ -26,6 +26,7 @@ from lambdas.leads.outreach import (
 from lambdas.leads.outreach_repository import SesEmailSender
 from lambdas.shared.errors import error_responses
 from lambdas.shared.gate import ActionBlocked, ApprovalPending
+from lambdas.shared.runtime import get_runtime
 
 MAX_KEY_LENGTH = 120
 
@@ -66,7 +67,7 @@ def send_outreach(lead_id: Annotated[UUID, Path()], request: OutreachRequest) ->
         raise EmailUnavailable("outreach e-mail is not configured")
     service = OutreachService(
         _uow,
-        sender=SesEmailSender(ses_client(), sender=sender),
+        sender=SesEmailSender(get_runtime().ses, sender=sender),
         suppression_key=suppression_key(),
     )
     return service.send(lead_id, request, idempotency_key=key, requested_by=caller_id(router))

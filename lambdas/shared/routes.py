@@ -168,6 +168,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("PATCH", "/api/leads/{lead_id}", "leads", permission="leads:write"),
     Route("DELETE", "/api/leads/{lead_id}", "leads", permission="leads:write"),
     Route("POST", "/api/leads/{lead_id}/consents", "leads", permission="leads:write"),
+    Route("GET", "/api/leads/{lead_id}/consents", "leads", permission="leads:read"),
     Route("POST", "/api/leads/{lead_id}/interactions", "leads", permission="leads:write"),
     Route("GET", "/api/leads/{lead_id}/interactions", "leads", permission="leads:read"),
     Route("POST", "/api/leads/{lead_id}/meetings", "leads", permission="leads:write"),

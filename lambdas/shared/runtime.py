@@ -37,6 +37,7 @@ from lambdas.shared.settings import (
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
 
 
 def _audit_writer(conn: Connection, scope: RequestScope) -> AuditLog:
@@ -155,6 +156,14 @@ class Runtime:
     @cached_property
     def cognito(self) -> CognitoIdentityProviderClient:
         return boto3.client("cognito-idp")
+
+    @cached_property
+    def s3(self) -> S3Client:
+        return boto3.client("s3")
+
+    @cached_property
+    def ses(self) -> Any:  # SES v2; no stubs for it in the lock, the sender's port is typed
+        return boto3.client("sesv2")
 
     @cached_property
     def eventbridge(self) -> Any:  # no EventBridge stubs in the lock; the publisher takes Any

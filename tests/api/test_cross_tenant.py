@@ -245,6 +245,60 @@ def _b_form(api: ApiClient, world: ApiWorld) -> uuid.UUID:
     return uuid.UUID(str(row["id"]))
 
 
+def _intake_rows(api: ApiClient, tenant_id: uuid.UUID) -> dict[str, int]:
+    """How many leads, form submissions and consent events ``tenant_id`` holds."""
+    with api.db.owner() as conn:
+        conn.execute("SET row_security = off")
+        row = conn.execute(
+            """
+            SELECT (SELECT count(*) FROM nigredo_leads.leads WHERE tenant_id = %(t)s) AS leads,
+                   (SELECT count(*) FROM nigredo_leads.form_submissions
+                    WHERE tenant_id = %(t)s) AS submissions,
+                   (SELECT count(*) FROM nigredo_leads.consent_events
+                    WHERE tenant_id = %(t)s) AS consents
+            """,
+            {"t": tenant_id},
+        ).fetchone()
+    assert row is not None
+    return dict(row)
+
+
+def _b_form_submission(api: ApiClient, world: ApiWorld) -> Case:
+    """The form is public: a's token is not read, and the submission lands in b (the form's
+    tenant) only, never in the caller's tenant."""
+    form_id = _b_form(api, world)
+    a_before, b_before = _intake_rows(api, world.a.id), _intake_rows(api, world.b.id)
+
+    def only_b_gained_the_lead() -> None:
+        assert _intake_rows(api, world.a.id) == a_before
+        assert _intake_rows(api, world.b.id) == {
+            name: count + 1 for name, count in b_before.items()
+        }
+        with api.db.owner() as conn:
+            conn.execute("SET row_security = off")
+            row = conn.execute(
+                """
+                SELECT f.tenant_id AS submission_tenant, l.tenant_id AS lead_tenant
+                FROM nigredo_leads.form_submissions AS f
+                JOIN nigredo_leads.leads AS l ON l.id = f.lead_id
+                WHERE f.form_id = %s
+                """,
+                (form_id,),
+            ).fetchone()
+        assert row == {"submission_tenant": world.b.id, "lead_tenant": world.b.id}
+
+    return Case(
+        f"/api/leads/forms/{form_id}/submissions",
+        201,
+        only_b_gained_the_lead,
+        body={
+            "fields": {"full_name": "Pessoa Exemplo", "email": "pessoa@example.com"},
+            "consent": True,
+            "consent_text_version": "v1",
+        },
+    )
+
+
 def _b_import(api: ApiClient, world: ApiWorld) -> Case:
     with api.db.owner() as conn:
         row = conn.execute(
@@ -365,6 +419,7 @@ CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
     "POST /api/leads/{lead_id}/consents": lambda api, w: _b_lead(
         api, w, "/consents", {"action": "withdrawn", "channel": "email"}
     ),
+    "GET /api/leads/{lead_id}/consents": lambda api, w: _b_lead(api, w, "/consents"),
     "POST /api/leads/conflicts/{conflict_id}/resolve": _b_conflict,
     "GET /api/leads/dsr/{request_id}": _b_subject_request,
     "GET /api/leads/campaigns/{campaign_id}": lambda api, w: _b_campaign(api, w, ""),
@@ -391,15 +446,7 @@ CASES: dict[str, Callable[[ApiClient, ApiWorld], Case]] = {
         f"/api/leads/forms/{_b_form(api, w)}", 404, code="form_not_found"
     ),
     # A capture form is public: whoever posts (a token is not read) reaches tenant b's form.
-    "POST /api/leads/forms/{form_id}/submissions": lambda api, w: Case(
-        f"/api/leads/forms/{_b_form(api, w)}/submissions",
-        201,
-        body={
-            "fields": {"full_name": "Pessoa Exemplo", "email": "pessoa@example.com"},
-            "consent": True,
-            "consent_text_version": "v1",
-        },
-    ),
+    "POST /api/leads/forms/{form_id}/submissions": _b_form_submission,
     "GET /api/leads/imports/{import_id}": _b_import,
     "POST /api/leads/{lead_id}/outreach": _b_outreach,
     "GET /api/members/{user_id}": _b_member,

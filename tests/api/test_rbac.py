@@ -258,6 +258,10 @@ PIPELINE_CONTRACT: dict[str, tuple[Build, dict[str, int]]] = {
         ),
         WRITE_CREATES,
     ),
+    "GET /api/leads/{lead_id}/consents": (
+        lambda w, a: Call(f"/api/leads/{_a_lead(w, a)}/consents"),
+        READ,
+    ),
     "GET /api/leads/{lead_id}/interactions": (
         lambda w, a: Call(f"/api/leads/{_a_lead(w, a)}/interactions"),
         READ,

@@ -52,11 +52,17 @@ class Synthesis:
         return found
 
     @property
+    def config(self) -> dict[str, Any]:
+        """This environment's block of cdk.json."""
+        context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+        block: dict[str, Any] = context["alquimista"][self.env]
+        return block
+
+    @property
     def interface_endpoints(self) -> bool:
         """Whether this environment's functions sit in isolated subnets behind interface
         endpoints (else behind the NAT; see docs/deploy.md, "The egress trade-off")."""
-        context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-        return bool(context["alquimista"][self.env]["function_egress"] == "endpoints")
+        return bool(self.config["function_egress"] == "endpoints")
 
     @property
     def function_subnet(self) -> str:

@@ -54,3 +54,18 @@ def test_an_unknown_egress_choice_is_refused(field: str, value: str, message: st
     changes: dict[str, Any] = {field: value}  # what cdk.json may hold, whatever the types say
     with pytest.raises(ConfigError, match=message):
         dataclasses.replace(config, **changes)
+
+
+@pytest.mark.parametrize(
+    "sender", ["", "prospeccao", "Prospecção <prospeccao@alquimista.ai>", "a@localhost", "a b@x.io"]
+)
+def test_an_outreach_sender_that_is_not_one_address_is_refused(sender: str) -> None:
+    with pytest.raises(ConfigError, match="outreach_sender"):
+        load_config(_app(env="prod", outreach_sender=sender).node)
+
+
+def test_the_outreach_sender_comes_from_the_command_line_and_names_its_identities() -> None:
+    config = load_config(_app(env="prod", outreach_sender="vendas@Mail.Example.com.br").node)
+
+    assert config.outreach_sender == "vendas@Mail.Example.com.br"
+    assert config.outreach_identities == ("vendas@Mail.Example.com.br", "mail.example.com.br")

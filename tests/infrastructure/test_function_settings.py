@@ -45,10 +45,6 @@ OFF_BY_DESIGN: dict[str, dict[str, str]] = {
     "activity": {"idempotency_table": "a read-only group has no write to deduplicate"},
     "outbox": {"idempotency_table": "the relay is no route: nothing to deduplicate"},
     "migrations": {"migrations_dir": "the bundled database/migrations is the default"},
-    "leads": {
-        "outreach_sender": "outreach needs a verified SES identity: until an operator sets "
-        "LEADS_OUTREACH_SENDER the outreach route answers 503 email_unavailable",
-    },
     "leads_import": {
         "outreach_sender": "the CSV ingestion sends no e-mail",
     },
@@ -190,6 +186,7 @@ def test_the_leads_function_gets_the_suppression_key_secret(
     assert isinstance(settings, LeadsSettings)
     assert settings.suppression_secret_id is not None
     assert "SuppressionKey" in settings.suppression_secret_id
+    assert settings.outreach_sender == synthesis.config["outreach_sender"]
 
 
 def test_the_billing_function_gets_its_webhook_secret(

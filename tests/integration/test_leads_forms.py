@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from lambdas.leads.forms_repository import WebhookLogRepository
-from lambdas.leads.intake_runtime import reset_intake_runtime
 from lambdas.leads.lgpd_repository import SuppressionRepository
 from lambdas.leads.suppression import lead_digests
+from lambdas.shared.runtime import reset_runtime
 from tests.integration.conftest import World
 from tests.support.factories import TestTenant
 from tests.support.leads_intake import SUPPRESSION_KEY, call, configure_intake
@@ -35,7 +35,7 @@ FORM = {
 def intake(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     configure_intake(monkeypatch)
     yield world
-    reset_intake_runtime()
+    reset_runtime()
 
 
 def _scoped(owner: psycopg.Connection[Any], tenant: TestTenant) -> None:
@@ -200,6 +200,58 @@ def test_a_suppressed_person_submitting_creates_no_lead(
         "SELECT status, payload, lead_id FROM nigredo_leads.form_submissions"
     ).fetchone()
     assert row == {"status": "rejected", "payload": {}, "lead_id": None}
+
+
+def _intake_rows(owner: psycopg.Connection[Any], tenant: TestTenant) -> tuple[int, int, int]:
+    """(leads, form submissions, consent events) that ``tenant`` holds."""
+    row = owner.execute(
+        """
+        SELECT (SELECT count(*) FROM nigredo_leads.leads WHERE tenant_id = %(t)s) AS leads,
+               (SELECT count(*) FROM nigredo_leads.form_submissions
+                WHERE tenant_id = %(t)s) AS submissions,
+               (SELECT count(*) FROM nigredo_leads.consent_events
+                WHERE tenant_id = %(t)s) AS consents
+        """,
+        {"t": tenant.id},
+    ).fetchone()
+    assert row is not None
+    return row["leads"], row["submissions"], row["consents"]
+
+
+def test_a_submission_lands_in_the_forms_tenant_whoever_posts_it(
+    intake: World, owner: psycopg.Connection[Any]
+) -> None:
+    # Given one form per tenant
+    a_form, b_form = _form(intake.a), _form(intake.b)
+
+    # When each form gets a submission carrying the other tenant's token (a public route
+    # reads none)
+    to_a = call(
+        "POST",
+        f"/api/leads/forms/{a_form}/submissions",
+        user=intake.b.user("admin"),
+        body=_submission("para.a@example.com"),
+    )
+    assert to_a.status == 201, to_a.body
+    after_a = (_intake_rows(owner, intake.a), _intake_rows(owner, intake.b))
+    to_b = call(
+        "POST",
+        f"/api/leads/forms/{b_form}/submissions",
+        user=intake.a.user("admin"),
+        body=_submission("para.b@example.com"),
+    )
+    assert to_b.status == 201, to_b.body
+
+    # Then the first created a's lead only, the second b's only
+    assert after_a == ((1, 1, 1), (0, 0, 0))
+    assert (_intake_rows(owner, intake.a), _intake_rows(owner, intake.b)) == (
+        (1, 1, 1),
+        (1, 1, 1),
+    )
+    emails = owner.execute(
+        "SELECT email_normalized FROM nigredo_leads.leads WHERE tenant_id = %s", (intake.b.id,)
+    ).fetchall()
+    assert emails == [{"email_normalized": "para.b@example.com"}]
 
 
 def test_forms_are_an_admins_and_another_tenant_cannot_read_them(intake: World) -> None:

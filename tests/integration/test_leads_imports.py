@@ -16,9 +16,9 @@ import pytest
 
 from lambdas.leads.csv_import import MAX_IMPORT_BYTES
 from lambdas.leads.import_handler import lambda_handler as ingest
-from lambdas.leads.intake_runtime import reset_intake_runtime
 from lambdas.leads.lgpd_repository import SuppressionRepository
 from lambdas.leads.suppression import lead_digests
+from lambdas.shared.runtime import reset_runtime
 from scripts import import_leads
 from tests.integration.conftest import World
 from tests.support.database import TestDatabase
@@ -46,7 +46,7 @@ BAD_ROWS: list[tuple[list[str], str]] = [
 def intake(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     configure_intake(monkeypatch)
     yield world
-    reset_intake_runtime()
+    reset_runtime()
 
 
 def _csv(rows: list[list[str]], header: list[str] = HEADER) -> bytes:

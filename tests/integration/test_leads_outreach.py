@@ -13,9 +13,9 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 from psycopg.types.json import Jsonb
 
-from lambdas.leads.intake_runtime import reset_intake_runtime
 from lambdas.leads.lgpd_repository import ConsentRepository, SuppressionRepository
 from lambdas.leads.suppression import lead_digests
+from lambdas.shared.runtime import reset_runtime
 from scripts.devstack.stack import reset_lambda_caches
 from tests.integration.conftest import World
 from tests.support.factories import TestTenant
@@ -28,7 +28,7 @@ MESSAGE = {"subject": "Proposta", "body": "Olá, podemos conversar?", "purpose":
 def intake(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     configure_intake(monkeypatch)
     yield world
-    reset_intake_runtime()
+    reset_runtime()
 
 
 def _sent() -> list[Any]:

@@ -268,6 +268,9 @@ class FakeConsents:
         self.events.append({"id": uuid.uuid4(), "lead_id": lead_id, **event})
         return self.events[-1]
 
+    def history(self, lead_id: UUID) -> list[dict[str, Any]]:
+        return [event for event in self.events if event["lead_id"] == lead_id]
+
 
 class FakeRequests:
     def __init__(self, leads: FakeLeadStore) -> None:

@@ -13,8 +13,8 @@ import boto3
 import pytest
 
 from lambdas.leads.handler import app
-from lambdas.leads.intake_runtime import reset_intake_runtime
 from lambdas.shared.http import resolve
+from lambdas.shared.runtime import reset_runtime
 from tests.support.events import http_event, lambda_context
 from tests.support.factories import TestUser
 from tests.support.handlers import HandlerResult
@@ -65,4 +65,4 @@ def configure_intake(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEADS_IMPORTS_BUCKET", IMPORTS_BUCKET)
     boto3.client("sesv2").create_email_identity(EmailIdentity=SENDER)
     boto3.client("s3").create_bucket(Bucket=IMPORTS_BUCKET)
-    reset_intake_runtime()
+    reset_runtime()
