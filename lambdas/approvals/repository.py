@@ -315,7 +315,7 @@ class ApprovalRepository:
     def decide(
         self, request_id: UUID, *, decider: UUID, decision: Verdict, reason: str
     ) -> DecisionOutcome | None:
-        """Record a decision through ``decide_approval_v2`` (migration 035); the database
+        """Record a decision through ``decide_approval_v2`` (migration 039); the database
         applies the rules and the quorum under a lock on the request, and returns the request's
         state after it, with when it was opened and decided."""
         with translate_errors(), self._conn.transaction():

@@ -20,7 +20,7 @@ from lambdas.leads.errors import LeadNotFound
 from lambdas.leads.intake_uow import LeadsIntakeUnitOfWork
 from lambdas.leads.outreach_repository import OutreachRecord, OutreachTarget
 from lambdas.leads.suppression import lead_digests
-from lambdas.policies.matcher import Subject
+from lambdas.policies.subject import Subject
 from lambdas.shared import gate
 from lambdas.shared.errors import Conflict, Forbidden, ServiceUnavailable, ValidationFailed
 

@@ -437,7 +437,7 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
 
 
 HOW = """
-Append: `audit_append_v2` and `v1` share one chain-writing body (migration 036,
+Append: `audit_append_v2` and `v1` share one chain-writing body (migration 040,
 `audit_chain_write_v1`: the head lock, then the row and the head's advance in one statement).
 A request's appends are sent with its COMMIT (`CommitTimeAuditWriter`, which
 `RequestScope.commit` sends in one pipelined round trip): a write pays the append's execution

@@ -1,5 +1,5 @@
 """CommitTimeAuditWriter: a request's appends travel with its COMMIT in one round trip, and
-commit or fail with it; and migration 036's shared chain-writing body is the owner's alone."""
+commit or fail with it; and migration 040's shared chain-writing body is the owner's alone."""
 
 from __future__ import annotations
 
