@@ -10,6 +10,9 @@ endif
 RUN := $(UV) run --frozen
 
 PYTEST_ARGS ?=
+# `make test` spreads the tests over one worker process per core (pytest-xdist); each worker has
+# its own embedded PostgreSQL, moto and gateway. TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= auto
 ENV ?= dev
 DEV_API_PORT ?= 8000
 export DEV_API_PORT
@@ -80,7 +83,7 @@ test-infra: sync ## infrastructure tier: CDK synth, assertions, cdk-nag, cfn-lin
 .PHONY: test
 test: lint typecheck ## every check CI runs: lint, types, all test tiers, coverage of lambdas/ >= 95 %
 	@mkdir -p .local/coverage && rm -f .local/coverage/coverage*
-	$(RUN) coverage run -m pytest tests $(PYTEST_ARGS)
+	$(RUN) coverage run -m pytest tests -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 	@$(RUN) coverage combine --quiet
 	$(RUN) coverage report
 

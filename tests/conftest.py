@@ -110,3 +110,16 @@ def lambda_env(
     reset_lambda_caches()
     yield resources
     reset_lambda_caches()
+
+
+INFRASTRUCTURE = Path(__file__).parent / "infrastructure"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist (``make test`` runs ``--dist loadgroup``) the infrastructure tier runs on one
+    worker: its synthesis is per session, and each worker would otherwise synthesize both
+    environments again."""
+    for item in items:
+        if item.path.is_relative_to(INFRASTRUCTURE):
+            item.add_marker(pytest.mark.xdist_group("cdk"))
+
