@@ -437,9 +437,9 @@ def measure_knowledge(
             results,
             corpus,
             "all rows",
-            lambda q: ours_search(global_db, searcher, q),
-            lambda q: chroma.search(everything, q, None),
-            exact_top(corpus, None),
+            ours=lambda q: ours_search(global_db, searcher, q),
+            chroma=lambda q: chroma.search(everything, q, None),
+            truth=exact_top(corpus, None),
             warmup=20,
         )
         print("top-10 search, one tenant (10 % of the rows)", flush=True)
@@ -447,9 +447,9 @@ def measure_knowledge(
             results,
             corpus,
             "tenant filter",
-            lambda q: ours_search(tenant_db, tenant_db.tenants[0], q),
-            lambda q: chroma.search(by_tenant, q, 0),
-            exact_top(corpus, corpus.tenant_rows(0)),
+            ours=lambda q: ours_search(tenant_db, tenant_db.tenants[0], q),
+            chroma=lambda q: chroma.search(by_tenant, q, 0),
+            truth=exact_top(corpus, corpus.tenant_rows(0)),
             warmup=20,
         )
         results.load.append(_load())
