@@ -14,12 +14,14 @@ Run it alone with ``python -m scripts.devstack.llm_server --port 8001``.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import math
 import re
 import threading
 import time
+from array import array
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,6 +59,14 @@ def answer(messages: list[dict[str, Any]]) -> str:
         first = _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
         quotes.append(f'[{number}] "{first}"')
     return "Segundo os documentos: " + "; ".join(quotes) + "."
+
+
+def _encoded(vector: list[float], encoding: str) -> list[float] | str:
+    """As OpenAI answers: floats, or with ``encoding_format=base64`` (what the SDK asks for
+    unless told otherwise) little-endian float32s in base64."""
+    if encoding != "base64":
+        return vector
+    return base64.b64encode(array("f", vector).tobytes()).decode()
 
 
 def _truncate(text: str, max_tokens: int | None) -> tuple[str, bool]:
@@ -125,6 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.BAD_REQUEST, "input must be a string or a list of strings")
             return
         self.server.stats.count("embeddings")
+        encoding = body.get("encoding_format") or "float"
         tokens = sum(estimate_tokens(t) for t in texts)
         self._send(
             HTTPStatus.OK,
@@ -132,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "object": "list",
                 "model": body.get("model", self.server.embedding_model),
                 "data": [
-                    {"object": "embedding", "index": i, "embedding": embed(t)}
+                    {"object": "embedding", "index": i, "embedding": _encoded(embed(t), encoding)}
                     for i, t in enumerate(texts)
                 ],
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
