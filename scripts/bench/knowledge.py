@@ -50,7 +50,6 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 from pgvector.psycopg import register_vector  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
@@ -88,7 +87,10 @@ RECALL_TARGET = 0.95
 INGESTION_RATIO_TARGET = 2.0
 QUERY_TEXT = "xyzzy qwfpg"  # no word of the corpus: the full-text branch matches nothing
 RUNTIME_PASSWORD = uuid.uuid4().hex
-Vectors = np.ndarray[Any, np.dtype[np.float32]]
+# numpy arrays (float32 rows; a boolean mask): numpy comes with the bench group, so it is
+# imported where used and --help works without it
+Vectors = Any
+Mask = Any
 
 
 @dataclass(frozen=True)
@@ -107,10 +109,11 @@ class Corpus:
     def document_rows(self, document: int) -> range:
         return range(document * CHUNKS_PER_DOCUMENT, (document + 1) * CHUNKS_PER_DOCUMENT)
 
-    def tenant_rows(self, tenant: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    def tenant_rows(self, tenant: int) -> Mask:
+        import numpy as np  # noqa: PLC0415
+
         owner = np.repeat(np.asarray(self.tenant_of_document), CHUNKS_PER_DOCUMENT)
-        mask: np.ndarray[Any, np.dtype[np.bool_]] = owner == tenant
-        return mask
+        return owner == tenant
 
 
 def make_corpus(
@@ -120,6 +123,8 @@ def make_corpus(
     chunks of one cluster have a cosine of about 0.5), queries drawn the same way."""
     if chunks % CHUNKS_PER_DOCUMENT:
         raise SystemExit(f"--chunks must be a multiple of {CHUNKS_PER_DOCUMENT}")
+    import numpy as np  # noqa: PLC0415
+
     rng = np.random.default_rng(seed)
     dim = EMBEDDING_DIMENSION
     centres = rng.standard_normal((clusters, dim)).astype(np.float32)
@@ -151,8 +156,10 @@ def make_corpus(
     )
 
 
-def exact_top(corpus: Corpus, mask: np.ndarray[Any, np.dtype[np.bool_]] | None) -> list[set[int]]:
+def exact_top(corpus: Corpus, mask: Mask | None) -> list[set[int]]:
     """The exact top-k rows of every query by cosine distance (float32, brute force)."""
+    import numpy as np  # noqa: PLC0415
+
     rows = corpus.vectors / np.linalg.norm(corpus.vectors, axis=1, keepdims=True)
     queries = corpus.queries / np.linalg.norm(corpus.queries, axis=1, keepdims=True)
     scores = queries @ rows.T
@@ -289,9 +296,10 @@ def ours_search(db: OurDatabase, tenant_id: uuid.UUID, query: Vectors) -> tuple[
     """The repository's hybrid search in the tenant's unit of work (BEGIN, scope, search,
     COMMIT), as the chat retriever runs it."""
     uow = _runtime_uow(db)
+    embedding: list[float] = query.tolist()  # what the gateway hands the retriever
     started = time.perf_counter()
     with uow(tenant_id) as work:
-        found = work.knowledge.search(text=QUERY_TEXT, embedding=query, model=MODEL, k=K)
+        found = work.knowledge.search(text=QUERY_TEXT, embedding=embedding, model=MODEL, k=K)
         work.commit()
     elapsed = time.perf_counter() - started
     return elapsed, [db.documents[c.document_id] * CHUNKS_PER_DOCUMENT + c.index for c in found]
@@ -317,6 +325,8 @@ class Chroma:
         )
 
     def bulk_ingest(self, collection: Any, corpus: Corpus) -> float:
+        import numpy as np  # noqa: PLC0415
+
         owner = np.repeat(np.asarray(corpus.tenant_of_document), CHUNKS_PER_DOCUMENT)
         started = time.perf_counter()
         for start in range(0, len(corpus.texts), self.batch):
@@ -395,9 +405,9 @@ def _searches(
             elapsed, rows = search(query)
             results.search_ms.setdefault(f"{side} {label}", []).append(elapsed * 1000)
             found[side].append(rows)
-    for side, rows in found.items():
-        results.recall[f"{side} {label}"] = recall(rows, truth)
-        results.short_results[f"{side} {label}"] = sum(len(r) < K for r in rows)
+    for side, answers in found.items():
+        results.recall[f"{side} {label}"] = recall(answers, truth)
+        results.short_results[f"{side} {label}"] = sum(len(a) < K for a in answers)
 
 
 def measure_knowledge(
