@@ -22,8 +22,10 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -91,6 +93,40 @@ class Report:
     seconds: float = 0.0
 
 
+class BatchedStore:
+    """Chunks of registered documents of one scope, stored ``batch_chunks`` at a time: each
+    batch travels by COPY (FORMAT BINARY) in one transaction that marks its documents ready."""
+
+    def __init__(
+        self,
+        pipeline: IngestionPipeline,
+        tenant_id: UUID | None,
+        *,
+        batch_chunks: int,
+        report: Report,
+    ) -> None:
+        self._pipeline = pipeline
+        self._tenant_id = tenant_id
+        self._batch_chunks = batch_chunks
+        self._report = report
+        self._pending: list[tuple[UUID, Sequence[EmbeddedChunk]]] = []
+        self.waiting = 0
+
+    def add(self, document_id: UUID, chunks: Sequence[EmbeddedChunk]) -> None:
+        self._pending.append((document_id, chunks))
+        self.waiting += len(chunks)
+        if self.waiting >= self._batch_chunks:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        self._report.chunks += self._pipeline.store(self._tenant_id, self._pending)
+        self._report.ingested += len(self._pending)
+        self._pending = []
+        self.waiting = 0
+
+
 def collect(paths: Sequence[Path]) -> list[Path]:
     """The supported files under ``paths``, in a stable order."""
     found: list[Path] = []
@@ -131,6 +167,55 @@ def ingest(
     dry_run: bool = False,
     batch_chunks: int = 2000,
     progress: bool = True,
+    rebuild_index: bool = False,
+) -> Report:
+    """Ingest ``files`` into one scope (see ``vector_index_for_load`` for ``rebuild_index``)."""
+    load = partial(
+        _ingest,
+        conn,
+        files,
+        tenant_id=tenant_id,
+        embedder=embedder,
+        dry_run=dry_run,
+        batch_chunks=batch_chunks,
+        progress=progress,
+    )
+    if dry_run:
+        return load()
+    with vector_index_for_load(conn, tenant_id, rebuild=rebuild_index):
+        return load()
+
+
+@contextmanager
+def vector_index_for_load(
+    conn: Connection, tenant_id: UUID | None, *, rebuild: bool
+) -> Iterator[None]:
+    """The vector index around a load: built first if a crashed load left it dropped; with
+    ``rebuild``, dropped for the load and built once at the end, also when the load fails."""
+    with ConnectionUnitOfWork(conn, tenant_id) as uow:
+        uow.knowledge.ensure_vector_index()
+        if rebuild:
+            uow.knowledge.drop_vector_index()
+        uow.commit()
+    try:
+        yield
+    finally:
+        if rebuild:
+            conn.rollback()
+            with ConnectionUnitOfWork(conn, tenant_id) as uow:
+                uow.knowledge.ensure_vector_index()
+                uow.commit()
+
+
+def _ingest(
+    conn: Connection,
+    files: Sequence[Path],
+    *,
+    tenant_id: UUID | None,
+    embedder: Embedder,
+    dry_run: bool,
+    batch_chunks: int,
+    progress: bool,
 ) -> Report:
     report = Report()
     started = time.perf_counter()
@@ -139,20 +224,7 @@ def ingest(
     with ConnectionUnitOfWork(conn, tenant_id) as uow:
         ready = uow.knowledge.ready_hashes(list(hashes.values()))
     seen: set[str] = set()
-    pending: list[tuple[UUID, Path, list[EmbeddedChunk]]] = []
-
-    def flush() -> None:
-        if not pending:
-            return
-        with ConnectionUnitOfWork(conn, tenant_id) as uow:
-            stored = uow.knowledge.store_chunks(
-                [(document_id, chunks) for document_id, _, chunks in pending],
-                model=embedder.embedding_model,
-            )
-            uow.commit()
-        report.ingested += len(pending)
-        report.chunks += stored
-        pending.clear()
+    batches = BatchedStore(pipeline, tenant_id, batch_chunks=batch_chunks, report=report)
 
     bar = tqdm(files, unit="doc", disable=not progress, desc="ingesting")
     for path in bar:
@@ -184,11 +256,9 @@ def ingest(
         except AppError as error:
             report.failed.append((path, error.message))
             continue
-        pending.append((document_id, path, chunks))
-        if sum(len(c) for _, _, c in pending) >= batch_chunks:
-            flush()
-        bar.set_postfix(chunks=report.chunks + sum(len(c) for _, _, c in pending))
-    flush()
+        batches.add(document_id, chunks)
+        bar.set_postfix(chunks=report.chunks + batches.waiting)
+    batches.flush()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -226,6 +296,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-chunks", type=int, default=2000, help="chunks per transaction")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--rebuild-index",
+        action="store_true",
+        help="drop the vector index for the load and build it once at the end: much faster "
+        "for a load as large as the table (searches scan exactly meanwhile)",
+    )
     return parser.parse_args(argv)
 
 
@@ -245,6 +321,7 @@ def main(argv: Sequence[str] | None = None, *, embedder: Embedder | None = None)
             dry_run=args.dry_run,
             batch_chunks=args.batch_chunks,
             progress=not args.no_progress,
+            rebuild_index=args.rebuild_index,
         )
     for path, reason in report.duplicates:
         print(f"duplicate ({reason}): {path}")

@@ -95,17 +95,22 @@ class IngestionPipeline:
         vectors = self._embedder.embed([c.content for c in chunks])
         return [EmbeddedChunk(chunk=c, embedding=v) for c, v in zip(chunks, vectors, strict=True)]
 
+    def store(
+        self, tenant_id: UUID | None, documents: Sequence[tuple[UUID, Sequence[EmbeddedChunk]]]
+    ) -> int:
+        """Step 3: the chunks and embeddings of registered documents of one scope, in one
+        transaction that marks them ``ready``; returns the number of chunks stored."""
+        with self._uow(tenant_id) as uow:
+            stored = uow.knowledge.store_chunks(documents, model=self._embedder.embedding_model)
+            uow.commit()
+        return stored
+
     def ingest(self, draft: DocumentDraft, data: bytes) -> Document:
         """All three steps; returns the document as stored (``ready`` or ``failed``). A
         duplicate raises ``DuplicateDocument`` before anything is stored."""
         document_id = self.register(draft)
         try:
-            embedded = self.prepare(data, draft.content_type)
-            with self._uow(draft.tenant_id) as uow:
-                uow.knowledge.store_chunks(
-                    [(document_id, embedded)], model=self._embedder.embedding_model
-                )
-                uow.commit()
+            self.store(draft.tenant_id, [(document_id, self.prepare(data, draft.content_type))])
         except Exception as error:
             reason = error.message if isinstance(error, AppError) else type(error).__name__
             logger.warning(

@@ -121,12 +121,26 @@ _SEARCH_SQL = """
     SELECT f.chunk_id, f.semantic_rank, f.lexical_rank, f.score::float8 AS score,
            c.document_id, c.tenant_id, c.chunk_index, c.content, d.title
     FROM fused AS f
-    JOIN knowledge.chunks AS c ON c.id = f.chunk_id
+    -- one primary-key lookup per candidate: under row-level security the planner otherwise
+    -- may scan every visible chunk once per candidate
+    CROSS JOIN LATERAL (
+        SELECT c.document_id, c.tenant_id, c.chunk_index, c.content
+        FROM knowledge.chunks AS c WHERE c.id = f.chunk_id
+    ) AS c
     JOIN knowledge.documents AS d ON d.id = c.document_id
     WHERE d.status = 'ready'
     ORDER BY f.score DESC, f.chunk_id
     LIMIT %(k)s
 """
+
+# The vector index as migration 030 creates it. A bulk load (scripts/ingest_documents.py
+# --rebuild-index) drops it and builds it again at the end: one build of the graph costs far
+# less than inserting every row into it.
+VECTOR_INDEX_SQL: LiteralString = """
+    CREATE INDEX IF NOT EXISTS embeddings_hnsw_idx ON knowledge.embeddings
+        USING hnsw ((embedding::halfvec(1536)) halfvec_cosine_ops)
+"""
+VECTOR_INDEX_BUILD_MEMORY = "1GB"
 
 
 def _document(row: dict[str, Any]) -> Document:
@@ -394,6 +408,20 @@ class KnowledgeRepository:
             )
             for row in cursor.fetchall()
         ]
+
+    def drop_vector_index(self) -> None:
+        """Operators only (the schema owner): before a bulk load. Searches meanwhile scan
+        exactly instead of through the index."""
+        self._conn.execute("DROP INDEX IF EXISTS knowledge.embeddings_hnsw_idx")
+
+    def ensure_vector_index(self) -> None:
+        """Operators only: build the vector index if a bulk load (or a crash in one) left it
+        dropped; nothing when it exists. Writers of embeddings wait for the build, readers
+        do not."""
+        self._conn.execute(
+            "SELECT set_config('maintenance_work_mem', %s, true)", (VECTOR_INDEX_BUILD_MEMORY,)
+        )
+        self._conn.execute(VECTOR_INDEX_SQL)
 
     def _lock_scope(self) -> None:
         self._conn.execute(

@@ -12,9 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import openai
-from openai import OpenAI, Timeout
-
 from lambdas.chat.constants import EMBEDDING_BATCH_SIZE, EMBEDDING_DIMENSION
 from lambdas.chat.errors import LlmProviderError, LlmUnavailable
 from lambdas.chat.models import ChatTurn, Completion
@@ -38,6 +35,10 @@ class LlmGateway:
     ) -> None:
         self.chat_model = chat_model
         self.embedding_model = embedding_model
+        # the SDK loads with the first gateway (a message or a document to embed), not with the
+        # handler: the chat routes that never reach a model do not pay for it
+        from openai import OpenAI, Timeout  # noqa: PLC0415
+
         self._client = OpenAI(
             api_key=api_key,
             base_url=base_url,
@@ -111,6 +112,8 @@ class LlmGateway:
 @contextmanager
 def _provider_errors(operation: str) -> Iterator[None]:
     """Map what the SDK raises after its retries to the client-facing domain errors."""
+    import openai  # noqa: PLC0415
+
     try:
         yield
     except (openai.APIConnectionError, openai.RateLimitError) as error:  # timeouts included

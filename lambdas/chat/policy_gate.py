@@ -4,7 +4,7 @@ subject ``chat.message``, filed under the question's id, with its text and estim
 from __future__ import annotations
 
 from lambdas.chat.service import GateVerdict, MessageSubject
-from lambdas.policies.matcher import Subject
+from lambdas.policies.subject import Subject
 from lambdas.shared import gate
 from lambdas.shared.db import UnitOfWork
 

@@ -190,6 +190,18 @@ class Pricing:
         ) / 1000
 
 
+@dataclass(frozen=True)
+class Answering:
+    """How an allowed question is answered: where passages come from, which model, how much."""
+
+    retriever: Retriever
+    llm: Llm
+    model: str
+    k: int
+    max_completion_tokens: int
+    pricing: Pricing
+
+
 def build_prompt(question: str, chunks: Sequence[RetrievedChunk]) -> list[ChatTurn]:
     """The system prompt with the numbered passages, then the user's question."""
     passages = "\n".join(
@@ -249,22 +261,13 @@ def send_message(
             message_id=subject.message_id,
         )
         work.commit()
-    _refuse_blocked(question, verdict)
-    if verdict.outcome != "allow":
-        return MessageOutcome(question=question, answer=None, verdict=verdict)
-    answer = answer_question(
+    return _answer(
         uow,
-        retriever=retriever,
-        llm=llm,
-        question=question,
-        verdict=verdict,
+        question,
+        verdict,
+        Answering(retriever, llm, model, k, max_completion_tokens, pricing or Pricing()),
         user_id=user_id,
-        model=model,
-        k=k,
-        max_completion_tokens=max_completion_tokens,
-        pricing=pricing or Pricing(),
     )
-    return MessageOutcome(question=question, answer=answer, verdict=verdict)
 
 
 def resume_message(
@@ -307,23 +310,15 @@ def resume_message(
         verdict = work.gate.authorize(subject)
         if verdict.outcome == "blocked":
             work.chat.set_message_status(question.id, "blocked", error_code="policy_blocked")
+            question = replace(question, status="blocked")
         work.commit()
-    _refuse_blocked(question, verdict)
-    if verdict.outcome != "allow":
-        return MessageOutcome(question=question, answer=None, verdict=verdict)
-    answer = answer_question(
+    return _answer(
         uow,
-        retriever=retriever,
-        llm=llm,
-        question=question,
-        verdict=verdict,
+        question,
+        verdict,
+        Answering(retriever, llm, model, k, max_completion_tokens, pricing or Pricing()),
         user_id=user_id,
-        model=model,
-        k=k,
-        max_completion_tokens=max_completion_tokens,
-        pricing=pricing or Pricing(),
     )
-    return MessageOutcome(question=question, answer=answer, verdict=verdict)
 
 
 def _refuse_blocked(question: Message, verdict: GateVerdict) -> None:
@@ -340,22 +335,24 @@ def _refuse_blocked(question: Message, verdict: GateVerdict) -> None:
         )
 
 
-def answer_question(
+def _answer(
     uow: Callable[[], ChatUow],
-    *,
-    retriever: Retriever,
-    llm: Llm,
     question: Message,
     verdict: GateVerdict,
+    answering: Answering,
+    *,
     user_id: UUID,
-    model: str,
-    k: int,
-    max_completion_tokens: int,
-    pricing: Pricing,
-) -> Message:
-    """Answer an allowed question: retrieve, reserve, call the model, then settle and store the
-    answer with its citations and usage, rechecking the approval it may rest on."""
-    chunks = retriever.retrieve(question.content, k=k)
+) -> MessageOutcome:
+    """What follows the gate's verdict on a stored question: blocked, it is refused; pending,
+    it waits; allowed, it is answered: retrieve -> reserve (committed) -> the model with no
+    transaction open -> settle and store the answer with its citations and usage, rechecking
+    the approval the verdict may rest on. The question comes back as it now stands."""
+    _refuse_blocked(question, verdict)
+    if verdict.outcome != "allow":
+        return MessageOutcome(question=question, answer=None, verdict=verdict)
+    retriever, llm, model = answering.retriever, answering.llm, answering.model
+    max_completion_tokens, pricing = answering.max_completion_tokens, answering.pricing
+    chunks = retriever.retrieve(question.content, k=answering.k)
     turns = build_prompt(question.content, chunks)
     estimate = sum(estimate_tokens(t.content) for t in turns) + max_completion_tokens
     with uow() as work:
@@ -421,7 +418,11 @@ def answer_question(
             },
         )
         work.commit()
-    return replace(answer, citations=_citations(chunks))
+    return MessageOutcome(
+        question=replace(question, status="answered"),
+        answer=replace(answer, citations=_citations(chunks)),
+        verdict=verdict,
+    )
 
 
 def _until_next_month(now: datetime | None = None) -> int:

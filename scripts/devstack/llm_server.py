@@ -14,12 +14,14 @@ Run it alone with ``python -m scripts.devstack.llm_server --port 8001``.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import math
 import re
 import threading
 import time
+from array import array
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,6 +61,14 @@ def answer(messages: list[dict[str, Any]]) -> str:
     return "Segundo os documentos: " + "; ".join(quotes) + "."
 
 
+def _encoded(vector: list[float], encoding: str) -> list[float] | str:
+    """As OpenAI answers: floats, or with ``encoding_format=base64`` (what the SDK asks for
+    unless told otherwise) little-endian float32s in base64."""
+    if encoding != "base64":
+        return vector
+    return base64.b64encode(array("f", vector).tobytes()).decode()
+
+
 def _truncate(text: str, max_tokens: int | None) -> tuple[str, bool]:
     if max_tokens is None or estimate_tokens(text) <= max_tokens:
         return text, False
@@ -88,6 +98,9 @@ class LlmServerStats:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # headers and body leave in two writes: with Nagle's algorithm on, the body waited for the
+    # client's delayed ACK of the headers (~40 ms a request on loopback)
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: requests are not logged."""
@@ -125,6 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.BAD_REQUEST, "input must be a string or a list of strings")
             return
         self.server.stats.count("embeddings")
+        encoding = body.get("encoding_format") or "float"
         tokens = sum(estimate_tokens(t) for t in texts)
         self._send(
             HTTPStatus.OK,
@@ -132,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "object": "list",
                 "model": body.get("model", self.server.embedding_model),
                 "data": [
-                    {"object": "embedding", "index": i, "embedding": embed(t)}
+                    {"object": "embedding", "index": i, "embedding": _encoded(embed(t), encoding)}
                     for i, t in enumerate(texts)
                 ],
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},

@@ -155,6 +155,7 @@ def test_a_question_is_answered_citing_the_tenants_document_and_paid_from_the_qu
     assert asked.status == 201, asked.body
     answer = asked.body["answer"]
     assert asked.body["verdict"]["outcome"] == "allow"
+    assert asked.body["question"]["status"] == "answered"
     assert "trinta dias" in answer["content"]
     assert [c["document_id"] for c in answer["citations"]] == [document_id]
     assert answer["prompt_tokens"] > 0
@@ -271,6 +272,12 @@ def test_a_message_needing_approval_is_answered_once_approved(
 
     assert answered.status == 200, answered.body
     assert answered.body["answer"]["reply_to"] == message_id
+    assert answered.body["question"]["status"] == "answered"
+    history = call("GET", f"/api/chat/sessions/{session_id}/messages", user=member)
+    assert [(m["role"], m["status"]) for m in history.body["messages"]] == [
+        ("user", "answered"),
+        ("assistant", "answered"),
+    ]
     assert llm.stats.completions == 1
     assert (again.status, again.body["error"]["code"]) == (409, "chat_message_not_pending")
 

@@ -134,6 +134,52 @@ def test_a_crashed_run_is_resumed(db, owner, library, gateway, capsys, monkeypat
     ).fetchone() == {"n": 4}
 
 
+def _vector_index(owner) -> str | None:
+    row = owner.execute(
+        """
+        SELECT indexdef FROM pg_indexes
+        WHERE schemaname = 'knowledge' AND indexname = 'embeddings_hnsw_idx'
+        """
+    ).fetchone()
+    return row["indexdef"] if row else None
+
+
+def test_a_load_with_rebuild_index_builds_the_migrations_vector_index_again(
+    db, owner, library, gateway, capsys, monkeypatch
+) -> None:
+    migrated = _vector_index(owner)
+    assert migrated is not None
+    original = KnowledgeRepository.store_chunks
+    seen: list[str | None] = []
+
+    def crash_on_the_second_batch(self, documents, *, model):
+        seen.append(_vector_index(owner))
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return original(self, documents, model=model)
+
+    # When a load with --rebuild-index fails halfway
+    monkeypatch.setattr(KnowledgeRepository, "store_chunks", crash_on_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        _run(
+            [str(library), "--global", "--rebuild-index", "--batch-chunks", "1"],
+            db,
+            gateway,
+            capsys,
+        )
+
+    # Then the batches went in without the index, and it was built again on the way out
+    assert seen == [None, None]
+    assert _vector_index(owner) == migrated
+
+    # And a run killed before it could rebuild leaves it to the next run, which builds it first
+    monkeypatch.setattr(KnowledgeRepository, "store_chunks", original)
+    owner.execute("DROP INDEX knowledge.embeddings_hnsw_idx")
+    code, out = _run([str(library), "--global"], db, gateway, capsys)
+    assert code == 0, out
+    assert _vector_index(owner) == migrated
+
+
 def test_an_unknown_tenant_is_refused(db, library, gateway, capsys) -> None:
     with pytest.raises(LookupError, match="no tenant"):
         _run([str(library), "--tenant", "nobody"], db, gateway, capsys)

@@ -201,6 +201,7 @@ def test_an_allowed_message_is_answered_with_citations_and_settled(world) -> Non
     outcome = _send(uow, subject)
     assert outcome.answer is not None
     assert outcome.answer.content == "Segundo [1]: trinta dias."
+    assert outcome.question.status == "answered"
     assert uow.chat.messages[outcome.question.id].status == "answered"
     assert uow.chat.references[outcome.answer.id] == [CHUNK]
     assert (uow.quotas.used, uow.quotas.held) == (100, {})
@@ -284,8 +285,31 @@ def test_a_pending_question_is_answered_once_approved(world) -> None:
     )
 
     assert outcome.answer is not None
+    assert outcome.question.status == "answered"
     assert uow.chat.messages[pending.question.id].status == "answered"
     assert uow.gate.rechecked == [approved]
+
+
+def test_a_question_rejected_while_pending_is_refused_and_reads_blocked(world) -> None:
+    uow, subject = world
+    pending = _send(uow, subject, verdict=GateVerdict("pending", approval_request_id=uuid.uuid4()))
+    uow.gate.verdict = GateVerdict("blocked", reason="rejeitada")
+    llm = FakeLlm()
+
+    with pytest.raises(ActionBlocked):
+        resume_message(
+            lambda: uow,
+            retriever=FakeRetriever(),
+            llm=llm,
+            session_id=subject.session_id,
+            message_id=pending.question.id,
+            tenant_id=subject.tenant_id,
+            user_id=subject.user_id,
+            model="m-1",
+        )
+
+    assert uow.chat.messages[pending.question.id].status == "blocked"
+    assert llm.calls == []
 
 
 def test_only_a_pending_question_can_be_resumed(world) -> None:
