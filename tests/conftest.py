@@ -20,6 +20,7 @@ import moto.cognitoidp.models as moto_cognito
 import pytest
 from joserfc import jwk
 from moto import mock_aws
+from moto.core.config import DefaultConfig
 
 from scripts.devstack.aws_resources import LocalResources, provision
 from scripts.devstack.postgres import ConnectionInfo, EmbeddedPostgres, free_port
@@ -38,7 +39,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 # moto keeps the boto3 session of the test process across mocks: each new session would read
 # every service model's JSON again (most of what provisioning cost a test). The credentials it
 # holds are moto's fake ones, set before any client exists (LOCAL_AWS_ENV).
-MOCK_CONFIG: dict[str, Any] = {"core": {"reset_boto3_session": False}}
+MOCK_CONFIG: DefaultConfig = {"core": {"reset_boto3_session": False}}
 
 
 @functools.cache
@@ -48,7 +49,7 @@ def _moto_cognito_key(jwks: str) -> Any:
 
 # moto's Cognito parses (and so validates, a second of CPU) its one bundled RSA key for every
 # user pool it creates; every pool gets the same key, so it is parsed once per run.
-moto_cognito.jwk = SimpleNamespace(  # type: ignore[attr-defined]
+moto_cognito.jwk = SimpleNamespace(  # type: ignore[attr-defined,assignment]
     RSAKey=SimpleNamespace(import_key=lambda data: _moto_cognito_key(json.dumps(data)))
 )
 
@@ -122,4 +123,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(INFRASTRUCTURE):
             item.add_marker(pytest.mark.xdist_group("cdk"))
-
