@@ -83,7 +83,7 @@ test-infra: sync ## infrastructure tier: CDK synth, assertions, cdk-nag, cfn-lin
 .PHONY: test
 test: lint typecheck ## every check CI runs: lint, types, all test tiers, coverage of lambdas/ >= 95 %
 	@mkdir -p .local/coverage && rm -f .local/coverage/coverage*
-	$(RUN) coverage run -m pytest tests -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(RUN) coverage run -m pytest tests -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
 	@$(RUN) coverage combine --quiet
 	$(RUN) coverage report
 

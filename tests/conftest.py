@@ -113,13 +113,27 @@ def lambda_env(
     reset_lambda_caches()
 
 
-INFRASTRUCTURE = Path(__file__).parent / "infrastructure"
+_ended = [0]  # tests ended in this process (under xdist: reported to the controller)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under xdist (``make test`` runs ``--dist loadgroup``) the infrastructure tier runs on one
-    worker: its synthesis is per session, and each worker would otherwise synthesize both
-    environments again."""
-    for item in items:
-        if item.path.is_relative_to(INFRASTRUCTURE):
-            item.add_marker(pytest.mark.xdist_group("cdk"))
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each test's end, once: its call, or the setup that failed or skipped it."""
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        _ended[0] += 1
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail a run that ended fewer tests than it collected. Under xdist (``make test``) a
+    worker shut down while it still runs tests loses them without a failure; that happened
+    with ``--dist loadgroup``, whose bookkeeping is by node id, and schemathesis' tests share
+    theirs. Only the process that reports (the controller, or a run without workers) checks."""
+    if hasattr(session.config, "workerinput") or session.config.option.collectonly:
+        return
+    if session.shouldfail or session.shouldstop or session.testsfailed:
+        return
+    if session.testscollected and _ended[0] < session.testscollected:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            lost = session.testscollected - _ended[0]
+            reporter.write_line(f"{lost} collected tests never ran", red=True, bold=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
