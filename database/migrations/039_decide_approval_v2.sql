@@ -1,6 +1,7 @@
--- decide_approval_v2: v1's decision, returning also when the request was opened and when it was
--- decided (NULL while it stays pending), read after the decision's triggers ran. The decision
--- route answers them without reading the request again. v1 stays callable as it was.
+-- decide_approval_v2: v1's decision (026), returning also when the request was opened and when
+-- it was decided (NULL while it stays pending). It calls v1 rather than repeating its body; the
+-- request is read in a statement of its own, after v1's, so it sees what the decision's triggers
+-- changed. The decision route answers them without reading the request again.
 CREATE FUNCTION alquimista_platform.decide_approval_v2(
     p_request_id uuid, p_decider uuid, p_decision text, p_reason text
 ) RETURNS TABLE (
@@ -9,20 +10,15 @@ CREATE FUNCTION alquimista_platform.decide_approval_v2(
 )
 LANGUAGE plpgsql AS $$
 DECLARE
-    tenant uuid := nullif(current_setting('app.current_tenant_id', true), '')::uuid;
-    new_id uuid;
+    decided record;
 BEGIN
-    INSERT INTO alquimista_platform.approval_decisions
-        (tenant_id, approval_request_id, decided_by, decision, reason, comment)
-    VALUES (tenant, p_request_id, p_decider, p_decision, p_reason, p_reason)
-    RETURNING id INTO new_id;
+    SELECT * INTO decided
+    FROM alquimista_platform.decide_approval_v1(p_request_id, p_decider, p_decision, p_reason);
     RETURN QUERY
-    SELECT new_id, r.status,
-           (SELECT count(*)::integer FROM alquimista_platform.approval_decisions AS d
-            WHERE d.tenant_id = r.tenant_id AND d.approval_request_id = r.id
-              AND d.decision = 'approved'),
-           r.required_approvals::integer, r.created_at, r.decided_at
+    SELECT decided.decision_id, decided.status, decided.approvals, decided.required_approvals,
+           r.created_at, r.decided_at
     FROM alquimista_platform.approval_requests AS r
-    WHERE r.id = p_request_id AND r.tenant_id = tenant;
+    WHERE r.id = p_request_id
+      AND r.tenant_id = nullif(current_setting('app.current_tenant_id', true), '')::uuid;
 END
 $$;
