@@ -3,6 +3,7 @@ same names and the same secret shapes. Idempotent: existing resources are update
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -159,9 +160,10 @@ def provision(
     ddb = boto3.client("dynamodb")
     _ensure_table(ddb, names.locks_table, "lock_id", "expires_at")
     _ensure_table(ddb, names.idempotency_table, "id", "expiration")
-    _ensure_anchor_bucket(boto3.client("s3"), names.audit_anchor_bucket)
-    _ensure_bucket(boto3.client("s3"), names.documents_bucket)
-    _ensure_bucket(boto3.client("s3"), names.leads_imports_bucket)
+    s3 = boto3.client("s3")
+    _ensure_anchor_bucket(s3, names.audit_anchor_bucket)
+    _ensure_bucket(s3, names.documents_bucket)
+    _ensure_bucket(s3, names.leads_imports_bucket)
     # moto's SES records what outreach sends (GET /moto-api/data.json lists the messages)
     boto3.client("sesv2").create_email_identity(EmailIdentity=names.outreach_sender)
     provision_events(names)
@@ -231,13 +233,11 @@ def _ensure_user_pool(client: Any, name: str) -> str:
 
 def _ensure_anchor_bucket(client: Any, name: str) -> None:
     """The audit anchor bucket, with Object Lock as the stack creates it (stacks/audit.py)."""
-    existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
-    if name not in existing:
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
         client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
 
 
 def _ensure_bucket(client: Any, name: str) -> None:
     """A private bucket (the documents' originals: stacks create it encrypted and versioned)."""
-    existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
-    if name not in existing:
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
         client.create_bucket(Bucket=name)

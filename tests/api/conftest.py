@@ -158,6 +158,36 @@ def api(
     reset_lambda_caches()
 
 
+@pytest.fixture(scope="module")
+def module_api(
+    template_db: ConnectionInfo,
+    seeded_template: str,
+    moto_endpoint: str,
+    gateway_server: GatewayServer,
+    signing_key: SigningKey,
+    runtime_password: str,
+    llm_server: RunningLlmServer,
+    api_resources: LocalResources,
+) -> Iterator[ApiClient]:
+    """``api`` with one seeded database for a whole module (on each worker): for tests that
+    only check what any state must satisfy (a status the spec documents, never a 5xx), where a
+    clone, a re-pointing and a cold function per test would be most of their time."""
+    with (
+        cloned_database(template_db, runtime_password, template=seeded_template) as db,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        for name, value in _local_aws_environment(moto_endpoint, llm_server).items():
+            patch.setenv(name, value)
+        point_database_secrets("dev", db.server, dbname=db.name, runtime_password=runtime_password)
+        for name, value in api_resources.lambda_environment("dev").items():
+            patch.setenv(name, value)
+        reset_lambda_caches()
+        gateway_server.gateway.redeploy(dict(os.environ))
+        with httpx.Client(base_url=gateway_server.url, timeout=30) as client:
+            yield ApiClient(client, signing_key, db)
+        reset_lambda_caches()
+
+
 @dataclass(frozen=True)
 class ApiWorld:
     """Two tenants on the dev catalog: ``a`` on Professional, ``b`` on Starter."""

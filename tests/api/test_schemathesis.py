@@ -4,6 +4,7 @@ Schemathesis generates requests for every operation (valid and invalid data, bou
 seeded), sends them through the local gateway, and checks each response: never a 5xx, a
 status the operation documents, the documented content type and body schema. Once as an
 anonymous caller and once as acme's admin (a token minted as scripts/dev_token.py does).
+The operations share one seeded database (per worker): what they check holds in any state.
 """
 
 from __future__ import annotations
@@ -48,13 +49,13 @@ FUZZ = settings(
 @SCHEMA.parametrize()
 @seed(SEED)
 @FUZZ
-def test_the_api_conforms_to_its_spec_without_a_token(case, api: ApiClient) -> None:
-    case.call_and_validate(base_url=str(api.http.base_url), checks=CHECKS)
+def test_the_api_conforms_to_its_spec_without_a_token(case, module_api: ApiClient) -> None:
+    case.call_and_validate(base_url=str(module_api.http.base_url), checks=CHECKS)
 
 
 @SCHEMA.parametrize()
 @seed(SEED)
 @FUZZ
-def test_the_api_conforms_to_its_spec_as_an_admin(case, api: ApiClient) -> None:
-    headers = api.token_for(find_user("acme", "admin"))
-    case.call_and_validate(base_url=str(api.http.base_url), headers=headers, checks=CHECKS)
+def test_the_api_conforms_to_its_spec_as_an_admin(case, module_api: ApiClient) -> None:
+    headers = module_api.token_for(find_user("acme", "admin"))
+    case.call_and_validate(base_url=str(module_api.http.base_url), headers=headers, checks=CHECKS)
