@@ -494,22 +494,49 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "feed": feed,
         "push": pushes,
         "rollup": rollup,
+        "reused": kept is not None,
         "targets": TARGETS,
     }
 
 
-# The first 100,000-lead run (2026-12-01 23:30 UTC, 5773be9, wall clock only, load 7.2-9.1 on
-# the 2 shared cores), before the feed and the push were reworked; kept for the history.
+# Earlier runs, kept for the history (wall clock and load of each run differ from this one's).
 BEFORE = (
     "Before (first run at 100,000 leads, 5773be9, wall clock only, load 7.2-9.1): list p50 "
     "23.7 ms (status), 23.2 ms (status + tag), 283 ms (text search); changes feed 2,855 rows/s; "
     "push 5.65 s (1,000 creates), 8.34 s (1,000 updates), 3.67 s (500 stale updates + 500 "
     "deletes), 0.44 s (replay). The push then ran one statement per mutation, the feed "
     "validated every row into a model and printed it again, and a prepared list statement "
-    "with `param IS NULL OR ...` filters kept the trigram index out of generic plans. Now: one "
-    "multi-row statement per kind and batch, the feed page printed once by PostgreSQL and "
-    "passed through, the list's SQL naming only the filters given. Wall and load of the two "
-    "runs differ; the CPU column is the comparable one."
+    "with `param IS NULL OR ...` filters kept the trigram index out of generic plans.\n\n"
+    "Then (3dbce54, 2026-12-02 00:25 UTC, load 8-13; CPU then a per-request median, which "
+    "dropped the backend's 10 ms ticks): list p50 39.4 / 41.1 / 92.9 / 47.0 ms wall and "
+    "6.7 / 7.2 / 36.8 / 16.2 ms CPU (status, status + tag, text search, campaign + status); "
+    "feed 9,991 rows/s wall, 29,330 per CPU-s; push 1.95 / 2.26 / 2.18 / 0.61 s wall, "
+    "0.71 / 0.75 / 0.67 / 0.16 s CPU; rollup 2.16 s wall, 0.85 s CPU. Under the runtime "
+    "role's RLS, ILIKE and @> (not leakproof) could not use the trigram and tag indexes: the "
+    "text search was a parallel scan of every tenant's leads (160 ms in EXPLAIN ANALYZE). "
+    "Campaign + status walked the status index and dropped 19 rows of 20 (campaigns are "
+    "independent of statuses in the seed). Now: migration 049 gives each equality filter an "
+    "index led by the tenant with the cursor's sort key among live rows, migration 050's "
+    "`list_lead_ids_v1` (SECURITY DEFINER under its own role's policy, tenant from "
+    "`app.current_tenant_id`) picks a text-search or tag page's ids with the indexes, and the "
+    "page is printed once by pydantic-core instead of validated and encoded again by the "
+    "resolver."
+)
+
+
+# What EXPLAIN (ANALYZE, BUFFERS) showed as the runtime role under RLS (generic plans, as psycopg
+# runs a statement from its sixth execution) and a profile of the handler, at 100,000 leads.
+FINDINGS = (
+    "Where the time goes: in PostgreSQL, status, status + tag and campaign + status read the "
+    "first 51 entries of one index (0.2-1 ms). The text search `acme 12` takes 8-15 ms: the "
+    "trigram index yields ~1,030 candidates (its trigrams are each in thousands of rows) that "
+    "are rechecked on the heap for 279 matches and sorted; a substring search this broad is "
+    "not a 5 ms query on a GIN trigram index. The rest of a request is three round trips "
+    "(BEGIN + tenant + membership lookup, the query, COMMIT) and the Lambda's Python "
+    "(resolver, request validation, 51 rows through pydantic, the logging decorators). Under "
+    "load each of the request's six wake-ups waits for a core, so wall is 2-4 times CPU: the "
+    "feed, the update and conflict pushes and the rollup meet their targets in CPU and miss "
+    "them in wall clock only; the list misses in CPU too."
 )
 
 
@@ -523,7 +550,9 @@ def section(result: dict[str, Any], command: str) -> str:
     lines = [
         "## Leads",
         "",
-        f"`{command}` (rewrites this section). In process through the leads Lambda's",
+        f"`{command}` (rewrites this section; add `--data-dir DIR` to keep the seeded "
+        "database in DIR and reuse it on the next run, `--only list` to run one measure). "
+        "In process through the leads Lambda's",
         "`lambda_handler` with payload v2.0 events for a member (authorization in PostgreSQL",
         "included), embedded PostgreSQL 18 on loopback, moto for the secrets. Seed: "
         f"{result['leads_in_tenant']:,} leads in the measured tenant (2 interactions per lead, "
@@ -564,13 +593,23 @@ def section(result: dict[str, Any], command: str) -> str:
         f"{_met(rollup['cpu_s'], 2.0)} | {rollup['load']} |"
     )
     lines.append("")
+    if result.get("reused"):
+        lines.append(
+            "This run reused a database kept by an earlier run (`--data-dir`); the pushes of "
+            "earlier runs add to its rows."
+        )
+        lines.append("")
+    lines.append(FINDINGS)
+    lines.append("")
     lines.append(BEFORE)
     lines.append("")
     lines.append(
         "CPU is the user + system time of the benchmark process and the runtime's PostgreSQL "
         "backend (from /proc) during the measure: what the wall clock becomes when the two "
-        "cores are not shared. The feed's rate counts the handler's time only; with the "
-        "benchmark's own parsing of each page it was "
+        "cores are not shared (for the list, the mean over the timed requests: /proc counts "
+        "the backend in 10 ms ticks). CPU time itself grows under load (the cores' caches and "
+        "SMT are shared), so a quiet run gives lower CPU too. The feed's rate counts the "
+        "handler's time only; with the benchmark's own parsing of each page it was "
         f"{feed['rows_per_s_with_client_parse']:,} rows/s."
     )
     return "\n".join(lines) + "\n"
@@ -603,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     print(json.dumps(result, indent=2))
     if args.write:
-        command = "uv run python scripts/bench/leads.py --write docs/benchmarks.md"
+        command = "uv run --frozen python scripts/bench/leads.py --write docs/benchmarks.md"
         write_section(args.write, section(result, command))
     return 0
 
