@@ -73,7 +73,11 @@ BEGIN
 END
 $$;
 
+-- A non-superuser owner (Aurora's master user) may give a function only to a role that could
+-- have created it there: CREATE on the schema, for the hand-over only.
+GRANT CREATE ON SCHEMA nigredo_leads TO alquimista_leads_list;
 ALTER FUNCTION nigredo_leads.list_lead_ids_v1(
     text, uuid, uuid, text[], timestamptz, timestamptz, timestamptz, timestamptz, text,
     timestamptz, uuid, integer
 ) OWNER TO alquimista_leads_list;
+REVOKE CREATE ON SCHEMA nigredo_leads FROM alquimista_leads_list;
