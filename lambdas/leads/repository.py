@@ -9,6 +9,7 @@ from typing import Any, LiteralString
 from uuid import UUID
 
 import psycopg
+from pydantic import TypeAdapter
 
 from lambdas.leads.errors import DUPLICATE_FIELDS, DuplicateLead, map_violation
 from lambdas.leads.models import Campaign, Interaction, Lead, LeadFields, LeadFilters, Meeting
@@ -200,8 +201,9 @@ class LeadRepository:
         self, filters: LeadFilters, *, after: tuple[datetime, UUID] | None, limit: int
     ) -> list[Lead]:
         """Live leads, newest first, after the keyset position ``after``. Only the filters given
-        reach the SQL: a prepared "param IS NULL OR ..." predicate would hide the trigram and
-        tag indexes from a generic plan, so each filter shape gets its own statement."""
+        reach the SQL: a prepared "param IS NULL OR ..." predicate would hide the indexes from a
+        generic plan, so each filter shape gets its own statement. A text search or a tag
+        filter goes through ``list_lead_ids_v1``, which builds its statement the same way."""
         params: dict[str, Any] = {
             "tenant": self._tenant_id,
             "status": filters.status,
@@ -217,18 +219,42 @@ class LeadRepository:
             "after_id": after[1] if after else None,
             "limit": limit,
         }
-        where: list[LiteralString] = [
-            clause for name, clause in _PAGE_FILTERS if params[name] is not None
-        ]
-        rows = self._conn.execute(
-            "SELECT "
-            + _LEAD_COLUMNS
-            + " FROM nigredo_leads.leads WHERE tenant_id = %(tenant)s AND deleted_at IS NULL"
-            + "".join(" AND " + clause for clause in where)
-            + " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
-            params,
-        ).fetchall()
-        return [Lead.model_validate(row) for row in rows]
+        if params["q"] is not None or params["tags"] is not None:
+            rows = self._conn.execute(_PAGE_THROUGH_FUNCTION_SQL, params).fetchall()
+        else:
+            where: list[LiteralString] = [
+                clause for name, clause in _PAGE_FILTERS if params[name] is not None
+            ]
+            rows = self._conn.execute(
+                "SELECT "
+                + _LEAD_COLUMNS
+                + " FROM nigredo_leads.leads WHERE tenant_id = %(tenant)s AND deleted_at IS NULL"
+                + "".join(" AND " + clause for clause in where)
+                + " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+                params,
+            ).fetchall()
+        return _LEADS.validate_python(rows)
+
+
+_LEADS = TypeAdapter(list[Lead])
+
+# A text search (ILIKE) or a tag filter (@>) is not leakproof: under RLS the planner keeps it out
+# of the trigram and tag indexes. list_lead_ids_v1 (migration 050) picks the page's ids in the
+# scoped tenant without that barrier; the rows are then read by id under this role's RLS.
+_PAGE_THROUGH_FUNCTION_SQL: LiteralString = (
+    "SELECT "
+    + _LEAD_COLUMNS
+    + """
+    FROM nigredo_leads.leads
+    WHERE tenant_id = %(tenant)s AND deleted_at IS NULL
+      AND id = ANY(ARRAY(SELECT nigredo_leads.list_lead_ids_v1(
+          %(status)s::text, %(campaign)s::uuid, %(owner)s::uuid, %(tags)s::text[],
+          %(created_from)s::timestamptz, %(created_to)s::timestamptz,
+          %(updated_from)s::timestamptz, %(updated_to)s::timestamptz, %(q)s::text,
+          %(after_at)s::timestamptz, %(after_id)s::uuid, %(limit)s::integer)))
+    ORDER BY created_at DESC, id DESC
+    """
+)
 
 
 # The list's filters by parameter name (each applies when its parameter is not None).

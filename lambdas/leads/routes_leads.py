@@ -63,7 +63,13 @@ def create_lead(request: LeadFields) -> Response[Lead]:
 @router.get(
     "/api/leads",
     summary="List leads (filters, text search over name/company/e-mail, cursor pagination)",
-    responses=error_responses(InvalidCursor),
+    responses=error_responses(InvalidCursor)
+    | {
+        200: {
+            "description": "Successful Response",
+            "content": {"application/json": {"model": LeadPage}},
+        }
+    },
 )
 def list_leads(  # the query's filters, passed by name
     *,
@@ -78,7 +84,7 @@ def list_leads(  # the query's filters, passed by name
     q: Annotated[str | None, Query(min_length=2, max_length=100)] = None,
     cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> LeadPage:
+) -> Response[str]:
     filters = LeadFilters(
         status=status,
         campanha_id=campanha_id,
@@ -90,7 +96,8 @@ def list_leads(  # the query's filters, passed by name
         updated_to=updated_to,
         q=q,
     )
-    return deps.leads().page(filters, cursor=cursor, limit=limit)
+    body = deps.leads().page_json(filters, cursor=cursor, limit=limit)
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
 
 
 @router.get(

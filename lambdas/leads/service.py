@@ -153,6 +153,11 @@ class LeadService:
             next_cursor=encode_list_cursor(last.created_at, last.id) if last else None,
         )
 
+    def page_json(self, filters: LeadFilters, *, cursor: str | None, limit: int) -> str:
+        """``page`` as the JSON text of a ``LeadPage``, printed by pydantic-core in one pass
+        (the route passes it through instead of validating and encoding the page again)."""
+        return self.page(filters, cursor=cursor, limit=limit).model_dump_json()
+
     def changes(self, *, cursor: str | None, limit: int) -> ChangesPage:
         """What changed after ``cursor`` (see ``changes_json``), parsed."""
         return ChangesPage.model_validate_json(self.changes_json(cursor=cursor, limit=limit))

@@ -193,6 +193,87 @@ def test_the_list_filters_searches_and_pages(database, tenants) -> None:
     assert leads.page(LeadFilters(q="100%"), cursor=None, limit=10).items == []
 
 
+def test_the_list_pages_by_status_campaign_and_owner_newest_first(database, tenants) -> None:
+    leads = LeadService(_factory(database, tenants[0]), suppression_key=KEY)
+    with _factory(database, tenants[0])() as uow:
+        campaign = uow.campaigns.create(name="C", channel="email").id
+        uow.commit()
+    owner = tenants[0].user("member").id
+    made = [
+        leads.create(
+            fields(
+                full_name=f"Pessoa {n}",
+                status="new" if n % 2 else "contacted",
+                campanha_id=campaign if n % 3 else None,
+                assigned_to=owner if n < 4 else None,
+            )
+        )
+        for n in range(8)
+    ]
+    newest_first = sorted(made, key=lambda lead: (lead.created_at, lead.id), reverse=True)
+
+    def walk(filters: LeadFilters) -> list[str | None]:
+        names, cursor = [], None
+        while True:
+            page = leads.page(filters, cursor=cursor, limit=2)
+            names += [lead.full_name for lead in page.items]
+            if page.next_cursor is None:
+                return names
+            cursor = page.next_cursor
+
+    def expected(keep: Any) -> list[str | None]:
+        return [lead.full_name for lead in newest_first if keep(lead)]
+
+    assert walk(LeadFilters(status="new", campanha_id=campaign)) == expected(
+        lambda lead: lead.status == "new" and lead.campanha_id == campaign
+    )
+    assert walk(LeadFilters(assigned_to=owner)) == expected(lambda lead: lead.assigned_to)
+    assert walk(LeadFilters(status="contacted", q="pessoa")) == expected(
+        lambda lead: lead.status == "contacted"
+    )
+
+
+def test_the_list_function_reads_only_the_scoped_tenant_s_leads(db, database, tenants) -> None:
+    # Given leads that match the same search and tag in two tenants
+    ids: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for tenant in tenants:
+        leads = LeadService(_factory(database, tenant), suppression_key=KEY)
+        ids[tenant.id] = {
+            leads.create(fields(full_name=f"Acme {n}", tags=["vip"])).id for n in range(3)
+        }
+    mine, theirs = tenants
+    call = """
+        SELECT nigredo_leads.list_lead_ids_v1(
+            NULL, NULL, NULL, %s, NULL, NULL, NULL, NULL, %s, NULL, NULL, %s) AS id
+    """
+
+    with db.runtime() as conn:
+        # When the runtime role calls the function scoped to one tenant, or to none
+        _scoped(conn, mine.id)
+        by_search = {r["id"] for r in conn.execute(call, (None, "%acme%", 10)).fetchall()}
+        by_tag = {r["id"] for r in conn.execute(call, (["vip"], None, 10)).fetchall()}
+        conn.rollback()
+        unscoped = conn.execute(call, (None, "%acme%", 10)).fetchall()
+        conn.rollback()
+        # the function's policy is its owner's, not the runtime role's
+        _scoped(conn, mine.id)
+        visible = {r["id"] for r in conn.execute("SELECT id FROM nigredo_leads.leads").fetchall()}
+        conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SET ROLE alquimista_leads_list")
+        conn.rollback()
+        _scoped(conn, mine.id)
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            conn.execute(call, (None, "%acme%", 100_000))
+
+    # Then it sees that tenant's leads only, and nothing without a tenant
+    assert by_search == by_tag == visible == ids[mine.id]
+    assert unscoped == []
+    other = LeadService(_factory(database, theirs), suppression_key=KEY)
+    page = other.page(LeadFilters(q="acme", tags=["vip"]), cursor=None, limit=10)
+    assert {lead.id for lead in page.items} == ids[theirs.id]
+
+
 # -- the changes feed ---------------------------------------------------------------------------
 
 
