@@ -11,8 +11,11 @@ from stacks.toolchain import use_project_node
 
 use_project_node()
 
+import fcntl  # noqa: E402
 import json  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+import os  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -102,26 +105,59 @@ def synthesize(outdir: Path, env: str, routes: Sequence[Route] = ROUTES) -> Synt
         app.synth()
     except RuntimeError as failure:  # validation failures surface as jsii RuntimeErrors
         error = str(failure)
+    return _collected(outdir, env, error)
+
+
+def _collected(outdir: Path, env: str, error: str | None) -> Synthesis:
     synthesis = Synthesis(env=env, outdir=outdir, error=error)
     for path in sorted(outdir.glob("*.template.json")):
         synthesis.templates[path.name.removesuffix(".template.json")] = json.loads(path.read_text())
     return synthesis
 
 
+@contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def shared_synthesis(
+    factory: pytest.TempPathFactory, name: str, env: str, routes: Sequence[Route] = ROUTES
+) -> Synthesis:
+    """One synthesis per run, also under ``make test``'s workers: the first worker to need it
+    synthesizes into the run's shared folder while the others wait, then read its output.
+    Synthesis is deterministic, so what they read is what they would have made."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return synthesize(factory.mktemp(f"cdk-{name}"), env, routes)
+    run_dir = factory.getbasetemp().parent  # this run's, shared by its workers
+    outdir = run_dir / f"cdk-{name}"
+    outcome = run_dir / f"cdk-{name}.json"
+    with _exclusive(run_dir / f"cdk-{name}.lock"):
+        if not outcome.exists():
+            made = synthesize(outdir, env, routes)
+            outcome.write_text(json.dumps({"error": made.error}))
+            return made
+    return _collected(outdir, env, json.loads(outcome.read_text())["error"])
+
+
 @pytest.fixture(scope="session")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
-    return synthesize(tmp_path_factory.mktemp("cdk-dev"), "dev")
+    return shared_synthesis(tmp_path_factory, "dev", "dev")
 
 
 @pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
-    return synthesize(tmp_path_factory.mktemp("cdk-prod"), "prod")
+    return shared_synthesis(tmp_path_factory, "prod", "prod")
 
 
 @pytest.fixture(scope="session")
 def with_chat(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
     """Dev with a chat route added: the chat group is special-cased before it exists."""
-    return synthesize(tmp_path_factory.mktemp("cdk-chat"), "dev", routes=(*ROUTES, CHAT_ROUTE))
+    return shared_synthesis(tmp_path_factory, "chat", "dev", routes=(*ROUTES, CHAT_ROUTE))
 
 
 @pytest.fixture(scope="session", params=["dev", "prod"])

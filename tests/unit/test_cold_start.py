@@ -4,6 +4,7 @@ entry module imports with the cyclic collector paused (lambdas.shared.coldstart)
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import subprocess
@@ -47,9 +48,11 @@ print(json.dumps({{
 """
 
 
+@functools.cache
 def _import_in_a_fresh_interpreter(module: str) -> dict[str, Any]:
     """Import ``module`` the way a cold start does: a new interpreter with the collector on and
-    no configuration in the environment."""
+    no configuration in the environment. One interpreter per module for the run: the probe
+    reports everything the tests below read, and a fresh interpreter reports the same."""
     result = subprocess.run(
         [sys.executable, "-c", IMPORT_PROBE.format(module=module, write_only=WRITE_ONLY_MODULES)],
         cwd=ROOT,
