@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from json.encoder import encode_basestring as _encode_string
-from typing import Any, Literal, LiteralString, NamedTuple, Protocol
+from typing import Any, Literal, LiteralString, NamedTuple
 from uuid import UUID
 
 import rfc8785
 from aws_lambda_powertools.metrics import MetricUnit
-from psycopg.rows import dict_row
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from lambdas.shared.constants import (
@@ -47,9 +47,12 @@ Outcome = Literal["success", "denied", "error"]
 
 _APPEND_SQL: LiteralString = """
     SELECT id, seq, row_hash, occurred_at
-    FROM alquimista_platform.audit_append_v2(
-        %(tenant)s, %(actor)s, %(actor_type)s, %(action)s, %(resource_type)s, %(resource_id)s,
-        %(outcome)s, %(request_id)s, %(metadata)s)
+    FROM alquimista_platform.audit_append_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+_DENIED_SQL: LiteralString = """
+    SELECT id, seq, row_hash, occurred_at
+    FROM alquimista_platform.audit_append_denied_v2(%s, %s, %s, %s, %s, %s, %s, %s)
 """
 
 
@@ -63,24 +66,11 @@ class AuditRecord:
     occurred_at: datetime
 
 
-class AppendStatement(NamedTuple):
-    """An append as a statement and its parameters, to send now or with the transaction's
-    COMMIT. ``bounded``: a bounded denial, which returns no row when it is suppressed."""
-
-    query: LiteralString
-    params: dict[str, Any]
-    bounded: bool = False
-
-
-def _record(row: Mapping[str, Any] | None) -> AuditRecord | None:
+def _record(row: tuple[Any, ...] | None) -> AuditRecord | None:
     if row is None:
         return None
-    return AuditRecord(
-        id=row["id"],
-        seq=row["seq"],
-        row_hash=bytes(row["row_hash"]).hex(),
-        occurred_at=row["occurred_at"],
-    )
+    id_, seq, row_hash, occurred_at = row
+    return AuditRecord(id=id_, seq=seq, row_hash=bytes(row_hash).hex(), occurred_at=occurred_at)
 
 
 class AuditWriter:
@@ -112,55 +102,29 @@ class AuditWriter:
     ) -> AuditRecord:
         """Append one row in the current transaction. ``details`` holds ids and hashes only
         (lower snake case keys; strings, safe integers, booleans, null, lists, objects)."""
-        statement = self.statement(
-            action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            outcome=outcome,
-            details=details,
-        )
-        # a cursor of its own: the caller's connection may return tuples (the migration function)
-        record = _record(
-            self._conn.cursor(row_factory=dict_row)
-            .execute(statement.query, statement.params)
+        # a cursor of its own, returning tuples whatever the connection's row factory
+        row = (
+            self._conn.cursor(row_factory=tuple_row)
+            .execute(
+                _APPEND_SQL,
+                (
+                    self._tenant_id,
+                    self._actor_id,
+                    self._actor_type,
+                    action,
+                    resource_type,
+                    resource_id,
+                    outcome,
+                    self._request_id,
+                    Jsonb(dict(details or {})),
+                ),
+            )
             .fetchone()
         )
+        record = _record(row)
         if record is None:
             raise LookupError("audit_append_v2 returned no row")
         return record
-
-    def statement(
-        self,
-        action: str,
-        *,
-        resource_type: str,
-        resource_id: str | None = None,
-        outcome: str = "success",
-        details: Mapping[str, Any] | None = None,
-    ) -> AppendStatement:
-        """The append of one row as a statement, for the caller to send (``append`` sends it)."""
-        return AppendStatement(
-            _APPEND_SQL,
-            {
-                "tenant": self._tenant_id,
-                "actor": self._actor_id,
-                "actor_type": self._actor_type,
-                "action": action,
-                "resource_type": resource_type,
-                "resource_id": resource_id,
-                "outcome": outcome,
-                "request_id": self._request_id,
-                "metadata": Jsonb(dict(details or {})),
-            },
-        )
-
-
-_DENIED_SQL: LiteralString = """
-    SELECT id, seq, row_hash, occurred_at
-    FROM alquimista_platform.audit_append_denied_v2(
-        %(actor)s, %(actor_type)s, %(action)s, %(resource_type)s, %(resource_id)s,
-        %(request_id)s, %(metadata)s, %(per_minute)s)
-"""
 
 
 class PlatformAuditWriter:
@@ -190,6 +154,9 @@ class PlatformAuditWriter:
             actor_type=actor_type,
             request_id=request_id,
         )
+        self._actor_id = actor_id
+        self._actor_type = actor_type
+        self._request_id = request_id
         self._denied_per_minute = denied_per_minute
 
     def append(
@@ -201,128 +168,35 @@ class PlatformAuditWriter:
         outcome: str = "success",
         details: Mapping[str, Any] | None = None,
     ) -> AuditRecord | None:
-        statement = self.statement(
-            action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            outcome=outcome,
-            details=details,
-        )
-        cursor = self._conn.cursor(row_factory=dict_row)
-        row = cursor.execute(statement.query, statement.params).fetchone()
-        return self.recorded(statement, row)
-
-    def statement(
-        self,
-        action: str,
-        *,
-        resource_type: str,
-        resource_id: str | None = None,
-        outcome: str = "success",
-        details: Mapping[str, Any] | None = None,
-    ) -> AppendStatement:
         if outcome != "denied":
-            return self._writer.statement(
+            return self._writer.append(
                 action,
                 resource_type=resource_type,
                 resource_id=resource_id,
                 outcome=outcome,
                 details=details,
             )
-        writer = self._writer
-        return AppendStatement(
-            _DENIED_SQL,
-            {
-                "actor": writer._actor_id,
-                "actor_type": writer._actor_type,
-                "action": action,
-                "resource_type": resource_type,
-                "resource_id": resource_id,
-                "request_id": writer._request_id,
-                "metadata": Jsonb(dict(details or {})),
-                "per_minute": self._denied_per_minute,
-            },
-            bounded=True,
+        row = (
+            self._conn.cursor(row_factory=tuple_row)
+            .execute(
+                _DENIED_SQL,
+                (
+                    self._actor_id,
+                    self._actor_type,
+                    action,
+                    resource_type,
+                    resource_id,
+                    self._request_id,
+                    Jsonb(dict(details or {})),
+                    self._denied_per_minute,
+                ),
+            )
+            .fetchone()
         )
-
-    @staticmethod
-    def recorded(statement: AppendStatement, row: Mapping[str, Any] | None) -> AuditRecord | None:
-        """The record of a sent ``statement`` from its row; a suppressed denial (no row) is
-        counted in the metric."""
         record = _record(row)
         if record is None:
-            if not statement.bounded:
-                raise LookupError("audit_append_v2 returned no row")
             metrics.add_metric(name=AUDIT_DENIALS_SUPPRESSED_METRIC, unit=MetricUnit.Count, value=1)
         return record
-
-
-class AuditStatements(Protocol):
-    def statement(
-        self,
-        action: str,
-        *,
-        resource_type: str,
-        resource_id: str | None = None,
-        outcome: str = "success",
-        details: Mapping[str, Any] | None = None,
-    ) -> AppendStatement: ...
-
-
-class CommitTimeAuditWriter:
-    """A request's audit writer that sends its appends with the transaction's COMMIT, in one
-    pipelined round trip, instead of one round trip each (``RequestScope.commit`` calls
-    ``commit``). The rows are still in the transaction they record: an append that fails
-    aborts it, and COMMIT, pipelined behind it, is not run. ``append`` returns None; the
-    records are what ``commit`` returns. What it has not sent when the transaction rolls back
-    is dropped with it."""
-
-    def __init__(self, writer: AuditWriter | PlatformAuditWriter) -> None:
-        self._writer: AuditStatements = writer
-        self._pending: list[AppendStatement] = []
-
-    def append(
-        self,
-        action: str,
-        *,
-        resource_type: str,
-        resource_id: str | None = None,
-        outcome: str = "success",
-        details: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._pending.append(
-            self._writer.statement(
-                action,
-                resource_type=resource_type,
-                resource_id=resource_id,
-                outcome=outcome,
-                details=details,
-            )
-        )
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def commit(self, conn: Connection) -> list[AuditRecord | None]:
-        """Send the pending appends and COMMIT in one round trip; their records, in order (None:
-        a suppressed denial)."""
-        pending, self._pending = self._pending, []
-        if not pending:
-            conn.commit()
-            return []
-        with conn.pipeline():
-            cursors = [
-                conn.cursor(row_factory=dict_row).execute(s.query, s.params) for s in pending
-            ]
-            # a statement, not conn.commit(): in a pipeline that syncs, and leaving the pipeline
-            # syncs again (two round trips). The scope's connection is in autocommit mode with
-            # an explicit BEGIN (lambdas.shared.db), so this COMMIT ends its transaction.
-            conn.execute("COMMIT", prepare=False)
-        return [
-            PlatformAuditWriter.recorded(statement, cursor.fetchone())
-            for statement, cursor in zip(pending, cursors, strict=True)
-        ]
 
 
 # ---- canonical JSON and hashes -----------------------------------------------------------

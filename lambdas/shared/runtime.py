@@ -41,33 +41,24 @@ if TYPE_CHECKING:
 
 
 def _audit_writer(conn: Connection, scope: RequestScope) -> AuditLog:
-    """The transaction's tenant chain, or the platform's when it is scoped to no tenant; the
-    appends travel with the transaction's COMMIT."""
+    """The transaction's tenant chain, or the platform's when it is scoped to no tenant."""
     # Imported by the first write: a read-only request never loads the chain's hashing and
     # RFC 8785 canonicalisation, nor the event catalog's models (scripts/bench/imports.py).
-    from lambdas.shared.audit import (  # noqa: PLC0415
-        AuditWriter,
-        CommitTimeAuditWriter,
-        PlatformAuditWriter,
-    )
+    from lambdas.shared.audit import AuditWriter, PlatformAuditWriter  # noqa: PLC0415
 
     if scope.tenant_id is None:
-        return CommitTimeAuditWriter(
-            PlatformAuditWriter(
-                conn,
-                actor_id=scope.actor_id,
-                actor_type=scope.actor_type,
-                request_id=scope.request_id,
-            )
-        )
-    return CommitTimeAuditWriter(
-        AuditWriter(
+        return PlatformAuditWriter(
             conn,
-            tenant_id=scope.tenant_id,
             actor_id=scope.actor_id,
             actor_type=scope.actor_type,
             request_id=scope.request_id,
         )
+    return AuditWriter(
+        conn,
+        tenant_id=scope.tenant_id,
+        actor_id=scope.actor_id,
+        actor_type=scope.actor_type,
+        request_id=scope.request_id,
     )
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 from uuid import UUID
 
 import psycopg
@@ -58,13 +58,6 @@ class AuditLog(Protocol):
         outcome: str = "success",
         details: Mapping[str, Any] | None = None,
     ) -> Any: ...
-
-
-@runtime_checkable
-class CommitsWithAppends(Protocol):
-    """An audit writer that sends its appends with the COMMIT (one round trip for both)."""
-
-    def commit(self, conn: Connection) -> Any: ...
 
 
 class Outbox(Protocol):
@@ -258,12 +251,8 @@ class RequestScope:
     def commit(self) -> None:
         """Commit the open transaction (with what the writers appended to it)."""
         conn = self._required_conn()
-        audit: object = self._audit  # the writer of this transaction, if one was built
         self._forget_writers()
-        if isinstance(audit, CommitsWithAppends):
-            audit.commit(conn)
-        else:
-            conn.commit()
+        conn.commit()
 
     def rollback(self) -> None:
         """Roll the open transaction back, if there is one and its connection is alive."""

@@ -108,7 +108,7 @@ def test_sql_json_strings_match_rfc8785_byte_for_byte(owner: Conn, text: str) ->
     assert bytes(row["b"]) == rfc8785.dumps(text)
 
 
-@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("version", ["v1", "v2", "v3"])
 @pytest.mark.parametrize("value", GOLDEN_VALUES)
 def test_sql_canonical_json_matches_rfc8785_byte_for_byte(
     owner: Conn, value: Any, version: str
@@ -119,6 +119,53 @@ def test_sql_canonical_json_matches_rfc8785_byte_for_byte(
     ).fetchone()
     assert row is not None
     assert bytes(row["b"]) == rfc8785.dumps(value) == canonical_json(value)
+
+
+# Metadata v3 (migration 041) leaves to v2, which raises: NULL from v3 where v2 refuses.
+EDGE_METADATA: list[Any] = [
+    {"a" * 63: 1},
+    {"a" * 64: 1},
+    {"_a": 1},
+    {"1a": 1},
+    {"a-b": 1},
+    {"Agent": 1},
+    {"e_mail": 1},
+    {"x_e_mail_y": 1},
+    {"mail": 1},
+    {"user_agent": 1},
+    {"my_user_agent_id": 1},
+    {"agent_id": 1},
+    {"names": 1, "zip": 2, "ipv4": 3, "birthdate": 4},
+    {"rg_id": 1},
+    {"owner_ip": 1},
+    {"nested": {"ok": {"first_name": 1}}},
+    {"nested": {"ok": {"fine": 1.0}}},
+    {"n": 9007199254740992},
+    {"n": -9007199254740991},
+    {"n": 0.5},
+]
+
+
+@pytest.mark.parametrize("value", EDGE_METADATA)
+def test_sql_canonical_json_v3_writes_what_v2_writes_and_refuses_what_it_refuses(
+    owner: Conn, value: Any
+) -> None:
+    metadata = psycopg.types.json.Jsonb(value)
+    v3 = owner.execute(
+        "SELECT alquimista_platform.audit_canonical_json_v3(%s) AS t", (metadata,)
+    ).fetchone()
+    assert v3 is not None
+    try:
+        v2 = owner.execute(
+            "SELECT alquimista_platform.audit_canonical_json_v2(%s) AS t", (metadata,)
+        ).fetchone()
+    except psycopg.errors.InvalidParameterValue:
+        owner.rollback()
+        assert v3["t"] is None
+    else:
+        assert v2 is not None
+        assert v3["t"] == v2["t"]
+        assert v3["t"].encode() == rfc8785.dumps(value)
 
 
 @pytest.mark.parametrize("text", GOLDEN_STRINGS)

@@ -1,5 +1,6 @@
-"""CommitTimeAuditWriter: a request's appends travel with its COMMIT in one round trip, and
-commit or fail with it; and migration 040's shared chain-writing body is the owner's alone."""
+"""The request's audit writer: one statement per append in the request's transaction (it
+commits or fails with it), the platform chain's bounded denials, and what migrations 040/041
+keep for the owner alone or rely on."""
 
 from __future__ import annotations
 
@@ -11,14 +12,9 @@ import psycopg
 import pytest
 
 from lambdas.audit.repository import AuditRepository
-from lambdas.shared.audit import (
-    AuditWriter,
-    CommitTimeAuditWriter,
-    PlatformAuditWriter,
-    verify_chain,
-)
+from lambdas.shared.audit import AuditWriter, PlatformAuditWriter, verify_chain
 from lambdas.shared.db import set_tenant
-from tests.support.audit import scoped
+from tests.support.audit import append_audit, scoped
 from tests.support.database import TestDatabase
 from tests.support.factories import create_tenant
 from tests.support.round_trips import counting_round_trips
@@ -51,63 +47,54 @@ def _rows(db: TestDatabase, tenant_id: uuid.UUID) -> int:
     return int(row["n"])
 
 
-def test_appends_are_sent_with_the_commit_in_one_round_trip(
+def test_each_append_is_one_round_trip_and_commits_with_the_transaction(
     db: TestDatabase, request_conn: Conn, tenant: uuid.UUID
 ) -> None:
     request_conn.execute("BEGIN")
     set_tenant(request_conn, tenant)
-    writer = CommitTimeAuditWriter(AuditWriter(request_conn, tenant_id=tenant, actor_id=None))
+    writer = AuditWriter(request_conn, tenant_id=tenant, actor_id=None)
 
     with counting_round_trips(request_conn) as trips:
-        writer.append("agent.activated", resource_type="agent", details={"n": 1})
-        writer.append("agent.deactivated", resource_type="agent", details={"n": 2})
-        records = writer.commit(request_conn)
+        first = writer.append("agent.activated", resource_type="agent", details={"n": 1})
+        second = writer.append("agent.deactivated", resource_type="agent", details={"n": 2})
+    assert _rows(db, tenant) == 0  # not visible before the COMMIT
+    request_conn.commit()
 
-    assert len(trips) == 1
-    assert trips.trips[0][-1] == "COMMIT"
-    assert [r.seq for r in records if r is not None] == [1, 2]
+    assert len(trips) == 2
+    assert (first.seq, second.seq) == (1, 2)
     with scoped(db, tenant) as conn:
-        assert verify_chain(AuditRepository(conn, tenant).stream()).checked == 2
+        result = verify_chain(AuditRepository(conn, tenant).stream())
+    assert (result.ok, result.checked, result.last_hash) == (True, 2, second.row_hash)
 
 
-def test_an_append_refused_at_commit_fails_the_commit_and_writes_nothing(
+def test_a_refused_append_fails_the_transaction_and_writes_nothing(
     db: TestDatabase, request_conn: Conn, tenant: uuid.UUID
 ) -> None:
     request_conn.execute("BEGIN")
     set_tenant(request_conn, tenant)
-    writer = CommitTimeAuditWriter(AuditWriter(request_conn, tenant_id=tenant, actor_id=None))
+    writer = AuditWriter(request_conn, tenant_id=tenant, actor_id=None)
     writer.append("agent.activated", resource_type="agent", details={"n": 1})
-    writer.append("lead.created", resource_type="lead", details={"email": "x@example.com"})
 
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="personal data"):
-        writer.commit(request_conn)
+        writer.append("lead.created", resource_type="lead", details={"email": "x@example.com"})
     request_conn.rollback()
 
     assert _rows(db, tenant) == 0
 
 
-def test_nothing_pending_is_a_plain_commit(
-    db: TestDatabase, request_conn: Conn, tenant: uuid.UUID
-) -> None:
-    request_conn.execute("BEGIN")
-    writer = CommitTimeAuditWriter(AuditWriter(request_conn, tenant_id=tenant, actor_id=None))
-
-    assert writer.commit(request_conn) == []
-    assert request_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-
-
 def test_a_suppressed_platform_denial_has_no_record(request_conn: Conn) -> None:
     request_conn.execute("BEGIN")
     set_tenant(request_conn, None)
-    writer = CommitTimeAuditWriter(
-        PlatformAuditWriter(request_conn, actor_id=None, denied_per_minute=1)
-    )
+    writer = PlatformAuditWriter(request_conn, actor_id=None, denied_per_minute=1)
     source = f"test-{uuid.uuid4().hex[:8]}"
-    for _ in range(2):
-        writer.append("webhook.denied", resource_type="webhook", resource_id=source,
-                      outcome="denied", details={})  # fmt: skip
 
-    first, second = writer.commit(request_conn)
+    first, second = (
+        writer.append(
+            "webhook.denied", resource_type="webhook", resource_id=source, outcome="denied"
+        )
+        for _ in range(2)
+    )
+    request_conn.rollback()
 
     assert first is not None
     assert second is None
@@ -125,3 +112,12 @@ def test_the_shared_chain_body_is_not_callable_by_the_runtime_role(
             """,
             (tenant,),
         )
+
+
+def test_a_tenant_with_audit_rows_cannot_be_deleted(db: TestDatabase, tenant: uuid.UUID) -> None:
+    # Migration 041 dropped the rows' own foreign key: the tenant's head row, written with
+    # every append, holds the tenant instead.
+    append_audit(db, tenant, 1, actor_id=uuid.uuid4())
+
+    with db.owner() as owner, pytest.raises(psycopg.errors.RestrictViolation, match="audit_heads"):
+        owner.execute("DELETE FROM alquimista_platform.tenants WHERE id = %s", (tenant,))
