@@ -349,14 +349,14 @@ class ApprovalRepository:
         conn = self._conn
         try:
             with conn.pipeline():
-                conn.execute(_SAVEPOINT)
+                conn.execute(_SAVEPOINT, prepare=False)
                 cursor = conn.execute(query, params)
-                conn.execute(_RELEASE)
+                conn.execute(_RELEASE, prepare=False)
         except psycopg.Error:
             if not (conn.closed or conn.broken):
                 with conn.pipeline():
-                    conn.execute(_ROLLBACK_TO)
-                    conn.execute(_RELEASE)
+                    conn.execute(_ROLLBACK_TO, prepare=False)
+                    conn.execute(_RELEASE, prepare=False)
             raise
         return cursor
 
