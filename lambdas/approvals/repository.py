@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, LiteralString
 from uuid import UUID
 
 import psycopg
@@ -38,7 +38,7 @@ from lambdas.approvals.notifications import notify
 from lambdas.approvals.transitions import Status, Verdict
 from lambdas.policies.subject import Subject
 from lambdas.shared.constants import TENANT_SETTING
-from lambdas.shared.db import Connection, UnitOfWork
+from lambdas.shared.db import Connection, Cursor, UnitOfWork
 from lambdas.shared.errors import AppError
 
 if TYPE_CHECKING:
@@ -137,8 +137,8 @@ def refusal_for(error: psycopg.Error) -> AppError | None:
 
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Run a statement in a savepoint; a refusal by migration 026 becomes its domain error and
-    leaves the caller's transaction usable (e.g. to audit the refused attempt)."""
+    """A refusal by migration 026 becomes its domain error. A caller that must keep using the
+    transaction after a refusal runs the statement in a savepoint inside this block."""
     try:
         yield
     except (psycopg.errors.IntegrityError, psycopg.errors.InsufficientPrivilege) as error:
@@ -175,6 +175,15 @@ _WITH_DECISIONS = """,
 """
 
 
+_DECIDE_SQL: LiteralString = """
+SELECT decision_id, status, approvals, required_approvals, created_at, decided_at
+FROM alquimista_platform.decide_approval_v3(%s, %s, %s, %s, %s)
+"""
+_SAVEPOINT: LiteralString = "SAVEPOINT approval_decision"
+_RELEASE: LiteralString = "RELEASE SAVEPOINT approval_decision"
+_ROLLBACK_TO: LiteralString = "ROLLBACK TO SAVEPOINT approval_decision"
+
+
 def _record(row: dict[str, Any] | None) -> ApprovalRecord:
     if row is None:
         raise LookupError("the statement returned no row")
@@ -184,9 +193,12 @@ def _record(row: dict[str, Any] | None) -> ApprovalRecord:
 class ApprovalRepository:
     """The tenant's approval requests; every statement filters by the tenant too."""
 
-    def __init__(self, conn: Connection, tenant_id: UUID) -> None:
+    def __init__(
+        self, conn: Connection, tenant_id: UUID, *, request_ref: str | None = None
+    ) -> None:
         self._conn = conn
         self._tenant_id = tenant_id
+        self._request_ref = request_ref  # the request id its audit rows carry
 
     def find_or_create(self, request: NewApprovalRequest) -> tuple[ApprovalRecord, bool]:
         """The pending request for the subject, creating it if there is none; True when
@@ -315,20 +327,38 @@ class ApprovalRepository:
     def decide(
         self, request_id: UUID, *, decider: UUID, decision: Verdict, reason: str
     ) -> DecisionOutcome | None:
-        """Record a decision through ``decide_approval_v2`` (migration 039); the database
-        applies the rules and the quorum under a lock on the request, and returns the request's
-        state after it, with when it was opened and decided."""
-        with translate_errors(), self._conn.transaction():
-            row = self._conn.execute(
-                """
-                SELECT decision_id, status, approvals, required_approvals, created_at, decided_at
-                FROM alquimista_platform.decide_approval_v2(%s, %s, %s, %s)
-                """,
-                (request_id, decider, decision, reason),
-            ).fetchone()
+        """Record a decision, with its audit row, its ``approval.decided`` event and, when it
+        ends the request, the requester's notification, in one call of ``decide_approval_v3``
+        (migration 043): the database applies the rules and the quorum under a lock on the
+        request and returns the request's state after it, with when it was opened and decided.
+        The call runs in a savepoint sent in the same round trip, so a refusal leaves the
+        caller's transaction usable."""
+        with translate_errors():
+            cursor = self._in_savepoint(
+                _DECIDE_SQL, (request_id, decider, decision, reason, self._request_ref)
+            )
+        row = cursor.fetchone()
         if row is None:
             return None  # no such request in this tenant: the service says so
         return DecisionOutcome(request_id=request_id, **row)
+
+    def _in_savepoint(self, query: LiteralString, params: tuple[Any, ...]) -> Cursor:
+        """``query`` between SAVEPOINT and RELEASE, pipelined: one round trip where psycopg's
+        ``transaction()`` takes three. A failure rolls back to the savepoint (one more round
+        trip, on that path only) and is raised."""
+        conn = self._conn
+        try:
+            with conn.pipeline():
+                conn.execute(_SAVEPOINT, prepare=False)
+                cursor = conn.execute(query, params)
+                conn.execute(_RELEASE, prepare=False)
+        except psycopg.Error:
+            if not (conn.closed or conn.broken):
+                with conn.pipeline():
+                    conn.execute(_ROLLBACK_TO, prepare=False)
+                    conn.execute(_RELEASE, prepare=False)
+            raise
+        return cursor
 
     def cancel(self, request_id: UUID, *, actor: UUID) -> ApprovalRecord | None:
         """The requester withdraws a pending request."""
@@ -360,14 +390,6 @@ class ApprovalRepository:
             "approval.requested",
             permission="approvals:decide",
             except_user=request.requested_by,
-        )
-
-    def notify_decided(self, request: ApprovalRecord) -> int:
-        """Tell the requesting user how their request ended."""
-        if request.requested_by is None:
-            return 0
-        return notify(
-            self._conn, self._tenant_id, request, "approval.decided", user=request.requested_by
         )
 
 
@@ -487,7 +509,9 @@ class ApprovalsUnitOfWork(UnitOfWork):
     def _on_enter(self) -> None:
         if self.tenant_id is None:
             raise RuntimeError("the approvals unit of work needs a tenant")
-        self.approvals = ApprovalRepository(self.conn, self.tenant_id)
+        self.approvals = ApprovalRepository(
+            self.conn, self.tenant_id, request_ref=self.scope.request_id
+        )
 
 
 class ApprovalSweepUnitOfWork(UnitOfWork):

@@ -2,8 +2,9 @@
 
 The rules themselves are enforced by the database (migration 026); these functions validate
 what they can without a round trip, write the in-app notifications, record each change (audit
-row + outbox event), commit, and shape the answers. Opening a request for a sensitive action
-goes through the gate (``lambdas.shared.gate``); ``open_request`` is for callers that already
+row + outbox event), commit, and shape the answers (a decision is recorded and notified by the
+store, in one call of ``decide_approval_v3``). Opening a request for a sensitive action goes
+through the gate (``lambdas.shared.gate``); ``open_request`` is for callers that already
 evaluated.
 """
 
@@ -51,13 +52,14 @@ class ApprovalStore(Protocol):
 
     def decide(
         self, request_id: UUID, *, decider: UUID, decision: Verdict, reason: str
-    ) -> DecisionOutcome | None: ...
+    ) -> DecisionOutcome | None:
+        """The decision with its audit row and ``approval.decided`` event, and the requester's
+        notification when it ends the request; None when the tenant has no such request."""
+        ...
 
     def cancel(self, request_id: UUID, *, actor: UUID) -> ApprovalRecord | None: ...
 
     def notify_requested(self, request: ApprovalRecord) -> int: ...
-
-    def notify_decided(self, request: ApprovalRecord) -> int: ...
 
 
 class ApprovalsUow(ChangeRecorder, Protocol):
@@ -226,31 +228,14 @@ def decide(
 ) -> DecisionOutcome:
     """Approve or reject with a reason. The database refuses self-approval, deciders without
     ``approvals:decide``, decided or expired requests and second decisions, and applies the
-    quorum; a refusal raises its domain error and nothing is written. When the request ends,
-    its requester is notified."""
+    quorum; a refusal raises its domain error and nothing is written. The store records the
+    decision with its audit row and ``approval.decided`` event, and notifies the requester when
+    the request ends, in one call (the route's one round trip between its opening and COMMIT)."""
     text = check_reason(reason)
     with uow_factory() as uow:
         outcome = uow.approvals.decide(request_id, decider=decider, decision=decision, reason=text)
         if outcome is None:
             raise ApprovalNotFound("approval request not found")
-        uow.record(
-            "approval.decided",
-            aggregate_type="approval",
-            aggregate_id=str(request_id),
-            payload={
-                "approval_id": request_id,
-                "decision_id": outcome.decision_id,
-                "decided_by": decider,
-                "decision": decision,
-                "status": outcome.status,
-                "approvals": outcome.approvals,
-                "required_approvals": outcome.required_approvals,
-            },
-        )
-        if outcome.status != "pending":
-            ended = uow.approvals.get(request_id)
-            if ended is not None:
-                uow.approvals.notify_decided(ended)
         uow.commit()
         return outcome
 

@@ -313,6 +313,8 @@ class FakeApprovalStore:
         self.requests[request_id] = (asked, after, created_at)
         decision_id = uuid.uuid4()
         self.decision_ids[(request_id, decider)] = decision_id
+        if after.status != "pending":  # the port notifies the requester of a request it ends
+            self.notified.append(("approval.decided", request_id, after.status))
         return DecisionOutcome(
             decision_id=decision_id,
             request_id=request_id,
@@ -336,10 +338,6 @@ class FakeApprovalStore:
 
     def notify_requested(self, request: ApprovalRecord) -> int:
         self.notified.append(("approval.requested", request.id, request.status))
-        return 1
-
-    def notify_decided(self, request: ApprovalRecord) -> int:
-        self.notified.append(("approval.decided", request.id, request.status))
         return 1
 
 
