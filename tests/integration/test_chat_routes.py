@@ -473,7 +473,7 @@ def test_two_concurrent_resumes_answer_and_charge_once(
                 user_id=member.id,
                 model=gateway.chat_model,
             )
-        except Exception as error:  # noqa: BLE001 - the outcome under test
+        except Exception as error:  # the outcome under test
             outcomes[name] = error
         finally:
             database.close()

@@ -68,18 +68,22 @@ class FakeChat:
         return True
 
     def store_answer(self, question, completion, chunks, *, user_id, cost_estimate, reservation_id):
-        answer = self.add_message(
+        answer = Message(
+            id=uuid.uuid4(),
             session_id=question.session_id,
             role="assistant",
             content=completion.text,
             status="answered",
-            reply_to=question.id,
             model=completion.model,
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
+            approval_request_id=None,
+            reply_to=question.id,
+            created_at=NOW,
         )
+        self.messages[answer.id] = answer
         self.references[answer.id] = list(chunks)
-        self.set_message_status(question.id, "answered")
+        self.messages[question.id] = Message(**{**question.__dict__, "status": "answered"})
         self.usage.append(
             {"user_id": user_id, "cost_estimate": cost_estimate, "reservation_id": reservation_id}
         )
