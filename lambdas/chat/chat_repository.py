@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 
 from lambdas.chat.models import (
     Citation,
+    Completion,
     Message,
     MessageRole,
     MessageStatus,
@@ -26,6 +27,36 @@ _SESSION_COLUMNS = "id, user_id, title, status, created_at, closed_at"
 _MESSAGE_COLUMNS = """
     m.id, m.session_id, m.role, m.content, m.status, m.model, m.prompt_tokens,
     m.completion_tokens, m.approval_request_id, m.reply_to, m.created_at
+"""
+
+
+_STORE_ANSWER_SQL = f"""
+    WITH answer AS (
+        INSERT INTO chat.messages AS m
+            (tenant_id, session_id, reply_to, role, content, status, model, prompt_tokens,
+             completion_tokens)
+        VALUES (%(tenant)s, %(session)s, %(question)s, 'assistant', %(content)s, 'answered',
+                %(model)s, %(prompt)s, %(completion)s)
+        RETURNING {_MESSAGE_COLUMNS}
+    ), cited AS (
+        INSERT INTO chat.message_references
+            (tenant_id, message_id, chunk_id, document_id, rank, score)
+        SELECT %(tenant)s, a.id, r.chunk_id, r.document_id, r.rank, r.score
+        FROM answer AS a,
+             unnest(%(chunks)s::uuid[], %(documents)s::uuid[], %(scores)s::float8[])
+                 WITH ORDINALITY AS r (chunk_id, document_id, score, rank)
+    ), asked AS (
+        UPDATE chat.messages SET status = 'answered', error_code = NULL
+        WHERE tenant_id = %(tenant)s AND id = %(question)s
+    ), logged AS (
+        INSERT INTO chat.token_usage_log
+            (tenant_id, user_id, reservation_id, message_id, model, prompt_tokens,
+             completion_tokens, cost_estimate)
+        SELECT %(tenant)s, %(user)s, %(reservation)s, a.id, %(model)s, %(prompt)s,
+               %(completion)s, %(cost)s
+        FROM answer AS a
+    )
+    SELECT * FROM answer
 """
 
 
@@ -176,16 +207,64 @@ class ChatRepository:
         return _message(row) if row else None
 
     def set_message_status(
-        self, message_id: UUID, status: MessageStatus, *, error_code: str | None = None
+        self,
+        message_id: UUID,
+        status: MessageStatus,
+        *,
+        error_code: str | None = None,
+        only_from: MessageStatus | None = None,
     ) -> bool:
+        """Move a message to ``status`` (only from ``only_from``, if given); False if no
+        message moved."""
         row = self._conn.execute(
             """
-            UPDATE chat.messages SET status = %s, error_code = %s
-            WHERE tenant_id = %s AND id = %s RETURNING id
+            UPDATE chat.messages SET status = %(status)s, error_code = %(error)s
+            WHERE tenant_id = %(tenant)s AND id = %(id)s
+              AND (%(from)s::text IS NULL OR status = %(from)s)
+            RETURNING id
             """,
-            (status, error_code, self._tenant_id, message_id),
+            {
+                "status": status,
+                "error": error_code,
+                "tenant": self._tenant_id,
+                "id": message_id,
+                "from": only_from,
+            },
         ).fetchone()
         return row is not None
+
+    def store_answer(
+        self,
+        question: Message,
+        completion: Completion,
+        chunks: Sequence[RetrievedChunk],
+        *,
+        user_id: UUID | None,
+        cost_estimate: Decimal,
+        reservation_id: UUID,
+    ) -> Message:
+        """The model's answer to ``question`` in one statement (one round trip): the answer, its
+        citations (``chunks`` in rank order), the question marked answered and the call's
+        usage row."""
+        row = self._conn.execute(
+            _STORE_ANSWER_SQL,
+            {
+                "tenant": self._tenant_id,
+                "session": question.session_id,
+                "question": question.id,
+                "user": user_id,
+                "content": completion.text,
+                "model": completion.model,
+                "prompt": completion.prompt_tokens,
+                "completion": completion.completion_tokens,
+                "chunks": [c.chunk_id for c in chunks],
+                "documents": [c.document_id for c in chunks],
+                "scores": [c.score for c in chunks],
+                "cost": cost_estimate,
+                "reservation": reservation_id,
+            },
+        ).fetchone()
+        return _message(one(row))
 
     def add_references(self, message_id: UUID, chunks: Sequence[RetrievedChunk]) -> None:
         """Cite ``chunks`` (in rank order) as the sources of an answer."""

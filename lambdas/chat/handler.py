@@ -37,7 +37,7 @@ with collector_paused():
         UsageResponse,
         VerdictResponse,
     )
-    from lambdas.chat.unit_of_work import ChatUnitOfWork, KnowledgeRetriever
+    from lambdas.chat.unit_of_work import ChatUnitOfWork, QuestionEmbedder
     from lambdas.chat.uploads import S3Uploads
     from lambdas.shared.cursors import InvalidCursor
     from lambdas.shared.errors import error_responses
@@ -172,7 +172,7 @@ def send_message(
     gateway = _llm()
     outcome = service.send_message(
         _uow,
-        retriever=KnowledgeRetriever(_uow, gateway),
+        retriever=QuestionEmbedder(gateway),
         llm=gateway,
         session_id=session_id,
         tenant_id=scope.caller.tenant_id,
@@ -201,7 +201,7 @@ def resume_message(
     gateway = _llm()
     outcome = service.resume_message(
         _uow,
-        retriever=KnowledgeRetriever(_uow, gateway),
+        retriever=QuestionEmbedder(gateway),
         llm=gateway,
         session_id=session_id,
         message_id=message_id,

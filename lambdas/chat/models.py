@@ -11,7 +11,7 @@ from uuid import UUID
 
 DocumentStatus = Literal["pending", "processing", "ready", "failed"]
 MessageRole = Literal["user", "assistant"]
-MessageStatus = Literal["pending", "blocked", "answered", "failed"]
+MessageStatus = Literal["pending", "answering", "blocked", "answered", "failed"]
 
 
 @dataclass(frozen=True)

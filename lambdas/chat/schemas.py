@@ -74,7 +74,7 @@ class MessageResponse(BaseModel):
     session_id: UUID
     role: Literal["user", "assistant"]
     content: str
-    status: Literal["pending", "blocked", "answered", "failed"]
+    status: Literal["pending", "answering", "blocked", "answered", "failed"]
     model: str | None
     prompt_tokens: int
     completion_tokens: int

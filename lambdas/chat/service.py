@@ -1,11 +1,14 @@
 """Chat use cases over injected ports: the retriever, the LLM and a unit of work holding the
-chat and quota repositories and the policy gate. The HTTP routes only parse and call these.
+chat, quota and knowledge repositories and the policy gate. The HTTP routes only parse and call
+these.
 
-A message: the question and the gate's verdict in one transaction -> retrieve -> reserve
-tokens (committed) -> LLM with no transaction open -> settle, persist the answer, its
-citations and the usage, and record ``chat_message.answered`` in one transaction. A blocked or
-pending message never reaches the provider; a pending one is answered by ``resume_message``
-once approved.
+A message: the question and the gate's verdict in one transaction -> the question's embedding
+with no transaction open -> the search and the token reservation in one transaction (committed
+before the model is called, so concurrent requests never exceed the quota) -> the model with no
+transaction open -> the settlement, the answer with its citations and usage, and
+``chat_message.answered`` in one transaction. A blocked or pending question never reaches the
+provider; a pending one is answered by ``resume_message`` once approved, moving from
+``pending`` to ``answering`` under its row lock so that two resumes cannot both answer it.
 """
 
 from __future__ import annotations
@@ -53,6 +56,13 @@ class MessageNotFound(NotFound):
     code = "chat_message_not_found"
 
 
+_QUESTION_STATUS: dict[str, MessageStatus] = {
+    "allow": "answering",
+    "blocked": "blocked",
+    "pending": "pending",
+}
+
+
 class MessageNotPending(Conflict):
     """Only a question waiting for approval can be resumed."""
 
@@ -89,8 +99,24 @@ class Gate(Protocol):
         """Before commit: the approval an allow verdict relied on is still approved."""
 
 
+@dataclass(frozen=True)
+class QueryVector:
+    """A question's embedding and the model that made it (the search compares like with like)."""
+
+    model: str
+    values: Sequence[float]
+
+
 class Retriever(Protocol):
-    def retrieve(self, question: str, *, k: int) -> list[RetrievedChunk]: ...
+    """Embeds a question (a provider call: no transaction may be open around it)."""
+
+    def embed(self, question: str) -> QueryVector: ...
+
+
+class KnowledgeSearch(Protocol):
+    def search(
+        self, *, text: str, embedding: Sequence[float], model: str, k: int
+    ) -> list[RetrievedChunk]: ...
 
 
 class Llm(Protocol):
@@ -120,22 +146,24 @@ class ChatStore(Protocol):
     ) -> Message: ...
 
     def set_message_status(
-        self, message_id: UUID, status: MessageStatus, *, error_code: str | None = None
+        self,
+        message_id: UUID,
+        status: MessageStatus,
+        *,
+        error_code: str | None = None,
+        only_from: MessageStatus | None = None,
     ) -> bool: ...
 
-    def add_references(self, message_id: UUID, chunks: Sequence[RetrievedChunk]) -> None: ...
-
-    def log_usage(
+    def store_answer(
         self,
+        question: Message,
+        completion: Completion,
+        chunks: Sequence[RetrievedChunk],
         *,
         user_id: UUID | None,
-        model: str,
-        prompt_tokens: int,
-        completion_tokens: int,
         cost_estimate: Decimal,
-        reservation_id: UUID | None = None,
-        message_id: UUID | None = None,
-    ) -> None: ...
+        reservation_id: UUID,
+    ) -> Message: ...
 
 
 class QuotaStore(Protocol):
@@ -152,6 +180,9 @@ class ChatUow(AbstractContextManager["ChatUow"], Protocol):
 
     @property
     def quotas(self) -> QuotaStore: ...
+
+    @property
+    def knowledge(self) -> KnowledgeSearch: ...
 
     @property
     def gate(self) -> Gate: ...
@@ -249,7 +280,7 @@ def send_message(
         if session.status != "open":
             raise SessionClosed("the chat session is closed")
         verdict = work.gate.authorize(subject)
-        status: MessageStatus = "blocked" if verdict.outcome == "blocked" else "pending"
+        status: MessageStatus = _QUESTION_STATUS[verdict.outcome]
         question = work.chat.add_message(
             session_id=session_id,
             role="user",
@@ -308,9 +339,16 @@ def resume_message(
             estimated_tokens=estimate_tokens(question.content) + max_completion_tokens,
         )
         verdict = work.gate.authorize(subject)
-        if verdict.outcome == "blocked":
-            work.chat.set_message_status(question.id, "blocked", error_code="policy_blocked")
-            question = replace(question, status="blocked")
+        if verdict.outcome != "pending":
+            status = _QUESTION_STATUS[verdict.outcome]
+            error_code = "policy_blocked" if verdict.outcome == "blocked" else None
+            # the row is locked, and the transition is conditional besides: of two concurrent
+            # resumes, the second finds the question no longer pending
+            if not work.chat.set_message_status(
+                question.id, status, error_code=error_code, only_from="pending"
+            ):
+                raise MessageNotPending("the message is not waiting for approval")
+            question = replace(question, status=status)
         work.commit()
     return _answer(
         uow,
@@ -350,22 +388,18 @@ def _answer(
     _refuse_blocked(question, verdict)
     if verdict.outcome != "allow":
         return MessageOutcome(question=question, answer=None, verdict=verdict)
-    retriever, llm, model = answering.retriever, answering.llm, answering.model
-    max_completion_tokens, pricing = answering.max_completion_tokens, answering.pricing
-    chunks = retriever.retrieve(question.content, k=answering.k)
-    turns = build_prompt(question.content, chunks)
-    estimate = sum(estimate_tokens(t.content) for t in turns) + max_completion_tokens
-    with uow() as work:
-        try:
-            reservation = work.quotas.reserve(estimate, user_id=user_id)
-        except TokenQuotaExceeded as refused:
+    try:
+        chunks, turns, reservation = _retrieve_and_reserve(uow, question, answering, user_id)
+    except Exception as error:
+        _give_back(uow, question, error)
+        if isinstance(error, TokenQuotaExceeded):
             # the quota renews with the month: that is when a retry can succeed
             raise TokenQuotaExceeded(
-                refused.message, details=refused.details, retry_after_s=_until_next_month()
+                error.message, details=error.details, retry_after_s=_until_next_month()
             ) from None
-        work.commit()
+        raise
     try:
-        completion = llm.complete(turns, max_tokens=max_completion_tokens)
+        completion = answering.llm.complete(turns, max_tokens=answering.max_completion_tokens)
     except Exception as error:
         with uow() as work:
             work.quotas.release(reservation.id)
@@ -379,29 +413,18 @@ def _answer(
         if isinstance(error, LlmProviderError):
             raise LlmProviderError(error.message) from error
         raise
+    if not completion.model:
+        completion = replace(completion, model=answering.model)
     with uow() as work:
         work.gate.recheck(verdict)
         work.quotas.settle(reservation.id, completion.total_tokens)
-        answer = work.chat.add_message(
-            session_id=question.session_id,
-            role="assistant",
-            content=completion.text,
-            status="answered",
-            reply_to=question.id,
-            model=completion.model or model,
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-        )
-        work.chat.add_references(answer.id, chunks)
-        work.chat.set_message_status(question.id, "answered")
-        work.chat.log_usage(
+        answer = work.chat.store_answer(
+            question,
+            completion,
+            chunks,
             user_id=user_id,
-            model=completion.model or model,
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            cost_estimate=pricing.cost(completion),
+            cost_estimate=answering.pricing.cost(completion),
             reservation_id=reservation.id,
-            message_id=answer.id,
         )
         work.record(
             "chat_message.answered",
@@ -423,6 +446,39 @@ def _answer(
         answer=replace(answer, citations=_citations(chunks)),
         verdict=verdict,
     )
+
+
+def _retrieve_and_reserve(
+    uow: Callable[[], ChatUow], question: Message, answering: Answering, user_id: UUID
+) -> tuple[list[RetrievedChunk], list[ChatTurn], Reservation]:
+    """The passages for the question and the tokens its prompt and answer may take, reserved
+    and committed in one transaction (the embedding is asked for before it opens)."""
+    query = answering.retriever.embed(question.content)
+    with uow() as work:
+        chunks = work.knowledge.search(
+            text=question.content, embedding=query.values, model=query.model, k=answering.k
+        )
+        turns = build_prompt(question.content, chunks)
+        estimate = sum(estimate_tokens(t.content) for t in turns)
+        reservation = work.quotas.reserve(
+            estimate + answering.max_completion_tokens, user_id=user_id
+        )
+        work.commit()
+    return chunks, turns, reservation
+
+
+def _give_back(uow: Callable[[], ChatUow], question: Message, error: Exception) -> None:
+    """A question that could not reach the model: a resumed one waits again (its approval still
+    holds; it can be resumed when the quota renews), a new one failed."""
+    with uow() as work:
+        if question.approval_request_id is not None:
+            work.chat.set_message_status(question.id, "pending", only_from="answering")
+        else:
+            code = getattr(error, "code", "retrieval_error")
+            work.chat.set_message_status(
+                question.id, "failed", error_code=str(code), only_from="answering"
+            )
+        work.commit()
 
 
 def _until_next_month(now: datetime | None = None) -> int:

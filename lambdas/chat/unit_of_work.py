@@ -1,16 +1,16 @@
-"""The chat routes' unit of work, and the retriever over the knowledge base."""
+"""The chat routes' unit of work, and the question's embedding for the knowledge search."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 from uuid import UUID
 
 from lambdas.chat.chat_repository import ChatRepository
 from lambdas.chat.knowledge_repository import KnowledgeRepository
-from lambdas.chat.models import RetrievedChunk
 from lambdas.chat.policy_gate import PolicyGate
 from lambdas.chat.quota_repository import TokenQuotaRepository
+from lambdas.chat.service import QueryVector
 from lambdas.shared.db import UnitOfWork
 from lambdas.shared.scope import RequestScope
 
@@ -39,26 +39,20 @@ class ChatUnitOfWork(UnitOfWork):
         self.gate = PolicyGate(self)
 
 
-class QueryEmbedder(Protocol):
+class Embedder(Protocol):
     @property
     def embedding_model(self) -> str: ...
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
-class KnowledgeRetriever:
-    """The question's embedding (no transaction open), then the hybrid search of the tenant's
-    and the global documents."""
+class QuestionEmbedder:
+    """The service's ``Retriever``: a question's embedding from the provider. The search runs
+    in the service's transaction (``ChatUnitOfWork.knowledge``), with the token reservation."""
 
-    def __init__(self, uow: Callable[[], ChatUnitOfWork], embedder: QueryEmbedder) -> None:
-        self._uow = uow
+    def __init__(self, embedder: Embedder) -> None:
         self._embedder = embedder
 
-    def retrieve(self, question: str, *, k: int) -> list[RetrievedChunk]:
-        [embedding] = self._embedder.embed([question])
-        with self._uow() as work:
-            chunks = work.knowledge.search(
-                text=question, embedding=embedding, model=self._embedder.embedding_model, k=k
-            )
-            work.commit()
-        return chunks
+    def embed(self, question: str) -> QueryVector:
+        [values] = self._embedder.embed([question])
+        return QueryVector(model=self._embedder.embedding_model, values=values)

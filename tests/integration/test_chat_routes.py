@@ -5,8 +5,9 @@ feedback, usage and documents uploaded through a presigned upload and ingested."
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import boto3
@@ -15,11 +16,15 @@ import pytest
 
 from lambdas.approvals import service as approvals
 from lambdas.approvals.repository import ApprovalsUnitOfWork
-from lambdas.chat import ingest_handler
+from lambdas.chat import ingest_handler, service
+from lambdas.chat.llm import LlmGateway
+from lambdas.chat.models import ChatTurn, Completion
 from lambdas.chat.quota_repository import TokenQuotaRepository
+from lambdas.chat.unit_of_work import ChatUnitOfWork, QuestionEmbedder
 from lambdas.policies import service as policies
 from lambdas.policies.models import RuleDraft
 from lambdas.policies.repository import PoliciesUnitOfWork
+from lambdas.shared.auth import Principal
 from lambdas.shared.constants import resource_names
 from lambdas.shared.runtime import WRITERS
 from lambdas.shared.scope import RequestScope
@@ -382,3 +387,124 @@ def test_usage_refuses_an_inverted_range(world: World, llm: RunningLlmServer) ->
         query="since=2026-02-01&until=2026-01-01",
     )
     assert (refused.status, refused.body["error"]["code"]) == (422, "invalid_usage_range")
+
+
+class _HeldLlm:
+    """The real gateway, but the first completion waits until ``release`` is set: a resume
+    caught between its reservation and its answer."""
+
+    def __init__(self, gateway: LlmGateway) -> None:
+        self._gateway = gateway
+        self._calls = 0
+        self._lock = threading.Lock()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def complete(self, turns: Sequence[ChatTurn], *, max_tokens: int) -> Completion:
+        with self._lock:
+            self._calls += 1
+            first = self._calls == 1
+        if first:
+            self.entered.set()
+            assert self.release.wait(timeout=30)
+        return self._gateway.complete(turns, max_tokens=max_tokens)
+
+
+def test_two_concurrent_resumes_answer_and_charge_once(
+    world: World, llm: RunningLlmServer, db: TestDatabase, owner_conn: Conn
+) -> None:
+    # Given an approved question waiting to be resumed
+    _rule(
+        db,
+        world.a,
+        RuleDraft(
+            name="Contratos precisam de aprovação",
+            effect="require_approval",
+            required_approvals=1,
+            matcher={"subject_kinds": ["chat.message"], "keywords": ["contrato"]},
+        ),
+    )
+    member = world.a.user("member")
+    session_id = _open_session(member)
+    pending = _ask(member, session_id, "Resuma o contrato de prestação de serviços")
+    approvals.decide(
+        _uow_factory(ApprovalsUnitOfWork, db, world.a.id),
+        uuid.UUID(pending.body["verdict"]["approval_request_id"]),
+        decider=world.a.user("admin").id,
+        decision="approved",
+        reason="pode responder",
+    )
+    message_id = uuid.UUID(pending.body["question"]["id"])
+    gateway = LlmGateway(
+        api_key=llm.api_key,
+        base_url=llm.base_url,
+        chat_model="offline-chat",
+        embedding_model="offline-embedding",
+        timeout_s=5,
+        max_retries=0,
+    )
+    held = _HeldLlm(gateway)
+    principal = Principal(
+        user_id=member.id,
+        sub=member.sub,
+        email=member.email,
+        tenant_id=world.a.id,
+        role="member",
+        permissions=frozenset(),
+    )
+    outcomes: dict[str, service.MessageOutcome | Exception] = {}
+
+    def resume(name: str) -> None:
+        database = runtime_database(db)  # each request its own connection, as two Lambdas
+
+        def uow() -> ChatUnitOfWork:
+            scope = RequestScope(lambda: database, writers=WRITERS)
+            scope.principal = principal
+            return ChatUnitOfWork(scope, world.a.id, default_monthly_tokens=100_000)
+
+        try:
+            outcomes[name] = service.resume_message(
+                uow,
+                retriever=QuestionEmbedder(gateway),
+                llm=held,
+                session_id=uuid.UUID(session_id),
+                message_id=message_id,
+                tenant_id=world.a.id,
+                user_id=member.id,
+                model=gateway.chat_model,
+            )
+        except Exception as error:  # the outcome under test
+            outcomes[name] = error
+        finally:
+            database.close()
+
+    # When a second resume arrives while the first waits for the model
+    first = threading.Thread(target=resume, args=("first",))
+    first.start()
+    try:
+        assert held.entered.wait(timeout=30)
+        second = threading.Thread(target=resume, args=("second",))
+        second.start()
+        second.join(timeout=30)
+    finally:
+        held.release.set()
+        first.join(timeout=30)
+    gateway.close()
+
+    # Then only the first reaches the provider, is charged and answers
+    assert isinstance(outcomes["second"], service.MessageNotPending), outcomes["second"]
+    answered = outcomes["first"]
+    assert isinstance(answered, service.MessageOutcome), answered
+    assert answered.answer is not None
+    assert llm.stats.completions == 1
+    answers = owner_conn.execute(
+        "SELECT count(*) AS n FROM chat.messages WHERE reply_to = %s", (message_id,)
+    ).fetchone()
+    assert answers == {"n": 1}
+    quota = owner_conn.execute(
+        "SELECT used, reserved FROM chat.token_usage WHERE tenant_id = %s", (world.a.id,)
+    ).fetchone()
+    tokens = answered.answer.prompt_tokens + answered.answer.completion_tokens
+    assert quota == {"used": tokens, "reserved": 0}
+    calls = owner_conn.execute("SELECT count(*) AS n FROM chat.token_usage_log").fetchone()
+    assert calls == {"n": 1}

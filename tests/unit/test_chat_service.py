@@ -18,6 +18,7 @@ from lambdas.chat.service import (
     MessageNotPending,
     MessageSubject,
     Pricing,
+    QueryVector,
     SessionClosed,
     SessionNotFound,
     build_prompt,
@@ -59,16 +60,34 @@ class FakeChat:
         self.messages[message.id] = message
         return message
 
-    def set_message_status(self, message_id, status, *, error_code=None):
+    def set_message_status(self, message_id, status, *, error_code=None, only_from=None):
         old = self.messages[message_id]
+        if only_from is not None and old.status != only_from:
+            return False
         self.messages[message_id] = Message(**{**old.__dict__, "status": status})
         return True
 
-    def add_references(self, message_id, chunks):
-        self.references[message_id] = list(chunks)
-
-    def log_usage(self, **row):
-        self.usage.append(row)
+    def store_answer(self, question, completion, chunks, *, user_id, cost_estimate, reservation_id):
+        answer = Message(
+            id=uuid.uuid4(),
+            session_id=question.session_id,
+            role="assistant",
+            content=completion.text,
+            status="answered",
+            model=completion.model,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            approval_request_id=None,
+            reply_to=question.id,
+            created_at=NOW,
+        )
+        self.messages[answer.id] = answer
+        self.references[answer.id] = list(chunks)
+        self.messages[question.id] = Message(**{**question.__dict__, "status": "answered"})
+        self.usage.append(
+            {"user_id": user_id, "cost_estimate": cost_estimate, "reservation_id": reservation_id}
+        )
+        return answer
 
 
 @dataclass
@@ -107,10 +126,20 @@ class FakeGate:
         self.rechecked.append(verdict)
 
 
+class FakeKnowledge:
+    def __init__(self) -> None:
+        self.searched: list[tuple[str, str]] = []
+
+    def search(self, *, text, embedding, model, k):
+        self.searched.append((text, model))
+        return [CHUNK][:k]
+
+
 @dataclass
 class FakeUow:
     chat: FakeChat
     quotas: FakeQuotas
+    knowledge: FakeKnowledge = field(default_factory=FakeKnowledge)
     gate: FakeGate = field(default_factory=lambda: FakeGate(GateVerdict("allow")))
     commits: int = 0
     records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -156,8 +185,13 @@ CHUNK = RetrievedChunk(
 
 
 class FakeRetriever:
-    def retrieve(self, question, *, k):
-        return [CHUNK][:k]
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.fail = fail
+
+    def embed(self, question):
+        if self.fail:
+            raise self.fail
+        return QueryVector("e-1", [0.1, 0.2])
 
 
 @pytest.fixture
@@ -181,11 +215,12 @@ def _send(
     *,
     verdict: GateVerdict = ALLOW,
     llm: FakeLlm | None = None,
+    retriever: FakeRetriever | None = None,
 ) -> Any:
     uow.gate.verdict = verdict
     return send_message(
         lambda: uow,
-        retriever=FakeRetriever(),
+        retriever=retriever or FakeRetriever(),
         llm=llm or FakeLlm(),
         session_id=subject.session_id,
         tenant_id=subject.tenant_id,
@@ -264,6 +299,58 @@ def test_over_quota_nothing_reaches_the_provider(world) -> None:
     with pytest.raises(TokenQuotaExceeded):
         _send(uow, subject, llm=llm)
     assert llm.calls == []
+    [question] = uow.chat.messages.values()
+    assert question.status == "failed"
+
+
+def test_the_search_runs_with_the_questions_embedding_model(world) -> None:
+    uow, subject = world
+    _send(uow, subject)
+    assert uow.knowledge.searched == [(subject.content, "e-1")]
+
+
+def test_an_embedding_failure_fails_the_message_and_reserves_nothing(world) -> None:
+    uow, subject = world
+    llm = FakeLlm()
+    with pytest.raises(LlmUnavailable):
+        _send(uow, subject, llm=llm, retriever=FakeRetriever(fail=LlmUnavailable("down")))
+    [question] = uow.chat.messages.values()
+    assert question.status == "failed"
+    assert (llm.calls, uow.quotas.held) == ([], {})
+
+
+def _resume(uow: FakeUow, subject: MessageSubject, message_id: uuid.UUID) -> Any:
+    return resume_message(
+        lambda: uow,
+        retriever=FakeRetriever(),
+        llm=FakeLlm(),
+        session_id=subject.session_id,
+        message_id=message_id,
+        tenant_id=subject.tenant_id,
+        user_id=subject.user_id,
+        model="m-1",
+    )
+
+
+def test_an_approved_question_over_quota_waits_again_to_be_resumed(world) -> None:
+    uow, subject = world
+    pending = _send(uow, subject, verdict=GateVerdict("pending", approval_request_id=uuid.uuid4()))
+    uow.gate.verdict = ALLOW
+    uow.quotas.limit = 10
+    with pytest.raises(TokenQuotaExceeded):
+        _resume(uow, subject, pending.question.id)
+    assert uow.chat.messages[pending.question.id].status == "pending"
+    uow.quotas.limit = 10_000
+    assert _resume(uow, subject, pending.question.id).answer is not None
+
+
+def test_a_question_being_answered_cannot_be_resumed(world) -> None:
+    uow, subject = world
+    pending = _send(uow, subject, verdict=GateVerdict("pending", approval_request_id=uuid.uuid4()))
+    uow.chat.set_message_status(pending.question.id, "answering")
+    uow.gate.verdict = ALLOW
+    with pytest.raises(MessageNotPending):
+        _resume(uow, subject, pending.question.id)
 
 
 def test_a_pending_question_is_answered_once_approved(world) -> None:
