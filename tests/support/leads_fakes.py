@@ -206,11 +206,11 @@ class FakeMutations:
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
 
     def claim_many(
-        self, claims: Sequence[tuple[str, str, UUID]], *, device_id: str, batch_id: UUID,
+        self, claims: Sequence[tuple[str, str, str, UUID]], *, device_id: str, batch_id: UUID,
         user_id: UUID | None,
     ) -> dict[str, UUID]:  # fmt: skip
         claimed: dict[str, UUID] = {}
-        for cmid, _, _ in claims:
+        for cmid, _, _, _ in claims:
             if (device_id, cmid) not in self.rows:
                 mutation_id = uuid.uuid4()
                 self.rows[device_id, cmid] = {
