@@ -443,6 +443,14 @@ class MeetingFields(BaseModel):
 
 EDITABLE_MEETING_FIELDS = frozenset({"scheduled_for", "duration_minutes"})
 
+# What keep_mine and merged may write, per entity (an interaction is never edited).
+EDITABLE_FIELDS: dict[str, frozenset[str]] = {
+    "lead": EDITABLE_LEAD_FIELDS,
+    "campaign": EDITABLE_CAMPAIGN_FIELDS,
+    "interaction": frozenset(),
+    "meeting": EDITABLE_MEETING_FIELDS,
+}
+
 
 class _MutationBase(BaseModel):
     model_config = ConfigDict(extra="forbid")

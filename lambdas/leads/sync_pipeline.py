@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
+from pydantic import BaseModel
 
 from lambdas.leads.errors import CampaignNameTaken, LeadNotFound, map_violation
 from lambdas.leads.models import (
@@ -32,6 +33,7 @@ from lambdas.leads.models import (
     MeetingMutation,
     MutationResult,
     NewConflict,
+    SyncMutation,
 )
 from lambdas.leads.pipeline_service import (
     MeetingNotOpen,
@@ -71,6 +73,38 @@ def rejected(cmid: str, entity_id: UUID, reason: str) -> MutationResult:
 
 def applied(cmid: str, entity_id: UUID, version: int) -> MutationResult:
     return MutationResult(client_mutation_id=cmid, outcome="applied", id=entity_id, version=version)
+
+
+def stored_conflict(
+    conflicts: list[NewConflict],
+    mutation: SyncMutation,
+    mutation_id: UUID,
+    decision: ConflictFound,
+    *,
+    mine: BaseModel | None,
+    theirs: Lead | Campaign | Interaction | Meeting | None,
+) -> MutationResult:
+    """A conflict kept for the user with both versions (added to the batch's ``conflicts``,
+    stored together); ``mine`` None is the client's delete."""
+    conflict = NewConflict(
+        id=uuid.uuid4(),
+        mutation_id=mutation_id,
+        entity=mutation.entity,
+        entity_id=decision.existing_id,
+        kind=decision.kind,
+        mine=mine.model_dump(mode="json") if mine is not None else {"deleted": True},
+        theirs=theirs.model_dump(mode="json") if theirs else {},
+        base_version=mutation.base_version,
+    )
+    conflicts.append(conflict)
+    return MutationResult(
+        client_mutation_id=mutation.client_mutation_id,
+        outcome="conflict",
+        id=decision.existing_id,
+        version=theirs.version if theirs else None,
+        conflict_id=conflict.id,
+        reason=decision.kind,
+    )
 
 
 def refusal_reason(refused: BatchRefused) -> str:
@@ -250,24 +284,8 @@ class PipelineBatch:
         self, mutation: PipelineMutation, mutation_id: UUID, decision: ConflictFound
     ) -> MutationResult:
         theirs = self._row_of(mutation, decision.existing_id)
-        conflict = NewConflict(
-            id=uuid.uuid4(),
-            mutation_id=mutation_id,
-            entity=mutation.entity,
-            entity_id=decision.existing_id,
-            kind=decision.kind,
-            mine=mutation.fields.model_dump(mode="json") if mutation.fields else {"deleted": True},
-            theirs=theirs.model_dump(mode="json") if theirs else {},
-            base_version=mutation.base_version,
-        )
-        self.conflicts.append(conflict)
-        return MutationResult(
-            client_mutation_id=mutation.client_mutation_id,
-            outcome="conflict",
-            id=decision.existing_id,
-            version=theirs.version if theirs else None,
-            conflict_id=conflict.id,
-            reason=decision.kind,
+        return stored_conflict(
+            self.conflicts, mutation, mutation_id, decision, mine=mutation.fields, theirs=theirs
         )
 
     def _row_of(

@@ -22,16 +22,9 @@ from lambdas.leads.models import (
 )
 from lambdas.leads.pipeline_service import record_campaign, record_meeting
 from lambdas.leads.ports import BatchRefused, LeadsUow
-from lambdas.leads.sync import Resolution, resolved_fields
 from lambdas.leads.sync_pipeline import OPEN_MEETING
 from lambdas.shared.errors import Conflict as ConflictError
 from lambdas.shared.errors import ValidationFailed
-
-_EDITABLE = {
-    "campaign": EDITABLE_CAMPAIGN_FIELDS,
-    "meeting": EDITABLE_MEETING_FIELDS,
-    "interaction": frozenset[str](),
-}
 
 
 def _validated(model: type[BaseModel], document: dict[str, Any]) -> dict[str, Any]:
@@ -42,29 +35,18 @@ def _validated(model: type[BaseModel], document: dict[str, Any]) -> dict[str, An
 
 
 def resolve_pipeline_conflict(
-    uow: LeadsUow, conflict: Conflict, resolution: Resolution, merged: dict[str, Any] | None
+    uow: LeadsUow, conflict: Conflict, changes: dict[str, Any], *, delete: bool
 ) -> int | None:
-    """Write what the resolution asks for; returns the row's version afterwards (None: gone).
-    ValidationFailed for a merged document that names other fields, ConflictError when the
-    row can no longer take the change (deleted, a meeting no longer open, an interaction)."""
-    try:
-        changes = resolved_fields(
-            resolution,
-            mine=conflict.mine,
-            theirs=conflict.theirs,
-            merged=merged,
-            editable=_EDITABLE[conflict.entity],
-        )
-    except ValueError as error:
-        raise ValidationFailed(str(error)) from error
-    delete = resolution == "keep_mine" and conflict.mine == {"deleted": True}
+    """Write the resolution's ``changes`` (or the client's delete); returns the row's version
+    afterwards (None: gone). ConflictError when the row can no longer take the change (deleted,
+    a meeting no longer open, an interaction)."""
     if conflict.entity == "interaction":
         _refuse_if(changes or delete, "interactions are append-only: keep_theirs settles this")
         interaction = uow.pipeline_writes.interactions([conflict.entity_id])
         return interaction[conflict.entity_id].version if interaction else None
     if conflict.entity == "campaign":
-        return _resolve_campaign(uow, conflict.entity_id, changes or {}, delete=delete)
-    return _resolve_meeting(uow, conflict.entity_id, changes or {}, delete=delete)
+        return _resolve_campaign(uow, conflict.entity_id, changes, delete=delete)
+    return _resolve_meeting(uow, conflict.entity_id, changes, delete=delete)
 
 
 def _resolve_campaign(

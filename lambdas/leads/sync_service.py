@@ -16,7 +16,7 @@ from lambdas.leads.errors import (
     LeadSuppressed,
 )
 from lambdas.leads.models import (
-    EDITABLE_LEAD_FIELDS,
+    EDITABLE_FIELDS,
     Lead,
     LeadFields,
     LeadWrite,
@@ -37,7 +37,13 @@ from lambdas.leads.sync import (
     classify,
     resolved_fields,
 )
-from lambdas.leads.sync_pipeline import PipelineBatch, applied, referenced_leads, rejected
+from lambdas.leads.sync_pipeline import (
+    PipelineBatch,
+    applied,
+    referenced_leads,
+    rejected,
+    stored_conflict,
+)
 from lambdas.leads.sync_resolution import resolve_pipeline_conflict
 from lambdas.shared.errors import Conflict as ConflictError
 from lambdas.shared.errors import ValidationFailed
@@ -147,24 +153,8 @@ def _conflict(
 ) -> MutationResult:
     """A conflict kept for the user with both versions (stored with the batch's others)."""
     theirs = batch.state.rows.get(decision.existing_id)
-    conflict = NewConflict(
-        id=uuid.uuid4(),
-        mutation_id=mutation_id,
-        entity="lead",
-        entity_id=decision.existing_id,
-        kind=decision.kind,
-        mine=fields.model_dump(mode="json") if fields is not None else {"deleted": True},
-        theirs=theirs.model_dump(mode="json") if theirs else {},
-        base_version=mutation.base_version,
-    )
-    batch.conflicts.append(conflict)
-    return MutationResult(
-        client_mutation_id=mutation.client_mutation_id,
-        outcome="conflict",
-        id=decision.existing_id,
-        version=theirs.version if theirs else None,
-        conflict_id=conflict.id,
-        reason=decision.kind,
+    return stored_conflict(
+        batch.conflicts, mutation, mutation_id, decision, mine=fields, theirs=theirs
     )
 
 
@@ -452,10 +442,22 @@ class SyncService:
                 raise ConflictNotFound(f"conflict {conflict_id} not found")
             if conflict.status != "open":
                 raise ConflictError("the conflict is already resolved")
+            try:
+                changes = resolved_fields(
+                    resolution,
+                    mine=conflict.mine,
+                    theirs=conflict.theirs,
+                    merged=merged,
+                    editable=EDITABLE_FIELDS[conflict.entity],
+                )
+            except ValueError as error:
+                invalid = InvalidLead if conflict.entity == "lead" else ValidationFailed
+                raise invalid(str(error)) from error
             if conflict.entity == "lead":
-                version = self._resolve_lead(uow, conflict, resolution, merged)
+                version = self._resolve_lead(uow, conflict.entity_id, changes)
             else:
-                version = resolve_pipeline_conflict(uow, conflict, resolution, merged)
+                deleted = resolution == "keep_mine" and conflict.mine == {"deleted": True}
+                version = resolve_pipeline_conflict(uow, conflict, changes or {}, delete=deleted)
             uow.conflicts.resolve(conflict_id, resolution=resolution, resolved_by=user_id)
             uow.record(
                 "sync_conflict.resolved",
@@ -478,23 +480,8 @@ class SyncService:
         )
 
     @staticmethod
-    def _resolve_lead(
-        uow: LeadsUow,
-        conflict: ConflictRecord,
-        resolution: Resolution,
-        merged: dict[str, Any] | None,
-    ) -> int | None:
-        try:
-            changes = resolved_fields(
-                resolution,
-                mine=conflict.mine,
-                theirs=conflict.theirs,
-                merged=merged,
-                editable=EDITABLE_LEAD_FIELDS,
-            )
-        except ValueError as error:
-            raise InvalidLead(str(error)) from error
-        lead = uow.leads.get(conflict.entity_id, lock=True)
+    def _resolve_lead(uow: LeadsUow, lead_id: UUID, changes: dict[str, Any] | None) -> int | None:
+        lead = uow.leads.get(lead_id, lock=True)
         if changes and lead is None:
             raise ConflictError("the lead was deleted; create it again instead")
         if changes and lead is not None:
