@@ -35,7 +35,7 @@ def _results(result: HandlerResult) -> list[tuple[str, str | None]]:
 
 
 def _m(
-    cmid: str, entity: str, op: str, entity_id: Any, base: int | None = None, **fields: Any
+    cmid: str, entity: str, op: str, entity_id: Any, base: int | None = None, /, **fields: Any
 ) -> dict[str, Any]:
     mutation: dict[str, Any] = {
         "client_mutation_id": cmid,
@@ -395,3 +395,33 @@ def test_a_push_cannot_touch_another_tenants_campaign_lead_or_meeting(world: Wor
     assert (kept["status"], kept["version"]) == ("scheduled", 1)
     assert call("GET", f"/api/leads/{lead}/interactions", user=a).body["items"] == []
     assert call("GET", "/api/leads/campaigns", user=b).body["items"] == []
+
+
+def test_erasure_deletes_the_conflicts_of_the_persons_interactions_and_meetings(
+    world: World,
+) -> None:
+    # Given conflicts holding the person's call notes and meeting, and one of another lead
+    member, admin = world.a.user("member"), world.a.user("admin")
+    person, other = _lead(member, full_name="Ana"), _lead(member, full_name="Bia")
+    note = uuid.uuid4()
+    call_ = {"channel": "phone", "direction": "inbound", "content": "Ana said..."}
+    meeting = call("POST", f"/api/leads/{person}/meetings", user=member, body={
+        "scheduled_for": _at(0)}).body["id"]  # fmt: skip
+    kept = call("POST", f"/api/leads/{other}/meetings", user=member, body={
+        "scheduled_for": _at(600)}).body["id"]  # fmt: skip
+    pushed = _push(
+        member,
+        _m("1", "interaction", "create", note, lead_id=person, **call_),
+        _m("2", "interaction", "create", note, lead_id=person, **call_),
+        _m("3", "meeting", "update", meeting, 5, scheduled_for=_at(60)),
+        _m("4", "meeting", "update", kept, 5, scheduled_for=_at(700)),
+    )
+    assert [o for o, _ in _results(pushed)] == ["applied", "conflict", "conflict", "conflict"]
+
+    # When the person's data is erased
+    erased = call("POST", "/api/leads/dsr", user=admin, body={"lead_id": person, "kind": "erasure"})
+
+    # Then only the other lead's conflict is left
+    assert erased.status in (200, 201), erased.body
+    left = call("GET", "/api/leads/conflicts", user=member).body["items"]
+    assert [c["entity_id"] for c in left] == [kept]
