@@ -65,7 +65,10 @@ _ERASE_STATEMENTS: tuple[LiteralString, ...] = (
     """,
     """
     DELETE FROM nigredo_leads.sync_conflicts
-    WHERE tenant_id = %(tenant)s AND entity = 'lead' AND entity_id = %(lead)s
+    WHERE tenant_id = %(tenant)s
+      AND ((entity = 'lead' AND entity_id = %(lead)s)
+           OR (entity IN ('interaction', 'meeting')
+               AND %(lead)s::text IN (mine ->> 'lead_id', theirs ->> 'lead_id')))
     """,
 )
 

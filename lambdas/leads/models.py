@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 LeadStatus = Literal[
     "new", "contacted", "qualified", "meeting_scheduled", "won", "lost", "opted_out"
@@ -145,17 +145,6 @@ class FeedPage:
     last: tuple[int, int] | None
 
 
-class Mutation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    client_mutation_id: str = Field(min_length=1, max_length=200)
-    entity: Literal["lead"] = "lead"
-    op: Literal["create", "update", "delete"]
-    id: UUID
-    base_version: int | None = Field(default=None, ge=1)
-    fields: LeadFields | None = None
-
-
 class MutationResult(BaseModel):
     client_mutation_id: str
     outcome: Literal["applied", "conflict", "rejected"]
@@ -216,13 +205,6 @@ class LeadPatch(BaseModel):
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
-
-
-class SyncRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    device_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
-    mutations: list[Mutation] = Field(min_length=1, max_length=1000)
 
 
 class SyncResponse(BaseModel):
@@ -422,3 +404,112 @@ class MeetingView(Meeting):
     time_zone: str
     scheduled_for_local: str
     ends_at_local: str
+
+
+# ---- the batched push (POST /api/leads/sync) --------------------------------------------------
+
+
+class CampaignFields(BaseModel):
+    """What an offline client may set on a campaign (the name is its natural key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    channel: CampaignChannel
+    description: str = Field(default="", max_length=2000)
+    status: CampaignStatus = "draft"
+
+
+EDITABLE_CAMPAIGN_FIELDS = frozenset(CampaignFields.model_fields)
+
+
+class InteractionFields(InteractionRequest):
+    """An interaction appended from an offline client (interactions are never edited)."""
+
+    lead_id: UUID
+
+
+class MeetingFields(BaseModel):
+    """A meeting from an offline client: ``lead_id`` (required to create) and ``owner_user_id``
+    (default: the caller) are set when it is created; an update moves the time or length."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lead_id: UUID | None = None
+    owner_user_id: UUID | None = None
+    scheduled_for: datetime
+    duration_minutes: int = Field(default=30, ge=5, le=480)
+
+
+EDITABLE_MEETING_FIELDS = frozenset({"scheduled_for", "duration_minutes"})
+
+# What keep_mine and merged may write, per entity (an interaction is never edited).
+EDITABLE_FIELDS: dict[str, frozenset[str]] = {
+    "lead": EDITABLE_LEAD_FIELDS,
+    "campaign": EDITABLE_CAMPAIGN_FIELDS,
+    "interaction": frozenset(),
+    "meeting": EDITABLE_MEETING_FIELDS,
+}
+
+
+class _MutationBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_mutation_id: str = Field(min_length=1, max_length=200)
+    op: Literal["create", "update", "delete"]
+    id: UUID
+    base_version: int | None = Field(default=None, ge=1)
+
+
+class Mutation(_MutationBase):
+    """A lead mutation (``entity`` may be left out: lead is the default)."""
+
+    entity: Literal["lead"] = "lead"
+    fields: LeadFields | None = None
+
+
+class CampaignMutation(_MutationBase):
+    """create, update (any of the fields) or delete (soft) a campaign."""
+
+    entity: Literal["campaign"]
+    fields: CampaignFields | None = None
+
+
+class InteractionMutation(_MutationBase):
+    """create only: an update or delete is rejected (``interactions_are_append_only``)."""
+
+    entity: Literal["interaction"]
+    fields: InteractionFields | None = None
+
+
+class MeetingMutation(_MutationBase):
+    """create (schedule), update (reschedule) or delete (cancel); an overlap with the owner's
+    other meetings is rejected (``meeting_overlaps``)."""
+
+    entity: Literal["meeting"]
+    fields: MeetingFields | None = None
+
+
+SyncMutation = Mutation | CampaignMutation | InteractionMutation | MeetingMutation
+
+
+def _entity_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("entity", "lead"))
+    return str(getattr(value, "entity", "lead"))
+
+
+AnyMutation = Annotated[
+    Annotated[Mutation, Tag("lead")]
+    | Annotated[CampaignMutation, Tag("campaign")]
+    | Annotated[InteractionMutation, Tag("interaction")]
+    | Annotated[MeetingMutation, Tag("meeting")],
+    Discriminator(_entity_of),
+]
+
+
+class SyncRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
+    mutations: list[AnyMutation] = Field(min_length=1, max_length=1000)

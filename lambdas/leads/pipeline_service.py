@@ -25,13 +25,14 @@ from lambdas.leads.models import (
 from lambdas.leads.preconditions import PreconditionFailed, expected_version
 from lambdas.leads.uow import LeadsUnitOfWork
 from lambdas.shared.errors import Conflict
+from lambdas.shared.scope import ChangeRecorder
 
 
 class MeetingNotOpen(Conflict):
     code = "meeting_not_open"
 
 
-def _record_campaign(uow: LeadsUnitOfWork, event: str, campaign: Campaign) -> None:
+def record_campaign(uow: ChangeRecorder, event: str, campaign: Campaign) -> None:
     uow.record(
         event,
         aggregate_type="campaign",
@@ -44,7 +45,7 @@ def _record_campaign(uow: LeadsUnitOfWork, event: str, campaign: Campaign) -> No
     )
 
 
-def _record_meeting(uow: LeadsUnitOfWork, event: str, meeting: Meeting) -> None:
+def record_meeting(uow: ChangeRecorder, event: str, meeting: Meeting) -> None:
     uow.record(
         event,
         aggregate_type="meeting",
@@ -56,6 +57,20 @@ def _record_meeting(uow: LeadsUnitOfWork, event: str, meeting: Meeting) -> None:
             "status": meeting.status,
             "scheduled_for": meeting.scheduled_for,
             "duration_minutes": meeting.duration_minutes,
+        },
+    )
+
+
+def record_interaction(uow: ChangeRecorder, interaction: Interaction) -> None:
+    uow.record(
+        "interaction.recorded",
+        aggregate_type="interaction",
+        aggregate_id=str(interaction.id),
+        payload={
+            "lead_id": interaction.lead_id,
+            "channel": interaction.channel,
+            "direction": interaction.direction,
+            "kind": interaction.kind,
         },
     )
 
@@ -81,7 +96,7 @@ class PipelineService:
             campaign = uow.campaigns.create(
                 name=request.name, channel=request.channel, description=request.description
             )
-            _record_campaign(uow, "campaign.created", campaign)
+            record_campaign(uow, "campaign.created", campaign)
             uow.commit()
         return campaign
 
@@ -108,7 +123,7 @@ class PipelineService:
             campaign = uow.campaigns.set_status(campaign_id, status, expected_version=expected)
             if campaign is None:
                 refuse_campaign_change(uow, campaign_id)
-            _record_campaign(uow, "campaign.status_changed", campaign)
+            record_campaign(uow, "campaign.status_changed", campaign)
             uow.commit()
         return campaign
 
@@ -118,7 +133,7 @@ class PipelineService:
             campaign = uow.campaigns.soft_delete(campaign_id, expected_version=expected)
             if campaign is None:
                 refuse_campaign_change(uow, campaign_id)
-            _record_campaign(uow, "campaign.deleted", campaign)
+            record_campaign(uow, "campaign.deleted", campaign)
             uow.commit()
         return campaign
 
@@ -138,17 +153,7 @@ class PipelineService:
                 user_id=user_id,
                 occurred_at=request.occurred_at,
             )
-            uow.record(
-                "interaction.recorded",
-                aggregate_type="interaction",
-                aggregate_id=str(interaction.id),
-                payload={
-                    "lead_id": lead_id,
-                    "channel": interaction.channel,
-                    "direction": interaction.direction,
-                    "kind": interaction.kind,
-                },
-            )
+            record_interaction(uow, interaction)
             uow.commit()
         return interaction
 
@@ -171,7 +176,7 @@ class PipelineService:
                 scheduled_for=request.scheduled_for,
                 duration_minutes=request.duration_minutes,
             )
-            _record_meeting(uow, "meeting.scheduled", meeting)
+            record_meeting(uow, "meeting.scheduled", meeting)
             view = shown_in(meeting, uow.meetings.time_zone())
             uow.commit()
         return view
@@ -196,7 +201,7 @@ class PipelineService:
             )
             if meeting is None:
                 refuse_meeting_change(uow, meeting_id)
-            _record_meeting(uow, "meeting.rescheduled", meeting)
+            record_meeting(uow, "meeting.rescheduled", meeting)
             view = shown_in(meeting, uow.meetings.time_zone())
             uow.commit()
         return view
@@ -208,7 +213,7 @@ class PipelineService:
             meeting = uow.meetings.set_status(meeting_id, outcome, expected_version=expected)
             if meeting is None:
                 refuse_meeting_change(uow, meeting_id)
-            _record_meeting(uow, f"meeting.{outcome}", meeting)
+            record_meeting(uow, f"meeting.{outcome}", meeting)
             view = shown_in(meeting, uow.meetings.time_zone())
             uow.commit()
         return view

@@ -10,12 +10,15 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from lambdas.leads.models import (
+    Campaign,
     Conflict,
     FeedPage,
+    Interaction,
     Lead,
     LeadFields,
     LeadFilters,
     LeadWrite,
+    Meeting,
     NewConflict,
 )
 from lambdas.shared.scope import AuditLog, ChangeRecorder
@@ -75,6 +78,39 @@ class LeadBatchStore(Protocol):
     def soft_delete_many(self, lead_ids: Sequence[UUID]) -> dict[UUID, Lead]: ...
 
 
+class PipelineBatchStore(Protocol):
+    """The campaign, interaction and meeting reads and writes of a sync batch (rows: the id and
+    the columns to write); each write returns the rows written by id."""
+
+    def campaigns(self, ids: Sequence[UUID], *, lock: bool = False) -> dict[UUID, Campaign]: ...
+
+    def interactions(self, ids: Sequence[UUID]) -> dict[UUID, Interaction]: ...
+
+    def meetings(self, ids: Sequence[UUID], *, lock: bool = False) -> dict[UUID, Meeting]: ...
+
+    def campaign_name_owners(self, names: Sequence[str]) -> dict[str, Campaign]: ...
+
+    def create_campaigns(
+        self, rows: Sequence[dict[str, Any]], *, user_id: UUID | None, skip_taken: bool = True
+    ) -> dict[UUID, Campaign]: ...
+
+    def update_campaigns(self, rows: Sequence[dict[str, Any]]) -> dict[UUID, Campaign]: ...
+
+    def delete_campaigns(self, ids: Sequence[UUID]) -> dict[UUID, Campaign]: ...
+
+    def create_interactions(
+        self, rows: Sequence[dict[str, Any]], *, user_id: UUID | None, skip_taken: bool = True
+    ) -> dict[UUID, Interaction]: ...
+
+    def create_meetings(
+        self, rows: Sequence[dict[str, Any]], *, skip_taken: bool = True
+    ) -> dict[UUID, Meeting]: ...
+
+    def reschedule_meetings(self, rows: Sequence[dict[str, Any]]) -> dict[UUID, Meeting]: ...
+
+    def cancel_meetings(self, ids: Sequence[UUID]) -> dict[UUID, Meeting]: ...
+
+
 class SuppressionStore(Protocol):
     def add(
         self, digests: Sequence[tuple[str, str]], *, reason: str, added_by: UUID | None
@@ -98,7 +134,7 @@ class SyncSettings(Protocol):
 class MutationStore(Protocol):
     def claim_many(
         self,
-        claims: Sequence[tuple[str, str, UUID]],
+        claims: Sequence[tuple[str, str, str, UUID]],
         *,
         device_id: str,
         batch_id: UUID,
@@ -168,6 +204,9 @@ class LeadsUow(ChangeRecorder, Protocol):
 
     @property
     def lead_writes(self) -> LeadBatchStore: ...
+
+    @property
+    def pipeline_writes(self) -> PipelineBatchStore: ...
 
     @property
     def suppression(self) -> SuppressionStore: ...

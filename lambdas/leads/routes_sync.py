@@ -50,7 +50,10 @@ def changes(
 
 @router.post(
     "/api/leads/sync",
-    summary="Push up to 1,000 lead mutations (idempotent by client mutation id)",
+    summary=(
+        "Push up to 1,000 lead, campaign, interaction and meeting mutations (idempotent by "
+        "client mutation id; one result each)"
+    ),
     responses=error_responses(ValidationFailed),
 )
 def push(request: SyncRequest) -> SyncResponse:

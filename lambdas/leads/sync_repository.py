@@ -240,23 +240,23 @@ class MutationLog:
 
     def claim_many(
         self,
-        claims: Sequence[tuple[str, str, UUID]],
+        claims: Sequence[tuple[str, str, str, UUID]],
         *,
         device_id: str,
         batch_id: UUID,
         user_id: UUID | None,
     ) -> dict[str, UUID]:
-        """Claim (client mutation id, op, entity id) rows; returns the newly claimed ids by
+        """Claim (client mutation id, entity, op, entity id) rows; returns the newly claimed ids by
         client mutation id (the others were applied before)."""
         rows = self._conn.execute(
             """
             INSERT INTO nigredo_leads.sync_mutations (
                 tenant_id, device_id, client_mutation_id, batch_id, entity, entity_id, op,
                 outcome, user_id)
-            SELECT %(tenant)s, %(device)s, c.cmid, %(batch)s, 'lead', c.entity_id, c.op,
+            SELECT %(tenant)s, %(device)s, c.cmid, %(batch)s, c.entity, c.entity_id, c.op,
                    'rejected', %(user)s
-            FROM unnest(%(cmids)s::text[], %(ops)s::text[], %(ids)s::uuid[])
-                 AS c (cmid, op, entity_id)
+            FROM unnest(%(cmids)s::text[], %(entities)s::text[], %(ops)s::text[],
+                        %(ids)s::uuid[]) AS c (cmid, entity, op, entity_id)
             ON CONFLICT (tenant_id, device_id, client_mutation_id) DO NOTHING
             RETURNING client_mutation_id, id
             """,
@@ -266,8 +266,9 @@ class MutationLog:
                 "batch": batch_id,
                 "user": user_id,
                 "cmids": [c[0] for c in claims],
-                "ops": [c[1] for c in claims],
-                "ids": [c[2] for c in claims],
+                "entities": [c[1] for c in claims],
+                "ops": [c[2] for c in claims],
+                "ids": [c[3] for c in claims],
             },
         ).fetchall()
         return {row["client_mutation_id"]: row["id"] for row in rows}

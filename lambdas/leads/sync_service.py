@@ -8,15 +8,22 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from lambdas.leads.errors import ConflictNotFound, DuplicateLead, InvalidLead, LeadSuppressed
+from lambdas.leads.errors import (
+    CampaignNotFound,
+    ConflictNotFound,
+    DuplicateLead,
+    InvalidLead,
+    LeadSuppressed,
+)
 from lambdas.leads.models import (
-    EDITABLE_LEAD_FIELDS,
+    EDITABLE_FIELDS,
     Lead,
     LeadFields,
     LeadWrite,
     Mutation,
     MutationResult,
     NewConflict,
+    SyncMutation,
 )
 from lambdas.leads.models import Conflict as ConflictRecord
 from lambdas.leads.ports import BatchRefused, LeadsUow, LeadsUowFactory
@@ -30,6 +37,14 @@ from lambdas.leads.sync import (
     classify,
     resolved_fields,
 )
+from lambdas.leads.sync_pipeline import (
+    PipelineBatch,
+    applied,
+    referenced_leads,
+    rejected,
+    stored_conflict,
+)
+from lambdas.leads.sync_resolution import resolve_pipeline_conflict
 from lambdas.shared.errors import Conflict as ConflictError
 from lambdas.shared.errors import ValidationFailed
 
@@ -124,8 +139,9 @@ class _Batch:
     state: _BatchState
     results: list[MutationResult | None]
     lww: bool
+    conflicts: list[NewConflict]
+    pipeline: PipelineBatch
     pending: _Pending = field(default_factory=_Pending)
-    conflicts: list[NewConflict] = field(default_factory=list)
 
 
 def _conflict(
@@ -137,25 +153,37 @@ def _conflict(
 ) -> MutationResult:
     """A conflict kept for the user with both versions (stored with the batch's others)."""
     theirs = batch.state.rows.get(decision.existing_id)
-    conflict = NewConflict(
-        id=uuid.uuid4(),
-        mutation_id=mutation_id,
-        entity="lead",
-        entity_id=decision.existing_id,
-        kind=decision.kind,
-        mine=fields.model_dump(mode="json") if fields is not None else {"deleted": True},
-        theirs=theirs.model_dump(mode="json") if theirs else {},
-        base_version=mutation.base_version,
+    return stored_conflict(
+        batch.conflicts, mutation, mutation_id, decision, mine=fields, theirs=theirs
     )
-    batch.conflicts.append(conflict)
-    return MutationResult(
-        client_mutation_id=mutation.client_mutation_id,
-        outcome="conflict",
-        id=decision.existing_id,
-        version=theirs.version if theirs else None,
-        conflict_id=conflict.id,
-        reason=decision.kind,
-    )
+
+
+def _write_refusal(
+    batch: _Batch,
+    mutation: Mutation,
+    fields: LeadFields | None,
+    email: str | None,
+    phone: str | None,
+) -> str | None:
+    """Why a lead write the decision allows is refused: an update taking another live lead's
+    e-mail or phone, or a campaign that is not one of the tenant's."""
+    if mutation.op == "update" and batch.state.others_owning(mutation.id, email, phone):
+        return DuplicateLead.code
+    if fields is not None and fields.campanha_id is not None:
+        return None if batch.pipeline.campaign_known(fields.campanha_id) else CampaignNotFound.code
+    return None
+
+
+def _campaign_refs(mutations: Sequence[SyncMutation], claimed: dict[str, UUID]) -> set[UUID]:
+    """The campaigns the batch's lead writes name (a lead may only name one of the tenant's)."""
+    return {
+        m.fields.campanha_id
+        for m in mutations
+        if isinstance(m, Mutation)
+        and m.client_mutation_id in claimed
+        and m.fields is not None
+        and m.fields.campanha_id is not None
+    }
 
 
 class SyncService:
@@ -164,24 +192,26 @@ class SyncService:
         self._key = suppression_key
 
     def push(
-        self, mutations: Sequence[Mutation], *, device_id: str, user_id: UUID | None
+        self, mutations: Sequence[SyncMutation], *, device_id: str, user_id: UUID | None
     ) -> list[MutationResult]:
-        """Apply a batch in one transaction, one result per mutation. A mutation id already
-        applied returns its stored result and changes nothing, so a replayed batch is a no-op.
-        The batch's ids, rows, natural keys and suppressions are read in a few statements up
-        front; the writes go as one multi-row statement per kind (creates, updates, deletes,
-        conflicts), so a batch costs a handful of round trips, not one per mutation."""
+        """Apply a batch of lead, campaign, interaction and meeting mutations in one
+        transaction, one result per mutation. A mutation id already applied returns its stored
+        result and changes nothing, so a replayed batch is a no-op. The batch's ids, rows,
+        natural keys and suppressions are read in a few statements up front; the writes go as
+        one multi-row statement per entity and kind (creates, updates, deletes, conflicts), so a
+        batch costs a handful of round trips, not one per mutation (the campaign, interaction
+        and meeting ones: ``sync_pipeline``)."""
         if not 1 <= len(mutations) <= MAX_BATCH:
             raise ValidationFailed(f"a batch holds 1 to {MAX_BATCH} mutations")
         if len({m.client_mutation_id for m in mutations}) != len(mutations):
             raise ValidationFailed("a client mutation id appears twice in the batch")
-        prepared = [self._prepare(m) for m in mutations]
+        prepared = [self._prepare(m) if isinstance(m, Mutation) else None for m in mutations]
         results: list[MutationResult | None] = [None] * len(mutations)
         batch_id = uuid.uuid4()
         with self._uow() as uow:
             lww = uow.sync_settings.last_writer_wins()
             claimed = uow.mutations.claim_many(
-                [(m.client_mutation_id, m.op, m.id) for m in mutations],
+                [(m.client_mutation_id, m.entity, m.op, m.id) for m in mutations],
                 device_id=device_id,
                 batch_id=batch_id,
                 user_id=user_id,
@@ -192,16 +222,35 @@ class SyncService:
             stored = (
                 uow.mutations.stored_many(device_id=device_id, cmids=replays) if replays else {}
             )
-            batch = _Batch(uow, self._load(uow, mutations, prepared, claimed), results, lww=lww)
+            others = [
+                m
+                for m in mutations
+                if not isinstance(m, Mutation) and m.client_mutation_id in claimed
+            ]
+            state = self._load(uow, mutations, prepared, claimed, referenced_leads(others))
+            conflicts: list[NewConflict] = []
+            pipeline = PipelineBatch(
+                uow,
+                results,
+                conflicts,
+                lww=lww,
+                user_id=user_id,
+                lead_of=state.rows.get,
+                flush_leads=lambda: self._flush(batch),
+            )
+            batch = _Batch(uow, state, results, lww, conflicts, pipeline)
+            pipeline.load(others, _campaign_refs(mutations, claimed))
             for index, (mutation, ready) in enumerate(zip(mutations, prepared, strict=True)):
                 cmid = mutation.client_mutation_id
                 if cmid not in claimed:
                     results[index] = MutationResult.model_validate(
                         stored[cmid] | {"replayed": True}
                     )
-                    continue
-                results[index] = self._decide(batch, index, mutation, claimed[cmid], ready)
-            self._flush(batch)
+                elif not isinstance(mutation, Mutation):
+                    results[index] = batch.pipeline.decide(index, mutation, claimed[cmid])
+                elif ready is not None:
+                    results[index] = self._decide(batch, index, mutation, claimed[cmid], ready)
+            batch.pipeline.flush_all()
             if batch.conflicts:
                 uow.conflicts.add_many(batch.conflicts)
             done = [r for r in results if r is not None]
@@ -236,14 +285,17 @@ class SyncService:
     def _load(
         self,
         uow: LeadsUow,
-        mutations: Sequence[Mutation],
-        prepared: Sequence[Prepared | str],
+        mutations: Sequence[SyncMutation],
+        prepared: Sequence[Prepared | str | None],
         claimed: dict[str, UUID],
+        referenced: set[UUID],
     ) -> _BatchState:
+        """The leads the batch targets or names (locked), the live holders of its natural keys
+        and its suppressed identifiers."""
         todo = [
             (m, p)
             for m, p in zip(mutations, prepared, strict=True)
-            if m.client_mutation_id in claimed and not isinstance(p, str)
+            if m.client_mutation_id in claimed and p is not None and not isinstance(p, str)
         ]
         emails = [p[1] for _, p in todo if not isinstance(p, str) and p[1]]
         phones = [p[2] for _, p in todo if not isinstance(p, str) and p[2]]
@@ -253,7 +305,8 @@ class SyncService:
             if not isinstance(p, str)
             for _, digest in lead_digests(self._key, email=p[1], phone=p[2])
         ]
-        rows = uow.leads.get_many([m.id for m, _ in todo], lock=True) if todo else {}
+        targets = sorted({m.id for m, _ in todo} | referenced, key=str)
+        rows = uow.leads.get_many(targets, lock=True) if targets else {}
         owners = uow.leads.live_owners(emails, phones) if emails or phones else {}
         # the holders of natural keys the batch's creates may collide with: a create/create
         # conflict stores their row as "theirs"
@@ -299,7 +352,7 @@ class SyncService:
         cmid, state = mutation.client_mutation_id, batch.state
         refusal = self._refusal(state, prepared)
         if refusal is not None or isinstance(prepared, str):
-            return _rejected(cmid, mutation.id, refusal or "invalid")
+            return rejected(cmid, mutation.id, refusal or "invalid")
         fields, email, phone = prepared
         if batch.pending.touches(mutation.id, _keys(email, phone)):
             self._flush(batch)
@@ -316,11 +369,12 @@ class SyncService:
         if isinstance(decision, ConflictFound):
             return _conflict(batch, mutation, mutation_id, decision, fields)
         if not isinstance(decision, Apply):
-            return _rejected(cmid, mutation.id, decision.reason)
+            return rejected(cmid, mutation.id, decision.reason)
         if decision.noop and current is not None:
-            return _applied(cmid, current.id, current.version)
-        if mutation.op == "update" and state.others_owning(mutation.id, email, phone):
-            return _rejected(cmid, mutation.id, DuplicateLead.code)
+            return applied(cmid, current.id, current.version)
+        refusal = _write_refusal(batch, mutation, fields, email, phone)
+        if refusal is not None:
+            return rejected(cmid, mutation.id, refusal)
         batch.pending.add(index, mutation, prepared, current)
         return None
 
@@ -360,10 +414,10 @@ class SyncService:
             cmid = mutation.client_mutation_id
             if lead is None:
                 reason = DuplicateLead.code if mutation.op != "delete" else "not_found"
-                results[index] = _rejected(cmid, mutation.id, reason)
+                results[index] = rejected(cmid, mutation.id, reason)
                 continue
             state.wrote(lead)
-            results[index] = _applied(cmid, lead.id, lead.version)
+            results[index] = applied(cmid, lead.id, lead.version)
         pending.clear()
 
     def conflicts(self, *, limit: int) -> list[ConflictRecord]:
@@ -379,8 +433,9 @@ class SyncService:
         merged: dict[str, Any] | None,
         user_id: UUID | None,
     ) -> MutationResult:
-        """Settle an open conflict: keep_theirs keeps the server's lead, keep_mine writes the
-        client's fields over it, merged writes the given fields."""
+        """Settle an open conflict: keep_theirs keeps the server's row, keep_mine writes the
+        client's fields over it, merged writes the given fields (a campaign's, interaction's or
+        meeting's: ``sync_resolution``)."""
         with self._uow() as uow:
             conflict = uow.conflicts.get(conflict_id, lock=True)
             if conflict is None:
@@ -393,33 +448,27 @@ class SyncService:
                     mine=conflict.mine,
                     theirs=conflict.theirs,
                     merged=merged,
-                    editable=EDITABLE_LEAD_FIELDS,
+                    editable=EDITABLE_FIELDS[conflict.entity],
                 )
             except ValueError as error:
-                raise InvalidLead(str(error)) from error
-            lead = uow.leads.get(conflict.entity_id, lock=True)
-            if changes and lead is None:
-                raise ConflictError("the lead was deleted; create it again instead")
-            if changes and lead is not None:
-                fields, email, phone = normalized(
-                    LeadFields.model_validate(lead.fields().model_dump(mode="json") | changes)
-                )
-                lead = uow.leads.update(
-                    lead.id,
-                    fields,
-                    expected_version=lead.version,
-                    email_normalized=email,
-                    phone_e164=phone,
-                )
+                invalid = InvalidLead if conflict.entity == "lead" else ValidationFailed
+                raise invalid(str(error)) from error
+            if conflict.entity == "lead":
+                version = self._resolve_lead(uow, conflict.entity_id, changes)
+            else:
+                deleted = resolution == "keep_mine" and conflict.mine == {"deleted": True}
+                version = resolve_pipeline_conflict(uow, conflict, changes or {}, delete=deleted)
             uow.conflicts.resolve(conflict_id, resolution=resolution, resolved_by=user_id)
             uow.record(
                 "sync_conflict.resolved",
                 aggregate_type="sync_conflict",
                 aggregate_id=str(conflict_id),
                 payload={
-                    "lead_id": conflict.entity_id,
+                    "lead_id": conflict.entity_id if conflict.entity == "lead" else None,
+                    "entity": conflict.entity,
+                    "entity_id": conflict.entity_id,
                     "resolution": resolution,
-                    "version": lead.version if lead else None,
+                    "version": version,
                 },
             )
             uow.commit()
@@ -427,13 +476,23 @@ class SyncService:
             client_mutation_id=str(conflict_id),
             outcome="applied",
             id=conflict.entity_id,
-            version=lead.version if lead else None,
+            version=version,
         )
 
-
-def _rejected(cmid: str, entity_id: UUID, reason: str) -> MutationResult:
-    return MutationResult(client_mutation_id=cmid, outcome="rejected", id=entity_id, reason=reason)
-
-
-def _applied(cmid: str, entity_id: UUID, version: int) -> MutationResult:
-    return MutationResult(client_mutation_id=cmid, outcome="applied", id=entity_id, version=version)
+    @staticmethod
+    def _resolve_lead(uow: LeadsUow, lead_id: UUID, changes: dict[str, Any] | None) -> int | None:
+        lead = uow.leads.get(lead_id, lock=True)
+        if changes and lead is None:
+            raise ConflictError("the lead was deleted; create it again instead")
+        if changes and lead is not None:
+            fields, email, phone = normalized(
+                LeadFields.model_validate(lead.fields().model_dump(mode="json") | changes)
+            )
+            lead = uow.leads.update(
+                lead.id,
+                fields,
+                expected_version=lead.version,
+                email_normalized=email,
+                phone_e164=phone,
+            )
+        return lead.version if lead else None

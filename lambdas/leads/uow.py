@@ -14,6 +14,7 @@ from lambdas.leads.repository import (
     LeadRepository,
     MeetingRepository,
 )
+from lambdas.leads.sync_pipeline_repository import PipelineBatchRepository
 from lambdas.leads.sync_repository import (
     ChangesFeed,
     ConflictRepository,
@@ -31,6 +32,7 @@ class LeadsUnitOfWork(UnitOfWork):
     campaigns: CampaignRepository
     interactions: InteractionRepository
     meetings: MeetingRepository
+    pipeline_writes: PipelineBatchRepository
     suppression: SuppressionRepository
     consents: ConsentRepository
     requests: DataSubjectRequestRepository
@@ -50,6 +52,7 @@ class LeadsUnitOfWork(UnitOfWork):
         self.campaigns = CampaignRepository(conn, tenant)
         self.interactions = InteractionRepository(conn, tenant)
         self.meetings = MeetingRepository(conn, tenant)
+        self.pipeline_writes = PipelineBatchRepository(conn, tenant)
         self.suppression = SuppressionRepository(conn, tenant)
         self.consents = ConsentRepository(conn, tenant)
         self.requests = DataSubjectRequestRepository(conn, tenant)

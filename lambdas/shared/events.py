@@ -213,7 +213,11 @@ class SyncBatchAppliedV1(EventPayload):
 
 
 class SyncConflictResolvedV1(EventPayload):
-    lead_id: UUID
+    """``lead_id`` is set for a lead's conflict; ``entity``/``entity_id`` name the row of any."""
+
+    lead_id: UUID | None = None
+    entity: Literal["lead", "campaign", "interaction", "meeting"] = "lead"
+    entity_id: UUID | None = None
     resolution: Literal["keep_mine", "keep_theirs", "merged"]
     version: int | None
 
@@ -400,13 +404,16 @@ CATALOG: Final[tuple[EventSpec, ...]] = (
               DataSubjectRequestCompletedV1,
               "An LGPD data subject request (access, correction, erasure) was carried out."),
     EventSpec("sync.batch_applied", 1, "sync_batch", SyncBatchAppliedV1,
-              "An offline client's batch of lead mutations was applied (counts only)."),
+              "An offline client's batch of mutations was applied (counts only; each applied "
+              "campaign, interaction and meeting change also has its own event)."),
     EventSpec("sync_conflict.resolved", 1, "sync_conflict", SyncConflictResolvedV1,
               "A stored sync conflict was resolved (keep_mine, keep_theirs or merged)."),
     EventSpec("campaign.created", 1, "campaign", CampaignChangedV1,
               "A prospecting campaign was created."),
     EventSpec("campaign.status_changed", 1, "campaign", CampaignChangedV1,
               "A campaign moved to another status (draft, active, paused, completed, archived)."),
+    EventSpec("campaign.updated", 1, "campaign", CampaignChangedV1,
+              "A campaign's name, description, channel or status changed (offline sync)."),
     EventSpec("campaign.deleted", 1, "campaign", CampaignChangedV1,
               "A campaign was soft-deleted."),
     EventSpec("interaction.recorded", 1, "interaction", InteractionRecordedV1,

@@ -7,18 +7,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 from lambdas.leads.errors import DuplicateLead
 from lambdas.leads.models import (
+    Campaign,
     Change,
     Conflict,
     FeedPage,
+    Interaction,
     Lead,
     LeadFields,
     LeadFilters,
     LeadWrite,
+    Meeting,
     NewConflict,
 )
 from lambdas.shared.events import validated_payload
@@ -159,6 +162,53 @@ class FakeLeadWrites:
         return written
 
 
+class FakePipelineWrites:
+    """The fake tenant has no campaigns, interactions or meetings; their pushes are tested on
+    PostgreSQL (tests/integration/test_leads_sync_entities.py), so a write here is a test bug."""
+
+    def campaigns(self, ids: Sequence[UUID], *, lock: bool = False) -> dict[UUID, Campaign]:
+        return {}
+
+    def interactions(self, ids: Sequence[UUID]) -> dict[UUID, Interaction]:
+        return {}
+
+    def meetings(self, ids: Sequence[UUID], *, lock: bool = False) -> dict[UUID, Meeting]:
+        return {}
+
+    def campaign_name_owners(self, names: Sequence[str]) -> dict[str, Campaign]:
+        return {}
+
+    def _refuse(self) -> NoReturn:
+        raise NotImplementedError("the fake holds leads only")
+
+    def create_campaigns(
+        self, rows: Sequence[dict[str, Any]], *, user_id: UUID | None, skip_taken: bool = True
+    ) -> dict[UUID, Campaign]:
+        return self._refuse()
+
+    def update_campaigns(self, rows: Sequence[dict[str, Any]]) -> dict[UUID, Campaign]:
+        return self._refuse()
+
+    def delete_campaigns(self, ids: Sequence[UUID]) -> dict[UUID, Campaign]:
+        return self._refuse()
+
+    def create_interactions(
+        self, rows: Sequence[dict[str, Any]], *, user_id: UUID | None, skip_taken: bool = True
+    ) -> dict[UUID, Interaction]:
+        return self._refuse()
+
+    def create_meetings(
+        self, rows: Sequence[dict[str, Any]], *, skip_taken: bool = True
+    ) -> dict[UUID, Meeting]:
+        return self._refuse()
+
+    def reschedule_meetings(self, rows: Sequence[dict[str, Any]]) -> dict[UUID, Meeting]:
+        return self._refuse()
+
+    def cancel_meetings(self, ids: Sequence[UUID]) -> dict[UUID, Meeting]:
+        return self._refuse()
+
+
 class FakeSuppression:
     def __init__(self) -> None:
         self.digests: set[tuple[str, str]] = set()
@@ -206,11 +256,11 @@ class FakeMutations:
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
 
     def claim_many(
-        self, claims: Sequence[tuple[str, str, UUID]], *, device_id: str, batch_id: UUID,
+        self, claims: Sequence[tuple[str, str, str, UUID]], *, device_id: str, batch_id: UUID,
         user_id: UUID | None,
     ) -> dict[str, UUID]:  # fmt: skip
         claimed: dict[str, UUID] = {}
-        for cmid, _, _ in claims:
+        for cmid, _, _, _ in claims:
             if (device_id, cmid) not in self.rows:
                 mutation_id = uuid.uuid4()
                 self.rows[device_id, cmid] = {
@@ -355,6 +405,7 @@ class FakeLeadsUow:
         tenant = tenant_id or uuid.uuid4()
         self.leads = FakeLeadStore(tenant)
         self.lead_writes = FakeLeadWrites(self.leads)
+        self.pipeline_writes = FakePipelineWrites()
         self.suppression = FakeSuppression()
         self.feed = FakeFeed()
         self.sync_settings = FakeSyncSettings()
