@@ -25,15 +25,15 @@ from lambdas.leads.models import (
 from lambdas.leads.preconditions import PreconditionFailed, expected_version
 from lambdas.leads.uow import LeadsUnitOfWork
 from lambdas.shared.errors import Conflict
-from lambdas.shared.scope import ChangeRecorder
+from lambdas.shared.scope import ChangeRecorder, EventDraft
 
 
 class MeetingNotOpen(Conflict):
     code = "meeting_not_open"
 
 
-def record_campaign(uow: ChangeRecorder, event: str, campaign: Campaign) -> None:
-    uow.record(
+def campaign_event(event: str, campaign: Campaign) -> EventDraft:
+    return EventDraft(
         event,
         aggregate_type="campaign",
         aggregate_id=str(campaign.id),
@@ -45,8 +45,8 @@ def record_campaign(uow: ChangeRecorder, event: str, campaign: Campaign) -> None
     )
 
 
-def record_meeting(uow: ChangeRecorder, event: str, meeting: Meeting) -> None:
-    uow.record(
+def meeting_event(event: str, meeting: Meeting) -> EventDraft:
+    return EventDraft(
         event,
         aggregate_type="meeting",
         aggregate_id=str(meeting.id),
@@ -61,8 +61,8 @@ def record_meeting(uow: ChangeRecorder, event: str, meeting: Meeting) -> None:
     )
 
 
-def record_interaction(uow: ChangeRecorder, interaction: Interaction) -> None:
-    uow.record(
+def interaction_event(interaction: Interaction) -> EventDraft:
+    return EventDraft(
         "interaction.recorded",
         aggregate_type="interaction",
         aggregate_id=str(interaction.id),
@@ -73,6 +73,29 @@ def record_interaction(uow: ChangeRecorder, interaction: Interaction) -> None:
             "kind": interaction.kind,
         },
     )
+
+
+def record(uow: ChangeRecorder, event: EventDraft) -> None:
+    """One change's audit row and event (a single-entity route's record)."""
+    uow.record(
+        event.event_type,
+        aggregate_type=event.aggregate_type,
+        aggregate_id=event.aggregate_id,
+        payload=event.payload,
+        version=event.version,
+    )
+
+
+def record_campaign(uow: ChangeRecorder, event: str, campaign: Campaign) -> None:
+    record(uow, campaign_event(event, campaign))
+
+
+def record_meeting(uow: ChangeRecorder, event: str, meeting: Meeting) -> None:
+    record(uow, meeting_event(event, meeting))
+
+
+def record_interaction(uow: ChangeRecorder, interaction: Interaction) -> None:
+    record(uow, interaction_event(interaction))
 
 
 def shown_in(meeting: Meeting, time_zone: str) -> MeetingView:

@@ -21,7 +21,7 @@ from lambdas.leads.models import (
     Meeting,
     NewConflict,
 )
-from lambdas.shared.scope import AuditLog, ChangeRecorder
+from lambdas.shared.scope import AuditLog, ChangeRecorder, EventDraft
 
 
 class LeadStore(Protocol):
@@ -199,6 +199,8 @@ class Reports(Protocol):
 
 
 class LeadsUow(ChangeRecorder, Protocol):
+    def announce_many(self, events: Sequence[EventDraft]) -> None: ...
+
     @property
     def leads(self) -> LeadStore: ...
 

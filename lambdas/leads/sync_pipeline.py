@@ -8,7 +8,8 @@ kind in one multi-row statement. Campaigns: create, update, delete (soft); the l
 natural key. Interactions: create only (the timeline is append-only). Meetings: create
 (schedule), update (reschedule), delete (cancel, as the cancel route); the owner's no-overlap
 rule is the database's exclusion constraint, reported per mutation. Every applied change is
-recorded (audit + outbox) as the single-entity routes record it.
+announced by the event the single-entity routes emit; the batch's one audit row (the push's
+``sync.batch_applied``) covers them, as it covers the batch's leads.
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ from lambdas.leads.models import (
 )
 from lambdas.leads.pipeline_service import (
     MeetingNotOpen,
-    record_campaign,
-    record_interaction,
-    record_meeting,
+    campaign_event,
+    interaction_event,
+    meeting_event,
 )
 from lambdas.leads.ports import BatchRefused, LeadsUow, PipelineBatchStore
 from lambdas.leads.sync import Apply, ConflictFound, Reject, ServerRow, classify
+from lambdas.shared.scope import EventDraft
 
 PipelineMutation = CampaignMutation | InteractionMutation | MeetingMutation
 Row = dict[str, Any]
@@ -487,22 +489,26 @@ class PipelineBatch:
         refused: dict[UUID, str],
         missing: str,
     ) -> None:
-        """Fill in the results of the sent writes and record each applied change."""
+        """Fill in the results of the sent writes and announce each applied change: its
+        event, all of them in one pipelined exchange (the batch's one audit row, written by
+        the push, covers them, as it covers its leads)."""
+        events: list[EventDraft] = []
         for index, mutation in writes.done():
             cmid, row = mutation.client_mutation_id, written.get(mutation.id)
             if row is None:
                 self.results[index] = rejected(cmid, mutation.id, refused.get(mutation.id, missing))
                 continue
-            self._record(mutation, row)
+            events.append(_event(mutation, row))
             self.results[index] = applied(cmid, row.id, row.version)
+        self.uow.announce_many(events)
 
-    def _record(self, mutation: PipelineMutation, row: Campaign | Interaction | Meeting) -> None:
-        if isinstance(row, Campaign):
-            record_campaign(self.uow, _CAMPAIGN_EVENTS[mutation.op], row)
-        elif isinstance(row, Interaction):
-            record_interaction(self.uow, row)
-        else:
-            record_meeting(self.uow, _MEETING_EVENTS[mutation.op], row)
+
+def _event(mutation: PipelineMutation, row: Campaign | Interaction | Meeting) -> EventDraft:
+    if isinstance(row, Campaign):
+        return campaign_event(_CAMPAIGN_EVENTS[mutation.op], row)
+    if isinstance(row, Interaction):
+        return interaction_event(row)
+    return meeting_event(_MEETING_EVENTS[mutation.op], row)
 
 
 def _row_by_row(

@@ -11,7 +11,7 @@ provider is asked again with ``force=True`` so a rotated password is picked up.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, LiteralString, Self
 from uuid import UUID
@@ -27,7 +27,7 @@ from lambdas.shared.pgconnect import ONE_REFRESH, connect_with_retry
 from lambdas.shared.secrets import DbCredentials
 
 if TYPE_CHECKING:
-    from lambdas.shared.scope import AuditLog, Outbox, RequestScope
+    from lambdas.shared.scope import AuditLog, EventDraft, Outbox, RequestScope
 
 CredentialsProvider = Callable[[bool], DbCredentials]
 Connection = psycopg.Connection[dict[str, Any]]
@@ -246,6 +246,11 @@ class UnitOfWork:
             payload=data,
             version=version,
         )
+
+    def announce_many(self, events: Sequence[EventDraft]) -> None:
+        """Emit many events in one pipelined exchange, in this unit's transaction, without an
+        audit row each: for a batch whose one audit row (its own ``record``) covers them."""
+        self.outbox.emit_many(events)
 
     def commit(self) -> None:
         self._inside()

@@ -23,7 +23,7 @@ A service records a write in the same transaction through its unit of work (its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
@@ -60,6 +60,17 @@ class AuditLog(Protocol):
     ) -> Any: ...
 
 
+@dataclass(frozen=True)
+class EventDraft:
+    """One event to emit, as ``Outbox.emit`` takes it (``emit_many`` takes several)."""
+
+    event_type: str
+    aggregate_type: str
+    aggregate_id: str
+    payload: Mapping[str, Any]
+    version: int = 1
+
+
 class Outbox(Protocol):
     def emit(
         self,
@@ -70,6 +81,8 @@ class Outbox(Protocol):
         payload: Mapping[str, Any],
         version: int = 1,
     ) -> Any: ...
+
+    def emit_many(self, events: Sequence[EventDraft]) -> Any: ...
 
 
 class ChangeRecorder(Protocol):

@@ -25,6 +25,7 @@ from lambdas.leads.models import (
     NewConflict,
 )
 from lambdas.shared.events import validated_payload
+from lambdas.shared.scope import EventDraft
 
 
 class FakeLeadStore:
@@ -416,6 +417,7 @@ class FakeLeadsUow:
         self.retention = FakeRetention()
         self.reports = FakeReports(self.leads, self.consents)
         self.audit_log = FakeAudit()
+        self.announced: list[EventDraft] = []
         self.entered = 0
         self.commits = 0
 
@@ -436,6 +438,11 @@ class FakeLeadsUow:
         self.audit_log.append(
             event_type, resource_type=aggregate_type, resource_id=aggregate_id, details=data
         )
+
+    def announce_many(self, events: Sequence[EventDraft]) -> None:
+        for event in events:
+            validated_payload(event.event_type, event.version, event.aggregate_type, event.payload)
+        self.announced.extend(events)
 
     def commit(self) -> None:
         self.commits += 1
