@@ -57,6 +57,9 @@ CREATE FUNCTION knowledge.search_chunks_v1(
 )
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- A generic plan cannot see the LIMIT, and sorts every embedding instead of reading the HNSW
+-- index (1.4 s on 20,000 rows, against ~10 ms): plan each call with its values.
+SET plan_cache_mode = force_custom_plan
 AS $$
 #variable_conflict use_column
 DECLARE

@@ -87,7 +87,9 @@ def _store(db, tenant: TestTenant | None, centre: list[float], count: int, seed:
     return document_id
 
 
-def _call(db, tenant_setting: str | None, embedding: list[float], text: str) -> list[dict]:
+def _call(
+    db, tenant_setting: str | None, embedding: list[float], text: str
+) -> list[dict[str, Any]]:
     """The function called by the runtime role in a transaction with this tenant setting."""
     with psycopg.connect(db.runtime_url, row_factory=dict_row) as conn:
         if tenant_setting is not None:
@@ -155,13 +157,13 @@ def test_only_the_runtime_role_may_execute_the_function(db, owner) -> None:
         owner.execute(f'DROP ROLE "{stranger}"')
 
     # Then the runtime role may, nobody else may, and the function runs as its own role
-    # with a fixed search_path
+    # with a fixed search_path, planned with each call's values
     assert rows == {
         "runtime": True,
         "stranger": False,
         "definer": True,
         "owner": "alquimista_knowledge_search",
-        "config": ["search_path=pg_catalog, pg_temp"],
+        "config": ["search_path=pg_catalog, pg_temp", "plan_cache_mode=force_custom_plan"],
     }
 
 
