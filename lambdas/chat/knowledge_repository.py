@@ -87,50 +87,14 @@ _COPY_SQL = """
     FROM STDIN (FORMAT BINARY)
 """
 
+# The hybrid search runs in a SECURITY DEFINER function (migration 045) that applies the
+# tenant-or-global rule itself: under row-level security the full-text condition, which is not
+# LEAKPROOF, could not use its GIN index and read every visible chunk.
 _SEARCH_SQL = """
-    WITH semantic AS MATERIALIZED (
-        SELECT e.chunk_id,
-               e.embedding::halfvec(1536) <=> %(embedding)s::halfvec(1536) AS distance
-        FROM knowledge.embeddings AS e
-        WHERE e.embedding_model = %(model)s
-          AND (e.tenant_id IS NULL OR e.tenant_id = %(tenant)s)
-        ORDER BY e.embedding::halfvec(1536) <=> %(embedding)s::halfvec(1536)
-        LIMIT %(candidates)s
-    ), semantic_ranked AS (
-        -- relaxed_order may return the candidates slightly out of order: rank them exactly
-        SELECT chunk_id, row_number() OVER (ORDER BY distance, chunk_id) AS rank FROM semantic
-    ), lexical AS (
-        SELECT c.id AS chunk_id,
-               row_number() OVER (ORDER BY ts_rank_cd(c.search_vector, q.query) DESC, c.id)
-                   AS rank
-        -- websearch syntax (quoted phrases), but any of the terms may match: a question's
-        -- words are rarely all in the passage that answers it
-        FROM knowledge.chunks AS c,
-             (SELECT replace(websearch_to_tsquery('portuguese', %(text)s)::text, ' & ', ' | ')
-                     ::tsquery AS query) AS q
-        WHERE c.search_vector @@ q.query
-          AND (c.tenant_id IS NULL OR c.tenant_id = %(tenant)s)
-        ORDER BY rank
-        LIMIT %(candidates)s
-    ), fused AS (
-        SELECT chunk_id, s.rank AS semantic_rank, l.rank AS lexical_rank,
-               coalesce(1.0 / (%(rrf_k)s + s.rank), 0)
-                 + coalesce(1.0 / (%(rrf_k)s + l.rank), 0) AS score
-        FROM semantic_ranked AS s FULL JOIN lexical AS l USING (chunk_id)
-    )
-    SELECT f.chunk_id, f.semantic_rank, f.lexical_rank, f.score::float8 AS score,
-           c.document_id, c.tenant_id, c.chunk_index, c.content, d.title
-    FROM fused AS f
-    -- one primary-key lookup per candidate: under row-level security the planner otherwise
-    -- may scan every visible chunk once per candidate
-    CROSS JOIN LATERAL (
-        SELECT c.document_id, c.tenant_id, c.chunk_index, c.content
-        FROM knowledge.chunks AS c WHERE c.id = f.chunk_id
-    ) AS c
-    JOIN knowledge.documents AS d ON d.id = c.document_id
-    WHERE d.status = 'ready'
-    ORDER BY f.score DESC, f.chunk_id
-    LIMIT %(k)s
+    SELECT chunk_id, semantic_rank, lexical_rank, score, document_id, tenant_id, chunk_index,
+           content, title
+    FROM knowledge.search_chunks_v1(
+        %(embedding)s, %(model)s, %(text)s, %(candidates)s, %(rrf_k)s, %(k)s)
 """
 
 # The vector index as migration 030 creates it. A bulk load (scripts/ingest_documents.py
@@ -369,7 +333,9 @@ class KnowledgeRepository:
         ef_search: int = HNSW_EF_SEARCH,
     ) -> list[RetrievedChunk]:
         """The ``k`` best chunks for a question, fusing the vector ranking (HNSW on halfvec,
-        cosine) with the full-text ranking (``portuguese``) by reciprocal rank.
+        cosine) with the full-text ranking (``portuguese``) by reciprocal rank. Only the
+        transaction's tenant (``app.current_tenant_id``) and global chunks are searched; with
+        no tenant set, nothing is.
 
         Iterative index scans keep scanning past the rows the tenant filter drops, so a
         tenant holding a small share of the rows still gets its ``k`` results."""
@@ -387,7 +353,6 @@ class KnowledgeRepository:
                 {
                     "embedding": _vector(embedding),
                     "model": model,
-                    "tenant": self._tenant_id,
                     "text": text,
                     "candidates": candidates,
                     "rrf_k": RRF_K,

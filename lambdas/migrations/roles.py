@@ -28,6 +28,10 @@ RBAC_CATALOG_TABLES = (
     "alquimista_platform.permissions",
     "alquimista_platform.role_permissions",
 )
+# SECURITY DEFINER functions whose EXECUTE is revoked from PUBLIC and granted to this role only.
+RUNTIME_FUNCTIONS = (
+    "knowledge.search_chunks_v1(public.vector, text, text, integer, integer, integer)",
+)
 
 
 @dataclass(frozen=True)
@@ -81,4 +85,10 @@ def ensure_runtime_role(conn: Connection, role: RuntimeRole) -> None:
                     sql.SQL("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(
                         sql.SQL(table), ident
                     )
+                )
+        for function in RUNTIME_FUNCTIONS:
+            found = conn.execute("SELECT to_regprocedure(%s) IS NOT NULL", (function,)).fetchone()
+            if found and found[0]:
+                conn.execute(
+                    sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(function), ident)
                 )
