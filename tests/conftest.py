@@ -12,7 +12,7 @@ import functools
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -59,7 +59,7 @@ moto_cognito.jwk = SimpleNamespace(  # type: ignore[attr-defined,assignment]
 _CLIENT_ENVIRONMENT = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID")
 _clients: dict[tuple[Any, ...], Any] = {}
 _clients_lock = threading.Lock()
-_new_client = boto3.client
+_new_client: Callable[..., Any] = boto3.client
 
 
 def _cached_client(service_name: str, *args: Any, **kwargs: Any) -> Any:
@@ -87,7 +87,7 @@ def _cached_client(service_name: str, *args: Any, **kwargs: Any) -> Any:
     return client
 
 
-boto3.client = _cached_client  # type: ignore[assignment]
+boto3.client = _cached_client
 
 
 @pytest.fixture(scope="session")

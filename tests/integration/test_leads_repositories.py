@@ -4,7 +4,7 @@ late commits, idempotent push, erasure, tenant isolation, meetings, retention an
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from lambdas.leads.sync_service import SyncService
 from lambdas.leads.uow import LeadsUnitOfWork
 from lambdas.shared.db import Connection, Database
 from lambdas.shared.runtime import WRITERS
-from lambdas.shared.scope import RequestScope, Writers
+from lambdas.shared.scope import EventDraft, RequestScope, Writers
 from lambdas.shared.secrets import DbCredentials
 from tests.support.database import RUNTIME_ROLE, TestDatabase
 from tests.support.factories import TestTenant, create_tenant
@@ -60,6 +60,9 @@ class AuditRows:
         version: int = 1,
     ) -> None:
         self.events.append((event_type, aggregate_id))
+
+    def emit_many(self, events: Sequence[EventDraft]) -> None:
+        self.events.extend((event.event_type, event.aggregate_id) for event in events)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ on by the route, ended with the request; and the seam for the audit and outbox w
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,13 @@ from psycopg.pq import TransactionStatus
 
 from lambdas.shared.db import Connection, Database, UnitOfWork
 from lambdas.shared.runtime import get_runtime
-from lambdas.shared.scope import NoTransaction, RequestScope, WriterNotRegistered, Writers
+from lambdas.shared.scope import (
+    EventDraft,
+    NoTransaction,
+    RequestScope,
+    WriterNotRegistered,
+    Writers,
+)
 from lambdas.shared.secrets import DbCredentials
 from scripts.devstack.seed_catalog import find_agent
 from tests.integration.conftest import World
@@ -155,6 +161,17 @@ class RecordingWriter:
     ) -> str:
         self._write(f"event:{event_type}")
         return event_type
+
+    def emit_many(self, events: Sequence[EventDraft]) -> list[str]:
+        return [
+            self.emit(
+                e.event_type,
+                aggregate_type=e.aggregate_type,
+                aggregate_id=e.aggregate_id,
+                payload=e.payload,
+            )
+            for e in events
+        ]
 
 
 built: list[RecordingWriter] = []
