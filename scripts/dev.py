@@ -125,7 +125,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--jobs-interval",
         type=float,
         default=float(os.environ.get("DEV_JOBS_INTERVAL_S", "300")),
-        help="seconds between runs of the scheduled jobs (expire_trials, sweep_approvals); "
+        help="seconds between runs of the scheduled jobs (expire_trials, sweep_approvals, "
+        "release_chat_reservations); "
         "0 turns them off",
     )
     parser.add_argument(
@@ -173,7 +174,7 @@ def _start_moto(stack: ExitStack, port: int) -> None:
 
 
 # The scheduled jobs the local stack runs (anchoring needs the Object Lock bucket: AWS only).
-DEV_JOBS = ("expire_trials", "sweep_approvals")
+DEV_JOBS = ("expire_trials", "sweep_approvals", "release_chat_reservations")
 
 
 def _start_job_timer(stack: ExitStack, interval_s: float) -> None:

@@ -77,6 +77,9 @@ JOB_SCHEDULES: Final = {
     # Idempotent: each run rewrites yesterday's and today's rows of metricas_diarias.
     "rollup_leads_metrics": Duration.hours(1),
     "purge_deleted_leads": Duration.days(1),
+    # Token reservations live 5 minutes (lambdas/chat/constants.py): an expired one is freed
+    # within 5 more.
+    "release_chat_reservations": Duration.minutes(5),
 }
 # The alarm on the approval backlog: the oldest pending request waited longer than this.
 APPROVAL_PENDING_AGE_ALARM: Final = Duration.hours(12)  # half the default expiry

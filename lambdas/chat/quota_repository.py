@@ -6,7 +6,7 @@ reservations can never take a tenant past its limit: PostgreSQL serialises them 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -171,6 +171,15 @@ class TokenQuotaRepository:
 def release_stale_reservations(conn: Connection) -> int:
     """Release every tenant's expired reservations (the scheduled sweeper); how many."""
     row = conn.execute("SELECT chat.release_stale_token_reservations() AS released").fetchone()
+    return int(row["released"]) if row else 0
+
+
+def release_stale_answers(conn: Connection, *, older_than: timedelta) -> int:
+    """Hand back the questions left 'answering' longer than ``older_than`` by an invocation
+    that died before its answer (approved ones to 'pending', others 'failed'); how many."""
+    row = conn.execute(
+        "SELECT chat.release_stale_answers_v1(%s) AS released", (older_than,)
+    ).fetchone()
     return int(row["released"]) if row else 0
 
 

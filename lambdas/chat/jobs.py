@@ -1,0 +1,29 @@
+"""The chat sweeper, as the jobs Lambda registers it (``lambdas/jobs/handler.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from lambdas.chat.constants import RESERVATION_TTL_S
+from lambdas.chat.quota_repository import release_stale_answers, release_stale_reservations
+from lambdas.shared.db import UnitOfWork
+from lambdas.shared.scope import RequestScope
+
+
+def release_chat_reservations_job(scope: Callable[[], RequestScope]) -> Callable[[], int]:
+    """``release_chat_reservations``: in every tenant, free the tokens of reservations that
+    expired unsettled (their invocation died before its answer or its release) and hand back
+    the questions those invocations left 'answering' (approved ones to 'pending', to be
+    resumed; others 'failed'). Returns how many reservations and questions it released."""
+
+    def run() -> int:
+        with scope() as run_scope, UnitOfWork(run_scope, None) as uow:
+            released = release_stale_reservations(uow.conn)
+            released += release_stale_answers(
+                uow.conn, older_than=timedelta(seconds=RESERVATION_TTL_S)
+            )
+            uow.commit()
+        return released
+
+    return run
