@@ -29,7 +29,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -394,12 +394,69 @@ def _pushes(client: _Client) -> dict[str, dict[str, Any]]:
         }
         for n in range(1000)
     ]
-    return {
+    measured = {
         "1,000 creates": _push(client, creates, device),
         "1,000 updates": _push(client, updates, device),
         "500 stale updates + 500 deletes": _push(client, mixed, device),
         "replay of the 1,000 creates": _push(client, creates, device),
     }
+    return measured | _pipeline_pushes(client, device, run, live=ids[1::2])
+
+
+def _pipeline_pushes(
+    client: _Client, device: str, run: str, *, live: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The other kinds a client syncs: 1,000 campaign creates, interactions and meetings on the
+    leads the lead pushes left live (a meeting every 30 minutes: one owner, no overlap), then the
+    meetings rescheduled; each applied change gets its event, the batch one audit row."""
+    campaigns, notes, meetings = ([str(uuid.uuid4()) for _ in range(1000)] for _ in range(3))
+    start = datetime(2031, 1, 6, 12, tzinfo=UTC)
+
+    def slot(n: int, shift: int = 0) -> str:
+        return (start + timedelta(minutes=30 * n + shift)).isoformat()
+
+    def batch(prefix: str, entity: str, op: str, ids: list[str], fields: Any, **extra: Any):
+        return [
+            {
+                "client_mutation_id": f"{prefix}-{n}",
+                "entity": entity,
+                "op": op,
+                "id": ids[n],
+                "fields": fields(n),
+                **extra,
+            }
+            for n in range(1000)
+        ]
+
+    return {
+        "1,000 campaign creates": _push(
+            client,
+            batch("pc", "campaign", "create", campaigns,
+                  lambda n: {"name": f"Campanha {n} {run}", "channel": "email"}),
+            device,
+        ),
+        "1,000 interaction creates": _push(
+            client,
+            batch("pi", "interaction", "create", notes,
+                  lambda n: {"lead_id": live[n % len(live)], "channel": "phone",
+                             "direction": "outbound", "kind": "call"}),
+            device,
+        ),
+        "1,000 meeting creates": _push(
+            client,
+            batch("pm", "meeting", "create", meetings,
+                  lambda n: {"lead_id": live[n % len(live)], "scheduled_for": slot(n),
+                             "duration_minutes": 30}),
+            device,
+        ),
+        "1,000 meeting reschedules": _push(
+            client,
+            batch("pr", "meeting", "update", meetings,
+                  lambda n: {"scheduled_for": slot(n, 30 * 1000), "duration_minutes": 30},
+                  base_version=1),
+            device,
+        ),
+    }  # fmt: skip
 
 
 def _rollup(tenant: uuid.UUID, rounds: int, cpu_of: _Cpu) -> dict[str, Any]:
