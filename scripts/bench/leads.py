@@ -415,7 +415,9 @@ def _pipeline_pushes(
     def slot(n: int, shift: int = 0) -> str:
         return (start + timedelta(minutes=30 * n + shift)).isoformat()
 
-    def batch(prefix: str, entity: str, op: str, ids: list[str], fields: Any, **extra: Any):
+    def batch(
+        prefix: str, entity: str, op: str, ids: list[str], fields: Any, **extra: Any
+    ) -> list[dict[str, Any]]:
         return [
             {
                 "client_mutation_id": f"{prefix}-{n}",
