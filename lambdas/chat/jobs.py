@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from lambdas.chat.constants import RESERVATION_TTL_S
-from lambdas.chat.quota_repository import release_stale_answers, release_stale_reservations
+from lambdas.chat.quota_repository import release_stale
 from lambdas.shared.db import UnitOfWork
 from lambdas.shared.scope import RequestScope
 
@@ -19,9 +19,8 @@ def release_chat_reservations_job(scope: Callable[[], RequestScope]) -> Callable
 
     def run() -> int:
         with scope() as run_scope, UnitOfWork(run_scope, None) as uow:
-            released = release_stale_reservations(uow.conn)
-            released += release_stale_answers(
-                uow.conn, older_than=timedelta(seconds=RESERVATION_TTL_S)
+            released = release_stale(
+                uow.conn, answers_older_than=timedelta(seconds=RESERVATION_TTL_S)
             )
             uow.commit()
         return released

@@ -168,19 +168,15 @@ class TokenQuotaRepository:
         )
 
 
-def release_stale_reservations(conn: Connection) -> int:
-    """Release every tenant's expired reservations (the scheduled sweeper); how many."""
-    row = conn.execute("SELECT chat.release_stale_token_reservations() AS released").fetchone()
-    return int(row["released"]) if row else 0
-
-
-def release_stale_answers(conn: Connection, *, older_than: timedelta) -> int:
-    """Hand back the questions left 'answering' longer than ``older_than`` by an invocation
-    that died before its answer (approved ones to 'pending', others 'failed'); how many."""
+def release_stale(conn: Connection, *, answers_older_than: timedelta | None = None) -> int:
+    """The scheduled sweeper, in every tenant: release expired reservations and, given an age,
+    hand back the questions left 'answering' longer than that by an invocation that died
+    before its answer (approved ones to 'pending', others 'failed'). How many of both."""
     row = conn.execute(
-        "SELECT chat.release_stale_answers_v1(%s) AS released", (older_than,)
+        "SELECT reservations + answers AS released FROM chat.release_stale_v1(%s)",
+        (answers_older_than,),
     ).fetchone()
-    return int(row["released"]) if row else 0
+    return int(one(row)["released"])
 
 
 def current_period(conn: Connection) -> date:

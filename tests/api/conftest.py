@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -133,6 +134,33 @@ def api_resources(
         )
 
 
+@contextmanager
+def _serving(
+    db: TestDatabase,
+    patch: pytest.MonkeyPatch,
+    *,
+    moto_endpoint: str,
+    gateway_server: GatewayServer,
+    signing_key: SigningKey,
+    runtime_password: str,
+    llm_server: RunningLlmServer,
+    api_resources: LocalResources,
+) -> Iterator[ApiClient]:
+    """The gateway's functions re-pointed at ``db`` (its secrets, their environment, cold
+    caches) and an HTTP client for them."""
+    for name, value in _local_aws_environment(moto_endpoint, llm_server).items():
+        patch.setenv(name, value)
+    point_database_secrets("dev", db.server, dbname=db.name, runtime_password=runtime_password)
+    for name, value in api_resources.lambda_environment("dev").items():
+        patch.setenv(name, value)
+    reset_lambda_caches()
+    # the functions' execution environments now serve this database and moto
+    gateway_server.gateway.redeploy(dict(os.environ))
+    with httpx.Client(base_url=gateway_server.url, timeout=30) as client:
+        yield ApiClient(client, signing_key, db)
+    reset_lambda_caches()
+
+
 @pytest.fixture
 def api(
     db: TestDatabase,
@@ -145,17 +173,17 @@ def api(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ApiClient]:
     """An HTTP client for the gateway, whose Lambdas point at this test's seeded database."""
-    for name, value in _local_aws_environment(moto_endpoint, llm_server).items():
-        monkeypatch.setenv(name, value)
-    point_database_secrets("dev", db.server, dbname=db.name, runtime_password=runtime_password)
-    for name, value in api_resources.lambda_environment("dev").items():
-        monkeypatch.setenv(name, value)
-    reset_lambda_caches()
-    # the functions' execution environments now serve this test's database and moto
-    gateway_server.gateway.redeploy(dict(os.environ))
-    with httpx.Client(base_url=gateway_server.url, timeout=30) as client:
-        yield ApiClient(client, signing_key, db)
-    reset_lambda_caches()
+    with _serving(
+        db,
+        monkeypatch,
+        moto_endpoint=moto_endpoint,
+        gateway_server=gateway_server,
+        signing_key=signing_key,
+        runtime_password=runtime_password,
+        llm_server=llm_server,
+        api_resources=api_resources,
+    ) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -175,17 +203,18 @@ def module_api(
     with (
         cloned_database(template_db, runtime_password, template=seeded_template) as db,
         pytest.MonkeyPatch.context() as patch,
+        _serving(
+            db,
+            patch,
+            moto_endpoint=moto_endpoint,
+            gateway_server=gateway_server,
+            signing_key=signing_key,
+            runtime_password=runtime_password,
+            llm_server=llm_server,
+            api_resources=api_resources,
+        ) as client,
     ):
-        for name, value in _local_aws_environment(moto_endpoint, llm_server).items():
-            patch.setenv(name, value)
-        point_database_secrets("dev", db.server, dbname=db.name, runtime_password=runtime_password)
-        for name, value in api_resources.lambda_environment("dev").items():
-            patch.setenv(name, value)
-        reset_lambda_caches()
-        gateway_server.gateway.redeploy(dict(os.environ))
-        with httpx.Client(base_url=gateway_server.url, timeout=30) as client:
-            yield ApiClient(client, signing_key, db)
-        reset_lambda_caches()
+        yield client
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from lambdas.chat.errors import TokenQuotaExceeded
-from lambdas.chat.quota_repository import TokenQuotaRepository, release_stale_reservations
+from lambdas.chat.quota_repository import TokenQuotaRepository, release_stale
 from tests.support.chat import runtime_database
 from tests.support.database import TestDatabase
 from tests.support.factories import TestTenant, create_catalog, create_tenant, subscribe
@@ -156,7 +156,7 @@ def test_the_sweeper_releases_only_stale_reservations(db, owner, tenant) -> None
     # When the sweeper runs as the runtime role
     database = runtime_database(db)
     conn, _ = database.begin(None, read_only=False)
-    released = release_stale_reservations(conn)
+    released = release_stale(conn)
     conn.commit()
 
     # Then both tenants' stale tokens are free again and the live reservation is kept

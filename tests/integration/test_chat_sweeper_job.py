@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.chat.quota_repository import release_stale_answers
+from lambdas.chat.quota_repository import release_stale
 from lambdas.jobs.handler import lambda_handler
 from scripts.devstack.aws_resources import LocalResources
 from scripts.devstack.gateway import LambdaContextStub
@@ -96,7 +96,7 @@ def test_a_non_positive_age_is_refused(db: TestDatabase, age: timedelta) -> None
     conn, _ = database.begin(None, read_only=False)
     try:
         with pytest.raises(psycopg.errors.InvalidParameterValue):
-            release_stale_answers(conn, older_than=age)
+            release_stale(conn, answers_older_than=age)
     finally:
         conn.rollback()
         database.close()
