@@ -9,6 +9,13 @@ UV := $(CURDIR)/.local/tools/bin/uv
 endif
 RUN := $(UV) run --frozen
 
+# Python writes bytecode caches (__pycache__, ignored by git) for what the recipes import. Where
+# the environment sets PYTHONDONTWRITEBYTECODE (this box does), every interpreter a run starts
+# (the test workers, the gateway's execution environments, the scripts and CDK apps the tests
+# run) would compile botocore, pydantic, Powertools, moto, ... from source again: about half of
+# an import's CPU. The venv's files are compiled on first import instead of all at `make sync`.
+unexport PYTHONDONTWRITEBYTECODE
+
 PYTEST_ARGS ?=
 # `make test` spreads the tests over one worker process per core (pytest-xdist); each worker has
 # its own embedded PostgreSQL, moto and gateway. TEST_WORKERS=0 runs them in one process.

@@ -29,6 +29,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambdas.shared.auth import Principal, claims_of
 from lambdas.shared.constants import TENANT_CLAIM
 from lambdas.shared.errors import AppError, Conflict, ValidationFailed
+from lambdas.shared.runtime import get_runtime
 
 HEADER: Final = "idempotency-key"
 MAX_KEY_LENGTH: Final = 255
@@ -78,7 +79,8 @@ def _idempotent_resolver(table_name: str) -> tuple[Resolve, IdempotencyConfig]:
         expires_after_seconds=EXPIRES_AFTER_S,
         response_hook=_mark_replay,
     )
-    store = DynamoDBPersistenceLayer(table_name=table_name)
+    # The environment's DynamoDB client: without one, the store builds a boto3 session of its own.
+    store = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=get_runtime().dynamodb)
 
     def run(
         *,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from psycopg.conninfo import make_conninfo
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,8 +35,22 @@ class DbCredentials(BaseModel):
         )
 
 
+def _provider() -> parameters.SecretsProvider:
+    """Powertools' default secrets provider, on a client of boto3's default session. Left to
+    itself, Powertools builds the provider on a ``boto3.session.Session()`` of its own: a second
+    botocore session per execution environment, which registers its handlers and loads the
+    endpoint and service models again (~100 ms of CPU at a cold start). ``parameters.
+    clear_caches()`` (``reset_runtime``) forgets it with the cached values."""
+    provider = DEFAULT_PROVIDERS.get("secrets")
+    if provider is None:
+        provider = DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(
+            boto3_client=boto3.client("secretsmanager")
+        )
+    return provider
+
+
 def get_json_secret(secret_id: str, *, max_age: int, force: bool = False) -> dict[str, Any]:
-    value = parameters.get_secret(secret_id, transform="json", max_age=max_age, force_fetch=force)
+    value = _provider().get(secret_id, transform="json", max_age=max_age, force_fetch=force)
     if not isinstance(value, dict):
         raise TypeError(f"secret {secret_id} does not hold a JSON object")
     return value
