@@ -28,6 +28,10 @@ from scripts.devstack.context import LAMBDA_TIMEOUT_MS, LambdaContextStub
 
 DEFAULT_POOL_SIZE: Final = 4
 _STOP_GRACE_S: Final = 5.0
+# An environment's init (the interpreter, the handler's imports) has a limit of its own, as on
+# Lambda, and the invocation's timeout counts from the handler's call. Lambda's limit is 10 s; a
+# spawned interpreter importing under coverage on a loaded 2-core machine can take longer.
+INIT_TIMEOUT_S: Final = 60.0
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -62,6 +66,7 @@ def _serve(
 
     if console.enabled():
         console.human_logs()
+    conn.send(("ready", None))
     while True:
         try:
             message = conn.recv()
@@ -110,6 +115,17 @@ class ExecutionEnvironment:
         )
         self.process.start()
         child.close()
+
+    def wait_ready(self, timeout_s: float = INIT_TIMEOUT_S) -> None:
+        """Wait for the init phase's end: the handler imported, the first invocation next."""
+        try:
+            if not self._conn.poll(timeout_s):
+                raise InvocationFailed("init timeout")
+            kind, _ = self._conn.recv()
+        except (EOFError, OSError) as exc:  # the import raised: the process is gone
+            raise InvocationFailed("init failed") from exc
+        if kind != "ready":
+            raise InvocationFailed("init failed")
 
     def request(self, message: tuple[Any, ...], timeout_s: float) -> Any:
         self._conn.send(message)
@@ -206,6 +222,11 @@ class FunctionPool:
                     self.handler_path, self.function_name, self._environment, self._generation
                 )
                 self._live.add(environment)
+            try:
+                environment.wait_ready()
+            except InvocationFailed:
+                self._discard(environment, grace_s=0)
+                raise
             return environment
         with self._lock:
             generation, variables = self._generation, dict(self._environment)

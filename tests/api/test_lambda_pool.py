@@ -75,8 +75,8 @@ def test_a_crashed_environment_is_replaced(pool: FunctionPool) -> None:
 
 
 def test_a_timed_out_invocation_ends_its_environment() -> None:
-    # 5 s: a fresh environment (spawned, imported under coverage) answers well within it even
-    # on a loaded machine; the slow call sleeps far beyond it
+    # 5 s for the handler's call (a fresh environment's init has a limit of its own); the slow
+    # call sleeps far beyond it
     functions = FunctionPool(HANDLER, "t", environment=dict(os.environ), size=1, timeout_ms=5000)
     try:
         slow_pid = functions.invoke({})["pid"]
@@ -90,3 +90,13 @@ def test_a_timed_out_invocation_ends_its_environment() -> None:
 def test_a_pool_needs_at_least_one_environment() -> None:
     with pytest.raises(ValueError, match="at least one"):
         FunctionPool(HANDLER, "t", environment={}, size=0)
+
+
+def test_an_environment_whose_handler_cannot_be_imported_fails_its_init() -> None:
+    functions = FunctionPool("tests.api.no_such_module.handler", "t", environment={}, size=1)
+    try:
+        with pytest.raises(InvocationFailed, match="init failed"):
+            functions.invoke({})
+        assert functions.started == 0
+    finally:
+        functions.close()
