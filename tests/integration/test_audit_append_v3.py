@@ -86,7 +86,8 @@ def test_the_head_keeps_the_last_rows_time_whichever_version_appended(
         started = conn.execute("SELECT now() AS at").fetchone()
         head = AuditRepository(conn, tenant.id).head()
     # v2 leaves updated_at alone, so the trigger still sets it (to its transaction's start)
-    assert head is not None and started is not None
+    assert head is not None
+    assert started is not None
     assert (head.seq, head.at) == (2, started["at"])
 
 
