@@ -214,7 +214,7 @@ def _write_transaction(
         )
     if function is not None:
         row = conn.execute(
-            _append_sql(function),  # type: ignore[arg-type]
+            _append_sql(function),
             (
                 tenant,
                 actor,
@@ -459,7 +459,7 @@ def _server_execution(
             for side, conn in conns.items():
                 set_tenant(conn, tenants[side])
                 plan = conn.execute(
-                    f"EXPLAIN (ANALYZE, TIMING OFF) {_append_sql(APPEND_FUNCTIONS[side])}",  # type: ignore[arg-type]
+                    f"EXPLAIN (ANALYZE, TIMING OFF) {_append_sql(APPEND_FUNCTIONS[side])}",
                     (
                         tenants[side],
                         None,
@@ -719,15 +719,39 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
 
 
 HOW = """
-Append: one statement, `audit_append_v2`, before the route's COMMIT (`AuditWriter.append` on the
-request's connection). "Before" is a database migrated up to 040, "after" one migrated to the
-end (041: the metadata's canonical JSON without per-key bounded regular expressions, the row
-JSON's helpers inlined, no per-row foreign-key lookup; see the migration). "Added" is the median
-over rounds of (with - without), the four variants of each round alternating. Sending the
-append with the COMMIT in one pipelined round trip (`CommitTimeAuditWriter`, removed) measured
-no gain: psycopg flushes each pipelined statement in a send of its own, and on loopback the
-kernel's work for a send is charged to the sender, so the round trip it saved came back as
-client CPU.
+Activate: `POST /api/agents/{id}/activate` through `lambdas.agents.handler.lambda_handler`
+in-process (a payload v2.0 event as the local gateway builds it; the JWT authorizer's claims of a
+tenant admin whose tenant's plan covers the agent; the membership lookup, the entitlement, the
+policy gate's evaluation row, the activation writer, the outbox event and COMMIT, as in
+production). "With" is the request scope's audit writer (`AuditWriter.append`:
+`audit_append_v3`, one statement before the outbox event); "without" registers a writer that
+appends nothing, so the route is otherwise the same code on the same connection. The two
+alternate (ABBA), each activation followed by an untimed deactivation, and the run checks that
+exactly the audited activations left an audit row. "Added" is the median over rounds of the
+p50 difference. Client CPU is this process's CPU per request (the kernel's loopback work for a
+send counts as the sender's).
+
+Write transaction: BEGIN + tenant scope + an UPDATE pipelined, then COMMIT, with the statement
+`AuditWriter.append` sends before the COMMIT or without it, in a database migrated to 051
+(`audit_append_v2`) and one migrated to the end (`audit_append_v3`, 052), the four variants of
+each round alternating; EXPLAIN ANALYZE gives the append's execution inside PostgreSQL alone.
+What 052 cut (see the migration): the nested plpgsql call to `audit_chain_write_v1` through
+RETURN QUERY (a second executor start and a tuplestore), one of the head row's two statements
+(the `SELECT ... FOR UPDATE`: v3 advances the head in one UPDATE whose new values are computed
+from the locked row, RETURNING OLD/NEW, and inserts the row from it in the same statement), and
+the head's `set_updated_at` trigger call per append (v3 sets updated_at to the row's time; the
+trigger now fires only for an UPDATE that leaves updated_at unchanged).
+
+Kept, and why: the six indexes of `audit_logs` (primary key, `(tenant_id, seq)` unique, actor,
+action, resource, time): each serves a filter of `GET /api/audit` (actor, action, resource,
+time; the cursor is the seq) and the time index also the per-minute count of
+`audit_append_denied_v2`. Serving the time filter from `(tenant_id, seq)` would need occurred_at
+to grow with seq as an enforced rule, not only as the clock under the head lock gives it
+(a clock stepped back would hide rows from a time filter): not done. Sending the append in the
+same round trip as the outbox event (the statement after it in `UnitOfWork.record`) is the
+remaining client-side cut: it changes `lambdas/shared/db.py` and the writers' return values,
+and is the next step. What is left of the added time on a loaded machine is mostly that round
+trip: the extra wakeups of two processes on 2 shared cores.
 
 Verification: `verify_tenant_chain` splits a chain of at least 2 x 25,000 rows into one
 contiguous seq range per available core; each range is verified in a forked process on its own

@@ -35,7 +35,7 @@ def owner(db: TestDatabase) -> Iterator[Conn]:
 
 def _append(conn: Conn, function: str, tenant: uuid.UUID, details: Any) -> dict[str, Any]:
     row = conn.execute(
-        _CALL.format(function=function),  # type: ignore[arg-type]
+        _CALL.format(function=function),
         (tenant, None, "r", Jsonb(details)),
     ).fetchone()
     assert row is not None
