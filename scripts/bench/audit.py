@@ -232,6 +232,56 @@ def _write_transaction(
     conn.commit()
 
 
+def _pipelined_transaction(conn: Conn, tenant: uuid.UUID, actor: uuid.UUID, i: int) -> None:
+    """The write transaction with the append sent in the same pipeline as the UPDATE before it
+    (one round trip for both; the append's row is read after the pipeline's sync)."""
+    with conn.pipeline():
+        conn.execute("BEGIN", prepare=False)
+        set_tenant(conn, tenant)
+        conn.execute(
+            "UPDATE alquimista_platform.notifications SET body = %s WHERE tenant_id = %s",
+            (str(i), tenant),
+        )
+        cursor = conn.execute(
+            _append_sql(APPEND_FUNCTIONS["after"]),
+            (
+                tenant,
+                actor,
+                "user",
+                "notification.updated",
+                "notification",
+                None,
+                "success",
+                "bench",
+                Jsonb({"n": i}),
+            ),
+        )
+    if cursor.fetchone() is None:
+        raise LookupError("the pipelined append returned no row")
+    conn.commit()
+
+
+PIPELINED_VARIANTS = ("without", "with", "pipelined")
+
+
+def _pipelined_latency(runtime_url: str, tenant: uuid.UUID, rounds: int) -> dict[str, float]:
+    """p50 (ms) of the after side's write transaction without an append, with it as a statement
+    of its own, and with it pipelined with the UPDATE before it; alternating."""
+    times: dict[str, list[float]] = {variant: [] for variant in PIPELINED_VARIANTS}
+    actor = uuid.uuid4()
+    with psycopg.connect(runtime_url, row_factory=dict_row, autocommit=True) as conn:
+        for i in range(rounds):
+            for variant in PIPELINED_VARIANTS:
+                started = time.perf_counter()
+                if variant == "pipelined":
+                    _pipelined_transaction(conn, tenant, actor, i)
+                else:
+                    function = APPEND_FUNCTIONS["after"] if variant == "with" else None
+                    _write_transaction(conn, tenant, actor, function, i)
+                times[variant].append((time.perf_counter() - started) * 1000)
+    return {variant: statistics.median(values) for variant, values in times.items()}
+
+
 def _added_latency(
     runtime_urls: dict[str, str], tenants: dict[str, uuid.UUID], rounds: int
 ) -> dict[str, float]:
@@ -621,6 +671,10 @@ def run(
                     for _ in range(repeats)
                 ]
                 results["server"] = _server_execution(urls, sides, 300)
+                results["pipelined"] = [
+                    (_pipelined_latency(runtime_url, sides["after"], rounds), os.getloadavg()[0])
+                    for _ in range(repeats)
+                ]
         if only in (None, "verify"):
             _fill(owner_url, tenants[-1], verify_rows)
             verify: dict[str, list[dict[str, float]]] = {kind: [] for kind in VERIFY_KINDS}
@@ -699,6 +753,19 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
             f"| client CPU per write transaction without / with, before; after, per round (ms) | {cpu('before')}; {cpu('after')} | | |",  # noqa: E501
             f"| append execution inside PostgreSQL (EXPLAIN ANALYZE), min / p50: before, after | {server['before'][0]:.3f} / {server['before'][1]:.3f}, {server['after'][0]:.3f} / {server['after'][1]:.3f} ms | | |",  # noqa: E501
         ]  # fmt: skip
+    if "pipelined" in results:
+        piped = results["pipelined"]
+        cells_piped = "; ".join(
+            f"{r['without']:.3f} / {r['with']:.3f} / {r['pipelined']:.3f} (load {load:.1f})"
+            for r, load in piped
+        )
+        added_own = statistics.median(r["with"] - r["without"] for r, _ in piped)
+        added_piped = statistics.median(r["pipelined"] - r["without"] for r, _ in piped)
+        lines.append(
+            "| after: write transaction p50 without / with the append as its own statement / "
+            f"with it pipelined with the UPDATE, per round (ms) | {cells_piped} | median added "
+            f"+{added_own:.3f} (own statement), +{added_piped:.3f} (pipelined) | |"
+        )
     if "verify" in results:
         verify = results["verify"]
         rows = verify["copy"][0]["rows"]
