@@ -814,11 +814,12 @@ action, resource, time): each serves a filter of `GET /api/audit` (actor, action
 time; the cursor is the seq) and the time index also the per-minute count of
 `audit_append_denied_v2`. Serving the time filter from `(tenant_id, seq)` would need occurred_at
 to grow with seq as an enforced rule, not only as the clock under the head lock gives it
-(a clock stepped back would hide rows from a time filter): not done. Sending the append in the
-same round trip as the outbox event (the statement after it in `UnitOfWork.record`) is the
-remaining client-side cut: it changes `lambdas/shared/db.py` and the writers' return values,
-and is the next step. What is left of the added time on a loaded machine is mostly that round
-trip: the extra wakeups of two processes on 2 shared cores.
+(a clock stepped back would hide rows from a time filter): not done. The last row of the write
+transaction sends the append in the same pipeline as the UPDATE before it (one round trip for
+both), the cut `UnitOfWork.record` could make with the outbox event; on a loaded machine it
+measured no gain, as pipelining it with the COMMIT did in the 041 run. What is left is CPU: the
+append's execution in PostgreSQL (the INSERT's six index entries, the canonical JSON and the
+hashes, the SECURITY DEFINER entry) and the client's statement.
 
 Verification: `verify_tenant_chain` splits a chain of at least 2 x 25,000 rows into one
 contiguous seq range per available core; each range is verified in a forked process on its own
