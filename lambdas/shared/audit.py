@@ -1,6 +1,6 @@
 """The audit chain: the writer every route uses, and the verification core (docs/audit.md).
 
-``AuditWriter.append`` calls ``alquimista_platform.audit_append_v3`` on the caller's connection,
+``AuditWriter.append`` calls ``alquimista_platform.audit_append_v2`` on the caller's connection,
 so the audit row commits or rolls back with the change it records. The function assigns the
 tenant's next seq under the tenant's head lock and computes the hashes; this module recomputes
 them independently with RFC 8785 canonical JSON (the ``rfc8785`` library, or an equivalent fast
@@ -47,7 +47,7 @@ Outcome = Literal["success", "denied", "error"]
 
 _APPEND_SQL: LiteralString = """
     SELECT id, seq, row_hash, occurred_at
-    FROM alquimista_platform.audit_append_v3(%s, %s, %s, %s, %s, %s, %s, %s, %s)
+    FROM alquimista_platform.audit_append_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
 _DENIED_SQL: LiteralString = """
@@ -123,14 +123,14 @@ class AuditWriter:
         )
         record = _record(row)
         if record is None:
-            raise LookupError("audit_append_v3 returned no row")
+            raise LookupError("audit_append_v2 returned no row")
         return record
 
 
 class PlatformAuditWriter:
     """Appends to the platform's own chain (``PLATFORM_TENANT``, migration 029) the writes of a
-    transaction scoped to no tenant (public routes, unmatched webhooks). ``audit_append_v3``
-    accepts the platform tenant only in such a transaction (as v2 of migration 034), so the
+    transaction scoped to no tenant (public routes, unmatched webhooks). ``audit_append_v2``
+    accepts the platform tenant only in such a transaction (migration 034), so the
     transaction's scope is left as it is.
 
     A ``denied`` row here is an unauthenticated refusal, which costs its sender nothing: at most

@@ -9,10 +9,10 @@ Side by side in one run, alternating so that the machine's load falls on both si
   request scope's audit writer and with a writer that appends nothing, on one database and one
   connection; each timed activation is followed by an untimed deactivation, so every one
   writes;
-- a write transaction (BEGIN + tenant scope + UPDATE, COMMIT) without and with one append, in
-  a database migrated to 051 (before: ``audit_append_v2``) and in one migrated to the last
-  migration (after: ``audit_append_v3``), and the append's execution inside PostgreSQL
-  (EXPLAIN ANALYZE) on each;
+- a write transaction (BEGIN + tenant scope + UPDATE, COMMIT) without an append, with it as a
+  statement of its own (what ``AuditWriter.append`` sends: ``audit_append_v2``) and with it
+  pipelined with the UPDATE before it, and the append's execution inside PostgreSQL
+  (EXPLAIN ANALYZE);
 - verification by one COPY stream and in parallel seq ranges, one process each
   (``lambdas.audit.service.verify_tenant_chain``).
 
@@ -71,9 +71,6 @@ VERIFY_TARGET_ROWS_S = 50_000
 ADDED_P50_TARGET_MS = 0.5
 PARALLEL_TENANTS = 8
 RUNTIME_PASSWORD = uuid.uuid4().hex
-# the last migration before audit_append_v3 (052); each side's append function
-BEFORE_MIGRATION = 51
-APPEND_FUNCTIONS = {"before": "audit_append_v2", "after": "audit_append_v3"}
 ACTIVATED_AGENT = "sdr-prospector"  # in the Professional plan of the dev catalog
 ACTIVATE_PLAN = "professional"
 
@@ -98,16 +95,6 @@ def _server(url: str | None) -> Iterator[ConnectionInfo]:
             yield server.connection
         finally:
             server.destroy()
-
-
-@contextmanager
-def _migrations_up_to(version: int) -> Iterator[Path]:
-    """A folder holding the migrations up to ``version`` (links to the real files)."""
-    with tempfile.TemporaryDirectory(prefix="bench-migrations-") as tmp:
-        for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-            if int(path.name.split("_", 1)[0]) <= version:
-                (Path(tmp) / path.name).symlink_to(path)
-        yield Path(tmp)
 
 
 @contextmanager
@@ -185,26 +172,38 @@ def _parallel(runtime_url: str, tenants: list[uuid.UUID], count: int) -> float:
     return len(tenants) * count / (time.perf_counter() - started)
 
 
-SIDES = ("before", "after")
 ADDED_VARIANTS = ("without", "with")
 
+# the statement AuditWriter.append sends (lambdas/shared/audit.py)
+APPEND_SQL = (
+    "SELECT id, seq, row_hash, occurred_at"
+    " FROM alquimista_platform.audit_append_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
 
-def _append_sql(function: str) -> str:
-    """The statement ``AuditWriter`` sends, calling ``function`` (a name of APPEND_FUNCTIONS)."""
-    if function not in APPEND_FUNCTIONS.values():
-        raise ValueError(function)
+
+def _append_params(tenant: uuid.UUID, actor: uuid.UUID, i: int) -> tuple[Any, ...]:
     return (
-        "SELECT id, seq, row_hash, occurred_at"
-        f" FROM alquimista_platform.{function}(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        tenant,
+        actor,
+        "user",
+        "notification.updated",
+        "notification",
+        None,
+        "success",
+        "bench",
+        Jsonb({"n": i}),
     )
 
 
 def _write_transaction(
-    conn: Conn, tenant: uuid.UUID, actor: uuid.UUID, function: str | None, i: int
+    conn: Conn, tenant: uuid.UUID, actor: uuid.UUID, variant: str, i: int
 ) -> None:
     """A write transaction as a request's scope runs it (autocommit connection, BEGIN + tenant
-    scope + UPDATE pipelined, then COMMIT), with one append before the COMMIT (the statement
-    ``AuditWriter.append`` sends, through ``function``) or none."""
+    scope + UPDATE pipelined, then COMMIT). ``variant``: "without" an append, "with" the
+    statement ``AuditWriter.append`` sends before the COMMIT as a round trip of its own, or
+    "pipelined": that statement sent in the same pipeline as the UPDATE (one round trip for
+    both; the append's row is read after the pipeline's sync)."""
+    cursor = None
     with conn.pipeline():
         conn.execute("BEGIN", prepare=False)
         set_tenant(conn, tenant)
@@ -212,112 +211,44 @@ def _write_transaction(
             "UPDATE alquimista_platform.notifications SET body = %s WHERE tenant_id = %s",
             (str(i), tenant),
         )
-    if function is not None:
-        row = conn.execute(
-            _append_sql(function),
-            (
-                tenant,
-                actor,
-                "user",
-                "notification.updated",
-                "notification",
-                None,
-                "success",
-                "bench",
-                Jsonb({"n": i}),
-            ),
-        ).fetchone()
-        if row is None:
-            raise LookupError(f"{function} returned no row")
+        if variant == "pipelined":
+            cursor = conn.execute(APPEND_SQL, _append_params(tenant, actor, i))
+    if variant == "with":
+        cursor = conn.execute(APPEND_SQL, _append_params(tenant, actor, i))
+    if cursor is not None and cursor.fetchone() is None:
+        raise LookupError("audit_append_v2 returned no row")
     conn.commit()
 
 
-def _pipelined_transaction(conn: Conn, tenant: uuid.UUID, actor: uuid.UUID, i: int) -> None:
-    """The write transaction with the append sent in the same pipeline as the UPDATE before it
-    (one round trip for both; the append's row is read after the pipeline's sync)."""
-    with conn.pipeline():
-        conn.execute("BEGIN", prepare=False)
-        set_tenant(conn, tenant)
-        conn.execute(
-            "UPDATE alquimista_platform.notifications SET body = %s WHERE tenant_id = %s",
-            (str(i), tenant),
-        )
-        cursor = conn.execute(
-            _append_sql(APPEND_FUNCTIONS["after"]),
-            (
-                tenant,
-                actor,
-                "user",
-                "notification.updated",
-                "notification",
-                None,
-                "success",
-                "bench",
-                Jsonb({"n": i}),
-            ),
-        )
-    if cursor.fetchone() is None:
-        raise LookupError("the pipelined append returned no row")
-    conn.commit()
+WRITE_VARIANTS = ("without", "with", "pipelined")
 
 
-PIPELINED_VARIANTS = ("without", "with", "pipelined")
-
-
-def _pipelined_latency(runtime_url: str, tenant: uuid.UUID, rounds: int) -> dict[str, float]:
-    """p50 (ms) of the after side's write transaction without an append, with it as a statement
-    of its own, and with it pipelined with the UPDATE before it; alternating."""
-    times: dict[str, list[float]] = {variant: [] for variant in PIPELINED_VARIANTS}
+def _added_latency(runtime_url: str, tenant: uuid.UUID, rounds: int) -> dict[str, float]:
+    """p50 (ms) of a write transaction without an append, with it as a statement of its own,
+    and with it pipelined with the UPDATE before it; the three alternate within each round.
+    Also the client's CPU per transaction (ms), which the machine's load does not inflate
+    much."""
+    times: dict[str, list[float]] = {variant: [] for variant in WRITE_VARIANTS}
+    cpu: dict[str, float] = dict.fromkeys(WRITE_VARIANTS, 0.0)
     actor = uuid.uuid4()
     with psycopg.connect(runtime_url, row_factory=dict_row, autocommit=True) as conn:
+        with conn.transaction():
+            set_tenant(conn, tenant)
+            conn.execute(
+                "INSERT INTO alquimista_platform.notifications (tenant_id, kind, title)"
+                " VALUES (%s, 'bench', 'bench')",
+                (tenant,),
+            )
         for i in range(rounds):
-            for variant in PIPELINED_VARIANTS:
+            order = WRITE_VARIANTS if i % 2 == 0 else WRITE_VARIANTS[::-1]
+            for variant in order:
+                cpu_started = time.process_time()
                 started = time.perf_counter()
-                if variant == "pipelined":
-                    _pipelined_transaction(conn, tenant, actor, i)
-                else:
-                    function = APPEND_FUNCTIONS["after"] if variant == "with" else None
-                    _write_transaction(conn, tenant, actor, function, i)
+                _write_transaction(conn, tenant, actor, variant, i)
                 times[variant].append((time.perf_counter() - started) * 1000)
-    return {variant: statistics.median(values) for variant, values in times.items()}
-
-
-def _added_latency(
-    runtime_urls: dict[str, str], tenants: dict[str, uuid.UUID], rounds: int
-) -> dict[str, float]:
-    """p50 (ms) of a write transaction without and with an append, in the database of each
-    side (before/after); the four alternate within each round. Also the client's CPU per
-    transaction (ms), which the machine's load does not inflate much."""
-    keys = [f"{side}_{variant}" for side in SIDES for variant in ADDED_VARIANTS]
-    times: dict[str, list[float]] = {key: [] for key in keys}
-    cpu: dict[str, float] = dict.fromkeys(keys, 0.0)
-    actor = uuid.uuid4()
-    with (
-        psycopg.connect(runtime_urls["before"], row_factory=dict_row, autocommit=True) as before,
-        psycopg.connect(runtime_urls["after"], row_factory=dict_row, autocommit=True) as after,
-    ):
-        conns = {"before": before, "after": after}
-        for side, conn in conns.items():
-            tenant = tenants[side]
-            with conn.transaction():
-                set_tenant(conn, tenant)
-                conn.execute(
-                    "INSERT INTO alquimista_platform.notifications (tenant_id, kind, title)"
-                    " VALUES (%s, 'bench', 'bench')",
-                    (tenant,),
-                )
-        for i in range(rounds):
-            for side in SIDES:
-                for variant in ADDED_VARIANTS:
-                    key = f"{side}_{variant}"
-                    function = APPEND_FUNCTIONS[side] if variant == "with" else None
-                    cpu_started = time.process_time()
-                    started = time.perf_counter()
-                    _write_transaction(conns[side], tenants[side], actor, function, i)
-                    times[key].append((time.perf_counter() - started) * 1000)
-                    cpu[key] += time.process_time() - cpu_started
-    medians = {key: statistics.median(values) for key, values in times.items()}
-    return medians | {f"{key}_cpu": cpu[key] * 1000 / rounds for key in keys}
+                cpu[variant] += time.process_time() - cpu_started
+    medians = {variant: statistics.median(values) for variant, values in times.items()}
+    return medians | {f"{v}_cpu": cpu[v] * 1000 / rounds for v in WRITE_VARIANTS}
 
 
 class _NoAudit:
@@ -494,38 +425,31 @@ def calibration_ms() -> float:
     return (time.process_time() - started) * 1000
 
 
-def _server_execution(
-    runtime_urls: dict[str, str], tenants: dict[str, uuid.UUID], rounds: int
-) -> dict[str, tuple[float, float]]:
+def _server_execution(runtime_url: str, tenant: uuid.UUID, rounds: int) -> tuple[float, float]:
     """min and p50 (ms) of an append inside PostgreSQL (EXPLAIN ANALYZE), which leaves out the
-    client, the network and the scheduler of a loaded machine, on each side; alternating."""
-    times: dict[str, list[float]] = {side: [] for side in SIDES}
-    with (
-        psycopg.connect(runtime_urls["before"]) as before,
-        psycopg.connect(runtime_urls["after"]) as after,
-    ):
-        conns = {"before": before, "after": after}
+    client, the network and the scheduler of a loaded machine."""
+    times: list[float] = []
+    with psycopg.connect(runtime_url) as conn:
         for i in range(rounds):
-            for side, conn in conns.items():
-                set_tenant(conn, tenants[side])
-                plan = conn.execute(
-                    f"EXPLAIN (ANALYZE, TIMING OFF) {_append_sql(APPEND_FUNCTIONS[side])}",
-                    (
-                        tenants[side],
-                        None,
-                        "user",
-                        "bench.explained",
-                        "bench",
-                        str(i),
-                        "success",
-                        "bench",
-                        Jsonb({"n": i, "ref_id": str(uuid.uuid4())}),
-                    ),
-                ).fetchall()
-                conn.commit()
-                line = next(row[0] for row in plan if row[0].startswith("Execution Time"))
-                times[side].append(float(line.split()[2]))
-    return {side: (min(t), statistics.median(t)) for side, t in times.items()}
+            set_tenant(conn, tenant)
+            plan = conn.execute(
+                f"EXPLAIN (ANALYZE, TIMING OFF) {APPEND_SQL}",
+                (
+                    tenant,
+                    None,
+                    "user",
+                    "bench.explained",
+                    "bench",
+                    str(i),
+                    "success",
+                    "bench",
+                    Jsonb({"n": i, "ref_id": str(uuid.uuid4())}),
+                ),
+            ).fetchall()
+            conn.commit()
+            line = next(row[0] for row in plan if row[0].startswith("Execution Time"))
+            times.append(float(line.split()[2]))
+    return min(times), statistics.median(times)
 
 
 def _fill(owner_url: str, tenant: uuid.UUID, rows: int, batch: int = 1000) -> None:
@@ -537,7 +461,7 @@ def _fill(owner_url: str, tenant: uuid.UUID, rows: int, batch: int = 1000) -> No
             conn.execute(
                 """
                 SELECT count(*) FROM generate_series(%s::int, %s::int) AS n,
-                LATERAL alquimista_platform.audit_append_v3(
+                LATERAL alquimista_platform.audit_append_v2(
                     %s, NULL, 'system', 'bench.filled', 'bench', n::text, 'success', 'bench',
                     jsonb_build_object('n', n, 'ref_id', gen_random_uuid()::text))
                 """,
@@ -659,22 +583,16 @@ def run(
             results["parallel_rate"] = _parallel(
                 runtime_url, tenants[1 : PARALLEL_TENANTS + 1], appends // 2
             )
-            with (
-                _migrations_up_to(BEFORE_MIGRATION) as directory,
-                _database(server, directory) as (before_owner, before_runtime),
-            ):
-                urls = {"before": before_runtime, "after": runtime_url}
-                sides = {"before": _tenants(before_owner, 1)[0], "after": tenants[0]}
-                rounds = max(appends // 4, 200)
-                results["added"] = [
-                    (_added_latency(urls, sides, rounds), os.getloadavg()[0], calibration_ms())
-                    for _ in range(repeats)
-                ]
-                results["server"] = _server_execution(urls, sides, 300)
-                results["pipelined"] = [
-                    (_pipelined_latency(runtime_url, sides["after"], rounds), os.getloadavg()[0])
-                    for _ in range(repeats)
-                ]
+            rounds = max(appends // 4, 200)
+            results["added"] = [
+                (
+                    _added_latency(runtime_url, tenants[0], rounds),
+                    os.getloadavg()[0],
+                    calibration_ms(),
+                )
+                for _ in range(repeats)
+            ]
+            results["server"] = _server_execution(runtime_url, tenants[0], 300)
         if only in (None, "verify"):
             _fill(owner_url, tenants[-1], verify_rows)
             verify: dict[str, list[dict[str, float]]] = {kind: [] for kind in VERIFY_KINDS}
@@ -728,44 +646,25 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
         ]  # fmt: skip
     if "added" in results:
         rounds = results["added"]
-        added = {
-            side: statistics.median(r[f"{side}_with"] - r[f"{side}_without"] for r, _, _ in rounds)
-            for side in SIDES
-        }
-
-        def cells(key: str) -> str:
-            return "; ".join(
-                f"{r[key]:.3f} (load {load:.1f}, calib. {cal:.0f})" for r, load, cal in rounds
-            )
-
-        def cpu(side: str) -> str:
-            return "; ".join(
-                f"{r[f'{side}_without_cpu']:.3f} / {r[f'{side}_with_cpu']:.3f}"
-                for r, _, _ in rounds
-            )
-
-        server = results["server"]
+        added_own = statistics.median(r["with"] - r["without"] for r, _, _ in rounds)
+        added_piped = statistics.median(r["pipelined"] - r["without"] for r, _, _ in rounds)
+        cells = "; ".join(
+            f"{r['without']:.3f} / {r['with']:.3f} / {r['pipelined']:.3f}"
+            f" (load {load:.1f}, calib. {cal:.0f})"
+            for r, load, cal in rounds
+        )
+        cpu = "; ".join(
+            f"{r['without_cpu']:.3f} / {r['with_cpu']:.3f} / {r['pipelined_cpu']:.3f}"
+            for r, _, _ in rounds
+        )
+        server_min, server_p50 = results["server"]
         lines += [
             f"| appends, one tenant, one connection (serialised by the head lock) | {results['single_rate']:,.0f}/s (p50 {results['single_p50_ms']:.2f} ms, p99 {results['single_p99_ms']:.2f} ms) | | |",  # noqa: E501
             f"| appends, {PARALLEL_TENANTS} tenants in parallel (a thread and connection each) | {results['parallel_rate']:,.0f}/s | | |",  # noqa: E501
-            f"| before (migration 051, `audit_append_v2`): write transaction p50 without / with an append, per round (ms) | {cells('before_without')} / {cells('before_with')} | median added +{added['before']:.3f} ms | |",  # noqa: E501
-            f"| after (migration 052, `audit_append_v3`): write transaction p50 without / with an append, per round (ms) | {cells('after_without')} / {cells('after_with')} | median added +{added['after']:.3f} ms | |",  # noqa: E501
-            f"| client CPU per write transaction without / with, before; after, per round (ms) | {cpu('before')}; {cpu('after')} | | |",  # noqa: E501
-            f"| append execution inside PostgreSQL (EXPLAIN ANALYZE), min / p50: before, after | {server['before'][0]:.3f} / {server['before'][1]:.3f}, {server['after'][0]:.3f} / {server['after'][1]:.3f} ms | | |",  # noqa: E501
+            f"| write transaction p50 without / with the append as its own statement / with it pipelined with the UPDATE, per round (ms) | {cells} | median added +{added_own:.3f} (own statement), +{added_piped:.3f} (pipelined) | |",  # noqa: E501
+            f"| client CPU per write transaction without / with / pipelined, per round (ms) | {cpu} | | |",  # noqa: E501
+            f"| append execution inside PostgreSQL (EXPLAIN ANALYZE, `audit_append_v2`), min / p50 | {server_min:.3f} / {server_p50:.3f} ms | | |",  # noqa: E501
         ]  # fmt: skip
-    if "pipelined" in results:
-        piped = results["pipelined"]
-        cells_piped = "; ".join(
-            f"{r['without']:.3f} / {r['with']:.3f} / {r['pipelined']:.3f} (load {load:.1f})"
-            for r, load in piped
-        )
-        added_own = statistics.median(r["with"] - r["without"] for r, _ in piped)
-        added_piped = statistics.median(r["pipelined"] - r["without"] for r, _ in piped)
-        lines.append(
-            "| after: write transaction p50 without / with the append as its own statement / "
-            f"with it pipelined with the UPDATE, per round (ms) | {cells_piped} | median added "
-            f"+{added_own:.3f} (own statement), +{added_piped:.3f} (pipelined) | |"
-        )
     if "verify" in results:
         verify = results["verify"]
         rows = verify["copy"][0]["rows"]
@@ -791,32 +690,27 @@ in-process (a payload v2.0 event as the local gateway builds it; the JWT authori
 tenant admin whose tenant's plan covers the agent; the membership lookup, the entitlement, the
 policy gate's evaluation row, the activation writer, the outbox event and COMMIT, as in
 production). "With" is the request scope's audit writer (`AuditWriter.append`:
-`audit_append_v3`, one statement before the outbox event); "without" registers a writer that
+`audit_append_v2`, one statement before the outbox event); "without" registers a writer that
 appends nothing, so the route is otherwise the same code on the same connection. The two
 alternate (ABBA), each activation followed by an untimed deactivation, and the run checks that
 exactly the audited activations left an audit row. "Added" is the median over rounds of the
 p50 difference. Client CPU is this process's CPU per request (the kernel's loopback work for a
 send counts as the sender's).
 
-Write transaction: BEGIN + tenant scope + an UPDATE pipelined, then COMMIT, with the statement
-`AuditWriter.append` sends before the COMMIT or without it, in a database migrated to 051
-(`audit_append_v2`) and one migrated to the end (`audit_append_v3`, 052), the four variants of
-each round alternating; EXPLAIN ANALYZE gives the append's execution inside PostgreSQL alone.
-What 052 cut (see the migration): the nested plpgsql call to `audit_chain_write_v1` through
-RETURN QUERY (a second executor start and a tuplestore), one of the head row's two statements
-(the `SELECT ... FOR UPDATE`: v3 advances the head in one UPDATE whose new values are computed
-from the locked row, RETURNING OLD/NEW, and inserts the row from it in the same statement), and
-the head's `set_updated_at` trigger call per append (v3 sets updated_at to the row's time; the
-trigger now fires only for an UPDATE that leaves updated_at unchanged).
+Write transaction: BEGIN + tenant scope + an UPDATE pipelined, then COMMIT, without an append,
+with the statement `AuditWriter.append` sends (`audit_append_v2`) before the COMMIT as a round
+trip of its own, or with it sent in the same pipeline as the UPDATE (one round trip for both),
+the three variants of each round alternating; EXPLAIN ANALYZE gives the append's execution
+inside PostgreSQL alone.
 
 Kept, and why: the six indexes of `audit_logs` (primary key, `(tenant_id, seq)` unique, actor,
 action, resource, time): each serves a filter of `GET /api/audit` (actor, action, resource,
 time; the cursor is the seq) and the time index also the per-minute count of
 `audit_append_denied_v2`. Serving the time filter from `(tenant_id, seq)` would need occurred_at
 to grow with seq as an enforced rule, not only as the clock under the head lock gives it
-(a clock stepped back would hide rows from a time filter): not done. The last row of the write
-transaction sends the append in the same pipeline as the UPDATE before it (one round trip for
-both), the cut `UnitOfWork.record` could make with the outbox event; on a loaded machine it
+(a clock stepped back would hide rows from a time filter): not done. The write transaction's
+pipelined variant sends the append in the same pipeline as the UPDATE before it (one round trip
+for both), the cut `UnitOfWork.record` could make with the outbox event; on a loaded machine it
 measured no gain, as pipelining it with the COMMIT did in the 041 run. What is left is CPU: the
 append's execution in PostgreSQL (the INSERT's six index entries, the canonical JSON and the
 hashes, the SECURITY DEFINER entry) and the client's statement.
@@ -837,7 +731,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--appends", type=int, default=2000, help="appends per measurement")
     parser.add_argument("--verify-rows", type=int, default=200_000, help="chain length verified")
-    parser.add_argument("--repeats", type=int, default=3, help="rounds of the before/after pairs")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="rounds of each side-by-side measure"
+    )
     parser.add_argument(
         "--only", choices=["activate", "append", "verify"], help="measure only this part"
     )

@@ -78,7 +78,7 @@ def test_a_write_continues_the_authorization_transaction_and_commits_once(world:
     assert sent.count("BEGIN") == 1
     assert trips.trips[-1] == ["COMMIT"]
     # the activation's one audit append: one statement of its own, before the COMMIT
-    appends = [trip for trip in trips.trips if any("audit_append_v3" in s for s in trip)]
+    appends = [trip for trip in trips.trips if any("audit_append_v2" in s for s in trip)]
     assert len(appends) == 1, trips.trips
     assert "ROLLBACK" not in sent
 
