@@ -196,6 +196,64 @@ def test_the_list_filters_searches_and_pages(database, tenants) -> None:
     assert leads.page(LeadFilters(q="100%"), cursor=None, limit=10).items == []
 
 
+def test_the_text_search_is_a_substring_for_broad_and_rare_terms_alike(db, database, tenants) -> None:
+    # Given older leads whose texts resemble "acme 12", and newer fillers: a broad term is found
+    # among the newest rows, a rare one through the trigram index (more than ten pages of
+    # newest rows hold no match)
+    tenant, other = tenants
+    specials = ["Acme 12 Ltda", "ACME 120", "12 Acme", "Acme1 2", "Acme_12", "Xacme 12"]
+    with db.runtime() as conn:
+        _scoped(conn, tenant.id)
+        for hours, name in enumerate(specials, start=1):
+            conn.execute(
+                """
+                INSERT INTO nigredo_leads.leads (tenant_id, company, email_normalized, created_at)
+                VALUES (%s, %s, %s, now() - make_interval(hours => %s))
+                """,
+                (tenant.id, name, f"c{hours}@example.com", hours),
+            )
+        conn.execute(
+            """
+            INSERT INTO nigredo_leads.leads (tenant_id, full_name, company, created_at)
+            SELECT %s, 'Pessoa ' || n, 'Globex', now() - make_interval(secs => n)
+            FROM generate_series(1, 40) AS n
+            """,
+            (tenant.id,),
+        )
+        conn.commit()
+        _scoped(conn, tenant.id)
+        rows = conn.execute(
+            """
+            SELECT id, coalesce(full_name, '') || ' ' || coalesce(company, '') || ' '
+                       || coalesce(email_normalized, '') AS text
+            FROM nigredo_leads.leads ORDER BY created_at DESC, id DESC
+            """
+        ).fetchall()
+        conn.commit()
+    leads = LeadService(_factory(database, tenant), suppression_key=KEY)
+    LeadService(_factory(database, other), suppression_key=KEY).create(
+        fields(company="Acme 12 Ltda")
+    )
+
+    def walk(term: str, limit: int) -> list[uuid.UUID]:
+        found, cursor = [], None
+        while True:
+            page = leads.page(LeadFilters(q=term), cursor=cursor, limit=limit)
+            found += [lead.id for lead in page.items]
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    # When each term is searched page by page; Then the pages hold exactly the tenant's live
+    # leads whose text holds the term, ignoring case, newest first
+    for term, limit in [("acme 12", 1), ("ACME", 2), ("globex", 5), ("pessoa 1", 3), ("e 1", 2)]:
+        expected = [r["id"] for r in rows if term.lower() in r["text"].lower()]
+        assert walk(term, limit) == expected, term
+    by_company = {r["id"]: r["text"].split(" ")[1] for r in rows}
+    assert [by_company[i] for i in walk("acme 12", 2)] == ["Acme", "ACME", "Xacme"]
+    assert [by_company[i] for i in walk("acme_12", 2)] == ["Acme_12"]
+
+
 def test_the_list_pages_by_status_campaign_and_owner_newest_first(database, tenants) -> None:
     leads = LeadService(_factory(database, tenants[0]), suppression_key=KEY)
     with _factory(database, tenants[0])() as uow:
@@ -636,6 +694,7 @@ def test_the_access_export_holds_everything_about_the_person(database, tenants, 
     export = lgpd.export(lead.id, requested_by=None)
 
     assert export["lead"]["email"] == "fabio@example.com"
+    assert "search_text" not in export["lead"]  # a copy of the name, company and e-mail
     assert export["lead"]["consent_status"] == "withdrawn"
     assert [c["action"] for c in export["consents"]] == ["granted", "withdrawn"]
     assert [i["content"] for i in export["interactions"]] == ["oi"]
