@@ -196,7 +196,7 @@ def test_the_list_filters_searches_and_pages(database, tenants) -> None:
     assert leads.page(LeadFilters(q="100%"), cursor=None, limit=10).items == []
 
 
-def test_the_text_search_is_a_substring_for_broad_and_rare_terms_alike(db, database, tenants) -> None:
+def test_the_text_search_finds_a_substring_for_broad_and_rare_terms(db, database, tenants) -> None:
     # Given older leads whose texts resemble "acme 12", and newer fillers: a broad term is found
     # among the newest rows, a rare one through the trigram index (more than ten pages of
     # newest rows hold no match)
