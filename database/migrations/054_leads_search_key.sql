@@ -1,16 +1,19 @@
 -- The leads list's text search: a case-insensitive substring of "name company e-mail".
--- pg_trgm splits text into words and makes trigrams inside words only, so for `acme 12` the
--- 031 index looked up the trigrams of "acme" (in every Acme lead of every tenant) and of a word
--- starting "12", decoded those long posting lists and rechecked ~1,030 candidates on the heap
--- (the concatenation rebuilt per row) for 279 matches: most of the query's 7-10 ms.
---
--- Now the text is stored once, lowercased (search_text), and the index holds it without its
--- spaces, led by the tenant among live rows: `acme 12` looks up "acme12", whose trigrams
--- across the former space ("me1", "e12") are rare, and only the scoped tenant's entries. It is
--- a candidate filter only: removing the spaces from the text and the term keeps every real
--- match (a substring stays a substring), and the exact predicate (search_text LIKE the
--- lowercased term) drops the rest ("acme12" also matches "Acme 1 2"), so the results are
--- those of 031's ILIKE.
+-- Measured at 100,000 leads (docs/benchmarks.md, "## Leads"), 031's trigram index on that
+-- expression was slow in two ways:
+-- * a broad term ("acme", "pessoa 4": thousands of matches) still went through the trigram
+--   index (the planner may not use LIKE's column statistics under row-level security, since
+--   LIKE is not leakproof): 25,000 candidates fetched and sorted for a page of 50 (65-140 ms);
+-- * pg_trgm makes trigrams inside words only, so `acme 12` looked up "acme" (every Acme lead of
+--   every tenant) and a word starting "12": ~1,030 candidates rechecked on the heap, the
+--   concatenation rebuilt per row, for 279 matches.
+-- Now the text is stored once, lowercased (search_text), and list_lead_ids_v1 first reads the
+-- newest rows the other filters leave (ten pages' worth): a broad term's page is there. Only a
+-- rarer term goes to a trigram index led by the tenant among live rows: on search_text, or, for
+-- a term with spaces, on search_text without its spaces, where `acme 12` is "acme12" and its
+-- cross-word trigrams ("me1", "e12") are rare. Removing the spaces from the text and the term
+-- keeps every real match (a substring stays a substring) and the exact predicate drops the rest
+-- ("acme12" also matches "Acme 1 2"): the results are those of 031's ILIKE.
 CREATE EXTENSION IF NOT EXISTS btree_gin;
 
 ALTER TABLE nigredo_leads.leads
@@ -20,6 +23,9 @@ ALTER TABLE nigredo_leads.leads
     ) STORED;
 
 CREATE INDEX leads_tenant_live_search_idx ON nigredo_leads.leads
+    USING gin (tenant_id, search_text gin_trgm_ops)
+    WHERE deleted_at IS NULL;
+CREATE INDEX leads_tenant_live_search_joined_idx ON nigredo_leads.leads
     USING gin (tenant_id, replace(search_text, ' ', '') gin_trgm_ops)
     WHERE deleted_at IS NULL;
 DROP INDEX nigredo_leads.leads_search_trgm_idx;
@@ -87,11 +93,17 @@ BEGIN
             RETURN QUERY SELECT unnest(page);
             RETURN;
         END IF;
-        -- A rare term: its candidates from the trigram index (EXECUTE plans with the values,
-        -- so the index sees the key as a constant), then the exact predicate.
-        statement := statement
-            || ' AND replace(search_text, '' '', '''') LIKE replace($10, '' '', '''')'
-            || ' AND search_text LIKE $10';
+        -- A rare term: its candidates from a trigram index (EXECUTE plans with the values, so
+        -- the index sees the term as a constant), then the exact predicate. Words of a term
+        -- with spaces are looked up joined (their cross-word trigrams are the rare ones; the
+        -- exact predicate is then kept off the other index: `|| ''`).
+        IF strpos(p_pattern, ' ') > 0 THEN
+            statement := statement
+                || ' AND replace(search_text, '' '', '''') LIKE replace($10, '' '', '''')'
+                || ' AND (search_text || '''') LIKE $10';
+        ELSE
+            statement := statement || ' AND search_text LIKE $10';
+        END IF;
     END IF;
     RETURN QUERY EXECUTE 'SELECT id FROM (' || statement
         || ' ORDER BY created_at DESC, id DESC LIMIT $13) AS page'

@@ -408,9 +408,10 @@ def _pipeline_pushes(
 ) -> dict[str, dict[str, Any]]:
     """The other kinds a client syncs: 1,000 campaign creates, interactions and meetings on the
     leads the lead pushes left live (a meeting every 30 minutes: one owner, no overlap), then the
-    meetings rescheduled; each applied change gets its event, the batch one audit row."""
+    meetings rescheduled; each applied change gets its event, the batch one audit row. Each run
+    books its own 50 days (a kept database holds earlier runs' meetings of the same owner)."""
     campaigns, notes, meetings = ([str(uuid.uuid4()) for _ in range(1000)] for _ in range(3))
-    start = datetime(2031, 1, 6, 12, tzinfo=UTC)
+    start = datetime(2031, 1, 6, 12, tzinfo=UTC) + timedelta(days=50 * (int(run, 16) % 4000))
 
     def slot(n: int, shift: int = 0) -> str:
         return (start + timedelta(minutes=30 * n + shift)).isoformat()
