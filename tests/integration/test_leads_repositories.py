@@ -385,6 +385,56 @@ def test_the_feed_never_skips_a_row_whose_transaction_started_first_and_committe
     assert leads.changes(cursor=after.cursor, limit=100).changes == []
 
 
+def test_a_multi_row_write_moves_each_of_its_rows_in_the_feed_once(db, tenants) -> None:
+    # Given three leads written in one statement, two of them then deleted softly in another
+    tenant, other = tenants
+    with db.runtime() as conn:
+        _scoped(conn, other.id)
+        conn.execute(
+            "INSERT INTO nigredo_leads.leads (tenant_id, full_name) VALUES (%s, 'X')", (other.id,)
+        )
+        conn.commit()
+        _scoped(conn, tenant.id)
+        ids = [
+            r["id"]
+            for r in conn.execute(
+                """
+                INSERT INTO nigredo_leads.leads (tenant_id, full_name)
+                SELECT %s, 'Lead ' || n FROM generate_series(1, 3) AS n RETURNING id
+                """,
+                (tenant.id,),
+            ).fetchall()
+        ]
+        conn.execute(
+            "UPDATE nigredo_leads.leads SET deleted_at = now() WHERE id = ANY(%s)", (ids[:2],)
+        )
+        # When the feed's rows are read in the writing transaction, and one lead is purged
+        rows = conn.execute(
+            """
+            SELECT op, version, txid = pg_current_xact_id() AS this_transaction
+            FROM nigredo_leads.changes WHERE entity = 'lead'
+            """
+        ).fetchall()
+        conn.commit()
+    with db.owner() as conn:
+        conn.execute("DELETE FROM nigredo_leads.leads WHERE id = %s", (ids[0],))
+        left = conn.execute(
+            "SELECT tenant_id, entity_id FROM nigredo_leads.changes WHERE entity = 'lead'"
+        ).fetchall()
+
+    # Then each lead has one row, at its last version and op, in the writer's transaction; the
+    # purged one has none, and the other tenant's row is untouched
+    assert sorted((r["op"], r["version"], r["this_transaction"]) for r in rows) == [
+        ("delete", 2, True),
+        ("delete", 2, True),
+        ("upsert", 1, True),
+    ]
+    assert {(r["tenant_id"], r["entity_id"]) for r in left if r["tenant_id"] == tenant.id} == {
+        (tenant.id, lead_id) for lead_id in ids[1:]
+    }
+    assert [r["tenant_id"] for r in left].count(other.id) == 1
+
+
 def test_the_feed_pages_in_order_and_reports_deletes(database, tenants) -> None:
     leads = LeadService(_factory(database, tenants[0]), suppression_key=KEY)
     created = [leads.create(fields(full_name=f"L{n}")) for n in range(5)]
