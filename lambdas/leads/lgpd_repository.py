@@ -11,10 +11,11 @@ from psycopg.types.json import Jsonb
 
 from lambdas.shared.db import Connection
 
-# Everything held about one lead, as one JSON document (the access/portability export).
+# Everything held about one lead, as one JSON document (the access/portability export); the
+# lead's search_text (054) only repeats its name, company and e-mail.
 _EXPORT_SQL = """
 SELECT jsonb_build_object(
-    'lead', (SELECT to_jsonb(l) - 'tenant_id' FROM nigredo_leads.leads AS l
+    'lead', (SELECT to_jsonb(l) - 'tenant_id' - 'search_text' FROM nigredo_leads.leads AS l
              WHERE l.tenant_id = %(tenant)s AND l.id = %(lead)s),
     'interactions', coalesce((SELECT jsonb_agg(to_jsonb(i) - 'tenant_id' ORDER BY i.occurred_at)
                               FROM nigredo_leads.interacoes AS i

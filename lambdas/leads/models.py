@@ -513,3 +513,8 @@ class SyncRequest(BaseModel):
 
     device_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
     mutations: list[AnyMutation] = Field(min_length=1, max_length=1000)
+
+    def __repr__(self) -> str:
+        # Powertools formats the route's arguments into a debug message whether or not debug
+        # logging is on: pydantic's repr of 1,000 mutations cost a tenth of a push.
+        return f"SyncRequest(device_id={self.device_id!r}, mutations=<{len(self.mutations)}>)"

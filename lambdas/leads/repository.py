@@ -202,8 +202,9 @@ class LeadRepository:
     ) -> list[Lead]:
         """Live leads, newest first, after the keyset position ``after``. Only the filters given
         reach the SQL: a prepared "param IS NULL OR ..." predicate would hide the indexes from a
-        generic plan, so each filter shape gets its own statement. A text search or a tag
-        filter goes through ``list_lead_ids_v1``, which builds its statement the same way."""
+        generic plan, so each filter shape gets its own statement. A text search (a
+        case-insensitive substring of name, company and e-mail) or a tag filter goes through
+        ``list_lead_ids_v1``, which builds its statement the same way (migration 054)."""
         params: dict[str, Any] = {
             "tenant": self._tenant_id,
             "status": filters.status,
@@ -257,7 +258,8 @@ _PAGE_THROUGH_FUNCTION_SQL: LiteralString = (
 )
 
 
-# The list's filters by parameter name (each applies when its parameter is not None).
+# The list's filters by parameter name (each applies when its parameter is not None); a text
+# search or a tag filter goes through list_lead_ids_v1 instead.
 _PAGE_FILTERS: tuple[tuple[str, LiteralString], ...] = (
     ("status", "status = %(status)s"),
     ("campaign", "campanha_id = %(campaign)s"),
@@ -267,11 +269,6 @@ _PAGE_FILTERS: tuple[tuple[str, LiteralString], ...] = (
     ("created_to", "created_at < %(created_to)s"),
     ("updated_from", "updated_at >= %(updated_from)s"),
     ("updated_to", "updated_at < %(updated_to)s"),
-    (
-        "q",
-        "(coalesce(full_name, '') || ' ' || coalesce(company, '') || ' '"
-        " || coalesce(email_normalized, '')) ILIKE %(q)s",
-    ),
     ("after_at", "(created_at, id) < (%(after_at)s, %(after_id)s::uuid)"),
 )
 

@@ -81,7 +81,15 @@ def list_leads(  # the query's filters, passed by name
     created_to: Annotated[datetime | None, Query()] = None,
     updated_from: Annotated[datetime | None, Query()] = None,
     updated_to: Annotated[datetime | None, Query()] = None,
-    q: Annotated[str | None, Query(min_length=2, max_length=100)] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=2,
+            max_length=100,
+            description="Case-insensitive substring of the name, company or e-mail "
+            '("acme 12" finds "Acme 12 Ltda" and "Acme 120", not "12 Acme")',
+        ),
+    ] = None,
     cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response[str]:

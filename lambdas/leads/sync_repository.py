@@ -288,16 +288,16 @@ class MutationLog:
     def finish_many(self, results: Sequence[tuple[UUID, str, dict[str, Any]]]) -> None:
         if not results:
             return
+        # one JSON document: a jsonb[] parameter is quoted and escaped element by element in
+        # Python (a third of the client's time in a 1,000-mutation push's writes)
         self._conn.execute(
             """
             UPDATE nigredo_leads.sync_mutations AS m SET outcome = r.outcome, result = r.result
-            FROM unnest(%s::uuid[], %s::text[], %s::jsonb[]) AS r (id, outcome, result)
+            FROM jsonb_to_recordset(%s) AS r (id uuid, outcome text, result jsonb)
             WHERE m.tenant_id = %s AND m.id = r.id
             """,
             (
-                [r[0] for r in results],
-                [r[1] for r in results],
-                [Jsonb(r[2]) for r in results],
+                Jsonb([{"id": str(r[0]), "outcome": r[1], "result": r[2]} for r in results]),
                 self._tenant_id,
             ),
         )

@@ -110,6 +110,14 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def _calibration_ms() -> float:
+    """The CPU milliseconds of a fixed loop: ~125-145 on this machine when quiet (12-01), ~320
+    when loaded; numbers taken under load inflate CPU time too (shared caches and SMT)."""
+    started = time.process_time()
+    sum(i * i for i in range(3_000_000))
+    return round((time.process_time() - started) * 1000)
+
+
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of a local process (a PostgreSQL backend)."""
     try:
@@ -408,9 +416,10 @@ def _pipeline_pushes(
 ) -> dict[str, dict[str, Any]]:
     """The other kinds a client syncs: 1,000 campaign creates, interactions and meetings on the
     leads the lead pushes left live (a meeting every 30 minutes: one owner, no overlap), then the
-    meetings rescheduled; each applied change gets its event, the batch one audit row."""
+    meetings rescheduled; each applied change gets its event, the batch one audit row. Each run
+    books its own 50 days (a kept database holds earlier runs' meetings of the same owner)."""
     campaigns, notes, meetings = ([str(uuid.uuid4()) for _ in range(1000)] for _ in range(3))
-    start = datetime(2031, 1, 6, 12, tzinfo=UTC)
+    start = datetime(2031, 1, 6, 12, tzinfo=UTC) + timedelta(days=50 * (int(run, 16) % 4000))
 
     def slot(n: int, shift: int = 0) -> str:
         return (start + timedelta(minutes=30 * n + shift)).isoformat()
@@ -490,6 +499,7 @@ def _rollup(tenant: uuid.UUID, rounds: int, cpu_of: _Cpu) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     warnings.filterwarnings("ignore", "No application metrics to publish")
+    calibration = [_calibration_ms()]
     with _stack(args.data_dir) as (owner_url, (request, granted), kept):
         state = kept
         if state is None:
@@ -536,6 +546,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"push {pushes}", file=sys.stderr)
         rollup = _rollup(granted.tenant_id, 3, cpu) if "rollup" in args.only else {}
         print(f"rollup {rollup}", file=sys.stderr)
+    calibration.append(_calibration_ms())
     return {
         "machine": machine_description(),
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -554,13 +565,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "push": pushes,
         "rollup": rollup,
         "reused": kept is not None,
+        "calibration_ms": calibration,
         "targets": TARGETS,
     }
 
 
 # Earlier runs, kept for the history (wall clock and load of each run differ from this one's).
 BEFORE = (
-    "Before (first run at 100,000 leads, 5773be9, wall clock only, load 7.2-9.1): list p50 "
+    "Before this run (bd13044, 2026-12-02 04:16 UTC, load 0.8-2.0): list p50 4.55 / 5.22 / "
+    "10.87 / 4.18 ms wall and 5.32 / 6.3 / 11.95 / 5.08 ms CPU (status, status + tag, text "
+    "search, campaign + status); push 1.246 s (1,000 meeting creates) and 1.29 s (1,000 "
+    "meeting reschedules), the other pushes 0.15-0.90 s. At 05:38 on main (8544807, load 6, "
+    "100 requests a shape): list CPU 6.47 / 6.54 / 11.02 / 7.5 ms.\n\n"
+    "Earlier (first run at 100,000 leads, 5773be9, wall clock only, load 7.2-9.1): list p50 "
     "23.7 ms (status), 23.2 ms (status + tag), 283 ms (text search); changes feed 2,855 rows/s; "
     "push 5.65 s (1,000 creates), 8.34 s (1,000 updates), 3.67 s (500 stale updates + 500 "
     "deletes), 0.44 s (replay). The push then ran one statement per mutation, the feed "
@@ -586,19 +603,36 @@ BEFORE = (
 # What EXPLAIN (ANALYZE, BUFFERS) showed as the runtime role under RLS (generic plans, as psycopg
 # runs a statement from its sixth execution) and a profile of the handler, at 100,000 leads.
 FINDINGS = (
-    "Where the time goes: in PostgreSQL, status, status + tag and campaign + status read the "
-    "first 51 entries of one index (0.2-1 ms). The text search `acme 12` takes 8-15 ms: the "
-    "trigram index yields ~1,030 candidates (its trigrams are each in thousands of rows) that "
-    "are rechecked on the heap for 279 matches and sorted; a substring search this broad is "
-    "not a 5 ms query on a GIN trigram index. The rest of a request is three round trips "
-    "(BEGIN + tenant + membership lookup, the query, COMMIT) and the Lambda's Python "
-    "(resolver, request validation, 51 rows through pydantic, the logging decorators). Under "
-    "load each of the request's six wake-ups waits for a core, so wall is 2-4 times CPU: the "
-    "feed, the update and conflict pushes and the rollup meet their targets in CPU and miss "
-    "them in wall clock only; the list misses in CPU too. Side by side in one process, "
-    "alternating (2026-12-02 03:12 UTC, load 12.4): the text search's query as the runtime "
-    "role took a median 564.5 ms as plain SQL under RLS (a parallel scan) and 36.9 ms through "
-    "list_lead_ids_v1 (the trigram index), the same ids."
+    "Where the time goes (2026-12-02 05:40-06:12 UTC, load 6-11, calibration loop 214-326 ms "
+    "against 123-146 ms on 12-01). A warm list request is three round trips (BEGIN + tenant + "
+    "membership lookup, the query, COMMIT; the shared request scope) and the Lambda's Python "
+    "(a cProfile of 300 text searches under `time.process_time`: Powertools' request "
+    "validation 34 % of the profiled time, most of it normalising the 11 query parameters "
+    "one by one, yet ~0.25 ms a request unprofiled; the logging, metrics and tracer "
+    "decorators 14 %; the page's 51 rows through psycopg, pydantic and to_json ~10 %). In "
+    "PostgreSQL, status, status + tag and campaign + status read the first 51 entries of one "
+    "index (0.5 ms backend CPU). The text search was the outlier: side by side as the runtime "
+    "role, alternating, backend CPU per call of 050's function and index against 054's "
+    "(median of 5 x 20 calls, load 9, CPU in 0.5 ms steps): `acme 12` 4.5 -> 4.0 ms, `acme` "
+    "1.0 -> 1.0, `p12@ex` 2.5 -> 2.0, `pessoa 4` (11 % of the leads) 64.5 -> 1.0, `globex 9` "
+    "21.0 -> 8.5; same ids. Broad and middling terms went through the trigram index because "
+    "under RLS the planner may not use LIKE's statistics (not leakproof); now the newest ten "
+    "pages are read first. The rare term's cost is the trigram lookup itself: posting lists "
+    "of its common trigrams are decoded whole (1-2.5 ms of the 4). The meeting pushes: half "
+    "of the backend's INSERT was the changes feed's row trigger (1,000 meeting inserts as "
+    "the runtime role, alternating: 250 ms backend CPU with 031's row trigger, 140 ms with "
+    "055's statement trigger; the exclusion constraint costs ~20 ms); in the client, "
+    "Powertools formats the route's arguments into a debug message even with debug off "
+    "(pydantic's repr of the 1,000 mutations) and the mutation log's results went as a jsonb[] "
+    "escaped element by element: the profiled client time of a meeting create + reschedule "
+    "fell from 3.44 s to 2.53 s. All three side by side on real pushes through the handler "
+    "(06:33 UTC, load 12.5, calibration 289 ms; before and after alternating, 3 rounds, "
+    "medians): 1,000 meeting creates 4.24 -> 3.76 s wall, 1.008 -> 0.869 s CPU; 1,000 "
+    "meeting reschedules 4.00 -> 2.93 s wall, 0.842 -> 0.699 s CPU (-14 % and -17 % CPU; "
+    "scaled to the quiet 04:16 run, ~1.07 s each: still just above 1 s). What is left there "
+    "is shared: the outbox's 1,000 appends "
+    "(`emit_many`, one statement each, pipelined; ~27 % of the profiled client time) and the "
+    "request body's depth check (~12 %)."
 )
 
 
@@ -623,7 +657,10 @@ def section(result: dict[str, Any], command: str) -> str:
         f"({seeded['leads']:,} leads, {seeded['interactions']:,} interactions, "
         f"{seeded['meetings']:,} meetings; seeded in {result['seed_s']} s).",
         f"Machine: {result['machine']}, shared; run of {result['when']} at {result['commit']}. "
-        "Load is the 1/5/15-minute load average right after each measure.",
+        "Load is the 1/5/15-minute load average right after each measure; the calibration "
+        "loop (`_calibration_ms`, 123-146 ms on 12-01 when quiet) took "
+        f"{' and '.join(str(ms) for ms in result.get('calibration_ms', []))} ms before and "
+        "after the run.",
         "",
         "| measure | wall clock | CPU (client + backend) | target | wall / CPU | load |",
         "|---|---|---|---|---|---|",
@@ -655,6 +692,9 @@ def section(result: dict[str, Any], command: str) -> str:
         f"{_met(rollup['cpu_s'], 2.0)} | {rollup['load']} |"
     )
     lines.append("")
+    if result.get("note"):
+        lines.append(result["note"])
+        lines.append("")
     if result.get("reused"):
         lines.append(
             "This run reused a database kept by an earlier run (`--data-dir`); the pushes of "
@@ -686,6 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=300, help="timed requests per list shape")
     parser.add_argument("--page", type=int, default=1000, help="changes feed page size")
     parser.add_argument("--write", type=Path, help="rewrite the Leads section of this file")
+    parser.add_argument("--note", help="a sentence printed under the table (with --write)")
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -701,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.write and args.only != set(MEASURES):
         parser.error("--write needs every measure")
-    result = run(args)
+    result = run(args) | ({"note": args.note} if args.note else {})
     print(json.dumps(result, indent=2))
     if args.write:
         command = "uv run --frozen python scripts/bench/leads.py --write docs/benchmarks.md"

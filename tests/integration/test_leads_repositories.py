@@ -196,6 +196,64 @@ def test_the_list_filters_searches_and_pages(database, tenants) -> None:
     assert leads.page(LeadFilters(q="100%"), cursor=None, limit=10).items == []
 
 
+def test_the_text_search_finds_a_substring_for_broad_and_rare_terms(db, database, tenants) -> None:
+    # Given older leads whose texts resemble "acme 12", and newer fillers: a broad term is found
+    # among the newest rows, a rare one through the trigram index (more than ten pages of
+    # newest rows hold no match)
+    tenant, other = tenants
+    specials = ["Acme 12 Ltda", "ACME 120", "12 Acme", "Acme1 2", "Acme_12", "Xacme 12"]
+    with db.runtime() as conn:
+        _scoped(conn, tenant.id)
+        for hours, name in enumerate(specials, start=1):
+            conn.execute(
+                """
+                INSERT INTO nigredo_leads.leads (tenant_id, company, email_normalized, created_at)
+                VALUES (%s, %s, %s, now() - make_interval(hours => %s))
+                """,
+                (tenant.id, name, f"c{hours}@example.com", hours),
+            )
+        conn.execute(
+            """
+            INSERT INTO nigredo_leads.leads (tenant_id, full_name, company, created_at)
+            SELECT %s, 'Pessoa ' || n, 'Globex', now() - make_interval(secs => n)
+            FROM generate_series(1, 40) AS n
+            """,
+            (tenant.id,),
+        )
+        conn.commit()
+        _scoped(conn, tenant.id)
+        rows = conn.execute(
+            """
+            SELECT id, coalesce(full_name, '') || ' ' || coalesce(company, '') || ' '
+                       || coalesce(email_normalized, '') AS text
+            FROM nigredo_leads.leads ORDER BY created_at DESC, id DESC
+            """
+        ).fetchall()
+        conn.commit()
+    leads = LeadService(_factory(database, tenant), suppression_key=KEY)
+    LeadService(_factory(database, other), suppression_key=KEY).create(
+        fields(company="Acme 12 Ltda")
+    )
+
+    def walk(term: str, limit: int) -> list[uuid.UUID]:
+        found, cursor = [], None
+        while True:
+            page = leads.page(LeadFilters(q=term), cursor=cursor, limit=limit)
+            found += [lead.id for lead in page.items]
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    # When each term is searched page by page; Then the pages hold exactly the tenant's live
+    # leads whose text holds the term, ignoring case, newest first
+    for term, limit in [("acme 12", 1), ("ACME", 2), ("globex", 5), ("pessoa 1", 3), ("e 1", 2)]:
+        expected = [r["id"] for r in rows if term.lower() in r["text"].lower()]
+        assert walk(term, limit) == expected, term
+    by_company = {r["id"]: r["text"].split(" ")[1] for r in rows}
+    assert [by_company[i] for i in walk("acme 12", 2)] == ["Acme", "ACME", "Xacme"]
+    assert [by_company[i] for i in walk("acme_12", 2)] == ["Acme_12"]
+
+
 def test_the_list_pages_by_status_campaign_and_owner_newest_first(database, tenants) -> None:
     leads = LeadService(_factory(database, tenants[0]), suppression_key=KEY)
     with _factory(database, tenants[0])() as uow:
@@ -325,6 +383,56 @@ def test_the_feed_never_skips_a_row_whose_transaction_started_first_and_committe
         "committed first",
     ]
     assert leads.changes(cursor=after.cursor, limit=100).changes == []
+
+
+def test_a_multi_row_write_moves_each_of_its_rows_in_the_feed_once(db, tenants) -> None:
+    # Given three leads written in one statement, two of them then deleted softly in another
+    tenant, other = tenants
+    with db.runtime() as conn:
+        _scoped(conn, other.id)
+        conn.execute(
+            "INSERT INTO nigredo_leads.leads (tenant_id, full_name) VALUES (%s, 'X')", (other.id,)
+        )
+        conn.commit()
+        _scoped(conn, tenant.id)
+        ids = [
+            r["id"]
+            for r in conn.execute(
+                """
+                INSERT INTO nigredo_leads.leads (tenant_id, full_name)
+                SELECT %s, 'Lead ' || n FROM generate_series(1, 3) AS n RETURNING id
+                """,
+                (tenant.id,),
+            ).fetchall()
+        ]
+        conn.execute(
+            "UPDATE nigredo_leads.leads SET deleted_at = now() WHERE id = ANY(%s)", (ids[:2],)
+        )
+        # When the feed's rows are read in the writing transaction, and one lead is purged
+        rows = conn.execute(
+            """
+            SELECT op, version, txid = pg_current_xact_id() AS this_transaction
+            FROM nigredo_leads.changes WHERE entity = 'lead'
+            """
+        ).fetchall()
+        conn.commit()
+    with db.owner() as conn:
+        conn.execute("DELETE FROM nigredo_leads.leads WHERE id = %s", (ids[0],))
+        left = conn.execute(
+            "SELECT tenant_id, entity_id FROM nigredo_leads.changes WHERE entity = 'lead'"
+        ).fetchall()
+
+    # Then each lead has one row, at its last version and op, in the writer's transaction; the
+    # purged one has none, and the other tenant's row is untouched
+    assert sorted((r["op"], r["version"], r["this_transaction"]) for r in rows) == [
+        ("delete", 2, True),
+        ("delete", 2, True),
+        ("upsert", 1, True),
+    ]
+    assert {(r["tenant_id"], r["entity_id"]) for r in left if r["tenant_id"] == tenant.id} == {
+        (tenant.id, lead_id) for lead_id in ids[1:]
+    }
+    assert [r["tenant_id"] for r in left].count(other.id) == 1
 
 
 def test_the_feed_pages_in_order_and_reports_deletes(database, tenants) -> None:
@@ -636,6 +744,7 @@ def test_the_access_export_holds_everything_about_the_person(database, tenants, 
     export = lgpd.export(lead.id, requested_by=None)
 
     assert export["lead"]["email"] == "fabio@example.com"
+    assert "search_text" not in export["lead"]  # a copy of the name, company and e-mail
     assert export["lead"]["consent_status"] == "withdrawn"
     assert [c["action"] for c in export["consents"]] == ["granted", "withdrawn"]
     assert [i["content"] for i in export["interactions"]] == ["oi"]
