@@ -163,6 +163,20 @@ def test_the_duplicate_check_is_backed_by_the_trigram_index(db, owner) -> None:
     assert "documents_title_trgm_idx" in plan, plan
 
 
+def test_the_vector_index_is_built_by_parallel_workers(owner) -> None:
+    # Given the embeddings' main fork, which holds no vector (they live in TOAST) and so stays
+    # under min_parallel_table_scan_size however many rows the table holds
+    # When PostgreSQL sizes a CREATE INDEX on it, Then the table's own setting asks for helpers
+    row = owner.execute(
+        """
+        SELECT c.reloptions FROM pg_class AS c
+        WHERE c.oid = 'knowledge.embeddings'::regclass
+        """
+    ).fetchone()
+    assert row is not None
+    assert "parallel_workers=2" in (row["reloptions"] or [])
+
+
 def test_hybrid_search_returns_the_chunks_that_answer(db, tenants, gateway) -> None:
     # Given three documents of tenant A
     a, _ = tenants
