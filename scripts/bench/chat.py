@@ -255,9 +255,21 @@ def _event(claims: dict[str, str], method: str, path: str, key: str, body: bytes
     )
 
 
-def chat_messages(messages: int, warmup: int) -> tuple[list[float], list[float], list[float]]:
-    """Wall time of each message through the handler, the provider's share of it and the
-    search's (ms)."""
+@dataclass(frozen=True)
+class ChatBench:
+    """A migrated database with a member's session and an ingested document, and one call that
+    sends the bench question through ``lambda_handler``."""
+
+    event: Callable[[], dict[str, Any]]
+    send: Callable[[dict[str, Any]], dict[str, Any]]
+    provider: ProviderClock
+    search: ProviderClock
+
+
+@contextmanager
+def chat_bench() -> Iterator[ChatBench]:
+    """Embedded PostgreSQL migrated by the migration Lambda, moto, the offline provider, a
+    member with an open session and a ready document; yields the message sender."""
     import json  # noqa: PLC0415
 
     import psycopg  # noqa: PLC0415
@@ -313,25 +325,39 @@ def chat_messages(messages: int, warmup: int) -> tuple[list[float], list[float],
                 session_id = json.loads(opened["body"])["id"]
                 path = f"/api/chat/sessions/{session_id}/messages"
                 body = json.dumps({"content": QUESTION}).encode()
-                totals, provider, search = [], [], []
-                for i in range(warmup + messages):
-                    event = _event(
-                        claims, "POST", path, "/api/chat/sessions/{session_id}/messages", body
-                    )
-                    clock.take()
-                    searching.take()
-                    started = time.perf_counter()
-                    answer = lambda_handler(event, context)
-                    elapsed = time.perf_counter() - started
-                    spent, searched = clock.take(), searching.take()
+                key = "/api/chat/sessions/{session_id}/messages"
+
+                def event() -> dict[str, Any]:
+                    return _event(claims, "POST", path, key, body)  # type: ignore[no-any-return]
+
+                def send(message: dict[str, Any]) -> dict[str, Any]:
+                    answer = lambda_handler(message, context)
                     if answer["statusCode"] != 201:
                         raise SystemExit(f"the message was not answered: {answer}")
-                    if i >= warmup:
-                        totals.append(elapsed * 1000)
-                        provider.append(spent * 1000)
-                        search.append(searched * 1000)
+                    return answer
+
+                yield ChatBench(event, send, clock, searching)
         finally:
             server.destroy()
+
+
+def chat_messages(messages: int, warmup: int) -> tuple[list[float], list[float], list[float]]:
+    """Wall time of each message through the handler, the provider's share of it and the
+    search's (ms). The event is built outside the timed window, as API Gateway builds it."""
+    totals, provider, search = [], [], []
+    with chat_bench() as bench:
+        for _ in range(warmup):
+            bench.send(bench.event())
+        for _ in range(messages):
+            event = bench.event()
+            bench.provider.take()
+            bench.search.take()
+            started = time.perf_counter()
+            bench.send(event)
+            elapsed = time.perf_counter() - started
+            totals.append(elapsed * 1000)
+            provider.append(bench.provider.take() * 1000)
+            search.append(bench.search.take() * 1000)
     return totals, provider, search
 
 
@@ -352,3 +378,98 @@ def measure_chat(*, messages: int, imports: int) -> ChatResults:
         search_ms=search,
         load=f"{one:.2f}, {five:.2f}, {fifteen:.2f}",
     )
+
+
+@dataclass
+class Exchanges:
+    """psycopg's network exchanges (each a round trip: a send, then waiting for its results)
+    and the commits among them, counted from inside the connection class."""
+
+    round_trips: int = 0
+    commits: int = 0
+
+
+@contextmanager
+def counted_exchanges() -> Iterator[Exchanges]:
+    import psycopg  # noqa: PLC0415
+
+    counts = Exchanges()
+    wait, commit = psycopg.Connection.wait, psycopg.Connection.commit
+
+    def counted_wait(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counts.round_trips += 1
+        return wait(self, *args, **kwargs)
+
+    def counted_commit(self: Any) -> None:
+        counts.commits += 1
+        commit(self)
+
+    psycopg.Connection.wait = counted_wait  # type: ignore[method-assign]
+    psycopg.Connection.commit = counted_commit  # type: ignore[method-assign]
+    try:
+        yield counts
+    finally:
+        psycopg.Connection.wait = wait  # type: ignore[method-assign]
+        psycopg.Connection.commit = commit  # type: ignore[method-assign]
+
+
+def profile_messages(messages: int, warmup: int, top: int) -> str:
+    """Round trips and commits per warm message, and cProfile's view of ``messages`` of them
+    (cumulative time, the ``top`` entries)."""
+    import cProfile  # noqa: PLC0415
+    import io  # noqa: PLC0415
+    import pstats  # noqa: PLC0415
+
+    with chat_bench() as bench:
+        for _ in range(warmup):
+            bench.send(bench.event())
+        events = [bench.event() for _ in range(messages)]
+        with counted_exchanges() as counts:
+            for event in events[:10]:
+                bench.send(event)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for event in events[10:]:
+            bench.send(event)
+        profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    return (
+        f"per message: {counts.round_trips / 10:.1f} round trips, "
+        f"{counts.commits / 10:.1f} commits\n{out.getvalue()}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=200, help="timed chat messages")
+    parser.add_argument("--imports", type=int, default=7, help="cold-import interpreters")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="count round trips and commits per warm message and print cProfile's top entries",
+    )
+    parser.add_argument("--top", type=int, default=40, help="cProfile entries (--profile)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    if args.profile:
+        print(profile_messages(args.messages + 10, warmup=10, top=args.top))
+        return 0
+    from scripts.bench.support import machine_description  # noqa: PLC0415
+
+    print(measure_chat(messages=args.messages, imports=args.imports).render(machine_description()))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
