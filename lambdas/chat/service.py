@@ -199,6 +199,10 @@ class ChatUow(AbstractContextManager["ChatUow"], Protocol):
 
     def commit(self) -> None: ...
 
+    def commit_unflushed(self) -> None:
+        """Commit without waiting for the WAL flush: visible to every other transaction at
+        once (a reservation holds from then on), durable with the next commit that waits."""
+
 
 @dataclass(frozen=True)
 class MessageOutcome:
@@ -452,7 +456,13 @@ def _retrieve_and_reserve(
     uow: Callable[[], ChatUow], question: Message, answering: Answering, user_id: UUID
 ) -> tuple[list[RetrievedChunk], list[ChatTurn], Reservation]:
     """The passages for the question and the tokens its prompt and answer may take, reserved
-    and committed in one transaction (the embedding is asked for before it opens)."""
+    and committed in one transaction (the embedding is asked for before it opens).
+
+    The commit does not wait for the WAL flush: what the quota needs is that other requests
+    see the reservation before the model is called, and they do the moment it commits. Its
+    durability comes with the next transaction's flush (WAL is flushed in order): the
+    settlement's, or the release's when the model fails; a database crash in between loses the
+    reservation with the question's answer, as the sweeper would release it."""
     query = answering.retriever.embed(question.content)
     with uow() as work:
         chunks = work.knowledge.search(
@@ -463,7 +473,7 @@ def _retrieve_and_reserve(
         reservation = work.quotas.reserve(
             estimate + answering.max_completion_tokens, user_id=user_id
         )
-        work.commit()
+        work.commit_unflushed()
     return chunks, turns, reservation
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import LiteralString, Protocol
 from uuid import UUID
 
 from lambdas.chat.chat_repository import ChatRepository
@@ -13,6 +13,10 @@ from lambdas.chat.quota_repository import TokenQuotaRepository
 from lambdas.chat.service import QueryVector
 from lambdas.shared.db import UnitOfWork
 from lambdas.shared.scope import RequestScope
+
+# One simple-protocol query (no parameters: psycopg sends both statements in one round trip).
+# SET LOCAL: the connection's next transaction waits for its flush again.
+_COMMIT_UNFLUSHED: LiteralString = "SET LOCAL synchronous_commit TO off; COMMIT"
 
 
 class ChatUnitOfWork(UnitOfWork):
@@ -37,6 +41,13 @@ class ChatUnitOfWork(UnitOfWork):
         )
         self.knowledge = KnowledgeRepository(self.conn, self._tenant)
         self.gate = PolicyGate(self)
+
+    def commit_unflushed(self) -> None:
+        """Commit without waiting for the WAL flush (``synchronous_commit`` off for this
+        transaction alone), in the one round trip of the COMMIT."""
+        self.conn.execute(_COMMIT_UNFLUSHED, prepare=False)
+        self.scope.end()  # the transaction is over: the scope forgets its writers
+        self.committed = True
 
 
 class Embedder(Protocol):

@@ -43,6 +43,7 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 @dataclass(frozen=True)
 class ChatResults:
     import_ms: list[float]
+    first_message_ms: list[float]
     calibration_ms: float
     openai_in_other_functions: list[str]
     total_ms: list[float]
@@ -66,6 +67,11 @@ docs/benchmarks.md`. Machine: {machine}; load average (1, 5, 15 min) {self.load}
 | cold import CPU of `{CHAT_MODULE}` (median of {len(self.import_ms)} fresh interpreters, \
 max {max(self.import_ms):.0f}) | {import_median:.0f} ms | <= {IMPORT_TARGET_MS:.0f} ms \
 | {"met" if import_median <= IMPORT_TARGET_MS else "NOT met"} |
+| the same in calibration loops (the loop's median {self.calibration_ms:.0f} ms in the same \
+rounds) | {import_median / self.calibration_ms:.2f} | | |
+| the import plus what the first message builds before its first I/O (settings, the message \
+route's models), median | {statistics.median(self.first_message_ms):.0f} ms \
+({statistics.median(self.first_message_ms) / self.calibration_ms:.2f} loops) | | |
 | non-chat functions importing `openai` | {leaked} | none \
 | {"met" if not self.openai_in_other_functions else "NOT met"} |
 | a chat message end to end, p50 less the provider's own time ({len(ours)} messages) \
@@ -87,10 +93,40 @@ def _p90(samples: list[float]) -> float:
     return sorted(samples)[max(0, round(0.9 * len(samples)) - 1)]
 
 
-def chat_imports(runs: int) -> tuple[list[float], float, list[str]]:
+# The import, then what the first message builds before its first I/O: the settings (the
+# database's and chat's) and the message route's models (their validators and serializers;
+# deferred ones are built here, as the route's first validation would).
+FIRST_MESSAGE_PROBE = """
+import time
+started = time.process_time()
+import lambdas.chat.handler
+from lambdas.chat import schemas
+from lambdas.shared.runtime import get_runtime
+runtime = get_runtime()
+runtime.api_settings, runtime.chat_settings
+for model in (schemas.SendMessageRequest, schemas.MessageExchange, schemas.MessageResponse,
+              schemas.VerdictResponse, schemas.CitationResponse):
+    model.__pydantic_validator__.validate_python, model.__pydantic_serializer__.to_python
+print((time.process_time() - started) * 1000)
+"""
+
+
+@dataclass(frozen=True)
+class ImportTimes:
+    import_ms: list[float]
+    first_message_ms: list[float]
+    calibration_ms: float
+    openai_in_other_functions: list[str]
+
+
+def chat_imports(runs: int) -> ImportTimes:
     """CPU of the chat handler's import in fresh interpreters set up like its function (the
-    chat layer on the path too), the calibration loop's median, and the non-chat entry
-    modules that import ``openai`` (there must be none)."""
+    chat layer on the path too), and of the import plus what the first message builds before
+    its first I/O, round-robin with the calibration loop; and the non-chat entry modules that
+    import ``openai`` (there must be none)."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
     from scripts.bench.imports import (  # noqa: PLC0415
         ROOT,
         _calibration_probe,
@@ -105,18 +141,31 @@ def chat_imports(runs: int) -> tuple[list[float], float, list[str]]:
     chat_layer = build_layer(CHAT_LAYER, HOST) / "python"
     env = _lambda_environment(CHAT_MODULE, ROOT, layer, runtime)
     env["PYTHONPATH"] = f"{env['PYTHONPATH']}:{chat_layer}"
+    env["DB_SECRET_ARN"] = "bench-secret"  # noqa: S105 - a name; the settings require it
     _probe(CHAT_MODULE, env, ROOT)  # writes the bytecode caches
-    times, calibration = [], []
+    times, first, calibration = [], [], []
     for _ in range(runs):
         calibration.append(_calibration_probe())
         times.append(_probe(CHAT_MODULE, env, ROOT)[0])
+        first.append(
+            float(
+                subprocess.run(
+                    [sys.executable, "-S", "-c", FIRST_MESSAGE_PROBE],
+                    cwd=ROOT,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
+        )
     leaked = []
     for module in function_modules():
         other = _lambda_environment(module, ROOT, layer, runtime)
         other["PYTHONPATH"] = f"{other['PYTHONPATH']}:{chat_layer}"  # openai importable
         if _probe(module, other, ROOT)[1]:
             leaked.append(module)
-    return times, statistics.median(calibration), leaked
+    return ImportTimes(times, first, statistics.median(calibration), leaked)
 
 
 class ProviderClock:
@@ -255,9 +304,21 @@ def _event(claims: dict[str, str], method: str, path: str, key: str, body: bytes
     )
 
 
-def chat_messages(messages: int, warmup: int) -> tuple[list[float], list[float], list[float]]:
-    """Wall time of each message through the handler, the provider's share of it and the
-    search's (ms)."""
+@dataclass(frozen=True)
+class ChatBench:
+    """A migrated database with a member's session and an ingested document, and one call that
+    sends the bench question through ``lambda_handler``."""
+
+    event: Callable[[], dict[str, Any]]
+    send: Callable[[dict[str, Any]], dict[str, Any]]
+    provider: ProviderClock
+    search: ProviderClock
+
+
+@contextmanager
+def chat_bench() -> Iterator[ChatBench]:
+    """Embedded PostgreSQL migrated by the migration Lambda, moto, the offline provider, a
+    member with an open session and a ready document; yields the message sender."""
     import json  # noqa: PLC0415
 
     import psycopg  # noqa: PLC0415
@@ -313,25 +374,40 @@ def chat_messages(messages: int, warmup: int) -> tuple[list[float], list[float],
                 session_id = json.loads(opened["body"])["id"]
                 path = f"/api/chat/sessions/{session_id}/messages"
                 body = json.dumps({"content": QUESTION}).encode()
-                totals, provider, search = [], [], []
-                for i in range(warmup + messages):
-                    event = _event(
-                        claims, "POST", path, "/api/chat/sessions/{session_id}/messages", body
-                    )
-                    clock.take()
-                    searching.take()
-                    started = time.perf_counter()
-                    answer = lambda_handler(event, context)
-                    elapsed = time.perf_counter() - started
-                    spent, searched = clock.take(), searching.take()
+                key = "/api/chat/sessions/{session_id}/messages"
+
+                def event() -> dict[str, Any]:
+                    built: dict[str, Any] = _event(claims, "POST", path, key, body)
+                    return built
+
+                def send(message: dict[str, Any]) -> dict[str, Any]:
+                    answer: dict[str, Any] = lambda_handler(message, context)
                     if answer["statusCode"] != 201:
                         raise SystemExit(f"the message was not answered: {answer}")
-                    if i >= warmup:
-                        totals.append(elapsed * 1000)
-                        provider.append(spent * 1000)
-                        search.append(searched * 1000)
+                    return answer
+
+                yield ChatBench(event, send, clock, searching)
         finally:
             server.destroy()
+
+
+def chat_messages(messages: int, warmup: int) -> tuple[list[float], list[float], list[float]]:
+    """Wall time of each message through the handler, the provider's share of it and the
+    search's (ms). The event is built outside the timed window, as API Gateway builds it."""
+    totals, provider, search = [], [], []
+    with chat_bench() as bench:
+        for _ in range(warmup):
+            bench.send(bench.event())
+        for _ in range(messages):
+            event = bench.event()
+            bench.provider.take()
+            bench.search.take()
+            started = time.perf_counter()
+            bench.send(event)
+            elapsed = time.perf_counter() - started
+            totals.append(elapsed * 1000)
+            provider.append(bench.provider.take() * 1000)
+            search.append(bench.search.take() * 1000)
     return totals, provider, search
 
 
@@ -339,16 +415,153 @@ def measure_chat(*, messages: int, imports: int) -> ChatResults:
     import os  # noqa: PLC0415
 
     print("chat: cold imports", flush=True)
-    import_ms, calibration, leaked = chat_imports(imports)
+    imported = chat_imports(imports)
     print("chat: messages end to end", flush=True)
     totals, provider, search = chat_messages(messages, warmup=max(messages // 10, 5))
     one, five, fifteen = os.getloadavg()
     return ChatResults(
-        import_ms=import_ms,
-        calibration_ms=calibration,
-        openai_in_other_functions=leaked,
+        import_ms=imported.import_ms,
+        first_message_ms=imported.first_message_ms,
+        calibration_ms=imported.calibration_ms,
+        openai_in_other_functions=imported.openai_in_other_functions,
         total_ms=totals,
         provider_ms=provider,
         search_ms=search,
         load=f"{one:.2f}, {five:.2f}, {fifteen:.2f}",
     )
+
+
+@dataclass
+class Exchanges:
+    """psycopg's network exchanges (each a round trip: a send, then waiting for its results)
+    and the commits among them, counted from inside the connection class."""
+
+    round_trips: int = 0
+    commits: int = 0
+
+
+@contextmanager
+def counted_exchanges() -> Iterator[Exchanges]:
+    import psycopg  # noqa: PLC0415
+
+    counts = Exchanges()
+    wait, commit = psycopg.Connection.wait, psycopg.Connection.commit
+
+    def counted_wait(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counts.round_trips += 1
+        return wait(self, *args, **kwargs)
+
+    def counted_commit(self: Any) -> None:
+        counts.commits += 1
+        commit(self)
+
+    psycopg.Connection.wait = counted_wait  # type: ignore[method-assign]
+    psycopg.Connection.commit = counted_commit  # type: ignore[method-assign]
+    try:
+        yield counts
+    finally:
+        psycopg.Connection.wait = wait  # type: ignore[method-assign]
+        psycopg.Connection.commit = commit  # type: ignore[method-assign]
+
+
+def profile_messages(messages: int, warmup: int, top: int) -> str:
+    """Round trips and commits per warm message, and cProfile's view of ``messages`` of them
+    (cumulative time, the ``top`` entries)."""
+    import cProfile  # noqa: PLC0415
+    import io  # noqa: PLC0415
+    import pstats  # noqa: PLC0415
+
+    with chat_bench() as bench:
+        for _ in range(warmup):
+            bench.send(bench.event())
+        events = [bench.event() for _ in range(messages)]
+        with counted_exchanges() as counts:
+            for event in events[:10]:
+                bench.send(event)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for event in events[10:]:
+            bench.send(event)
+        profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    return (
+        f"per message: {counts.round_trips / 10:.1f} round trips, "
+        f"{counts.commits / 10:.1f} commits\n{out.getvalue()}"
+    )
+
+
+def compare_flush(messages: int, warmup: int) -> dict[str, list[float]]:
+    """Messages alternating between the reservation committed without waiting for the WAL
+    flush (as shipped) and with the wait (``commit`` in place of ``commit_unflushed``), in one
+    run: each side's time less the provider's (ms)."""
+    from lambdas.chat.unit_of_work import ChatUnitOfWork  # noqa: PLC0415
+
+    unflushed = ChatUnitOfWork.commit_unflushed
+    sides: dict[str, list[float]] = {"unflushed": [], "flushed": []}
+    with chat_bench() as bench:
+        for _ in range(warmup):
+            bench.send(bench.event())
+        try:
+            for i in range(2 * messages):
+                side = "flushed" if i % 2 else "unflushed"
+                ChatUnitOfWork.commit_unflushed = (  # type: ignore[method-assign]
+                    ChatUnitOfWork.commit if side == "flushed" else unflushed
+                )
+                event = bench.event()
+                bench.provider.take()
+                started = time.perf_counter()
+                bench.send(event)
+                elapsed = time.perf_counter() - started
+                sides[side].append((elapsed - bench.provider.take()) * 1000)
+        finally:
+            ChatUnitOfWork.commit_unflushed = unflushed  # type: ignore[method-assign]
+    return sides
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=200, help="timed chat messages")
+    parser.add_argument("--imports", type=int, default=7, help="cold-import interpreters")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="count round trips and commits per warm message and print cProfile's top entries",
+    )
+    parser.add_argument("--top", type=int, default=40, help="cProfile entries (--profile)")
+    parser.add_argument(
+        "--compare-flush",
+        action="store_true",
+        help="alternate messages with the reservation's commit waiting for the WAL flush or not",
+    )
+    args = parser.parse_args(argv)
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    if args.profile:
+        print(profile_messages(args.messages + 10, warmup=10, top=args.top))
+        return 0
+    if args.compare_flush:
+        sides = compare_flush(args.messages, warmup=10)
+        for side, samples in sides.items():
+            print(
+                f"{side}: p50 {statistics.median(samples):.2f} ms, p90 {_p90(samples):.2f} ms "
+                f"less the provider ({len(samples)} messages)"
+            )
+        return 0
+    from scripts.bench.support import machine_description  # noqa: PLC0415
+
+    print(measure_chat(messages=args.messages, imports=args.imports).render(machine_description()))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -12,6 +12,8 @@ from psycopg.rows import dict_row
 
 from lambdas.chat.errors import TokenQuotaExceeded
 from lambdas.chat.quota_repository import TokenQuotaRepository, release_stale
+from lambdas.chat.unit_of_work import ChatUnitOfWork
+from lambdas.shared.scope import RequestScope
 from tests.support.chat import runtime_database
 from tests.support.database import TestDatabase
 from tests.support.factories import TestTenant, create_catalog, create_tenant, subscribe
@@ -193,3 +195,40 @@ def test_a_tenant_cannot_touch_another_tenants_reservation(db, owner, tenant) ->
         assert quotas.release(reservation.id) is False
         assert quotas.settle(reservation.id, 1) is False
     assert _usage(owner, tenant)["reserved"] == 100
+
+
+def test_a_reservation_committed_unflushed_holds_at_once_and_only_its_transaction_is_async(
+    db, owner, tenant
+) -> None:
+    # Given the chat unit of work as the runtime role, and a quota of 1,000 tokens
+    database = runtime_database(db)
+    scope = RequestScope(lambda: database)
+    user = tenant.user("member").id
+    before = owner.execute("SELECT current_setting('synchronous_commit') AS s").fetchone()
+    # When a reservation commits without waiting for the flush
+    with ChatUnitOfWork(scope, tenant.id, default_monthly_tokens=1_000) as work:
+        work.quotas.reserve(900, user_id=user)
+        work.commit_unflushed()
+    # Then another connection sees it at once: a second reservation cannot pass the limit
+    assert _usage(owner, tenant) == {"token_limit": 1_000, "used": 0, "reserved": 900}
+    with pytest.raises(TokenQuotaExceeded), _quotas(db, tenant) as quotas:
+        quotas.reserve(200, user_id=user)
+    # And the setting was the transaction's alone: the connection's next one waits again
+    with ChatUnitOfWork(scope, tenant.id, default_monthly_tokens=1_000) as work:
+        after = work.conn.execute("SELECT current_setting('synchronous_commit') AS s").fetchone()
+    assert after == before
+
+
+def test_a_failed_statement_before_an_unflushed_commit_commits_nothing(db, owner, tenant) -> None:
+    database = runtime_database(db)
+    scope = RequestScope(lambda: database)
+    with ChatUnitOfWork(scope, tenant.id, default_monthly_tokens=1_000) as work:
+        work.quotas.reserve(100, user_id=tenant.user("member").id)
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            work.conn.execute("SELECT 1 / 0")
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            work.commit_unflushed()
+    held = owner.execute(
+        "SELECT count(*) AS n FROM chat.token_reservations WHERE tenant_id = %s", (tenant.id,)
+    ).fetchone()
+    assert held == {"n": 0}

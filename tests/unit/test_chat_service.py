@@ -142,6 +142,8 @@ class FakeUow:
     knowledge: FakeKnowledge = field(default_factory=FakeKnowledge)
     gate: FakeGate = field(default_factory=lambda: FakeGate(GateVerdict("allow")))
     commits: int = 0
+    # each commit in order: "flushed" waits for the WAL flush, "unflushed" does not
+    durability: list[str] = field(default_factory=list)
     records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def record(self, event_type, *, aggregate_type, aggregate_id, payload, version=1):
@@ -155,6 +157,11 @@ class FakeUow:
 
     def commit(self):
         self.commits += 1
+        self.durability.append("flushed")
+
+    def commit_unflushed(self):
+        self.commits += 1
+        self.durability.append("unflushed")
 
 
 @dataclass
@@ -247,6 +254,21 @@ def test_an_allowed_message_is_answered_with_citations_and_settled(world) -> Non
     assert event == "chat_message.answered"
     assert payload["question_id"] == outcome.question.id
     assert [c.chunk_id for c in outcome.answer.citations] == [CHUNK.chunk_id]
+
+
+def test_only_the_reservation_commits_without_waiting_for_the_flush(world) -> None:
+    # the question and the verdict, the reservation, the answer: the last commit waits for the
+    # WAL flush and so makes the reservation's durable too
+    uow, subject = world
+    _send(uow, subject)
+    assert uow.durability == ["flushed", "unflushed", "flushed"]
+
+
+def test_a_provider_failure_ends_with_a_flushed_commit(world) -> None:
+    uow, subject = world
+    with pytest.raises(LlmUnavailable):
+        _send(uow, subject, llm=FakeLlm(fail=LlmUnavailable("down")))
+    assert uow.durability == ["flushed", "unflushed", "flushed"]
 
 
 def test_the_gate_sees_the_question_under_its_message_id(world) -> None:
