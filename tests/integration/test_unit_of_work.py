@@ -177,9 +177,10 @@ def test_a_failing_commit_with_commits_nothing_and_rolls_back(database) -> None:
         uow.commit()
 
     # Given a write, then a last statement that fails
-    with pytest.raises(psycopg.errors.CheckViolation), _uow(database, None) as uow:
+    with _uow(database, None) as uow:
         uow.conn.execute("INSERT INTO guarded VALUES (1)")
-        uow.commit_with("INSERT INTO guarded VALUES (%s)", (-1,))
+        with pytest.raises(psycopg.errors.CheckViolation):
+            uow.commit_with("INSERT INTO guarded VALUES (%s)", (-1,))
 
     # Then neither is kept, and the connection serves the next unit of work
     assert not uow.committed
