@@ -10,8 +10,8 @@ turn (alternating, so load falls on both alike):
 
 Every request carries the full path: the JWT claims, the membership lookup opening the
 transaction, the route's validation, the database's rules (triggers), the audit append, the
-outbox event, COMMIT, and the response: three round trips (the opening; the decision,
-``decide_approval_v3`` in a pipelined savepoint; COMMIT).
+outbox event, COMMIT, and the response: two round trips (the opening; the decision,
+``decide_approval_v3``, pipelined with COMMIT).
 
 Besides wall-clock latency it reports the CPU a decision costs, which the machine's load does not
 change: the client's (this process, ``time.process_time``) per request, and the PostgreSQL
@@ -21,10 +21,15 @@ cProfile's top N functions of the timed requests (it slows them: its latencies a
 
 Target: p50 <= 5 ms warm.
 
+``--baseline REF`` runs this checkout and commit REF side by side instead, each in a worker
+process of its own (``scripts/bench/latency_worker.py``), rounds alternating.
+
 Example:
   uv run python scripts/bench/decisions.py                  # 500 decisions of each kind
+  uv run python scripts/bench/decisions.py --baseline 8544807 --rounds 6 --requests 100
   uv run python scripts/bench/decisions.py --requests 1000 --write docs/benchmarks.md
   uv run python scripts/bench/decisions.py --requests 200 --profile 30   # where the time goes
+  uv run python scripts/bench/decisions.py --requests 800 --sample 40    # CPU shares, sampled
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from scripts.bench.cpu_sampler import CpuSampler  # noqa: E402
 from scripts.bench.latency_worker import (  # noqa: E402
     backend_cpu_s,
     decision_event,
@@ -68,7 +74,7 @@ class Samples:
     backend_cpu_ms: float  # per request, both kinds (the kernel counts it in clock ticks)
 
 
-def measure(requests: int, warmup: int, *, profile: int = 0) -> Samples:
+def measure(requests: int, warmup: int, *, profile: int = 0, sample: int = 0) -> Samples:
     import cProfile  # noqa: PLC0415
     import pstats  # noqa: PLC0415
     import time  # noqa: PLC0415
@@ -84,10 +90,15 @@ def measure(requests: int, warmup: int, *, profile: int = 0) -> Samples:
         wall: dict[str, list[float]] = {kind: [] for kind in KINDS}
         cpu: dict[str, list[float]] = {kind: [] for kind in KINDS}
         profiler = cProfile.Profile() if profile else None
+        sampler = CpuSampler() if sample else None
         backend = 0
         backend_started = 0.0
         for n in range(requests + warmup):
             if n == warmup:
+                if sampler is not None:
+                    # the timer runs over the whole loop: restarted per request, a CPU timer
+                    # of the kernel's tick granularity would rarely fire
+                    sampler.start()
                 backend = int(get_runtime().database.connection().info.backend_pid)
                 backend_started = backend_cpu_s(backend)
             for kind in KINDS:
@@ -106,11 +117,15 @@ def measure(requests: int, warmup: int, *, profile: int = 0) -> Samples:
                 if n >= warmup:
                     wall[kind].append(elapsed)
                     cpu[kind].append(cpu_ms)
+        if sampler is not None:
+            sampler.stop()
         backend_ms = (backend_cpu_s(backend) - backend_started) * 1000 / (requests * len(KINDS))
         if profiler is not None:
             stats = pstats.Stats(profiler, stream=sys.stderr)
             stats.sort_stats("cumulative").print_stats(profile)
             stats.sort_stats("tottime").print_stats(profile)
+        if sampler is not None:
+            print(sampler.report(sample), file=sys.stderr)
     return Samples(wall_ms=wall, client_cpu_ms=cpu, backend_cpu_ms=backend_ms)
 
 
@@ -227,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", type=int, default=0, metavar="N", help="print cProfile's top N functions"
     )
     parser.add_argument(
+        "--sample",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the top N functions by share of CPU samples (scripts/bench/cpu_sampler.py)",
+    )
+    parser.add_argument(
         "--baseline", metavar="REF", help="compare with commit REF in the same run (interleaved)"
     )
     parser.add_argument(
@@ -251,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         worst = max(got["p50"] for got in results["this checkout"].values())
     else:
-        samples = measure(args.requests, args.warmup, profile=args.profile)
+        samples = measure(args.requests, args.warmup, profile=args.profile, sample=args.sample)
         section = render(
             samples, machine=args.machine, requests=args.requests, conditions=conditions(started)
         )
