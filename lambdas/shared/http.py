@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
 )
 from aws_lambda_powertools.event_handler.openapi.compat import ModelField
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from lambdas.shared.auth import PermissionDenied, Principal
 from lambdas.shared.constants import MAX_BODY_BYTES
@@ -53,14 +54,20 @@ class OneJsonPassResponseValidation(OpenAPIResponseValidationMiddleware):
     serializer walks them again with ``json.dumps``; ``dump_json`` writes the same document from
     the model directly. The body is then a ``str``, which the response builder leaves as it is.
     The JSON is the same document; characters beyond ASCII are written as UTF-8 rather than as
-    ``\\u`` escapes. A result that fails validation takes Powertools' own path (its errors).
+    ``\\u`` escapes. A result that fails validation, or that is not a model, dict or list (a
+    route's own JSON text), takes Powertools' own path.
     """
 
     def _serialize_response_with_validation(
         self, *, field: ModelField, response_content: Any, **options: Any
     ) -> Any:
         value, errors = field.validate(value=response_content, loc=("response",))
-        if errors or any(options.get(name) for name in _SERIALIZATION_OPTIONS):
+        if (
+            errors
+            or any(options.get(name) for name in _SERIALIZATION_OPTIONS)
+            # a str (e.g. a body the route wrote as JSON itself) is sent as it is, not encoded
+            or not isinstance(value, BaseModel | dict | list)
+        ):
             return super()._serialize_response_with_validation(
                 field=field, response_content=response_content, **options
             )

@@ -27,7 +27,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from functools import partial
@@ -194,7 +194,7 @@ Ask = Callable[[_Worker], dict[str, Any]]
 
 
 def interleaved(
-    baseline: str, asks: dict[str, Ask], *, rounds: int
+    baseline: str, asks: Mapping[str, Ask], *, rounds: int
 ) -> dict[str, dict[str, dict[str, list[float]]]]:
     """Samples of each ask (by name) for this checkout and for ``baseline``, each side in a
     worker of its own, rounds interleaved (the side measured first alternates too)."""

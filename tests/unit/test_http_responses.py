@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from pydantic import BaseModel, Field
 
 from lambdas.shared.http import create_resolver, resolve
@@ -45,6 +45,10 @@ def _resolver() -> APIGatewayHttpResolver:
     @app.get("/things/catalog")
     def catalog() -> Catalog:
         return Catalog(agents=[AGENT, AGENT])
+
+    @app.get("/things/written")
+    def written() -> Response[str]:
+        return Response(200, content_types.APPLICATION_JSON, '{"items":[],"next_cursor":null}')
 
     @app.get("/things/broken")
     def broken() -> Catalog:
@@ -85,3 +89,10 @@ def test_a_result_that_does_not_match_its_model_is_not_sent() -> None:
     body = json.loads(response["body"])
     assert body["error"]["code"] == "validation_error"
     assert ["response", "agents", "0", "id"] in [d["loc"] for d in body["error"]["details"]]
+
+
+def test_json_a_route_wrote_itself_is_sent_as_it_is() -> None:
+    response = _get(_resolver(), "/things/written")
+
+    assert response["statusCode"] == 200
+    assert response["body"] == '{"items":[],"next_cursor":null}'
