@@ -7,7 +7,7 @@ writes and maps each refusal, by constraint name, to its domain error in ``trans
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, LiteralString
@@ -179,9 +179,8 @@ _DECIDE_SQL: LiteralString = """
 SELECT decision_id, status, approvals, required_approvals, created_at, decided_at
 FROM alquimista_platform.decide_approval_v3(%s, %s, %s, %s, %s)
 """
-_SAVEPOINT: LiteralString = "SAVEPOINT approval_decision"
-_RELEASE: LiteralString = "RELEASE SAVEPOINT approval_decision"
-_ROLLBACK_TO: LiteralString = "ROLLBACK TO SAVEPOINT approval_decision"
+# How a statement is run: ``Connection.execute`` or ``UnitOfWork.commit_with``.
+Send = Callable[[LiteralString, tuple[Any, ...]], Cursor]
 
 
 def _record(row: dict[str, Any] | None) -> ApprovalRecord:
@@ -325,40 +324,30 @@ class ApprovalRepository:
         return [_record(row) for row in rows]
 
     def decide(
-        self, request_id: UUID, *, decider: UUID, decision: Verdict, reason: str
+        self,
+        request_id: UUID,
+        *,
+        decider: UUID,
+        decision: Verdict,
+        reason: str,
+        send: Send | None = None,
     ) -> DecisionOutcome | None:
         """Record a decision, with its audit row, its ``approval.decided`` event and, when it
         ends the request, the requester's notification, in one call of ``decide_approval_v3``
         (migration 043): the database applies the rules and the quorum under a lock on the
         request and returns the request's state after it, with when it was opened and decided.
-        The call runs in a savepoint sent in the same round trip, so a refusal leaves the
-        caller's transaction usable."""
+
+        ``send`` runs the statement (default: in the open transaction); the unit of work passes
+        its ``commit_with`` so that COMMIT travels with it. A refusal aborts the transaction,
+        which the unit of work then rolls back."""
         with translate_errors():
-            cursor = self._in_savepoint(
+            cursor = (send or self._conn.execute)(
                 _DECIDE_SQL, (request_id, decider, decision, reason, self._request_ref)
             )
-        row = cursor.fetchone()
+            row = cursor.fetchone()
         if row is None:
             return None  # no such request in this tenant: the service says so
         return DecisionOutcome(request_id=request_id, **row)
-
-    def _in_savepoint(self, query: LiteralString, params: tuple[Any, ...]) -> Cursor:
-        """``query`` between SAVEPOINT and RELEASE, pipelined: one round trip where psycopg's
-        ``transaction()`` takes three. A failure rolls back to the savepoint (one more round
-        trip, on that path only) and is raised."""
-        conn = self._conn
-        try:
-            with conn.pipeline():
-                conn.execute(_SAVEPOINT, prepare=False)
-                cursor = conn.execute(query, params)
-                conn.execute(_RELEASE, prepare=False)
-        except psycopg.Error:
-            if not (conn.closed or conn.broken):
-                with conn.pipeline():
-                    conn.execute(_ROLLBACK_TO, prepare=False)
-                    conn.execute(_RELEASE, prepare=False)
-            raise
-        return cursor
 
     def cancel(self, request_id: UUID, *, actor: UUID) -> ApprovalRecord | None:
         """The requester withdraws a pending request."""
@@ -504,6 +493,15 @@ class ApprovalsUnitOfWork(UnitOfWork):
 
         return authorize(
             self, subject, summary=summary, payload=payload, requested_by_agent=requested_by_agent
+        )
+
+    def decide_and_commit(
+        self, request_id: UUID, *, decider: UUID, decision: Verdict, reason: str
+    ) -> DecisionOutcome | None:
+        """The decision (``ApprovalRepository.decide``) as the unit's last statement, COMMIT
+        sent with it: one round trip after the request's opening."""
+        return self.approvals.decide(
+            request_id, decider=decider, decision=decision, reason=reason, send=self.commit_with
         )
 
     def _on_enter(self) -> None:

@@ -70,6 +70,12 @@ class ApprovalsUow(ChangeRecorder, Protocol):
         self, subject: Subject, *, summary: str, payload: dict[str, Any], requested_by_agent: bool
     ) -> GateDecision: ...
 
+    def decide_and_commit(
+        self, request_id: UUID, *, decider: UUID, decision: Verdict, reason: str
+    ) -> DecisionOutcome | None:
+        """``ApprovalStore.decide`` as the unit's last write, committed with it."""
+        ...
+
     def commit(self) -> None: ...
 
 
@@ -230,14 +236,14 @@ def decide(
     ``approvals:decide``, decided or expired requests and second decisions, and applies the
     quorum; a refusal raises its domain error and nothing is written. The store records the
     decision with its audit row and ``approval.decided`` event, and notifies the requester when
-    the request ends, in one call (the route's one round trip between its opening and COMMIT)."""
+    the request ends, in one call, committed in the same round trip (the route's one round trip
+    after its opening). An unknown request commits nothing: the call wrote nothing."""
     text = check_reason(reason)
     with uow_factory() as uow:
-        outcome = uow.approvals.decide(request_id, decider=decider, decision=decision, reason=text)
-        if outcome is None:
-            raise ApprovalNotFound("approval request not found")
-        uow.commit()
-        return outcome
+        outcome = uow.decide_and_commit(request_id, decider=decider, decision=decision, reason=text)
+    if outcome is None:
+        raise ApprovalNotFound("approval request not found")
+    return outcome
 
 
 def cancel(uow_factory: ApprovalsUowFactory, request_id: UUID, *, actor: UUID) -> ApprovalRecord:

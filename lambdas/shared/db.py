@@ -257,6 +257,16 @@ class UnitOfWork:
         self.scope.commit()
         self.committed = True
 
+    def commit_with(
+        self, query: LiteralString, params: Sequence[Any] | Mapping[str, Any]
+    ) -> Cursor:
+        """Commit with the unit's last statement in the same round trip
+        (``RequestScope.commit_with``); returns that statement's cursor."""
+        self._inside()
+        cursor = self.scope.commit_with(query, params)
+        self.committed = True
+        return cursor
+
     def rollback(self) -> None:
         self._inside()
         self.scope.rollback()

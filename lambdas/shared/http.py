@@ -10,7 +10,12 @@ from typing import Any
 import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIResponseValidationMiddleware,
+)
+from aws_lambda_powertools.event_handler.openapi.compat import ModelField
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from lambdas.shared.auth import PermissionDenied, Principal
 from lambdas.shared.constants import MAX_BODY_BYTES
@@ -35,8 +40,42 @@ SCOPE_KEY = "scope"  # where ``resolve`` puts the request's scope in the resolve
 
 def create_resolver() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body)
+    app._response_validation_middleware = OneJsonPassResponseValidation(
+        has_response_validation_error=app._has_response_validation_error
+    )
     register_error_handlers(app)
     return app
+
+
+class OneJsonPassResponseValidation(OpenAPIResponseValidationMiddleware):
+    """Powertools' response validation, writing a route's result as JSON in one pydantic pass.
+
+    Powertools dumps the validated result to Python objects (``mode="json"``), then its
+    serializer walks them again with ``json.dumps``; ``dump_json`` writes the same document from
+    the model directly. The body is then a ``str``, which the response builder leaves as it is.
+    The JSON is the same document; characters beyond ASCII are written as UTF-8 rather than as
+    ``\\u`` escapes. A result that fails validation, or that is not a model, dict or list (a
+    route's own JSON text), takes Powertools' own path.
+    """
+
+    def _serialize_response_with_validation(
+        self, *, field: ModelField, response_content: Any, **options: Any
+    ) -> Any:
+        value, errors = field.validate(value=response_content, loc=("response",))
+        if (
+            errors
+            or any(options.get(name) for name in _SERIALIZATION_OPTIONS)
+            # a str (e.g. a body the route wrote as JSON itself) is sent as it is, not encoded
+            or not isinstance(value, BaseModel | dict | list)
+        ):
+            return super()._serialize_response_with_validation(
+                field=field, response_content=response_content, **options
+            )
+        return field._type_adapter.dump_json(value, by_alias=True).decode()
+
+
+# Options Powertools' own serialization honours; the one-pass path is for their defaults only.
+_SERIALIZATION_OPTIONS = ("include", "exclude", "exclude_unset", "exclude_defaults", "exclude_none")
 
 
 def parse_json_body(body: str) -> Any:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, Literal, LiteralString, Protocol, Self
 from uuid import UUID
 
 import psycopg
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from lambdas.shared.db import Connection, Cursor, Database, OpeningQuery
 
 ActorType = Literal["user", "anonymous", "system"]
+
+_COMMIT: LiteralString = "COMMIT"
 
 
 class AuditLog(Protocol):
@@ -266,6 +268,22 @@ class RequestScope:
         conn = self._required_conn()
         self._forget_writers()
         conn.commit()
+
+    def commit_with(
+        self, query: LiteralString, params: Sequence[Any] | Mapping[str, Any]
+    ) -> Cursor:
+        """Send the transaction's last statement and COMMIT in one pipelined round trip (a
+        statement, then ``commit()``, takes two); returns the statement's cursor, rows fetched.
+
+        If the statement fails, PostgreSQL skips the COMMIT queued behind it: nothing is
+        committed, the error is raised and the transaction is left aborted for a rollback.
+        """
+        conn = self._required_conn()
+        self._forget_writers()
+        with conn.pipeline():
+            cursor = conn.execute(query, params)
+            conn.execute(_COMMIT, prepare=False)
+        return cursor
 
     def rollback(self) -> None:
         """Roll the open transaction back, if there is one and its connection is alive."""

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from functools import partial
@@ -161,9 +163,13 @@ class _Worker:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
-    def samples(self, path: str, *, requests: int, warmup: int) -> list[float]:
-        answer = self._ask({"path": path, "requests": requests, "warmup": warmup})
-        return [float(sample) for sample in answer["samples_ms"]]
+    def samples(self, path: str, *, requests: int, warmup: int) -> dict[str, Any]:
+        """``GET path`` timed: ``samples_ms`` (wall clock) and ``cpu_ms`` per request."""
+        return self._ask({"path": path, "requests": requests, "warmup": warmup})
+
+    def decisions(self, kind: str, *, requests: int, warmup: int) -> dict[str, Any]:
+        """Decisions timed (see ``latency_worker``): wall, CPU, and the backend's CPU."""
+        return self._ask({"decide": kind, "requests": requests, "warmup": warmup})
 
     def close(self) -> None:
         if self._process.stdin is not None:
@@ -171,13 +177,29 @@ class _Worker:
         self._process.wait(timeout=120)
 
 
-def compare(
-    baseline: str, *, rounds: int, requests: int, warmup: int
-) -> dict[str, dict[str, dict[str, float]]]:
-    """p50/p99 of each route for this checkout and for ``baseline``, rounds interleaved (the
-    side measured first alternates too)."""
+def calibration_ms() -> float:
+    """CPU milliseconds of a fixed 3M-step Python loop: how fast this CPU is right now (123-146
+    ms on 2026-12-01's quiet runs; about 2.4x that on 2026-12-02's)."""
+    started = time.process_time()
+    sum(i * i for i in range(3_000_000))
+    return (time.process_time() - started) * 1000
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+
+
+Ask = Callable[[_Worker], dict[str, Any]]
+
+
+def interleaved(
+    baseline: str, asks: Mapping[str, Ask], *, rounds: int
+) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """Samples of each ask (by name) for this checkout and for ``baseline``, each side in a
+    worker of its own, rounds interleaved (the side measured first alternates too)."""
     sides = {"this checkout": ROOT}
-    samples: dict[str, dict[str, list[float]]] = {}
+    samples: dict[str, dict[str, dict[str, list[float]]]] = {}
     with _worktree(baseline) as old, tempfile.TemporaryDirectory() as logs:
         sides[baseline] = old
         workers = {
@@ -188,37 +210,75 @@ def compare(
             for round_no in range(rounds):
                 order = list(workers.items())
                 for name, worker in order if round_no % 2 == 0 else reversed(order):
-                    for path in ROUTES:
-                        got = worker.samples(path, requests=requests, warmup=warmup)
-                        samples.setdefault(name, {}).setdefault(f"GET {path}", []).extend(got)
+                    for label, ask in asks.items():
+                        got = ask(worker)
+                        into = samples.setdefault(name, {}).setdefault(label, {})
+                        for key, values in got.items():
+                            listed = values if isinstance(values, list) else [values]
+                            into.setdefault(key, []).extend(float(v) for v in listed)
         finally:
             for worker in workers.values():
                 worker.close()
+    return samples
+
+
+def compare(
+    baseline: str, *, rounds: int, requests: int, warmup: int
+) -> dict[str, dict[str, dict[str, float]]]:
+    """p50/p99 and client CPU p50 of each route for this checkout and for ``baseline``."""
+    asks: dict[str, Ask] = {
+        f"GET {path}": partial(_route_ask, path=path, requests=requests, warmup=warmup)
+        for path in ROUTES
+    }
+    samples = interleaved(baseline, asks, rounds=rounds)
     return {
         name: {
-            route: {"p50": percentile(values, 50), "p99": percentile(values, 99)}
+            route: {
+                "p50": percentile(values["samples_ms"], 50),
+                "p99": percentile(values["samples_ms"], 99),
+                "cpu_p50": percentile(values["cpu_ms"], 50),
+            }
             for route, values in routes.items()
         }
         for name, routes in samples.items()
     }
 
 
+def _route_ask(worker: _Worker, *, path: str, requests: int, warmup: int) -> dict[str, Any]:
+    return worker.samples(path, requests=requests, warmup=warmup)
+
+
 def _print_comparison(
-    results: dict[str, dict[str, dict[str, float]]], baseline: str, args: Any
+    results: dict[str, dict[str, dict[str, float]]],
+    baseline: str,
+    args: Any,
+    conditions: tuple[str, str],
 ) -> None:
     ours, theirs = results["this checkout"], results[baseline]
     print(
         f"warm latency, this checkout vs {baseline}: {args.rounds} interleaved rounds of "
-        f"{args.requests} requests per route and side (ms)"
+        f"{args.requests} requests per route and side (ms); {conditions[0]}; {conditions[1]}"
     )
-    print(f"| route | p50 | p50 at {baseline} | p99 | p99 at {baseline} |")
-    print("|---|---|---|---|---|")
+    print(
+        f"| route | p50 | p50 at {baseline} | p99 | p99 at {baseline} "
+        f"| client CPU p50 | at {baseline} |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for route, row in ours.items():
         old = theirs[route]
         print(
             f"| `{route}` | {row['p50']:.2f} | {old['p50']:.2f} "
-            f"| {row['p99']:.2f} | {old['p99']:.2f} |"
+            f"| {row['p99']:.2f} | {old['p99']:.2f} | {row['cpu_p50']:.2f} | {old['cpu_p50']:.2f} |"
         )
+
+
+def conditions(started: tuple[str, float]) -> tuple[str, str]:
+    """The load average and the calibration loop at the start (``started``) and now."""
+    load, calibration = started
+    return (
+        f"load average (1 / 5 / 15 min) {load} at the start, {load_average()} at the end",
+        f"calibration loop {calibration:.0f} ms at the start, {calibration_ms():.0f} ms at the end",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,13 +310,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", "No application metrics to publish")
     if args.baseline:
+        started = (load_average(), calibration_ms())
         compared = compare(
             args.baseline, rounds=args.rounds, requests=args.requests, warmup=args.warmup
         )
         if args.json:
             print(json.dumps(compared, indent=2))
         else:
-            _print_comparison(compared, args.baseline, args)
+            _print_comparison(compared, args.baseline, args, conditions(started))
         return 0
 
     latency = warm_latency(args.requests, args.warmup) if args.only != "imports" else {}

@@ -64,7 +64,7 @@ def _written(owner: Conn, approval_id: uuid.UUID) -> dict[str, list[dict[str, An
 
 
 @pytest.mark.parametrize(("quorum", "status"), [(2, "pending"), (1, "approved")])
-def test_a_warm_decision_costs_three_round_trips(
+def test_a_warm_decision_costs_two_round_trips(
     acme: TestTenant, owner: Conn, quorum: int, status: str
 ) -> None:
     # Given a warm connection (connected, types registered, past psycopg's prepare threshold)
@@ -77,16 +77,15 @@ def test_a_warm_decision_costs_three_round_trips(
     with counting_round_trips(get_runtime().database.connection()) as trips:
         result = _decide(acme.user("admin"), approval_id)
 
-    # Then: the opening (BEGIN, scoping, membership), the decision in its savepoint, COMMIT
+    # Then: the opening (BEGIN, scoping, membership), then the decision with COMMIT
     assert result.status == 200, result.body
     assert result.body["status"] == status
-    assert len(trips) == 3, trips.trips
-    opening, decision, ending = trips.trips
+    assert len(trips) == 2, trips.trips
+    opening, decision = trips.trips
     assert opening[0] == "BEGIN"
-    assert decision[0] == "SAVEPOINT approval_decision"
-    assert decision[-1] == "RELEASE SAVEPOINT approval_decision"
-    assert len(decision) == 3
-    assert ending == ["COMMIT"]
+    assert len(decision) == 2
+    assert decision[0].startswith("prepared:")  # the call, warm
+    assert decision[1] == "COMMIT"
 
 
 def test_the_call_writes_the_audit_row_the_catalog_event_and_the_notification(

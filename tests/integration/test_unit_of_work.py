@@ -16,6 +16,7 @@ from lambdas.shared.db import Database, OpeningQuery, UnitOfWork
 from lambdas.shared.scope import RequestScope
 from lambdas.shared.secrets import DbCredentials
 from tests.support.database import RUNTIME_ROLE, TestDatabase
+from tests.support.round_trips import counting_round_trips
 
 
 @pytest.fixture
@@ -148,6 +149,46 @@ def test_a_write_unit_of_work_that_does_not_commit_rolls_back_at_once(database) 
         with UnitOfWork(scope, None) as uow:
             row = uow.conn.execute("SELECT to_regclass('pg_temp.undone') AS t").fetchone()
             assert row == {"t": None}
+
+
+def test_commit_with_sends_the_last_statement_and_commit_in_one_round_trip(database) -> None:
+    with _uow(database, None) as uow:
+        uow.conn.execute("CREATE TEMP TABLE kept (n int)")
+        uow.commit()
+    with _uow(database, None) as uow:
+        uow.conn.execute("INSERT INTO kept VALUES (1)")
+        with counting_round_trips(uow.conn) as trips:
+            cursor = uow.commit_with("INSERT INTO kept VALUES (%s) RETURNING n", (2,))
+
+        assert cursor.fetchone() == {"n": 2}
+        assert uow.committed
+        assert len(trips) == 1, trips.trips
+        assert trips.trips[0][-1] == "COMMIT"
+    assert database.connection().info.transaction_status == TransactionStatus.IDLE
+    with _uow(database, None) as uow:
+        row = uow.conn.execute("SELECT array_agg(n ORDER BY n) AS ns FROM kept").fetchone()
+
+    assert row == {"ns": [1, 2]}
+
+
+def test_a_failing_commit_with_commits_nothing_and_rolls_back(database) -> None:
+    with _uow(database, None) as uow:
+        uow.conn.execute("CREATE TEMP TABLE guarded (n int CHECK (n > 0))")
+        uow.commit()
+
+    # Given a write, then a last statement that fails
+    with _uow(database, None) as uow:
+        uow.conn.execute("INSERT INTO guarded VALUES (1)")
+        with pytest.raises(psycopg.errors.CheckViolation):
+            uow.commit_with("INSERT INTO guarded VALUES (%s)", (-1,))
+
+    # Then neither is kept, and the connection serves the next unit of work
+    assert not uow.committed
+    assert database.connection().info.transaction_status == TransactionStatus.IDLE
+    with _uow(database, None) as uow:
+        row = uow.conn.execute("SELECT count(*) AS n FROM guarded").fetchone()
+
+    assert row == {"n": 0}
 
 
 def test_a_failing_unit_of_work_ends_the_scope_s_transaction(database) -> None:

@@ -342,6 +342,23 @@ class FakeApprovalStore:
 
 
 @dataclass
+class FakeApprovalsUnitOfWork(FakeUnitOfWork[FakeApprovalStore]):
+    """The approvals unit: a decision is its last statement and commits with it."""
+
+    def decide_and_commit(
+        self,
+        request_id: uuid.UUID,
+        *,
+        decider: uuid.UUID,
+        decision: transitions.Verdict,
+        reason: str,
+    ) -> DecisionOutcome:
+        outcome = self.store.decide(request_id, decider=decider, decision=decision, reason=reason)
+        self.commit()
+        return outcome
+
+
+@dataclass
 class FakeSweepStore:
     approvals: dict[uuid.UUID, FakeApprovalStore]  # by tenant
     now: Callable[[], datetime] = _now

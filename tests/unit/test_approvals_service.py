@@ -16,14 +16,19 @@ from lambdas.approvals.errors import (
 )
 from lambdas.approvals.models import NewApprovalRequest
 from lambdas.shared.cursors import InvalidCursor
-from tests.support.governance_fakes import FakeApprovalStore, FakeSweepStore, FakeUnitOfWork
+from tests.support.governance_fakes import (
+    FakeApprovalStore,
+    FakeApprovalsUnitOfWork,
+    FakeSweepStore,
+    FakeUnitOfWork,
+)
 
 MEMBER, ADMIN, ADMIN2 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
 
 @pytest.fixture
-def uow() -> FakeUnitOfWork[FakeApprovalStore]:
-    return FakeUnitOfWork(FakeApprovalStore(deciders={ADMIN, ADMIN2}))
+def uow() -> FakeApprovalsUnitOfWork:
+    return FakeApprovalsUnitOfWork(FakeApprovalStore(deciders={ADMIN, ADMIN2}))
 
 
 def _ask(**changes: object) -> NewApprovalRequest:
@@ -54,9 +59,11 @@ def test_opening_twice_for_one_subject_returns_the_pending_request(uow) -> None:
 
 def test_the_checked_story_two_admins_approve_and_the_member_cannot(uow) -> None:
     request = service.open_request(uow.factory(), _ask()).request
+    commits = uow.commits
 
     with pytest.raises(SelfApproval):
         service.decide(uow.factory(), request.id, decider=MEMBER, decision="approved", reason="me")
+    assert uow.commits == commits  # a refused decision commits nothing
     first = service.decide(
         uow.factory(), request.id, decider=ADMIN, decision="approved", reason="ok"
     )
@@ -65,6 +72,7 @@ def test_the_checked_story_two_admins_approve_and_the_member_cannot(uow) -> None
     )
 
     assert (first.status, second.status) == ("pending", "approved")
+    assert uow.commits == commits + 2  # each decision commits with its call
     assert uow.store.notified[-1] == ("approval.decided", request.id, "approved")
     assert [n[0] for n in uow.store.notified].count("approval.decided") == 1
     stored = service.get_approval(uow.factory(), request.id)
