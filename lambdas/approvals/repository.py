@@ -337,14 +337,17 @@ class ApprovalRepository:
         (migration 043): the database applies the rules and the quorum under a lock on the
         request and returns the request's state after it, with when it was opened and decided.
 
-        ``send`` runs the statement (default: in the open transaction); the unit of work passes
-        its ``commit_with`` so that COMMIT travels with it. A refusal aborts the transaction,
-        which the unit of work then rolls back."""
+        ``send`` runs the statement; the unit of work passes its ``commit_with`` so that COMMIT
+        travels with it, and a refusal aborts that transaction, which the unit of work then rolls
+        back. Without ``send`` the call runs in a savepoint of the open transaction, so a refusal
+        leaves the caller's transaction usable."""
+        params = (request_id, decider, decision, reason, self._request_ref)
         with translate_errors():
-            cursor = (send or self._conn.execute)(
-                _DECIDE_SQL, (request_id, decider, decision, reason, self._request_ref)
-            )
-            row = cursor.fetchone()
+            if send is None:
+                with self._conn.transaction():
+                    row = self._conn.execute(_DECIDE_SQL, params).fetchone()
+            else:
+                row = send(_DECIDE_SQL, params).fetchone()
         if row is None:
             return None  # no such request in this tenant: the service says so
         return DecisionOutcome(request_id=request_id, **row)
