@@ -14,9 +14,8 @@ from lambdas.chat.service import QueryVector
 from lambdas.shared.db import UnitOfWork
 from lambdas.shared.scope import RequestScope
 
-# One simple-protocol query (no parameters: psycopg sends both statements in one round trip).
 # SET LOCAL: the connection's next transaction waits for its flush again.
-_COMMIT_UNFLUSHED: LiteralString = "SET LOCAL synchronous_commit TO off; COMMIT"
+_UNFLUSHED: LiteralString = "SET LOCAL synchronous_commit TO off"
 
 
 class ChatUnitOfWork(UnitOfWork):
@@ -44,10 +43,8 @@ class ChatUnitOfWork(UnitOfWork):
 
     def commit_unflushed(self) -> None:
         """Commit without waiting for the WAL flush (``synchronous_commit`` off for this
-        transaction alone), in the one round trip of the COMMIT."""
-        self.conn.execute(_COMMIT_UNFLUSHED, prepare=False)
-        self.scope.end()  # the transaction is over: the scope forgets its writers
-        self.committed = True
+        transaction alone), the setting sent with the COMMIT in its one round trip."""
+        self.commit_with(_UNFLUSHED, ())
 
 
 class Embedder(Protocol):
