@@ -9,8 +9,8 @@ from uuid import UUID
 from lambdas.approvals.models import ApprovalRecord
 from lambdas.shared.db import Connection
 
-# The rows' text and recipients live once, in notify_approval_v1 (migration 043): the decision
-# function (decide_approval_v3) writes its notification through it too.
+# The rows' recipients are chosen in notify_approval_v1 (migration 043) and their text lives once
+# in approval_notice_v1 (058), which the decision function (decide_approval_v4) uses too.
 _NOTIFY_SQL = """
 SELECT alquimista_platform.notify_approval_v1(
     %(tenant)s, %(request)s, %(kind)s, %(user)s, %(role)s, %(permission)s, %(except_user)s

@@ -177,7 +177,7 @@ _WITH_DECISIONS = """,
 
 _DECIDE_SQL: LiteralString = """
 SELECT decision_id, status, approvals, required_approvals, created_at, decided_at
-FROM alquimista_platform.decide_approval_v3(%s, %s, %s, %s, %s)
+FROM alquimista_platform.decide_approval_v4(%s, %s, %s, %s, %s)
 """
 # How a statement is run: ``Connection.execute`` or ``UnitOfWork.commit_with``.
 Send = Callable[[LiteralString, tuple[Any, ...]], Cursor]
@@ -333,8 +333,8 @@ class ApprovalRepository:
         send: Send | None = None,
     ) -> DecisionOutcome | None:
         """Record a decision, with its audit row, its ``approval.decided`` event and, when it
-        ends the request, the requester's notification, in one call of ``decide_approval_v3``
-        (migration 043): the database applies the rules and the quorum under a lock on the
+        ends the request, the requester's notification, in one call of ``decide_approval_v4``
+        (migration 058): the database applies the rules and the quorum under a lock on the
         request and returns the request's state after it, with when it was opened and decided.
 
         ``send`` runs the statement; the unit of work passes its ``commit_with`` so that COMMIT

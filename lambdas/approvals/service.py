@@ -3,7 +3,7 @@
 The rules themselves are enforced by the database (migration 026); these functions validate
 what they can without a round trip, write the in-app notifications, record each change (audit
 row + outbox event), commit, and shape the answers (a decision is recorded and notified by the
-store, in one call of ``decide_approval_v3``). Opening a request for a sensitive action goes
+store, in one call of ``decide_approval_v4``). Opening a request for a sensitive action goes
 through the gate (``lambdas.shared.gate``); ``open_request`` is for callers that already
 evaluated.
 """
