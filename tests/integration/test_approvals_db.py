@@ -25,6 +25,7 @@ from lambdas.approvals.errors import (
     SelfApproval,
 )
 from lambdas.approvals.models import ApprovalRecord, NewApprovalRequest
+from lambdas.approvals.notifications import notify
 from lambdas.approvals.repository import ApprovalRepository, ApprovalSweepRepository
 from lambdas.shared.constants import TENANT_SETTING
 from lambdas.shared.errors import AppError
@@ -511,3 +512,89 @@ def test_removing_the_requesting_user_keeps_the_request(db, acme) -> None:
     assert kept is not None
     assert kept.requested_by is None
     assert kept.status == "pending"
+
+
+def _decided_notes(db: TestDatabase, request_id: uuid.UUID) -> list[dict[str, Any]]:
+    with db.owner() as conn:
+        return conn.execute(
+            """
+            SELECT user_id, title, body, data FROM alquimista_platform.notifications
+            WHERE kind = 'approval.decided' AND data ->> 'approval_request_id' = %s
+            ORDER BY created_at, id
+            """,
+            (str(request_id),),
+        ).fetchall()
+
+
+def test_a_decision_inserted_with_plain_sql_still_reaches_the_quorum(db, acme) -> None:
+    # Given a request for two approvals
+    request = _request(db, acme, acme.user("member"), quorum=2)
+    insert = """
+        INSERT INTO alquimista_platform.approval_decisions
+            (tenant_id, approval_request_id, decided_by, decision, reason)
+        VALUES (%s, %s, %s, 'approved', 'checked')
+    """
+    # When each approval is inserted by hand, around decide_approval_v4
+    for decider in ("admin", "admin2"):
+        with runtime(db, acme.id) as conn:
+            conn.execute(insert, (acme.id, request.id, acme.user(decider).id))
+        # Then the trigger, not the function, applies the quorum
+        assert _status(db, request.id) == ("pending" if decider == "admin" else "approved")
+
+
+def test_an_unknown_verdict_is_refused_and_nothing_is_written(db, acme) -> None:
+    request = _request(db, acme, acme.user("member"))
+
+    with pytest.raises(InvalidApprovalRequest):
+        _decide(db, acme.id, request.id, acme.user("admin"), "maybe")
+
+    assert _status(db, request.id) == "pending"
+    with db.owner() as conn:
+        audit = conn.execute(
+            "SELECT count(*) AS n FROM alquimista_platform.audit_logs WHERE resource_id = %s",
+            (str(request.id),),
+        ).fetchone()
+    assert audit is not None
+    assert audit["n"] == 0
+
+
+def test_the_decision_writes_the_text_notify_approval_v1_writes(db, acme) -> None:
+    # Given a request that one approval ends, decided through decide_approval_v4
+    member = acme.user("member")
+    request = _request(db, acme, member)
+    _decide(db, acme.id, request.id, acme.user("admin"))
+    # When the Python writer (notify_approval_v1) writes the same notice for the requester
+    with runtime(db, acme.id) as conn:
+        ended = ApprovalRepository(conn, acme.id).get(request.id)
+        assert ended is not None
+        assert notify(conn, acme.id, ended, "approval.decided", user=member.id) == 1
+    # Then both rows say the same (one text: approval_notice_v1)
+    by_decision, by_writer = _decided_notes(db, request.id)
+    assert by_decision == by_writer
+    assert by_decision["user_id"] == member.id
+    assert by_decision["title"] == "Approval request approved"
+    assert by_decision["body"] == f"a message that mentions a CPF (chat.message {ended.subject_id})"
+    assert by_decision["data"] == {
+        "approval_request_id": str(request.id),
+        "subject_kind": "chat.message",
+        "subject_id": ended.subject_id,
+        "status": "approved",
+    }
+
+
+def test_a_requester_no_longer_active_is_not_notified_and_the_decision_stands(db, acme) -> None:
+    member = acme.user("member")
+    request = _request(db, acme, member)
+    with db.owner() as conn, conn.transaction():
+        conn.execute(
+            """
+            UPDATE alquimista_platform.memberships SET status = 'suspended'
+            WHERE tenant_id = %s AND user_id = %s
+            """,
+            (acme.id, member.id),
+        )
+
+    outcome = _decide(db, acme.id, request.id, acme.user("admin"))
+
+    assert outcome.status == "approved"
+    assert _decided_notes(db, request.id) == []
