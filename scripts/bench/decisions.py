@@ -11,7 +11,7 @@ turn (alternating, so load falls on both alike):
 Every request carries the full path: the JWT claims, the membership lookup opening the
 transaction, the route's validation, the database's rules (triggers), the audit append, the
 outbox event, COMMIT, and the response: two round trips (the opening; the decision,
-``decide_approval_v3``, pipelined with COMMIT).
+``decide_approval_v4``, pipelined with COMMIT).
 
 Besides wall-clock latency it reports the CPU a decision costs, which the machine's load does not
 change: the client's (this process, ``time.process_time``) per request, and the PostgreSQL
@@ -165,14 +165,19 @@ PostgreSQL backend CPU per decision (both kinds, over the run): {samples.backend
 """
 
 
-def compare(baseline: str, *, rounds: int, requests: int, warmup: int) -> dict[str, Any]:
+def compare(
+    baseline: str, *, rounds: int, requests: int, warmup: int, calibrations: list[float]
+) -> dict[str, Any]:
     """Decisions of each kind for this checkout and for ``baseline``, in workers of their own
-    (``latency_worker``), rounds interleaved: wall p50/p95/p99, client CPU p50, backend CPU."""
+    (``latency_worker``), rounds interleaved: wall p50/p95/p99, client CPU p50, backend CPU.
+    The calibration loop runs before every ask (into ``calibrations``): how fast the CPU was
+    throughout, not only at the ends (on this shared machine it moves by 2x within minutes)."""
     from functools import partial  # noqa: PLC0415
 
-    from scripts.bench.api import interleaved  # noqa: PLC0415
+    from scripts.bench.api import calibration_ms, interleaved  # noqa: PLC0415
 
     def ask(worker: Any, *, kind: str) -> dict[str, Any]:
+        calibrations.append(calibration_ms())
         answer: dict[str, Any] = worker.decisions(kind, requests=requests, warmup=warmup)
         return answer
 
@@ -193,6 +198,11 @@ def compare(baseline: str, *, rounds: int, requests: int, warmup: int) -> dict[s
     }
 
 
+def _change(new: float, old: float) -> str:
+    """This checkout against the baseline: the difference and its share of the baseline."""
+    return f"{new - old:+.2f} ({(new - old) / old:+.0%})" if old else "n/a"
+
+
 def render_comparison(
     results: dict[str, Any],
     baseline: str,
@@ -201,6 +211,7 @@ def render_comparison(
     rounds: int,
     requests: int,
     conditions: tuple[str, str],
+    calibrations: list[float],
 ) -> str:
     rows = []
     for kind in KINDS:
@@ -211,7 +222,20 @@ def render_comparison(
                 f"| {LABELS[kind]} | {side} | {got['p50']:.2f} | {got['p95']:.2f} "
                 f"| {got['p99']:.2f} | {got['cpu_p50']:.2f} | {got['backend_cpu']:.2f} | {met} |"
             )
+        new, old = results["this checkout"][kind], results[baseline][kind]
+        rows.append(
+            f"| {LABELS[kind]} | change | {_change(new['p50'], old['p50'])} | | "
+            f"| {_change(new['cpu_p50'], old['cpu_p50'])} "
+            f"| {_change(new['backend_cpu'], old['backend_cpu'])} | |"
+        )
     table = "\n".join(rows)
+    spread = (
+        f"calibration loop before each of the {len(calibrations)} asks: min "
+        f"{min(calibrations):.0f} / median {statistics.median(calibrations):.0f} / max "
+        f"{max(calibrations):.0f} ms"
+        if calibrations
+        else "no calibration between asks"
+    )
     return f"""{SECTION_TITLE}
 
 `{COMMAND} --baseline {baseline} --rounds {rounds} --requests {requests} --write docs/benchmarks.md`
@@ -219,8 +243,8 @@ def render_comparison(
 embedded PostgreSQL 18 migrated by its own migrations and moto; the approvals function's
 `lambda_handler` called in-process with payload v2.0 events, every request deciding a fresh
 pending request; {rounds} rounds alternating the sides, {requests} timed decisions of each kind
-per round and side). Machine: {machine}; {conditions[0]}; {conditions[1]}.
-Target: p50 <= {TARGET_P50_MS} ms warm.
+per round and side). Machine: {machine}; {conditions[0]}; {conditions[1]};
+{spread}. Target: p50 <= {TARGET_P50_MS} ms warm.
 
 {HEADER}
 |---|---|---|---|---|---|---|---|
@@ -260,8 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     started = (load_average(), calibration_ms())
     if args.baseline:
+        calibrations: list[float] = []
         results = compare(
-            args.baseline, rounds=args.rounds, requests=args.requests, warmup=args.warmup
+            args.baseline,
+            rounds=args.rounds,
+            requests=args.requests,
+            warmup=args.warmup,
+            calibrations=calibrations,
         )
         section = render_comparison(
             results,
@@ -270,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds=args.rounds,
             requests=args.requests,
             conditions=conditions(started),
+            calibrations=calibrations,
         )
         worst = max(got["p50"] for got in results["this checkout"].values())
     else:
