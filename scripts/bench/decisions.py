@@ -27,7 +27,7 @@ process of its own (``scripts/bench/latency_worker.py``), rounds alternating.
 Example:
   uv run python scripts/bench/decisions.py                  # 500 decisions of each kind
   uv run python scripts/bench/decisions.py --baseline 8544807 --rounds 6 --requests 100
-  uv run python scripts/bench/decisions.py --requests 1000 --write docs/benchmarks.md
+  uv run python scripts/bench/decisions.py --requests 1000 --write docs/benchmarks.md  # on top
   uv run python scripts/bench/decisions.py --requests 200 --profile 30   # where the time goes
   uv run python scripts/bench/decisions.py --requests 800 --sample 40    # CPU shares, sampled
 """
@@ -58,7 +58,7 @@ from scripts.bench.latency_worker import (  # noqa: E402
     seed_approvals,
 )
 from scripts.bench.stats import percentile  # noqa: E402
-from scripts.bench.support import machine_description, write_section  # noqa: E402
+from scripts.bench.support import machine_description  # noqa: E402
 
 SECTION_TITLE = "## Approval decisions"
 TARGET_P50_MS = 5.0
@@ -252,6 +252,19 @@ per round and side). Machine: {machine}; {conditions[0]}; {conditions[1]};
 """
 
 
+def write_on_top(path: Path, section: str) -> None:
+    """Put this run at the top of its section of ``path`` and keep what the section held (the
+    earlier runs and their analysis) under it; a missing section is appended."""
+    title, body = section.split("\n", 1)
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = text.find(title + "\n")
+    if start < 0:
+        path.write_text(text.rstrip("\n") + "\n\n" + section)
+        return
+    before, earlier = text[:start], text[start + len(title) + 1 :].lstrip("\n")
+    path.write_text(f"{before}{title}\n{body.rstrip()}\n\n**Earlier runs:**\n\n{earlier}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from scripts.bench.api import calibration_ms, conditions, load_average  # noqa: PLC0415
 
@@ -310,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(statistics.median(values) for values in samples.wall_ms.values())
     print(section)
     if args.write:
-        write_section(args.write, section)
+        write_on_top(args.write, section)
     return 0 if worst <= TARGET_P50_MS else 1
 
 
