@@ -1,10 +1,10 @@
 -- A cheaper decision, the same rules. What a decision cost in PostgreSQL beyond the rules
 -- themselves (the triggers of 026, which stay the one place every writer is checked):
 --
--- * approval_decisions_apply ran its UPDATE for every approval, also when the quorum was not
---   reached and nothing matched: the UPDATE's executor start (seven indexes, the update guard,
---   the row-level security policy) for no row. It now reads the count and the quorum first, under
---   the row lock the insert guard already holds, and updates only when the request ends.
+-- * approval_decisions_apply ran its UPDATE (six indexes, two triggers, the row-level security
+--   policy) for every approval, also below the quorum, where it matched no row. It now reads the
+--   count and the quorum first, under the row lock the insert guard already holds, and updates
+--   only when the request ends.
 -- * decide_approval_v3 called v1 (whose result is materialised and which reads the request and
 --   counts the approvals), read the request again, and called notify_approval_v1, which reads
 --   it a third time and joins memberships, users and roles under four optional filters (one
