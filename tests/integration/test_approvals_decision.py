@@ -1,5 +1,5 @@
-"""The decision route's cost and what its one database call writes (``decide_approval_v3``,
-migration 043): the decision, its audit row, its ``approval.decided`` event and, when it ends the
+"""The decision route's cost and what its one database call writes (``decide_approval_v4``,
+migration 058): the decision, its audit row, its ``approval.decided`` event and, when it ends the
 request, the requester's notification; a refusal writes none of them."""
 
 from __future__ import annotations
