@@ -80,7 +80,8 @@ def test_a_write_continues_the_authorization_transaction_and_commits_once(world:
     # the activation's audit row and its event: one statement, before the COMMIT
     recorded = [s for s in sent if "audit_append" in s or "outbox_append" in s]
     assert len(recorded) == 1, trips.trips
-    assert "audit_append_v3" in recorded[0] and "outbox_append_v1" in recorded[0]
+    assert "audit_append_v3" in recorded[0]
+    assert "outbox_append_v1" in recorded[0]
     assert "ROLLBACK" not in sent
 
 
