@@ -5,14 +5,14 @@ to a bare write transaction, and verification speed.
 Side by side in one run, alternating so that the machine's load falls on both sides alike:
 
 - the activate route (``lambdas.agents.handler.lambda_handler`` in-process, a payload v2.0
-  event, embedded PostgreSQL migrated by the migration Lambda, moto for the secrets) with the
-  request scope's audit writer and with a writer that appends nothing, on one database and one
-  connection; each timed activation is followed by an untimed deactivation, so every one
-  writes;
-- a write transaction (BEGIN + tenant scope + UPDATE, COMMIT) without an append, with it as a
-  statement of its own (what ``AuditWriter.append`` sends: ``audit_append_v2``) and with it
-  pipelined with the UPDATE before it, and the append's execution inside PostgreSQL
-  (EXPLAIN ANALYZE);
+  event, embedded PostgreSQL migrated by the migration Lambda, moto for the secrets) recording
+  its change with the request scope's change writer (the audit row and the outbox event in one
+  statement), with a change writer that emits the event alone, and as before (``audit_append_v2``
+  as a statement of its own, then the event), on one database and one connection; each timed
+  activation is followed by an untimed deactivation, so every one writes;
+- a write transaction (BEGIN + tenant scope + UPDATE, the change's statement(s), COMMIT) in the
+  same three variants, and the append's execution inside PostgreSQL (EXPLAIN ANALYZE,
+  ``audit_append_v2`` and ``v3``);
 - verification by one COPY stream and in parallel seq ranges, one process each
   (``lambdas.audit.service.verify_tenant_chain``).
 
@@ -23,7 +23,7 @@ Targets: an append adds <= 0.5 ms at p50 to the activate route; verify >= 50,000
 
   uv run python scripts/bench/audit.py                      # embedded PostgreSQL in a temp dir
   uv run python scripts/bench/audit.py --only activate      # the route alone
-  uv run python scripts/bench/audit.py --write docs/benchmarks.md
+  uv run python scripts/bench/audit.py --write docs/benchmarks.md   # keeps its analysis
 """
 
 from __future__ import annotations
