@@ -49,16 +49,18 @@ def _insert(
 ) -> list[uuid.UUID]:
     """Leads with these companies, the first ``hours`` hours old and the rest older."""
     _scoped(conn, tenant_id)
-    return [
-        conn.execute(
+    ids = []
+    for n, company in enumerate(companies):
+        row = conn.execute(
             """
             INSERT INTO nigredo_leads.leads (tenant_id, company, created_at)
             VALUES (%s, %s, now() - make_interval(hours => %s)) RETURNING id
             """,
             (tenant_id, company, hours + n),
-        ).fetchone()["id"]
-        for n, company in enumerate(companies)
-    ]
+        ).fetchone()
+        assert row is not None
+        ids.append(row["id"])
+    return ids
 
 
 @pytest.fixture
@@ -89,6 +91,7 @@ def test_a_term_s_keys_are_among_those_of_every_text_holding_it(db: TestDatabase
                 """,
                 {"tenant": tenant, "pattern": pattern, "text": text},
             ).fetchone()
+            assert row is not None
             assert row["term"], term
             assert set(row["term"]) <= set(row["text"]), (text, term)
             assert all(key.startswith(str(tenant)[:8]) for key in row["text"])
