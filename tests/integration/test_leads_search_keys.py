@@ -180,3 +180,30 @@ def test_a_tenant_whose_id_starts_like_another_s_reads_only_its_own_leads(
 
     # Then each finds its own lead only
     assert found == own
+
+
+def test_a_term_with_many_older_matches_is_found_by_walking_on(
+    db: TestDatabase, database: Database
+) -> None:
+    # Given more than fifty pages of older matches and one match among the newest ten pages'
+    # worth of rows (the service asks for a page of 2 + 1)
+    with db.owner() as conn:
+        tenant = _tenant(conn, uuid.uuid4())
+        conn.commit()
+    with db.runtime() as conn:
+        newest = _insert(conn, tenant, ["Zzz"] * 4 + ["Acme Nova"] + ["Zzz"] * 25, hours=1)
+        older = _insert(conn, tenant, [f"Acme {n} Ltda" for n in range(160)], hours=100)
+        conn.commit()
+    leads = LeadService(uow_factory(database, tenant), suppression_key=KEY)
+
+    # When it is searched page by page
+    found, cursor = [], None
+    while True:
+        page = leads.page(LeadFilters(q="acme"), cursor=cursor, limit=2)
+        found += [lead.id for lead in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+
+    # Then every match comes once, newest first
+    assert found == [newest[4], *older]
