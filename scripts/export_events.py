@@ -45,7 +45,10 @@ name and this `Detail`:
 ## Delivery guarantees
 
 - Written in the same transaction as the change (`OutboxWriter.emit` →
-  `alquimista_platform.outbox_append_v1`): a rolled back change leaves no event.
+  `alquimista_platform.outbox_append_v1`; a change recorded by `UnitOfWork.record` sends its
+  event in the same statement as its audit row, `ChangeWriter.record`, docs/audit.md; a batch's
+  `OutboxWriter.emit_many` → `outbox_append_many_v1`, one statement, the same checks and seqs):
+  a rolled back change leaves no event.
 - At least once: a relay that dies between `PutEvents` and marking the row publishes the same
   `event_id` again once its claim expires. Consumers deduplicate by `event_id` (the activity
   feed keys each item by it and writes with a conditional put).

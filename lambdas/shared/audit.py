@@ -1,10 +1,11 @@
 """The audit chain: the writer every route uses, and the verification core (docs/audit.md).
 
-``AuditWriter.append`` calls ``alquimista_platform.audit_append_v2`` on the caller's connection,
-so the audit row commits or rolls back with the change it records. The function assigns the
-tenant's next seq under the tenant's head lock and computes the hashes; this module recomputes
-them independently with RFC 8785 canonical JSON (the ``rfc8785`` library, or an equivalent fast
-path for the plain values the writer accepts) and never trusts a hash it reads.
+``AuditWriter.append`` calls ``alquimista_platform.audit_append_v3`` on the caller's connection,
+so the audit row commits or rolls back with the change it records; ``ChangeWriter.record`` sends
+a change's audit row and its outbox event in one statement (``UnitOfWork.record``). The function
+assigns the tenant's next seq under the tenant's head lock and computes the hashes; this module
+recomputes them independently with RFC 8785 canonical JSON (the ``rfc8785`` library, or an
+equivalent fast path for the plain values the writer accepts) and never trusts a hash it reads.
 
 Audit metadata carries ids and hashes only, never personal data (names, e-mails, phones, CPF,
 addresses, IPs): the append function refuses keys that name such data, and LGPD erasure, which
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from json.encoder import encode_basestring as _encode_string
 from typing import Any, Literal, LiteralString, NamedTuple
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import rfc8785
 from aws_lambda_powertools.metrics import MetricUnit
@@ -47,7 +48,20 @@ Outcome = Literal["success", "denied", "error"]
 
 _APPEND_SQL: LiteralString = """
     SELECT id, seq, row_hash, occurred_at
-    FROM alquimista_platform.audit_append_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s)
+    FROM alquimista_platform.audit_append_v3(%s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+# A change's audit row and its outbox event in one statement (one round trip): the append runs
+# first (the function scan), then the event (the select list, once for the append's one row).
+# The payload is sent once and is both the row's metadata and the event's payload.
+_RECORD_SQL: LiteralString = """
+    SELECT a.id, a.seq, a.row_hash, a.occurred_at,
+           alquimista_platform.outbox_append_v1(
+               %(event_id)s, %(tenant)s, %(aggregate_type)s, %(aggregate_id)s, %(event_type)s,
+               %(version)s, %(payload)s) AS event_seq
+    FROM alquimista_platform.audit_append_v3(
+        %(tenant)s, %(actor)s, %(actor_type)s, %(event_type)s, %(aggregate_type)s,
+        %(aggregate_id)s, 'success', %(request)s, %(payload)s) AS a
 """
 
 _DENIED_SQL: LiteralString = """
@@ -123,14 +137,88 @@ class AuditWriter:
         )
         record = _record(row)
         if record is None:
-            raise LookupError("audit_append_v2 returned no row")
+            raise LookupError("audit_append_v3 returned no row")
         return record
+
+
+@dataclass(frozen=True)
+class RecordedChange:
+    """What ``ChangeWriter.record`` wrote: the audit row and the event's id and seq."""
+
+    audit: AuditRecord
+    event_id: UUID
+    event_seq: int
+
+
+class ChangeWriter:
+    """Records one state change of a request in its transaction, in one statement: the audit row
+    (``audit_append_v3``, action and resource named after the event) and the outbox event
+    (``outbox_append_v1``). A transaction scoped to no tenant (``tenant_id`` None) writes the
+    platform's chain and a platform event, as ``PlatformAuditWriter`` and ``OutboxWriter`` do."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        tenant_id: UUID | None,
+        actor_id: UUID | None,
+        actor_type: str = "user",
+        request_id: str | None = None,
+    ) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id or PLATFORM_TENANT
+        self._actor_id = actor_id
+        self._actor_type = actor_type
+        self._request_id = request_id
+
+    def record(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Mapping[str, Any],
+        version: int = 1,
+    ) -> RecordedChange:
+        """Append the audit row and the event; the payload is checked against the event catalog
+        and is the row's details too (ids and non-personal fields only)."""
+        # the catalog's models load with the first write, never on a read (scripts/bench/imports.py)
+        from lambdas.shared.events import validated_payload  # noqa: PLC0415
+
+        data = validated_payload(event_type, version, aggregate_type, payload)
+        event_id = uuid4()
+        row = (
+            self._conn.cursor(row_factory=tuple_row)
+            .execute(
+                _RECORD_SQL,
+                {
+                    "event_id": event_id,
+                    "tenant": self._tenant_id,
+                    "actor": self._actor_id,
+                    "actor_type": self._actor_type,
+                    "event_type": event_type,
+                    "aggregate_type": aggregate_type,
+                    "aggregate_id": str(aggregate_id),
+                    "version": version,
+                    "request": self._request_id,
+                    "payload": Jsonb(data),
+                },
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise LookupError("audit_append_v3 returned no row")
+        id_, seq, row_hash, occurred_at, event_seq = row
+        record = AuditRecord(
+            id=id_, seq=seq, row_hash=bytes(row_hash).hex(), occurred_at=occurred_at
+        )
+        return RecordedChange(audit=record, event_id=event_id, event_seq=event_seq)
 
 
 class PlatformAuditWriter:
     """Appends to the platform's own chain (``PLATFORM_TENANT``, migration 029) the writes of a
-    transaction scoped to no tenant (public routes, unmatched webhooks). ``audit_append_v2``
-    accepts the platform tenant only in such a transaction (migration 034), so the
+    transaction scoped to no tenant (public routes, unmatched webhooks). ``audit_append_v3``
+    accepts the platform tenant only in such a transaction (migrations 034, 057), so the
     transaction's scope is left as it is.
 
     A ``denied`` row here is an unauthenticated refusal, which costs its sender nothing: at most

@@ -232,18 +232,14 @@ class UnitOfWork:
     ) -> None:
         """Record one state change in this unit's transaction: its audit row (the event's
         payload as details: ids and non-personal fields only) and its outbox event, both under
-        the event's catalogued name (``lambdas/shared/events.py``)."""
-        from lambdas.shared.events import validated_payload  # noqa: PLC0415  (reads never need it)
-
-        data = validated_payload(event_type, version, aggregate_type, payload)
-        self.audit.append(
-            event_type, resource_type=aggregate_type, resource_id=aggregate_id, details=data
-        )
-        self.outbox.emit(
+        the event's catalogued name (``lambdas/shared/events.py``), in one statement where the
+        function registers a change writer (``RequestScope.changes``)."""
+        self._inside()
+        self.scope.changes.record(
             event_type,
             aggregate_type=aggregate_type,
             aggregate_id=aggregate_id,
-            payload=data,
+            payload=payload,
             version=version,
         )
 

@@ -22,6 +22,10 @@ from lambdas.shared.scope import EventDraft
 _APPEND_SQL = """
     SELECT alquimista_platform.outbox_append_v1(%s, %s, %s, %s, %s, %s, %s) AS seq
 """
+_APPEND_MANY_SQL = """
+    SELECT count(*) AS appended FROM alquimista_platform.outbox_append_many_v1(
+        %s::uuid[], %s, %s::text[], %s::text[], %s::text[], %s::integer[], %s)
+"""
 
 
 class OutboxWriter:
@@ -64,28 +68,32 @@ class OutboxWriter:
         return event_id
 
     def emit_many(self, events: Sequence[EventDraft]) -> list[UUID]:
-        """Append several events in one pipelined exchange (psycopg's ``executemany``): a
-        batch's thousand events without a thousand round trips. Validated like ``emit``; their
-        order, and so each aggregate's, is the sequence's."""
-        rows = [
-            (
-                uuid4(),
-                self._tenant_id,
-                event.aggregate_type,
-                str(event.aggregate_id),
-                event.event_type,
-                event.version,
-                Jsonb(
-                    validated_payload(
-                        event.event_type, event.version, event.aggregate_type, event.payload
-                    )
+        """Append several events in one statement (``outbox_append_many_v1``, migration 059): a
+        batch's thousand events in one call instead of a thousand. Validated like ``emit``;
+        their order, and so each aggregate's seq order, is the sequence's."""
+        ids = [uuid4() for _ in events]
+        if ids:
+            self._conn.execute(
+                _APPEND_MANY_SQL,
+                (
+                    ids,
+                    self._tenant_id,
+                    [event.aggregate_type for event in events],
+                    [str(event.aggregate_id) for event in events],
+                    [event.event_type for event in events],
+                    [event.version for event in events],
+                    Jsonb(
+                        [
+                            validated_payload(
+                                event.event_type,
+                                event.version,
+                                event.aggregate_type,
+                                event.payload,
+                            )
+                            for event in events
+                        ]
+                    ),
                 ),
             )
-            for event in events
-        ]
-        if rows:
-            with self._conn.cursor() as cursor:
-                cursor.executemany(_APPEND_SQL, rows)
-        ids = [row[0] for row in rows]
         self.emitted.extend(ids)
         return ids

@@ -4,8 +4,9 @@ object.
 
 Settings are validated on first use (never at import), the database handle is built from them
 (its connection opens with the first transaction), and each request's scope is made here with
-the audit and outbox writers registered in ``WRITERS``. ``reset_runtime`` forgets all of it, as
-a fresh execution environment would; the local stack and the tests call it between runs.
+the audit, outbox and change writers registered in ``WRITERS``. ``reset_runtime`` forgets all
+of it, as a fresh execution environment would; the local stack and the tests call it between
+runs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ import boto3
 from aws_lambda_powertools.utilities import parameters
 
 from lambdas.shared.db import Connection, Database
-from lambdas.shared.scope import ActorType, AuditLog, Outbox, RequestScope, Writers
+from lambdas.shared.scope import (
+    ActorType,
+    AuditLog,
+    ChangeRecorder,
+    Outbox,
+    RequestScope,
+    Writers,
+)
 from lambdas.shared.secrets import DbCredentials, get_db_credentials
 from lambdas.shared.settings import (
     ActivityConsumerSettings,
@@ -62,6 +70,19 @@ def _audit_writer(conn: Connection, scope: RequestScope) -> AuditLog:
     )
 
 
+def _change_writer(conn: Connection, scope: RequestScope) -> ChangeRecorder:
+    """A change's audit row and outbox event in one statement, in the transaction's chain."""
+    from lambdas.shared.audit import ChangeWriter  # noqa: PLC0415  (see _audit_writer)
+
+    return ChangeWriter(
+        conn,
+        tenant_id=scope.tenant_id,
+        actor_id=scope.actor_id,
+        actor_type=scope.actor_type,
+        request_id=scope.request_id,
+    )
+
+
 def _outbox_writer(conn: Connection, scope: RequestScope) -> Outbox:
     from lambdas.shared.outbox import OutboxWriter  # noqa: PLC0415  (see _audit_writer)
 
@@ -70,7 +91,7 @@ def _outbox_writer(conn: Connection, scope: RequestScope) -> Outbox:
 
 # The audit and outbox writers every request scope offers its units of work, each built on
 # first use in a transaction over that transaction's connection.
-WRITERS = Writers(audit=_audit_writer, outbox=_outbox_writer)
+WRITERS = Writers(audit=_audit_writer, outbox=_outbox_writer, changes=_change_writer)
 
 
 class Runtime:

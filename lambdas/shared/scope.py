@@ -10,14 +10,14 @@ On an authorized request the membership lookup opens the transaction (BEGIN, the
 and the lookup pipelined in one round trip) and the route's unit of work carries on in it, so a
 GET costs three round trips: that opening, the route's query and the COMMIT.
 
-A service records a write in the same transaction through its unit of work (its port declares
-``audit: AuditLog`` and ``outbox: Outbox`` properties beside its repositories)::
+A service records a write in the same transaction through its unit of work: ``record`` writes
+the change's audit row and its outbox event (one statement with the registered change writer),
+and ``audit``/``outbox`` append or emit on their own::
 
     with uow_factory() as uow:
         activation = uow.activations.activate(agent_id, actor_id=actor_id, source=source)
-        uow.audit.append("agent.activate", resource_type="agent", resource_id=str(agent_id))
-        uow.outbox.emit("agent.activated", aggregate_type="agent",
-                        aggregate_id=str(agent_id), payload={"source": source})
+        uow.record("agent.activated", aggregate_type="agent", aggregate_id=str(agent_id),
+                   payload={"agent_id": agent_id, "source": source})
         uow.commit()  # the change, its audit row and its event, or none of them
 """
 
@@ -99,21 +99,56 @@ class ChangeRecorder(Protocol):
         aggregate_id: str,
         payload: Mapping[str, Any],
         version: int = 1,
-    ) -> None: ...
+    ) -> Any: ...
 
 
 # Build a writer over the scope's open transaction (its connection) for this scope's request.
 AuditFactory = Callable[["Connection", "RequestScope"], AuditLog]
 OutboxFactory = Callable[["Connection", "RequestScope"], Outbox]
+ChangeFactory = Callable[["Connection", "RequestScope"], ChangeRecorder]
 
 
 @dataclass(frozen=True)
 class Writers:
     """The writer factories a function registers in its composition root
-    (``lambdas.shared.runtime``); None until a writer exists."""
+    (``lambdas.shared.runtime``); None until a writer exists. ``changes`` records a change's
+    audit row and event together (one statement); without it, the audit writer appends the row
+    and the outbox writer emits the event, one after the other."""
 
     audit: AuditFactory | None = None
     outbox: OutboxFactory | None = None
+    changes: ChangeFactory | None = None
+
+
+class _AppendThenEmit:
+    """A change recorded by the audit writer and then the outbox writer (no change writer)."""
+
+    def __init__(self, audit: AuditLog, outbox: Outbox) -> None:
+        self._audit = audit
+        self._outbox = outbox
+
+    def record(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Mapping[str, Any],
+        version: int = 1,
+    ) -> None:
+        from lambdas.shared.events import validated_payload  # noqa: PLC0415  (reads never need it)
+
+        data = validated_payload(event_type, version, aggregate_type, payload)
+        self._audit.append(
+            event_type, resource_type=aggregate_type, resource_id=aggregate_id, details=data
+        )
+        self._outbox.emit(
+            event_type,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            payload=data,
+            version=version,
+        )
 
 
 class NoTransaction(RuntimeError):
@@ -150,6 +185,7 @@ class RequestScope:
         self._tenant: UUID | None = None  # the open transaction's tenant
         self._audit: AuditLog | None = None
         self._outbox: Outbox | None = None
+        self._changes: ChangeRecorder | None = None
         self._denied_actor: UUID | None = None  # the refused caller, while their denial is audited
         # What is derived once per request and must not outlive it (the gate's loaded policy);
         # each owner keys its entries by its name and the tenant.
@@ -346,6 +382,19 @@ class RequestScope:
             self._outbox = factory(conn, self)
         return self._outbox
 
+    @property
+    def changes(self) -> ChangeRecorder:
+        """The change recorder of the open transaction (built on first use): the registered
+        change writer, else the audit writer and the outbox writer one after the other."""
+        conn = self._required_conn()
+        if self._changes is None:
+            factory = self._writers.changes
+            self._changes = (
+                factory(conn, self) if factory else _AppendThenEmit(self.audit, self.outbox)
+            )
+        return self._changes
+
     def _forget_writers(self) -> None:
         self._audit = None
         self._outbox = None
+        self._changes = None

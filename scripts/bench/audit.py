@@ -5,14 +5,14 @@ to a bare write transaction, and verification speed.
 Side by side in one run, alternating so that the machine's load falls on both sides alike:
 
 - the activate route (``lambdas.agents.handler.lambda_handler`` in-process, a payload v2.0
-  event, embedded PostgreSQL migrated by the migration Lambda, moto for the secrets) with the
-  request scope's audit writer and with a writer that appends nothing, on one database and one
-  connection; each timed activation is followed by an untimed deactivation, so every one
-  writes;
-- a write transaction (BEGIN + tenant scope + UPDATE, COMMIT) without an append, with it as a
-  statement of its own (what ``AuditWriter.append`` sends: ``audit_append_v2``) and with it
-  pipelined with the UPDATE before it, and the append's execution inside PostgreSQL
-  (EXPLAIN ANALYZE);
+  event, embedded PostgreSQL migrated by the migration Lambda, moto for the secrets) recording
+  its change with the request scope's change writer (the audit row and the outbox event in one
+  statement), with a change writer that emits the event alone, and as before (``audit_append_v2``
+  as a statement of its own, then the event), on one database and one connection; each timed
+  activation is followed by an untimed deactivation, so every one writes;
+- a write transaction (BEGIN + tenant scope + UPDATE, the change's statement(s), COMMIT) in the
+  same three variants, and the append's execution inside PostgreSQL (EXPLAIN ANALYZE,
+  ``audit_append_v2`` and ``v3``);
 - verification by one COPY stream and in parallel seq ranges, one process each
   (``lambdas.audit.service.verify_tenant_chain``).
 
@@ -23,7 +23,7 @@ Targets: an append adds <= 0.5 ms at p50 to the activate route; verify >= 50,000
 
   uv run python scripts/bench/audit.py                      # embedded PostgreSQL in a temp dir
   uv run python scripts/bench/audit.py --only activate      # the route alone
-  uv run python scripts/bench/audit.py --write docs/benchmarks.md
+  uv run python scripts/bench/audit.py --write docs/benchmarks.md   # keeps its analysis
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -59,10 +59,12 @@ from lambdas.audit import service  # noqa: E402
 from lambdas.audit.repository import AuditRepository  # noqa: E402
 from lambdas.migrations.roles import RuntimeRole  # noqa: E402
 from lambdas.migrations.runner import MigrationRunner  # noqa: E402
+from lambdas.shared import audit as audit_module  # noqa: E402
 from lambdas.shared.audit import AuditRow, AuditWriter, verify_chain  # noqa: E402
 from lambdas.shared.constants import resource_names  # noqa: E402
 from lambdas.shared.db import set_tenant  # noqa: E402
 from lambdas.shared.migration_files import MIGRATIONS_DIR  # noqa: E402
+from lambdas.shared.scope import Outbox, Writers  # noqa: E402
 from scripts.bench.support import write_section  # noqa: E402
 from scripts.devstack.postgres import ConnectionInfo, EmbeddedPostgres, free_port  # noqa: E402
 
@@ -172,13 +174,21 @@ def _parallel(runtime_url: str, tenants: list[uuid.UUID], count: int) -> float:
     return len(tenants) * count / (time.perf_counter() - started)
 
 
-ADDED_VARIANTS = ("without", "with")
+# The activate route's variants: the change recorded as its outbox event alone ("without"), as
+# its audit row and event in one statement ("with": ChangeWriter, audit_append_v3), and as the
+# previous path did it ("v2": audit_append_v2 as a statement of its own, then the event).
+ADDED_VARIANTS = ("without", "with", "v2")
 
-# the statement AuditWriter.append sends (lambdas/shared/audit.py)
-APPEND_SQL = (
-    "SELECT id, seq, row_hash, occurred_at"
-    " FROM alquimista_platform.audit_append_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
+# what the audit writers send (lambdas/shared/audit.py; v2 is the previous append)
+APPEND_SQL = {
+    version: (
+        "SELECT id, seq, row_hash, occurred_at"
+        f" FROM alquimista_platform.audit_append_{version}(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    )
+    for version in ("v2", "v3")
+}
+EVENT_SQL = "SELECT alquimista_platform.outbox_append_v1(%s, %s, %s, %s, %s, %s, %s) AS seq"
+RECORD_SQL: str = audit_module._RECORD_SQL
 
 
 def _append_params(tenant: uuid.UUID, actor: uuid.UUID, i: int) -> tuple[Any, ...]:
@@ -195,15 +205,41 @@ def _append_params(tenant: uuid.UUID, actor: uuid.UUID, i: int) -> tuple[Any, ..
     )
 
 
+def _event_params(tenant: uuid.UUID, i: int) -> tuple[Any, ...]:
+    return (
+        uuid.uuid4(),
+        tenant,
+        "notification",
+        "bench",
+        "notification.updated",
+        1,
+        Jsonb({"n": i}),
+    )
+
+
+def _record_params(tenant: uuid.UUID, actor: uuid.UUID, i: int) -> dict[str, Any]:
+    return {
+        "event_id": uuid.uuid4(),
+        "tenant": tenant,
+        "actor": actor,
+        "actor_type": "user",
+        "event_type": "notification.updated",
+        "aggregate_type": "notification",
+        "aggregate_id": "bench",
+        "version": 1,
+        "request": "bench",
+        "payload": Jsonb({"n": i}),
+    }
+
+
 def _write_transaction(
     conn: Conn, tenant: uuid.UUID, actor: uuid.UUID, variant: str, i: int
 ) -> None:
     """A write transaction as a request's scope runs it (autocommit connection, BEGIN + tenant
-    scope + UPDATE pipelined, then COMMIT). ``variant``: "without" an append, "with" the
-    statement ``AuditWriter.append`` sends before the COMMIT as a round trip of its own, or
-    "pipelined": that statement sent in the same pipeline as the UPDATE (one round trip for
-    both; the append's row is read after the pipeline's sync)."""
-    cursor = None
+    scope + UPDATE pipelined, then the change's record, then COMMIT). ``variant``: "without"
+    the audit row (the event's statement alone), "with" the row and the event in one statement
+    (what ``ChangeWriter.record`` sends), "v2": ``audit_append_v2`` as a statement of its own
+    and then the event's (the previous path)."""
     with conn.pipeline():
         conn.execute("BEGIN", prepare=False)
         set_tenant(conn, tenant)
@@ -211,23 +247,34 @@ def _write_transaction(
             "UPDATE alquimista_platform.notifications SET body = %s WHERE tenant_id = %s",
             (str(i), tenant),
         )
-        if variant == "pipelined":
-            cursor = conn.execute(APPEND_SQL, _append_params(tenant, actor, i))
     if variant == "with":
-        cursor = conn.execute(APPEND_SQL, _append_params(tenant, actor, i))
-    if cursor is not None and cursor.fetchone() is None:
-        raise LookupError("audit_append_v2 returned no row")
+        row = conn.execute(RECORD_SQL, _record_params(tenant, actor, i)).fetchone()
+    elif variant == "v2":
+        if conn.execute(APPEND_SQL["v2"], _append_params(tenant, actor, i)).fetchone() is None:
+            raise LookupError("audit_append_v2 returned no row")
+        row = conn.execute(EVENT_SQL, _event_params(tenant, i)).fetchone()
+    else:
+        row = conn.execute(EVENT_SQL, _event_params(tenant, i)).fetchone()
+    if row is None:
+        raise LookupError("the change's statement returned no row")
     conn.commit()
 
 
-WRITE_VARIANTS = ("without", "with", "pipelined")
+WRITE_VARIANTS = ADDED_VARIANTS
+
+
+def _rotations(variants: tuple[str, ...], i: int) -> tuple[str, ...]:
+    """Round ``i``'s order: forwards and backwards in turn (ABC CBA), each starting point in
+    turn, so no variant always follows the same one."""
+    shift = (i // 2) % len(variants)
+    order = variants[shift:] + variants[:shift]
+    return order if i % 2 == 0 else order[::-1]
 
 
 def _added_latency(runtime_url: str, tenant: uuid.UUID, rounds: int) -> dict[str, float]:
-    """p50 (ms) of a write transaction without an append, with it as a statement of its own,
-    and with it pipelined with the UPDATE before it; the three alternate within each round.
-    Also the client's CPU per transaction (ms), which the machine's load does not inflate
-    much."""
+    """p50 (ms) of a write transaction per variant (``_write_transaction``), the variants
+    alternating within each round; also the client's CPU per transaction (ms), which the
+    machine's load does not inflate much."""
     times: dict[str, list[float]] = {variant: [] for variant in WRITE_VARIANTS}
     cpu: dict[str, float] = dict.fromkeys(WRITE_VARIANTS, 0.0)
     actor = uuid.uuid4()
@@ -240,8 +287,7 @@ def _added_latency(runtime_url: str, tenant: uuid.UUID, rounds: int) -> dict[str
                 (tenant,),
             )
         for i in range(rounds):
-            order = WRITE_VARIANTS if i % 2 == 0 else WRITE_VARIANTS[::-1]
-            for variant in order:
+            for variant in _rotations(WRITE_VARIANTS, i):
                 cpu_started = time.process_time()
                 started = time.perf_counter()
                 _write_transaction(conn, tenant, actor, variant, i)
@@ -256,6 +302,72 @@ class _NoAudit:
 
     def append(self, action: str, **_: Any) -> None:
         return None
+
+
+class _EventOnly:
+    """The change writer of the "without" side: the change's outbox event alone (validated once,
+    one statement), as ``ChangeWriter.record`` sends it with the audit row."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    def record(self, event_type: str, **event: Any) -> None:
+        self._outbox.emit(event_type, **event)
+
+
+class _AuditWriterV2(AuditWriter):
+    """The previous audit writer: ``audit_append_v2``, a statement of its own."""
+
+    def append(
+        self,
+        action: str,
+        *,
+        resource_type: str,
+        resource_id: str | None = None,
+        outcome: str = "success",
+        details: Mapping[str, Any] | None = None,
+    ) -> Any:
+        params = (
+            self._tenant_id,
+            self._actor_id,
+            self._actor_type,
+            action,
+            resource_type,
+            resource_id,
+            outcome,
+            self._request_id,
+            Jsonb(dict(details or {})),
+        )
+        row = self._conn.cursor(row_factory=tuple_row).execute(APPEND_SQL["v2"], params)
+        if row.fetchone() is None:
+            raise LookupError("audit_append_v2 returned no row")
+
+
+def _variant_writers() -> dict[str, Writers]:
+    from lambdas.shared.runtime import WRITERS  # noqa: PLC0415
+
+    outbox = WRITERS.outbox
+    if outbox is None:
+        raise LookupError("no outbox writer is registered")
+
+    def v2(conn: Any, scope: Any) -> AuditWriter:
+        return _AuditWriterV2(
+            conn,
+            tenant_id=scope.tenant_id,
+            actor_id=scope.actor_id,
+            actor_type=scope.actor_type,
+            request_id=scope.request_id,
+        )
+
+    return {
+        "with": WRITERS,
+        "without": Writers(
+            audit=lambda conn, scope: _NoAudit(),
+            outbox=outbox,
+            changes=lambda conn, scope: _EventOnly(outbox(conn, scope)),
+        ),
+        "v2": Writers(audit=v2, outbox=outbox),
+    }
 
 
 def _seed_admin(owner_url: str) -> dict[str, str]:
@@ -312,7 +424,6 @@ def _measure_activate(
     alternate (ABBA within each pair of rounds). An untimed deactivation follows each
     activation, so each one writes (an active agent's activation is a no-op)."""
     from lambdas.shared.runtime import WRITERS, get_runtime  # noqa: PLC0415
-    from lambdas.shared.scope import Writers  # noqa: PLC0415
     from scripts.devstack.gateway import LambdaContextStub  # noqa: PLC0415
     from scripts.devstack.seed_catalog import find_agent  # noqa: PLC0415
 
@@ -326,10 +437,7 @@ def _measure_activate(
         claims, f"/api/agents/{agent}/deactivate", "POST /api/agents/{agent_id}/deactivate", agent
     )
     runtime = get_runtime()
-    variants = {
-        "with": WRITERS,
-        "without": Writers(audit=lambda conn, scope: _NoAudit(), outbox=WRITERS.outbox),
-    }
+    variants = _variant_writers()
     times: dict[str, list[float]] = {variant: [] for variant in ADDED_VARIANTS}
     cpu: dict[str, float] = dict.fromkeys(ADDED_VARIANTS, 0.0)
     counts: dict[str, int] = dict.fromkeys(ADDED_VARIANTS, 0)
@@ -362,14 +470,14 @@ def _measure_activate(
 
     recorded_before = activations_recorded()
     for i in range(warmup):
-        once(ADDED_VARIANTS[i % 2], timed=False)
+        once(ADDED_VARIANTS[i % len(ADDED_VARIANTS)], timed=False)
     for i in range(rounds):
-        order = ADDED_VARIANTS if i % 2 == 0 else ADDED_VARIANTS[::-1]
-        for variant in order:
+        for variant in _rotations(ADDED_VARIANTS, i):
             once(variant, timed=True)
     recorded = activations_recorded() - recorded_before
-    if recorded != counts["with"]:  # the "without" side must have written no audit row
-        raise SystemExit(f"{recorded} activation audit rows for {counts['with']} audited calls")
+    audited = counts["with"] + counts["v2"]
+    if recorded != audited:  # the "without" side must have written no audit row
+        raise SystemExit(f"{recorded} activation audit rows for {audited} audited calls")
     medians = {variant: statistics.median(values) for variant, values in times.items()}
     return (
         medians
@@ -425,31 +533,35 @@ def calibration_ms() -> float:
     return (time.process_time() - started) * 1000
 
 
-def _server_execution(runtime_url: str, tenant: uuid.UUID, rounds: int) -> tuple[float, float]:
+def _server_execution(
+    runtime_url: str, tenant: uuid.UUID, rounds: int
+) -> dict[str, tuple[float, float]]:
     """min and p50 (ms) of an append inside PostgreSQL (EXPLAIN ANALYZE), which leaves out the
-    client, the network and the scheduler of a loaded machine."""
-    times: list[float] = []
+    client, the network and the scheduler of a loaded machine: ``audit_append_v2`` and ``v3``
+    alternating, each in a transaction of its own (as a request appends)."""
+    times: dict[str, list[float]] = {version: [] for version in APPEND_SQL}
     with psycopg.connect(runtime_url) as conn:
         for i in range(rounds):
-            set_tenant(conn, tenant)
-            plan = conn.execute(
-                f"EXPLAIN (ANALYZE, TIMING OFF) {APPEND_SQL}",
-                (
-                    tenant,
-                    None,
-                    "user",
-                    "bench.explained",
-                    "bench",
-                    str(i),
-                    "success",
-                    "bench",
-                    Jsonb({"n": i, "ref_id": str(uuid.uuid4())}),
-                ),
-            ).fetchall()
-            conn.commit()
-            line = next(row[0] for row in plan if row[0].startswith("Execution Time"))
-            times.append(float(line.split()[2]))
-    return min(times), statistics.median(times)
+            for version in _rotations(tuple(APPEND_SQL), i):
+                set_tenant(conn, tenant)
+                plan = conn.execute(
+                    f"EXPLAIN (ANALYZE, TIMING OFF) {APPEND_SQL[version]}",
+                    (
+                        tenant,
+                        None,
+                        "user",
+                        "bench.explained",
+                        "bench",
+                        str(i),
+                        "success",
+                        "bench",
+                        Jsonb({"n": i, "ref_id": str(uuid.uuid4())}),
+                    ),
+                ).fetchall()
+                conn.commit()
+                line = next(row[0] for row in plan if row[0].startswith("Execution Time"))
+                times[version].append(float(line.split()[2]))
+    return {v: (min(t), statistics.median(t)) for v, t in times.items()}
 
 
 def _fill(owner_url: str, tenant: uuid.UUID, rows: int, batch: int = 1000) -> None:
@@ -461,7 +573,7 @@ def _fill(owner_url: str, tenant: uuid.UUID, rows: int, batch: int = 1000) -> No
             conn.execute(
                 """
                 SELECT count(*) FROM generate_series(%s::int, %s::int) AS n,
-                LATERAL alquimista_platform.audit_append_v2(
+                LATERAL alquimista_platform.audit_append_v3(
                     %s, NULL, 'system', 'bench.filled', 'bench', n::text, 'success', 'bench',
                     jsonb_build_object('n', n, 'ref_id', gen_random_uuid()::text))
                 """,
@@ -631,6 +743,7 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
     if "activate" in results:
         runs = results["activate"]
         added_route = statistics.median(r["with"] - r["without"] for r, _, _ in runs)
+        added_v2 = statistics.median(r["v2"] - r["without"] for r, _, _ in runs)
         met_route = "met" if added_route <= ADDED_P50_TARGET_MS else "NOT met"
 
         def route_cells(key: str) -> str:
@@ -639,31 +752,35 @@ def render(results: dict[str, Any], machine: str, command: str) -> str:
                 for r, load, cal in runs
             )
 
-        route_cpu = "; ".join(f"{r['without_cpu']:.3f} / {r['with_cpu']:.3f}" for r, _, _ in runs)
+        route_cpu = "; ".join(
+            f"{r['without_cpu']:.3f} / {r['with_cpu']:.3f} / {r['v2_cpu']:.3f}" for r, _, _ in runs
+        )
         lines += [
-            f"| `POST /api/agents/{{id}}/activate` p50 without / with the append, per round (ms) | {route_cells('without')} / {route_cells('with')} | <= +{ADDED_P50_TARGET_MS} ms (median added +{added_route:.3f}) | {met_route} |",  # noqa: E501
-            f"| client CPU per activate without / with, per round (ms) | {route_cpu} | | |",
+            f"| `POST /api/agents/{{id}}/activate` p50 without the audit row (the event alone), per round (ms) | {route_cells('without')} | | |",  # noqa: E501
+            f"| the same with the audit row and the event in one statement (`audit_append_v3` + `outbox_append_v1`), per round (ms) | {route_cells('with')} | <= +{ADDED_P50_TARGET_MS} ms (median added +{added_route:.3f}) | {met_route} |",  # noqa: E501
+            f"| the same as before: `audit_append_v2` as a statement of its own, then the event, per round (ms) | {route_cells('v2')} | (median added +{added_v2:.3f}) | |",  # noqa: E501
+            f"| client CPU per activate without / with / before (v2), per round (ms) | {route_cpu} | | |",  # noqa: E501
         ]  # fmt: skip
     if "added" in results:
         rounds = results["added"]
-        added_own = statistics.median(r["with"] - r["without"] for r, _, _ in rounds)
-        added_piped = statistics.median(r["pipelined"] - r["without"] for r, _, _ in rounds)
+        added_one = statistics.median(r["with"] - r["without"] for r, _, _ in rounds)
+        added_v2 = statistics.median(r["v2"] - r["without"] for r, _, _ in rounds)
         cells = "; ".join(
-            f"{r['without']:.3f} / {r['with']:.3f} / {r['pipelined']:.3f}"
+            f"{r['without']:.3f} / {r['with']:.3f} / {r['v2']:.3f}"
             f" (load {load:.1f}, calib. {cal:.0f})"
             for r, load, cal in rounds
         )
         cpu = "; ".join(
-            f"{r['without_cpu']:.3f} / {r['with_cpu']:.3f} / {r['pipelined_cpu']:.3f}"
+            f"{r['without_cpu']:.3f} / {r['with_cpu']:.3f} / {r['v2_cpu']:.3f}"
             for r, _, _ in rounds
         )
-        server_min, server_p50 = results["server"]
+        server = results["server"]
         lines += [
             f"| appends, one tenant, one connection (serialised by the head lock) | {results['single_rate']:,.0f}/s (p50 {results['single_p50_ms']:.2f} ms, p99 {results['single_p99_ms']:.2f} ms) | | |",  # noqa: E501
             f"| appends, {PARALLEL_TENANTS} tenants in parallel (a thread and connection each) | {results['parallel_rate']:,.0f}/s | | |",  # noqa: E501
-            f"| write transaction p50 without / with the append as its own statement / with it pipelined with the UPDATE, per round (ms) | {cells} | median added +{added_own:.3f} (own statement), +{added_piped:.3f} (pipelined) | |",  # noqa: E501
-            f"| client CPU per write transaction without / with / pipelined, per round (ms) | {cpu} | | |",  # noqa: E501
-            f"| append execution inside PostgreSQL (EXPLAIN ANALYZE, `audit_append_v2`), min / p50 | {server_min:.3f} / {server_p50:.3f} ms | | |",  # noqa: E501
+            f"| write transaction p50 without the audit row (the event alone) / with it in the event's statement / before (`audit_append_v2` on its own, then the event), per round (ms) | {cells} | median added +{added_one:.3f} (one statement), +{added_v2:.3f} (before) | |",  # noqa: E501
+            f"| client CPU per write transaction without / with / before, per round (ms) | {cpu} | | |",  # noqa: E501
+            f"| append execution inside PostgreSQL (EXPLAIN ANALYZE, alternating), min / p50: `audit_append_v2`; `audit_append_v3` | {server['v2'][0]:.3f} / {server['v2'][1]:.3f} ms; {server['v3'][0]:.3f} / {server['v3'][1]:.3f} ms | | |",  # noqa: E501
         ]  # fmt: skip
     if "verify" in results:
         verify = results["verify"]
@@ -688,32 +805,21 @@ HOW = """
 Activate: `POST /api/agents/{id}/activate` through `lambdas.agents.handler.lambda_handler`
 in-process (a payload v2.0 event as the local gateway builds it; the JWT authorizer's claims of a
 tenant admin whose tenant's plan covers the agent; the membership lookup, the entitlement, the
-policy gate's evaluation row, the activation writer, the outbox event and COMMIT, as in
-production). "With" is the request scope's audit writer (`AuditWriter.append`:
-`audit_append_v2`, one statement before the outbox event); "without" registers a writer that
-appends nothing, so the route is otherwise the same code on the same connection. The two
-alternate (ABBA), each activation followed by an untimed deactivation, and the run checks that
-exactly the audited activations left an audit row. "Added" is the median over rounds of the
-p50 difference. Client CPU is this process's CPU per request (the kernel's loopback work for a
-send counts as the sender's).
+policy gate's evaluation row, the activation writer, the change's record and COMMIT, as in
+production). "With" is the request scope's change writer (`UnitOfWork.record` ->
+`ChangeWriter.record`: the audit row and the outbox event in one statement, `audit_append_v3`
+and `outbox_append_v1`); "without" registers a change writer that emits the event alone (the
+same statement count, the payload validated once), so the difference is the audit row; "before
+(v2)" is the previous path (`audit_append_v2` as a statement of its own, then the event's). The
+three alternate (ABC CBA, each starting point in turn), each activation followed by an untimed
+deactivation, and the run checks that exactly the audited activations left an audit row.
+"Added" is the median over rounds of the p50 difference. Client CPU is this process's CPU per
+request (the kernel's loopback work for a send counts as the sender's).
 
-Write transaction: BEGIN + tenant scope + an UPDATE pipelined, then COMMIT, without an append,
-with the statement `AuditWriter.append` sends (`audit_append_v2`) before the COMMIT as a round
-trip of its own, or with it sent in the same pipeline as the UPDATE (one round trip for both),
-the three variants of each round alternating; EXPLAIN ANALYZE gives the append's execution
-inside PostgreSQL alone.
-
-Kept, and why: the six indexes of `audit_logs` (primary key, `(tenant_id, seq)` unique, actor,
-action, resource, time): each serves a filter of `GET /api/audit` (actor, action, resource,
-time; the cursor is the seq) and the time index also the per-minute count of
-`audit_append_denied_v2`. Serving the time filter from `(tenant_id, seq)` would need occurred_at
-to grow with seq as an enforced rule, not only as the clock under the head lock gives it
-(a clock stepped back would hide rows from a time filter): not done. The write transaction's
-pipelined variant sends the append in the same pipeline as the UPDATE before it (one round trip
-for both), the cut `UnitOfWork.record` could make with the outbox event; on a loaded machine it
-measured no gain, as pipelining it with the COMMIT did in the 041 run. What is left is CPU: the
-append's execution in PostgreSQL (the INSERT's six index entries, the canonical JSON and the
-hashes, the SECURITY DEFINER entry) and the client's statement.
+Write transaction: BEGIN + tenant scope + an UPDATE pipelined, then the change's statement(s),
+then COMMIT: the event alone, the audit row and the event in one statement (what
+`ChangeWriter.record` sends) or `audit_append_v2` on its own and then the event, alternating;
+EXPLAIN ANALYZE gives the append's execution inside PostgreSQL alone, v2 and v3 alternating.
 
 Verification: `verify_tenant_chain` splits a chain of at least 2 x 25,000 rows into one
 contiguous seq range per available core; each range is verified in a forked process on its own
@@ -723,6 +829,22 @@ every range but the last must reach its end, and the first fault in seq order is
 Rows/s are wall clock; "per CPU-second" divides by the CPU time of the verifying processes
 (this one and its forked children), without PostgreSQL's backends.
 """
+
+
+ANALYSIS_HEADING = "### What the runs found"
+
+
+def _kept_analysis(path: Path) -> str:
+    """The section's written analysis (from ``ANALYSIS_HEADING`` to the next section), which a
+    new run's table must not erase."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find(SECTION_TITLE)
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + len(SECTION_TITLE))
+    section = text[start:] if end < 0 else text[start : end + 1]
+    kept = section.find(ANALYSIS_HEADING)
+    return "" if kept < 0 else "\n" + section[kept:].rstrip("\n") + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -757,7 +879,7 @@ def main(argv: list[str] | None = None) -> int:
     section = render(results, args.machine, command.strip())
     print(section)
     if args.write:
-        write_section(args.write, section)
+        write_section(args.write, section + _kept_analysis(args.write))
     return 0
 
 

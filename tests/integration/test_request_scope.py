@@ -77,9 +77,11 @@ def test_a_write_continues_the_authorization_transaction_and_commits_once(world:
     assert trips.trips[0][0] == "BEGIN"  # read-write, with the membership lookup
     assert sent.count("BEGIN") == 1
     assert trips.trips[-1] == ["COMMIT"]
-    # the activation's one audit append: one statement of its own, before the COMMIT
-    appends = [trip for trip in trips.trips if any("audit_append_v2" in s for s in trip)]
-    assert len(appends) == 1, trips.trips
+    # the activation's audit row and its event: one statement, before the COMMIT
+    recorded = [s for s in sent if "audit_append" in s or "outbox_append" in s]
+    assert len(recorded) == 1, trips.trips
+    assert "audit_append_v3" in recorded[0]
+    assert "outbox_append_v1" in recorded[0]
     assert "ROLLBACK" not in sent
 
 
