@@ -108,7 +108,7 @@ END
 $$;
 
 -- The decision route in one call, as v3 (043): the decision (its rules are the triggers of
--- 026), its audit row (audit_append_v2, the request's tenant chain, the decider as actor), its
+-- 026), its audit row (audit_append_v3, the request's tenant chain, the decider as actor), its
 -- ``approval.decided`` v1 outbox event and, when the decision ends the request, the requester's
 -- notification (if still an active member, as notify_approval_v1 would choose). Returns what
 -- v3 returns; a refusal raises and writes nothing. SECURITY INVOKER: RLS stays in force.
@@ -146,7 +146,7 @@ BEGIN
         'status', request.status,
         'approvals', request.approvals,
         'required_approvals', request.required_approvals);
-    PERFORM alquimista_platform.audit_append_v2(
+    PERFORM alquimista_platform.audit_append_v3(
         tenant, p_decider, 'user', 'approval.decided', 'approval', p_request_id::text,
         'success', p_request_ref, details);
     PERFORM alquimista_platform.outbox_append_v1(
