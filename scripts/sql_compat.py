@@ -242,9 +242,7 @@ def _failing_statement(text: str, error: ParseError) -> int:
     refused; the error names the character where it stopped)."""
     where = error.args[1] if len(error.args) > 1 else 0
     slices = [
-        part
-        for part in split(text, with_parser=False, only_slices=True)
-        if isinstance(part, slice)
+        part for part in split(text, with_parser=False, only_slices=True) if isinstance(part, slice)
     ]
     for number, part in enumerate(slices, start=1):
         if part.start <= where < part.stop + 1:
