@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lambdas.chat.errors import LlmUnavailable, TokenQuotaExceeded
+from lambdas.chat.errors import LlmUnavailable, SessionClosed, SessionNotFound, TokenQuotaExceeded
 from lambdas.chat.models import ChatTurn, Completion, Message, Reservation, RetrievedChunk, Session
 from lambdas.chat.service import (
     GateVerdict,
@@ -19,8 +19,6 @@ from lambdas.chat.service import (
     MessageSubject,
     Pricing,
     QueryVector,
-    SessionClosed,
-    SessionNotFound,
     build_prompt,
     resume_message,
     send_message,
@@ -67,9 +65,19 @@ class FakeChat:
         self.messages[message_id] = Message(**{**old.__dict__, "status": status})
         return True
 
-    def store_answer(self, question, completion, chunks, *, user_id, cost_estimate, reservation_id):
+    def store_answer(
+        self,
+        question,
+        completion,
+        chunks,
+        *,
+        user_id,
+        cost_estimate,
+        reservation_id,
+        answer_id=None,
+    ):
         answer = Message(
-            id=uuid.uuid4(),
+            id=answer_id or uuid.uuid4(),
             session_id=question.session_id,
             role="assistant",
             content=completion.text,
@@ -162,6 +170,53 @@ class FakeUow:
     def commit_unflushed(self):
         self.commits += 1
         self.durability.append("unflushed")
+
+    def commit_question(self, *, message_id, session_id, user_id, content, status, **extra):
+        # as migration 060's chat.add_question_v1: the caller's open session, else refused
+        session = self.chat.sessions.get(session_id)
+        if session is None or session.user_id != user_id:
+            raise SessionNotFound("chat session not found")
+        if session.status != "open":
+            raise SessionClosed("the chat session is closed")
+        question = self.chat.add_message(
+            session_id=session_id,
+            role="user",
+            content=content,
+            status=status,
+            user_id=user_id,
+            message_id=message_id,
+            **extra,
+        )
+        self.commit()
+        return question
+
+    def commit_reservation(self, tokens, *, user_id):
+        try:
+            reservation = self.quotas.reserve(tokens, user_id=user_id)
+        except TokenQuotaExceeded:
+            return None  # nothing reserved, nothing written
+        self.commit_unflushed()
+        return reservation
+
+    def commit_answer(self, answer, event):
+        self.quotas.settle(answer.reservation_id, answer.completion.total_tokens)
+        stored = self.chat.store_answer(
+            answer.question,
+            answer.completion,
+            answer.chunks,
+            user_id=answer.user_id,
+            cost_estimate=answer.cost_estimate,
+            reservation_id=answer.reservation_id,
+            answer_id=answer.answer_id,
+        )
+        self.record(
+            event.event_type,
+            aggregate_type=event.aggregate_type,
+            aggregate_id=event.aggregate_id,
+            payload=event.payload,
+        )
+        self.commit()
+        return stored
 
 
 @dataclass
