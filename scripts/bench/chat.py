@@ -7,19 +7,26 @@ the chat layer (openai, pypdf) on the path as well, beside the same calibration 
 
 A message: ``POST /api/chat/sessions/{id}/messages`` through ``lambda_handler`` with a real
 payload v2.0 event for a member, on embedded PostgreSQL migrated by the migration Lambda, moto
-for the secrets and the offline provider (an OpenAI-compatible server on loopback reached by the
-real SDK). The gate, the token reservation, the retrieval over an ingested document, the
-settlement and the answer's transaction all run.
+for the secrets and the offline provider (an OpenAI-compatible server on loopback, in a process
+of its own, reached by the real SDK). The gate, the token reservation, the retrieval over an
+ingested document, the settlement and the answer's transaction all run.
 
 The provider's own time is measured two ways on the same messages:
 
-- on the wire (the definition since 2026-12-02 09:00): the time our side spends blocked in the
-  socket's ``recv`` waiting for the provider's response bytes, i.e. from the request's bytes
-  sent to the response's bytes received, as a remote provider's latency would be seen. Our SDK
-  work (building the request, h11's parsing between reads, the response's models) stays ours;
+- on the wire (the definition since 2026-12-02 09:00): the time our side spends inside the
+  socket's ``send`` and ``recv`` (from our request's bytes handed over to the provider's
+  response bytes received), as a remote provider's latency would be seen. On loopback the
+  provider, woken by our bytes, can take the core from us inside our ``send``: that is its time
+  too. Our SDK work (building the request, h11's writing and parsing between those calls, the
+  response's models) stays ours;
 - in the server's handler (the definition before): ``do_POST`` of the offline server, timed
-  inside it. That counted the server's own HTTP stack (its request-line and header parsing,
-  its thread waking up) as ours.
+  inside it. It leaves the server's own HTTP stack (its request-line and header parsing) in our
+  share.
+
+Until 2026-12-02 the server ran in our process, on a thread: its Python work then held the
+interpreter's lock while our thread waited for it (between our request's send and our
+``recv``, so on no clock but ours), and its handler's clock ran on while it waited for the lock
+during our work. Neither clock was the provider's time; in a process of its own both are.
 
 The hybrid search (``KnowledgeRepository.search``, tuned separately with the knowledge base) is
 timed around its call and reported on its own, so the message path's share and the search's can
@@ -269,9 +276,21 @@ class ProviderClock:
         return spent
 
 
-@contextmanager
-def timed_provider(clock: ProviderClock) -> Iterator[str]:
-    """The offline provider, each request's handling timed into ``clock``; yields its URL."""
+class HandlerClock:
+    """The offline server's handler time, summed in its own process (shared memory)."""
+
+    def __init__(self, spent: Any) -> None:
+        self._spent = spent
+
+    def take(self) -> float:
+        with self._spent.get_lock():
+            spent, self._spent.value = self._spent.value, 0.0
+        return float(spent)
+
+
+def _serve_timed(spent: Any, ready: Any) -> None:
+    """The offline provider's process: each request's handling (``do_POST``) timed into
+    ``spent``; its URL put on ``ready``; serves until terminated."""
     from scripts.devstack import llm_server  # noqa: PLC0415
 
     handle = llm_server._Handler.do_POST
@@ -281,26 +300,46 @@ def timed_provider(clock: ProviderClock) -> Iterator[str]:
         try:
             handle(self)
         finally:
-            clock.add(time.perf_counter() - started)
+            with spent.get_lock():
+                spent.value += time.perf_counter() - started
 
     llm_server._Handler.do_POST = timed_post  # type: ignore[method-assign]
     server = llm_server.start_llm_server()
+    ready.put(server.base_url)
+    server.thread.join()
+
+
+@contextmanager
+def timed_provider() -> Iterator[tuple[str, HandlerClock]]:
+    """The offline provider in a process of its own, as a provider is: in ours, its Python
+    work took the interpreter's lock from our thread (our time ran slower while it worked, and
+    its handler's clock kept running while it waited for the lock). Yields its URL and the
+    clock of its handler's time."""
+    import multiprocessing  # noqa: PLC0415
+
+    context = multiprocessing.get_context("spawn")
+    spent = context.Value("d", 0.0)
+    ready = context.Queue()
+    process = context.Process(target=_serve_timed, args=(spent, ready), daemon=True)
+    process.start()
     try:
-        yield server.base_url
+        base_url: str = ready.get(timeout=120)
+        yield base_url, HandlerClock(spent)
     finally:
-        server.stop()
-        llm_server._Handler.do_POST = handle  # type: ignore[method-assign]
+        process.terminate()
+        process.join(timeout=10)
 
 
 @contextmanager
 def timed_wire(clock: ProviderClock) -> Iterator[None]:
-    """The provider's time as our side of the wire sees it: every ``recv`` of the SDK's HTTP
-    connections (httpcore's sync stream) timed into ``clock``. A response is read only after its
-    request was written, so the sum is the time from the request's bytes sent to the response's
-    bytes received, less our own parsing between reads."""
+    """The provider's time as our side of the wire sees it: the time the SDK's HTTP connections
+    (httpcore's sync stream) spend inside the socket's ``send`` and ``recv``, timed into
+    ``clock``. A ``recv`` waits for the provider's bytes; a ``send`` takes microseconds, unless
+    the provider, woken by our request's bytes on loopback, takes the core from us inside it
+    (so it is counted too). Our own work between them (h11's writing and parsing) stays ours."""
     from httpcore2._backends.sync import SyncStream  # noqa: PLC0415
 
-    read = SyncStream.read
+    read, write = SyncStream.read, SyncStream.write
 
     def timed_read(self: Any, max_bytes: int, timeout: float | None = None) -> bytes:
         started = time.perf_counter()
@@ -309,11 +348,20 @@ def timed_wire(clock: ProviderClock) -> Iterator[None]:
         finally:
             clock.add(time.perf_counter() - started)
 
+    def timed_write(self: Any, buffer: bytes, timeout: float | None = None) -> None:
+        started = time.perf_counter()
+        try:
+            write(self, buffer, timeout)
+        finally:
+            clock.add(time.perf_counter() - started)
+
     SyncStream.read = timed_read  # type: ignore[method-assign]
+    SyncStream.write = timed_write  # type: ignore[method-assign]
     try:
         yield
     finally:
         SyncStream.read = read  # type: ignore[method-assign]
+        SyncStream.write = write  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -418,7 +466,7 @@ class ChatBench:
 
     event: Callable[[], dict[str, Any]]
     send: Callable[[dict[str, Any]], dict[str, Any]]
-    provider: ProviderClock  # the offline server's handler time (the old definition)
+    provider: HandlerClock  # the offline server's handler time (the old definition)
     search: ProviderClock
     wire: ProviderClock  # the provider's time on the wire (the current definition)
 
@@ -443,10 +491,10 @@ def chat_bench() -> Iterator[ChatBench]:
         reset_lambda_caches,
     )
 
-    clock, searching, wire = ProviderClock(), ProviderClock(), ProviderClock()
+    searching, wire = ProviderClock(), ProviderClock()
     with (
         tempfile.TemporaryDirectory() as tmp,
-        timed_provider(clock) as base_url,
+        timed_provider() as (base_url, clock),
         timed_search(searching),
         timed_wire(wire),
     ):
