@@ -16,7 +16,6 @@ from lambdas.chat.errors import SessionClosed, SessionNotFound
 from lambdas.chat.models import (
     AnswerDraft,
     Citation,
-    Completion,
     Message,
     MessageRole,
     MessageStatus,
@@ -35,36 +34,6 @@ _SESSION_COLUMNS = "id, user_id, title, status, created_at, closed_at"
 _MESSAGE_COLUMNS: LiteralString = """
     m.id, m.session_id, m.role, m.content, m.status, m.model, m.prompt_tokens,
     m.completion_tokens, m.approval_request_id, m.reply_to, m.created_at
-"""
-
-
-_STORE_ANSWER_SQL = f"""
-    WITH answer AS (
-        INSERT INTO chat.messages AS m
-            (tenant_id, session_id, reply_to, role, content, status, model, prompt_tokens,
-             completion_tokens)
-        VALUES (%(tenant)s, %(session)s, %(question)s, 'assistant', %(content)s, 'answered',
-                %(model)s, %(prompt)s, %(completion)s)
-        RETURNING {_MESSAGE_COLUMNS}
-    ), cited AS (
-        INSERT INTO chat.message_references
-            (tenant_id, message_id, chunk_id, document_id, rank, score)
-        SELECT %(tenant)s, a.id, r.chunk_id, r.document_id, r.rank, r.score
-        FROM answer AS a,
-             unnest(%(chunks)s::uuid[], %(documents)s::uuid[], %(scores)s::float8[])
-                 WITH ORDINALITY AS r (chunk_id, document_id, score, rank)
-    ), asked AS (
-        UPDATE chat.messages SET status = 'answered', error_code = NULL
-        WHERE tenant_id = %(tenant)s AND id = %(question)s
-    ), logged AS (
-        INSERT INTO chat.token_usage_log
-            (tenant_id, user_id, reservation_id, message_id, model, prompt_tokens,
-             completion_tokens, cost_estimate)
-        SELECT %(tenant)s, %(user)s, %(reservation)s, a.id, %(model)s, %(prompt)s,
-               %(completion)s, %(cost)s
-        FROM answer AS a
-    )
-    SELECT * FROM answer
 """
 
 
@@ -342,8 +311,10 @@ class ChatRepository:
     def settle_and_store_answer(
         self, answer: AnswerDraft, change: RecordedChange, *, send: Send | None = None
     ) -> Message:
-        """Settle the call's reservation to the tokens it used and store the answer (see
-        ``store_answer``) with its audit row and outbox event, in one statement."""
+        """Settle the call's reservation to the tokens it used and store the model's answer in
+        one statement (one round trip): the answer, its citations (``chunks`` in rank order),
+        the question marked answered, the call's usage row, the audit row and the outbox
+        event."""
         completion = answer.completion
         row = (send or self._conn.execute)(
             _SETTLE_AND_ANSWER_SQL,
@@ -411,39 +382,6 @@ class ChatRepository:
             },
         ).fetchone()
         return row is not None
-
-    def store_answer(
-        self,
-        question: Message,
-        completion: Completion,
-        chunks: Sequence[RetrievedChunk],
-        *,
-        user_id: UUID | None,
-        cost_estimate: Decimal,
-        reservation_id: UUID,
-    ) -> Message:
-        """The model's answer to ``question`` in one statement (one round trip): the answer, its
-        citations (``chunks`` in rank order), the question marked answered and the call's
-        usage row."""
-        row = self._conn.execute(
-            _STORE_ANSWER_SQL,
-            {
-                "tenant": self._tenant_id,
-                "session": question.session_id,
-                "question": question.id,
-                "user": user_id,
-                "content": completion.text,
-                "model": completion.model,
-                "prompt": completion.prompt_tokens,
-                "completion": completion.completion_tokens,
-                "chunks": [c.chunk_id for c in chunks],
-                "documents": [c.document_id for c in chunks],
-                "scores": [c.score for c in chunks],
-                "cost": cost_estimate,
-                "reservation": reservation_id,
-            },
-        ).fetchone()
-        return _message(one(row))
 
     def add_references(self, message_id: UUID, chunks: Sequence[RetrievedChunk]) -> None:
         """Cite ``chunks`` (in rank order) as the sources of an answer."""

@@ -35,7 +35,6 @@ from lambdas.chat.models import (
     Citation,
     Completion,
     Message,
-    MessageRole,
     MessageStatus,
     Reservation,
     RetrievedChunk,
@@ -131,23 +130,6 @@ class ChatStore(Protocol):
 
     def get_message(self, message_id: UUID, *, for_update: bool = False) -> Message | None: ...
 
-    def add_message(
-        self,
-        *,
-        session_id: UUID,
-        role: MessageRole,
-        content: str,
-        status: MessageStatus,
-        user_id: UUID | None = None,
-        reply_to: UUID | None = None,
-        model: str | None = None,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        approval_request_id: UUID | None = None,
-        error_code: str | None = None,
-        message_id: UUID | None = None,
-    ) -> Message: ...
-
     def set_message_status(
         self,
         message_id: UUID,
@@ -157,22 +139,9 @@ class ChatStore(Protocol):
         only_from: MessageStatus | None = None,
     ) -> bool: ...
 
-    def store_answer(
-        self,
-        question: Message,
-        completion: Completion,
-        chunks: Sequence[RetrievedChunk],
-        *,
-        user_id: UUID | None,
-        cost_estimate: Decimal,
-        reservation_id: UUID,
-    ) -> Message: ...
-
 
 class QuotaStore(Protocol):
     def reserve(self, tokens: int, *, user_id: UUID | None) -> Reservation: ...
-
-    def settle(self, reservation_id: UUID, actual_tokens: int) -> bool: ...
 
     def release(self, reservation_id: UUID) -> bool: ...
 
