@@ -608,6 +608,7 @@ def test_over_quota_in_a_month_already_open_is_429_and_gives_the_question_up(
     used = owner_conn.execute(
         "SELECT used FROM chat.token_usage WHERE tenant_id = %s", (world.a.id,)
     ).fetchone()
+    assert used is not None
     with db.owner() as conn:
         TokenQuotaRepository(conn, world.a.id).set_monthly_limit(used["used"] + 10)
     completions = llm.stats.completions

@@ -41,7 +41,9 @@ class FakeChat:
     def get_message(self, message_id, *, for_update=False):
         return self.messages.get(message_id)
 
-    def add_message(self, *, session_id, role, content, status, **extra):
+    def add_message(
+        self, *, session_id: Any, role: Any, content: Any, status: Any, **extra: Any
+    ) -> Message:
         message = Message(
             id=extra.get("message_id") or uuid.uuid4(),
             session_id=session_id,
@@ -67,15 +69,15 @@ class FakeChat:
 
     def store_answer(
         self,
-        question,
-        completion,
-        chunks,
+        question: Any,
+        completion: Any,
+        chunks: Any,
         *,
-        user_id,
-        cost_estimate,
-        reservation_id,
-        answer_id=None,
-    ):
+        user_id: Any,
+        cost_estimate: Any,
+        reservation_id: Any,
+        answer_id: Any = None,
+    ) -> Message:
         answer = Message(
             id=answer_id or uuid.uuid4(),
             session_id=question.session_id,
@@ -104,14 +106,14 @@ class FakeQuotas:
     used: int = 0
     held: dict[uuid.UUID, int] = field(default_factory=dict)
 
-    def reserve(self, tokens, *, user_id):
+    def reserve(self, tokens: int, *, user_id: Any) -> Reservation:
         if self.used + sum(self.held.values()) + tokens > self.limit:
             raise TokenQuotaExceeded("quota exhausted")
         reservation = Reservation(uuid.uuid4(), tokens, NOW + timedelta(minutes=5))
         self.held[reservation.id] = tokens
         return reservation
 
-    def settle(self, reservation_id, actual_tokens):
+    def settle(self, reservation_id: Any, actual_tokens: int) -> bool:
         self.held.pop(reservation_id)
         self.used += actual_tokens
         return True
@@ -154,7 +156,15 @@ class FakeUow:
     durability: list[str] = field(default_factory=list)
     records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    def record(self, event_type, *, aggregate_type, aggregate_id, payload, version=1):
+    def record(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Any,
+        version: int = 1,
+    ) -> None:
         self.records.append((event_type, dict(payload)))
 
     def __enter__(self):
@@ -163,11 +173,11 @@ class FakeUow:
     def __exit__(self, *exc):
         return None
 
-    def commit(self):
+    def commit(self) -> None:
         self.commits += 1
         self.durability.append("flushed")
 
-    def commit_unflushed(self):
+    def commit_unflushed(self) -> None:
         self.commits += 1
         self.durability.append("unflushed")
 
