@@ -22,13 +22,7 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol
 from uuid import UUID, uuid4
 
-from lambdas.chat.errors import (
-    LlmProviderError,
-    LlmUnavailable,
-    SessionClosed,
-    SessionNotFound,
-    TokenQuotaExceeded,
-)
+from lambdas.chat.errors import LlmProviderError, LlmUnavailable, TokenQuotaExceeded
 from lambdas.chat.models import (
     AnswerDraft,
     ChatTurn,
@@ -44,8 +38,6 @@ from lambdas.chat.text import estimate_tokens
 from lambdas.shared.errors import Conflict, NotFound
 from lambdas.shared.gate import ActionBlocked
 from lambdas.shared.scope import EventDraft
-
-__all__ = ["SessionClosed", "SessionNotFound"]  # raised here for the routes to map
 
 SYSTEM_PROMPT = (
     "Você é o assistente da plataforma Alquimista. Responda em português, apenas com base nos "
