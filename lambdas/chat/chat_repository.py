@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
+import psycopg
 from psycopg.types.json import Jsonb
 
+from lambdas.chat.errors import SessionClosed, SessionNotFound
 from lambdas.chat.models import (
+    AnswerDraft,
     Citation,
-    Completion,
     Message,
     MessageRole,
     MessageStatus,
@@ -21,29 +24,75 @@ from lambdas.chat.models import (
     UsageRow,
 )
 from lambdas.chat.rows import one
-from lambdas.shared.db import Connection
+from lambdas.shared.db import Connection, Cursor
+
+# How a statement is sent: ``Connection.execute``, or ``UnitOfWork.commit_with`` to send it
+# with the transaction's COMMIT in one round trip.
+Send = Callable[[LiteralString, Mapping[str, Any]], Cursor]
 
 _SESSION_COLUMNS = "id, user_id, title, status, created_at, closed_at"
-_MESSAGE_COLUMNS = """
+_MESSAGE_COLUMNS: LiteralString = """
     m.id, m.session_id, m.role, m.content, m.status, m.model, m.prompt_tokens,
     m.completion_tokens, m.approval_request_id, m.reply_to, m.created_at
 """
 
 
-_STORE_ANSWER_SQL = f"""
-    WITH answer AS (
+# Migration 060: the question in its session (the caller's, open, locked until the commit), or
+# an error naming why not, so that a COMMIT sent behind it is skipped.
+_ADD_QUESTION_SQL: LiteralString = (
+    "SELECT"
+    + _MESSAGE_COLUMNS
+    + """
+    FROM chat.add_question_v1(%(id)s, %(tenant)s, %(session)s, %(user)s, %(content)s,
+                              %(status)s, %(approval)s, %(error)s) AS m
+    """
+)
+
+_QUESTION_REFUSALS: dict[str, Callable[[str], Exception]] = {
+    "chat_question_session_exists": lambda _: SessionNotFound("chat session not found"),
+    "chat_question_session_open": lambda _: SessionClosed("the chat session is closed"),
+}
+
+# The settlement of the call's reservation (its previous status decides whether its tokens are
+# still held: the sweeper may have expired it during the call), the answer with its citations,
+# the question answered, the usage row, the audit row and the outbox event: one statement. The
+# audit row and the event go through the platform's own functions (migrations 025 and 040),
+# with what ``UnitOfWork.record`` would pass them; the last SELECT reads the function CTEs so
+# that they run.
+_SETTLE_AND_ANSWER_SQL: LiteralString = (
+    """
+    WITH previous AS (
+        SELECT id, usage_id, tokens, status
+        FROM chat.token_reservations
+        WHERE id = %(reservation)s AND tenant_id = %(tenant)s
+          AND status IN ('reserved', 'expired')
+        FOR UPDATE
+    ), settled AS (
+        UPDATE chat.token_reservations AS r
+        SET status = 'settled', actual_tokens = %(total)s, settled_at = now()
+        FROM previous AS p
+        WHERE r.id = p.id
+        RETURNING p.usage_id, p.tokens, p.status AS was
+    ), used AS (
+        UPDATE chat.token_usage AS u
+        SET used = u.used + %(total)s,
+            reserved = u.reserved - CASE WHEN s.was = 'reserved' THEN s.tokens ELSE 0 END
+        FROM settled AS s
+        WHERE u.id = s.usage_id
+    ), answer AS (
         INSERT INTO chat.messages AS m
-            (tenant_id, session_id, reply_to, role, content, status, model, prompt_tokens,
-             completion_tokens)
-        VALUES (%(tenant)s, %(session)s, %(question)s, 'assistant', %(content)s, 'answered',
-                %(model)s, %(prompt)s, %(completion)s)
-        RETURNING {_MESSAGE_COLUMNS}
+            (id, tenant_id, session_id, reply_to, role, content, status, model,
+             prompt_tokens, completion_tokens)
+        VALUES (%(answer)s, %(tenant)s, %(session)s, %(question)s, 'assistant', %(content)s,
+                'answered', %(model)s, %(prompt)s, %(completion)s)
+        RETURNING"""
+    + _MESSAGE_COLUMNS
+    + """
     ), cited AS (
         INSERT INTO chat.message_references
             (tenant_id, message_id, chunk_id, document_id, rank, score)
-        SELECT %(tenant)s, a.id, r.chunk_id, r.document_id, r.rank, r.score
-        FROM answer AS a,
-             unnest(%(chunks)s::uuid[], %(documents)s::uuid[], %(scores)s::float8[])
+        SELECT %(tenant)s, %(answer)s, r.chunk_id, r.document_id, r.rank, r.score
+        FROM unnest(%(chunks)s::uuid[], %(documents)s::uuid[], %(scores)s::float8[])
                  WITH ORDINALITY AS r (chunk_id, document_id, score, rank)
     ), asked AS (
         UPDATE chat.messages SET status = 'answered', error_code = NULL
@@ -55,9 +104,37 @@ _STORE_ANSWER_SQL = f"""
         SELECT %(tenant)s, %(user)s, %(reservation)s, a.id, %(model)s, %(prompt)s,
                %(completion)s, %(cost)s
         FROM answer AS a
+    ), audited AS (
+        SELECT seq FROM alquimista_platform.audit_append_v2(
+            %(tenant)s, %(actor)s, %(actor_type)s, %(event_type)s, %(aggregate_type)s,
+            %(aggregate_id)s, 'success', %(request)s, %(details)s)
+    ), announced AS (
+        SELECT alquimista_platform.outbox_append_v1(
+            %(event_id)s, %(tenant)s, %(aggregate_type)s, %(aggregate_id)s, %(event_type)s,
+            %(version)s, %(details)s) AS seq
     )
-    SELECT * FROM answer
-"""
+    SELECT a.*, (SELECT seq FROM audited) AS audit_seq,
+           (SELECT seq FROM announced) AS outbox_seq
+    FROM answer AS a
+    """
+)
+
+
+@dataclass(frozen=True)
+class RecordedChange:
+    """The audit row and the outbox event of one change, as ``UnitOfWork.record`` writes
+    them: who (the request's actor), what (the event, its validated payload as the row's
+    details)."""
+
+    event_id: UUID
+    event_type: str
+    aggregate_type: str
+    aggregate_id: str
+    version: int
+    data: Mapping[str, Any]
+    actor_id: UUID | None
+    actor_type: str
+    request_id: str | None
 
 
 def _session(row: dict[str, Any]) -> Session:
@@ -197,6 +274,79 @@ class ChatRepository:
         ).fetchone()
         return _message(one(row))
 
+    def add_question(
+        self,
+        *,
+        message_id: UUID,
+        session_id: UUID,
+        user_id: UUID,
+        content: str,
+        status: MessageStatus,
+        approval_request_id: UUID | None,
+        error_code: str | None,
+        send: Send | None = None,
+    ) -> Message:
+        """A user's question in their open session, locked until the transaction ends; raises
+        ``SessionNotFound`` or ``SessionClosed`` (the statement fails: a COMMIT sent behind it
+        by ``send`` is skipped)."""
+        params = {
+            "id": message_id,
+            "tenant": self._tenant_id,
+            "session": session_id,
+            "user": user_id,
+            "content": content,
+            "status": status,
+            "approval": approval_request_id,
+            "error": error_code,
+        }
+        try:
+            row = (send or self._conn.execute)(_ADD_QUESTION_SQL, params).fetchone()
+        except psycopg.errors.IntegrityError as error:
+            refusal = _QUESTION_REFUSALS.get(error.diag.constraint_name or "")
+            if refusal is None:
+                raise
+            raise refusal(str(error)) from None
+        return _message(one(row))
+
+    def settle_and_store_answer(
+        self, answer: AnswerDraft, change: RecordedChange, *, send: Send | None = None
+    ) -> Message:
+        """Settle the call's reservation to the tokens it used and store the model's answer in
+        one statement (one round trip): the answer, its citations (``chunks`` in rank order),
+        the question marked answered, the call's usage row, the audit row and the outbox
+        event."""
+        completion = answer.completion
+        row = (send or self._conn.execute)(
+            _SETTLE_AND_ANSWER_SQL,
+            {
+                "tenant": self._tenant_id,
+                "reservation": answer.reservation_id,
+                "total": completion.total_tokens,
+                "answer": answer.answer_id,
+                "session": answer.question.session_id,
+                "question": answer.question.id,
+                "user": answer.user_id,
+                "content": completion.text,
+                "model": completion.model,
+                "prompt": completion.prompt_tokens,
+                "completion": completion.completion_tokens,
+                "chunks": [c.chunk_id for c in answer.chunks],
+                "documents": [c.document_id for c in answer.chunks],
+                "scores": [c.score for c in answer.chunks],
+                "cost": answer.cost_estimate,
+                "actor": change.actor_id,
+                "actor_type": change.actor_type,
+                "request": change.request_id,
+                "event_id": change.event_id,
+                "event_type": change.event_type,
+                "aggregate_type": change.aggregate_type,
+                "aggregate_id": change.aggregate_id,
+                "version": change.version,
+                "details": Jsonb(dict(change.data)),
+            },
+        ).fetchone()
+        return _message(one(row))
+
     def get_message(self, message_id: UUID, *, for_update: bool = False) -> Message | None:
         lock = " FOR UPDATE" if for_update else ""
         row = self._conn.execute(
@@ -232,39 +382,6 @@ class ChatRepository:
             },
         ).fetchone()
         return row is not None
-
-    def store_answer(
-        self,
-        question: Message,
-        completion: Completion,
-        chunks: Sequence[RetrievedChunk],
-        *,
-        user_id: UUID | None,
-        cost_estimate: Decimal,
-        reservation_id: UUID,
-    ) -> Message:
-        """The model's answer to ``question`` in one statement (one round trip): the answer, its
-        citations (``chunks`` in rank order), the question marked answered and the call's
-        usage row."""
-        row = self._conn.execute(
-            _STORE_ANSWER_SQL,
-            {
-                "tenant": self._tenant_id,
-                "session": question.session_id,
-                "question": question.id,
-                "user": user_id,
-                "content": completion.text,
-                "model": completion.model,
-                "prompt": completion.prompt_tokens,
-                "completion": completion.completion_tokens,
-                "chunks": [c.chunk_id for c in chunks],
-                "documents": [c.document_id for c in chunks],
-                "scores": [c.score for c in chunks],
-                "cost": cost_estimate,
-                "reservation": reservation_id,
-            },
-        ).fetchone()
-        return _message(one(row))
 
     def add_references(self, message_id: UUID, chunks: Sequence[RetrievedChunk]) -> None:
         """Cite ``chunks`` (in rank order) as the sources of an answer."""

@@ -13,6 +13,7 @@ from typing import Protocol
 from uuid import UUID
 
 from lambdas.chat.chat_repository import ChatRepository
+from lambdas.chat.errors import SessionNotFound
 from lambdas.chat.models import TokenUsage
 from lambdas.chat.quota_repository import TokenQuotaRepository
 from lambdas.chat.schemas import (
@@ -25,7 +26,6 @@ from lambdas.chat.schemas import (
     UsageResponse,
     UsageRowResponse,
 )
-from lambdas.chat.service import SessionNotFound
 from lambdas.shared import cursors
 from lambdas.shared.errors import NotFound, ValidationFailed
 from lambdas.shared.scope import ChangeRecorder

@@ -6,7 +6,13 @@ from http import HTTPStatus
 from typing import Literal
 from uuid import UUID
 
-from lambdas.shared.errors import AppError, Conflict, ServiceUnavailable, TooManyRequests
+from lambdas.shared.errors import (
+    AppError,
+    Conflict,
+    NotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+)
 from lambdas.shared.errors import UnsupportedMediaType as _UnsupportedMediaType
 
 DuplicateReason = Literal["same_source", "same_file", "similar_title"]
@@ -27,6 +33,14 @@ class DuplicateDocument(Conflict):
         )
         self.reason: DuplicateReason = reason
         self.existing_id = existing_id
+
+
+class SessionNotFound(NotFound):
+    code = "chat_session_not_found"
+
+
+class SessionClosed(Conflict):
+    code = "chat_session_closed"
 
 
 class TokenQuotaExceeded(TooManyRequests):

@@ -16,6 +16,8 @@ with collector_paused():
     from lambdas.chat.errors import (
         LlmProviderError,
         LlmUnavailable,
+        SessionClosed,
+        SessionNotFound,
         TokenQuotaExceeded,
         UnsupportedDocument,
     )
@@ -93,8 +95,8 @@ def _exchange(outcome: service.MessageOutcome) -> MessageExchange:
 
 
 _MESSAGE_ERRORS = (
-    service.SessionNotFound,
-    service.SessionClosed,
+    SessionNotFound,
+    SessionClosed,
     ActionBlocked,
     ApprovalWithdrawn,
     TokenQuotaExceeded,
@@ -128,7 +130,7 @@ def list_sessions(
 @app.get(
     "/api/chat/sessions/<session_id>",
     summary="A chat session with its messages; answers carry their citations",
-    responses=error_responses(service.SessionNotFound),
+    responses=error_responses(SessionNotFound),
 )
 def get_session(session_id: Annotated[UUID, Path()]) -> HistoryResponse:
     return conversations.get_session(_uow, session_id, user_id=_user())
@@ -137,7 +139,7 @@ def get_session(session_id: Annotated[UUID, Path()]) -> HistoryResponse:
 @app.get(
     "/api/chat/sessions/<session_id>/messages",
     summary="A chat session's history: messages in order, answers with their citations",
-    responses=error_responses(service.SessionNotFound),
+    responses=error_responses(SessionNotFound),
 )
 def get_history(session_id: Annotated[UUID, Path()]) -> HistoryResponse:
     return conversations.get_session(_uow, session_id, user_id=_user())
@@ -146,7 +148,7 @@ def get_history(session_id: Annotated[UUID, Path()]) -> HistoryResponse:
 @app.post(
     "/api/chat/sessions/<session_id>/close",
     summary="Close a chat session (it takes no more messages)",
-    responses=error_responses(service.SessionNotFound),
+    responses=error_responses(SessionNotFound),
 )
 def close_session(session_id: Annotated[UUID, Path()]) -> SessionResponse:
     return conversations.close_session(_uow, session_id, user_id=_user())

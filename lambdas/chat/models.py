@@ -143,6 +143,21 @@ class Message:
 
 
 @dataclass(frozen=True)
+class AnswerDraft:
+    """An answer to store: the model's completion to ``question``, citing ``chunks`` in rank
+    order, paid by ``reservation_id``. ``answer_id`` is chosen before it is stored, so that
+    its event can name it in the same statement."""
+
+    answer_id: UUID
+    question: Message
+    completion: Completion
+    chunks: Sequence[RetrievedChunk]
+    user_id: UUID | None
+    cost_estimate: Decimal
+    reservation_id: UUID
+
+
+@dataclass(frozen=True)
 class UsageRow:
     day: date
     user_id: UUID | None

@@ -2,12 +2,13 @@
 chat, quota and knowledge repositories and the policy gate. The HTTP routes only parse and call
 these.
 
-A message: the question and the gate's verdict in one transaction -> the question's embedding
-with no transaction open -> the search and the token reservation in one transaction (committed
-before the model is called, so concurrent requests never exceed the quota) -> the model with no
-transaction open -> the settlement, the answer with its citations and usage, and
-``chat_message.answered`` in one transaction. A blocked or pending question never reaches the
-provider; a pending one is answered by ``resume_message`` once approved, moving from
+A message: the gate's verdict, then the question stored in its open session with the COMMIT
+(one round trip) -> the question's embedding with no transaction open -> the search and the
+token reservation in one transaction, the reservation sent with the COMMIT (committed before
+the model is called, so concurrent requests never exceed the quota) -> the model with no
+transaction open -> the settlement, the answer with its citations and usage, its audit row and
+``chat_message.answered``, sent with the COMMIT. A blocked or pending question never reaches
+the provider; a pending one is answered by ``resume_message`` once approved, moving from
 ``pending`` to ``answering`` under its row lock so that two resumes cannot both answer it.
 """
 
@@ -23,11 +24,11 @@ from uuid import UUID, uuid4
 
 from lambdas.chat.errors import LlmProviderError, LlmUnavailable, TokenQuotaExceeded
 from lambdas.chat.models import (
+    AnswerDraft,
     ChatTurn,
     Citation,
     Completion,
     Message,
-    MessageRole,
     MessageStatus,
     Reservation,
     RetrievedChunk,
@@ -36,20 +37,13 @@ from lambdas.chat.models import (
 from lambdas.chat.text import estimate_tokens
 from lambdas.shared.errors import Conflict, NotFound
 from lambdas.shared.gate import ActionBlocked
+from lambdas.shared.scope import EventDraft
 
 SYSTEM_PROMPT = (
     "Você é o assistente da plataforma Alquimista. Responda em português, apenas com base nos "
     "trechos numerados abaixo, citando-os como [n]. Se a resposta não estiver nos trechos, "
     "diga que não a encontrou."
 )
-
-
-class SessionNotFound(NotFound):
-    code = "chat_session_not_found"
-
-
-class SessionClosed(Conflict):
-    code = "chat_session_closed"
 
 
 class MessageNotFound(NotFound):
@@ -128,23 +122,6 @@ class ChatStore(Protocol):
 
     def get_message(self, message_id: UUID, *, for_update: bool = False) -> Message | None: ...
 
-    def add_message(
-        self,
-        *,
-        session_id: UUID,
-        role: MessageRole,
-        content: str,
-        status: MessageStatus,
-        user_id: UUID | None = None,
-        reply_to: UUID | None = None,
-        model: str | None = None,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        approval_request_id: UUID | None = None,
-        error_code: str | None = None,
-        message_id: UUID | None = None,
-    ) -> Message: ...
-
     def set_message_status(
         self,
         message_id: UUID,
@@ -154,22 +131,9 @@ class ChatStore(Protocol):
         only_from: MessageStatus | None = None,
     ) -> bool: ...
 
-    def store_answer(
-        self,
-        question: Message,
-        completion: Completion,
-        chunks: Sequence[RetrievedChunk],
-        *,
-        user_id: UUID | None,
-        cost_estimate: Decimal,
-        reservation_id: UUID,
-    ) -> Message: ...
-
 
 class QuotaStore(Protocol):
     def reserve(self, tokens: int, *, user_id: UUID | None) -> Reservation: ...
-
-    def settle(self, reservation_id: UUID, actual_tokens: int) -> bool: ...
 
     def release(self, reservation_id: UUID) -> bool: ...
 
@@ -202,6 +166,29 @@ class ChatUow(AbstractContextManager["ChatUow"], Protocol):
     def commit_unflushed(self) -> None:
         """Commit without waiting for the WAL flush: visible to every other transaction at
         once (a reservation holds from then on), durable with the next commit that waits."""
+
+    def commit_question(
+        self,
+        *,
+        message_id: UUID,
+        session_id: UUID,
+        user_id: UUID,
+        content: str,
+        status: MessageStatus,
+        approval_request_id: UUID | None = None,
+        error_code: str | None = None,
+    ) -> Message:
+        """Store a user's question in their open session and commit, in one round trip. Raises
+        ``SessionNotFound`` or ``SessionClosed``, and then nothing is committed."""
+
+    def commit_reservation(self, tokens: int, *, user_id: UUID | None) -> Reservation | None:
+        """Reserve ``tokens`` in the month's open counter and commit unflushed, in one round
+        trip; None when nothing was reserved (the month's counter not open yet, or the quota
+        exhausted: ``quotas.reserve`` tells which), and then nothing was written."""
+
+    def commit_answer(self, answer: AnswerDraft, event: EventDraft) -> Message:
+        """Settle the answer's reservation, store it with its citations and usage, record
+        ``event`` (audit row and outbox event) and commit, in one round trip."""
 
 
 @dataclass(frozen=True)
@@ -266,9 +253,9 @@ def send_message(
     """Answer a user's message with cited passages, paid from the tenant's token quota.
 
     The question and the gate's verdict commit together; a blocked or pending question stops
-    there. Raises ``TokenQuotaExceeded`` (nothing reaches the provider) and the gateway's
-    ``LlmUnavailable``/``LlmProviderError`` (the reservation is released, the question marked
-    failed)."""
+    there. Raises ``SessionNotFound``/``SessionClosed`` (nothing kept), ``TokenQuotaExceeded``
+    (nothing reaches the provider) and the gateway's ``LlmUnavailable``/``LlmProviderError``
+    (the reservation is released, the question marked failed)."""
     subject = MessageSubject(
         tenant_id=tenant_id,
         user_id=user_id,
@@ -278,24 +265,19 @@ def send_message(
         estimated_tokens=estimate_tokens(content) + max_completion_tokens,
     )
     with uow() as work:
-        session = work.chat.get_session(session_id, for_update=True)
-        if session is None or session.user_id != user_id:
-            raise SessionNotFound("chat session not found")
-        if session.status != "open":
-            raise SessionClosed("the chat session is closed")
+        # the session is checked (and locked) by the question's own insert, which commits in
+        # the same round trip: on a missing or closed session it fails, and nothing the gate
+        # wrote before it is kept
         verdict = work.gate.authorize(subject)
-        status: MessageStatus = _QUESTION_STATUS[verdict.outcome]
-        question = work.chat.add_message(
+        question = work.commit_question(
+            message_id=subject.message_id,
             session_id=session_id,
-            role="user",
-            content=content,
-            status=status,
             user_id=user_id,
+            content=content,
+            status=_QUESTION_STATUS[verdict.outcome],
             approval_request_id=verdict.approval_request_id,
             error_code="policy_blocked" if verdict.outcome == "blocked" else None,
-            message_id=subject.message_id,
         )
-        work.commit()
     return _answer(
         uow,
         question,
@@ -419,32 +401,32 @@ def _answer(
         raise
     if not completion.model:
         completion = replace(completion, model=answering.model)
+    draft = AnswerDraft(
+        answer_id=uuid4(),
+        question=question,
+        completion=completion,
+        chunks=chunks,
+        user_id=user_id,
+        cost_estimate=answering.pricing.cost(completion),
+        reservation_id=reservation.id,
+    )
+    answered = EventDraft(
+        "chat_message.answered",
+        aggregate_type="chat_message",
+        aggregate_id=str(draft.answer_id),
+        payload={
+            "answer_id": draft.answer_id,
+            "session_id": question.session_id,
+            "question_id": question.id,
+            "model": completion.model,
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "citations": len(chunks),
+        },
+    )
     with uow() as work:
         work.gate.recheck(verdict)
-        work.quotas.settle(reservation.id, completion.total_tokens)
-        answer = work.chat.store_answer(
-            question,
-            completion,
-            chunks,
-            user_id=user_id,
-            cost_estimate=answering.pricing.cost(completion),
-            reservation_id=reservation.id,
-        )
-        work.record(
-            "chat_message.answered",
-            aggregate_type="chat_message",
-            aggregate_id=str(answer.id),
-            payload={
-                "answer_id": answer.id,
-                "session_id": question.session_id,
-                "question_id": question.id,
-                "model": answer.model,
-                "prompt_tokens": completion.prompt_tokens,
-                "completion_tokens": completion.completion_tokens,
-                "citations": len(chunks),
-            },
-        )
-        work.commit()
+        answer = work.commit_answer(draft, answered)
     return MessageOutcome(
         question=replace(question, status="answered"),
         answer=replace(answer, citations=_citations(chunks)),
@@ -456,7 +438,8 @@ def _retrieve_and_reserve(
     uow: Callable[[], ChatUow], question: Message, answering: Answering, user_id: UUID
 ) -> tuple[list[RetrievedChunk], list[ChatTurn], Reservation]:
     """The passages for the question and the tokens its prompt and answer may take, reserved
-    and committed in one transaction (the embedding is asked for before it opens).
+    and committed in one transaction (the embedding is asked for before it opens), the
+    reservation sent with the COMMIT.
 
     The commit does not wait for the WAL flush: what the quota needs is that other requests
     see the reservation before the model is called, and they do the moment it commits. Its
@@ -469,11 +452,13 @@ def _retrieve_and_reserve(
             text=question.content, embedding=query.values, model=query.model, k=answering.k
         )
         turns = build_prompt(question.content, chunks)
-        estimate = sum(estimate_tokens(t.content) for t in turns)
-        reservation = work.quotas.reserve(
-            estimate + answering.max_completion_tokens, user_id=user_id
-        )
-        work.commit_unflushed()
+        tokens = sum(estimate_tokens(t.content) for t in turns) + answering.max_completion_tokens
+        reservation = work.commit_reservation(tokens, user_id=user_id)
+    if reservation is None:
+        # the month's first call opens its counter; or the quota is exhausted, and this raises
+        with uow() as work:
+            reservation = work.quotas.reserve(tokens, user_id=user_id)
+            work.commit_unflushed()
     return chunks, turns, reservation
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import LiteralString, Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from lambdas.chat.chat_repository import ChatRepository
+from lambdas.chat.chat_repository import ChatRepository, RecordedChange
 from lambdas.chat.knowledge_repository import KnowledgeRepository
+from lambdas.chat.models import AnswerDraft, Message, MessageStatus, Reservation
 from lambdas.chat.policy_gate import PolicyGate
 from lambdas.chat.quota_repository import TokenQuotaRepository
 from lambdas.chat.service import QueryVector
 from lambdas.shared.db import UnitOfWork
-from lambdas.shared.scope import RequestScope
+from lambdas.shared.scope import EventDraft, RequestScope
 
 # SET LOCAL: the connection's next transaction waits for its flush again.
 _UNFLUSHED: LiteralString = "SET LOCAL synchronous_commit TO off"
@@ -45,6 +46,61 @@ class ChatUnitOfWork(UnitOfWork):
         """Commit without waiting for the WAL flush (``synchronous_commit`` off for this
         transaction alone), the setting sent with the COMMIT in its one round trip."""
         self.commit_with(_UNFLUSHED, ())
+
+    def commit_question(
+        self,
+        *,
+        message_id: UUID,
+        session_id: UUID,
+        user_id: UUID,
+        content: str,
+        status: MessageStatus,
+        approval_request_id: UUID | None = None,
+        error_code: str | None = None,
+    ) -> Message:
+        """The question stored in its session and the transaction committed, in one round trip;
+        ``SessionNotFound``/``SessionClosed`` and nothing committed when the session is not the
+        caller's or not open."""
+        return self.chat.add_question(
+            message_id=message_id,
+            session_id=session_id,
+            user_id=user_id,
+            content=content,
+            status=status,
+            approval_request_id=approval_request_id,
+            error_code=error_code,
+            send=self.commit_with,
+        )
+
+    def commit_reservation(self, tokens: int, *, user_id: UUID | None) -> Reservation | None:
+        """``tokens`` reserved and the transaction committed without waiting for the WAL flush,
+        in one round trip; None when nothing was reserved (see
+        ``TokenQuotaRepository.reserve_in_open_period``; nothing was written then)."""
+        return self.quotas.reserve_in_open_period(tokens, user_id=user_id, send=self.commit_with)
+
+    def commit_answer(self, answer: AnswerDraft, event: EventDraft) -> Message:
+        """The reservation settled, the answer stored, ``event`` recorded (its audit row and its
+        outbox event, as ``record`` writes them) and the transaction committed: one round
+        trip."""
+        # imported by the first answer, as ``record`` imports it (reads never need the catalog)
+        from lambdas.shared.events import validated_payload  # noqa: PLC0415
+
+        data = validated_payload(
+            event.event_type, event.version, event.aggregate_type, event.payload
+        )
+        scope = self.scope
+        change = RecordedChange(
+            event_id=uuid4(),
+            event_type=event.event_type,
+            aggregate_type=event.aggregate_type,
+            aggregate_id=event.aggregate_id,
+            version=event.version,
+            data=data,
+            actor_id=scope.actor_id,
+            actor_type=scope.actor_type,
+            request_id=scope.request_id,
+        )
+        return self.chat.settle_and_store_answer(answer, change, send=self.commit_with)
 
 
 class Embedder(Protocol):

@@ -64,7 +64,7 @@ from lambdas.shared.db import Database  # noqa: E402
 from lambdas.shared.runtime import WRITERS  # noqa: E402
 from lambdas.shared.scope import RequestScope  # noqa: E402
 from lambdas.shared.secrets import DbCredentials  # noqa: E402
-from scripts.bench.chat import measure_chat  # noqa: E402
+from scripts.bench.chat import measure_chat, write_chat_section  # noqa: E402
 from scripts.bench.support import (  # noqa: E402
     benchmark_server,
     machine_description,
@@ -587,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         "--machine", default=machine_description(), help="how to describe the machine"
     )
     args = parser.parse_args(argv)
-    sections = []
+    sections: list[tuple[str, Callable[[Path, str], None]]] = []
     if args.only != "chat":
         corpus = make_corpus(
             chunks=args.chunks,
@@ -601,14 +601,15 @@ def main(argv: list[str] | None = None) -> int:
             knowledge = measure_knowledge(
                 server, corpus, documents=args.documents, rebuild_index=not args.incremental
             )
-        sections.append(render(knowledge, args))
+        sections.append((render(knowledge, args), write_section))
     if args.only != "knowledge":
         chat = measure_chat(messages=args.messages, imports=args.imports)
-        sections.append(chat.render(args.machine))
-    for section in sections:
+        # the chat section's notes below its table are kept
+        sections.append((chat.render(args.machine), write_chat_section))
+    for section, write in sections:
         print(section)
         if args.write:
-            write_section(args.write, section)
+            write(args.write, section)
     return 0
 
 

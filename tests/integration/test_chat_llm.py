@@ -154,6 +154,49 @@ def test_embeddings_of_another_size_are_refused() -> None:
         _gateway(url).embed(["x"])
 
 
+def test_an_answer_without_token_usage_is_a_provider_error() -> None:
+    answer = {
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "oi"}}],
+    }
+    with (
+        scripted_provider([(200, answer, 0.0)]) as (url, _),
+        pytest.raises(LlmProviderError, match="token usage") as failed,
+    ):
+        _gateway(url).complete([ChatTurn("user", "oi")], max_tokens=5)
+    assert failed.value.status == 502
+
+
+def test_an_answer_without_choices_is_a_provider_error() -> None:
+    answer = {"object": "chat.completion", "model": "m", "choices": [], "usage": {}}
+    with (
+        scripted_provider([(200, answer, 0.0)]) as (url, _),
+        pytest.raises(LlmProviderError, match="no answer"),
+    ):
+        _gateway(url).complete([ChatTurn("user", "oi")], max_tokens=5)
+
+
+def test_an_embedding_neither_base64_nor_numbers_is_a_provider_error() -> None:
+    wrong = {**EMBEDDING_OK, "data": [{"object": "embedding", "index": 0, "embedding": {"a": 1}}]}
+    with (
+        scripted_provider([(200, wrong, 0.0)]) as (url, _),
+        pytest.raises(LlmProviderError, match="unusable embeddings"),
+    ):
+        _gateway(url).embed(["x"])
+
+
+def test_the_offline_answer_reports_the_model_and_the_tokens_it_used(llm) -> None:
+    completion = _gateway(llm.base_url, api_key=llm.api_key).complete(
+        [ChatTurn("system", "Trechos:\n[1] O prazo é de trinta dias."), ChatTurn("user", "prazo?")],
+        max_tokens=50,
+    )
+    assert completion.model == "offline-chat"
+    assert completion.prompt_tokens > 0
+    assert completion.completion_tokens > 0
+    assert "[1]" in completion.text
+
+
 def test_the_gateway_is_built_from_settings_with_the_key_from_secrets_manager(
     aws, llm, monkeypatch
 ) -> None:

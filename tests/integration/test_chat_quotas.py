@@ -232,3 +232,47 @@ def test_a_failed_statement_before_an_unflushed_commit_commits_nothing(db, owner
         "SELECT count(*) AS n FROM chat.token_reservations WHERE tenant_id = %s", (tenant.id,)
     ).fetchone()
     assert held == {"n": 0}
+
+
+def test_a_reservation_sent_with_its_commit_holds_at_once_and_only_its_transaction_is_async(
+    db, owner, tenant
+) -> None:
+    database = runtime_database(db)
+    scope = RequestScope(lambda: database)
+    user = tenant.user("member").id
+    before = owner.execute("SELECT current_setting('synchronous_commit') AS s").fetchone()
+    # Given the month's counter open with 1,000 tokens
+    with _quotas(db, tenant, default_limit=1_000) as quotas:
+        quotas.release(quotas.reserve(1, user_id=user).id)
+    # When 900 are reserved with the COMMIT in the same round trip
+    with ChatUnitOfWork(scope, tenant.id, default_monthly_tokens=1_000) as work:
+        reservation = work.commit_reservation(900, user_id=user)
+        assert work.committed
+    # Then another connection sees them at once, and the next transaction waits for its flush
+    assert reservation is not None
+    assert _usage(owner, tenant) == {"token_limit": 1_000, "used": 0, "reserved": 900}
+    with ChatUnitOfWork(scope, tenant.id, default_monthly_tokens=1_000) as work:
+        after = work.conn.execute("SELECT current_setting('synchronous_commit') AS s").fetchone()
+    assert after == before
+
+
+def test_a_reservation_sent_with_its_commit_holds_nothing_when_it_cannot(db, owner, tenant) -> None:
+    database = runtime_database(db)
+    scope = RequestScope(lambda: database)
+    user = tenant.user("member").id
+    # The month not open yet: nothing reserved, nothing written (``reserve`` opens it)
+    with ChatUnitOfWork(scope, tenant.id, default_monthly_tokens=1_000) as work:
+        assert work.commit_reservation(100, user_id=user) is None
+    assert owner.execute(
+        "SELECT count(*) AS n FROM chat.token_usage WHERE tenant_id = %s", (tenant.id,)
+    ).fetchone() == {"n": 0}
+    # The month open but without room: nothing reserved either
+    with _quotas(db, tenant, default_limit=1_000) as quotas:
+        quotas.reserve(950, user_id=user)
+    with ChatUnitOfWork(scope, tenant.id, default_monthly_tokens=1_000) as work:
+        assert work.commit_reservation(100, user_id=user) is None
+    assert _usage(owner, tenant) == {"token_limit": 1_000, "used": 0, "reserved": 950}
+    held = owner.execute(
+        "SELECT count(*) AS n FROM chat.token_reservations WHERE tenant_id = %s", (tenant.id,)
+    ).fetchone()
+    assert held == {"n": 1}

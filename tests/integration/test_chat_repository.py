@@ -148,3 +148,47 @@ def test_pagination_of_sessions_goes_backwards_in_time(db, tenants) -> None:
     with _Chat(db, a) as chat:
         assert [s.id for s in chat.list_sessions(user, limit=1)] == [second.id]
         assert [s.id for s in chat.list_sessions(user, limit=5, before=second.id)] == [first.id]
+
+
+def test_a_question_goes_only_into_its_users_open_session_in_its_tenant(db, tenants) -> None:
+    import uuid  # noqa: PLC0415
+
+    from lambdas.chat.errors import SessionClosed, SessionNotFound  # noqa: PLC0415
+
+    a, b = tenants
+    member = a.user("member")
+
+    def ask(tenant: TestTenant, session_id: Any, user_id: Any) -> Any:
+        with _Chat(db, tenant) as chat:
+            return chat.add_question(
+                message_id=uuid.uuid4(),
+                session_id=session_id,
+                user_id=user_id,
+                content="Qual o prazo?",
+                status="answering",
+                approval_request_id=None,
+                error_code=None,
+            )
+
+    with _Chat(db, a) as chat:
+        session = chat.create_session(member.id)
+        closed = chat.create_session(member.id)
+        chat.close_session(closed.id)
+
+    question = ask(a, session.id, member.id)
+    assert (question.session_id, question.role, question.status) == (
+        session.id,
+        "user",
+        "answering",
+    )
+    with pytest.raises(SessionNotFound):
+        ask(b, session.id, member.id)  # another tenant: RLS and the tenant filter hide it
+    with pytest.raises(SessionNotFound):
+        ask(a, session.id, a.user("admin").id)  # another user of the tenant
+    with pytest.raises(SessionNotFound):
+        ask(a, uuid.uuid4(), member.id)
+    with pytest.raises(SessionClosed):
+        ask(a, closed.id, member.id)
+    with _Chat(db, a) as chat:
+        assert [m.id for m in chat.history(session.id)] == [question.id]
+        assert chat.history(closed.id) == []

@@ -508,3 +508,122 @@ def test_two_concurrent_resumes_answer_and_charge_once(
     assert quota == {"used": tokens, "reserved": 0}
     calls = owner_conn.execute("SELECT count(*) AS n FROM chat.token_usage_log").fetchone()
     assert calls == {"n": 1}
+
+
+def test_a_message_costs_nine_round_trips_and_three_commits(
+    world: World, llm: RunningLlmServer, owner_conn: Conn
+) -> None:
+    # Given a session that already took a message (the connection and its statements warm)
+    from lambdas.shared.runtime import get_runtime  # noqa: PLC0415
+    from tests.support.round_trips import counting_round_trips  # noqa: PLC0415
+
+    member = world.a.user("member")
+    session_id = _open_session(member)
+    assert _ask(member, session_id, "Qual é o prazo?").status == 201
+    conn = get_runtime().database.connection()
+
+    # When the next message is answered
+    with counting_round_trips(conn) as trips:
+        asked = _ask(member, session_id, "E a nota fiscal?")
+
+    # Then: the caller's lookup with BEGIN, the gate's policy and evaluation, the question with
+    # COMMIT; BEGIN, the search, the reservation with COMMIT; BEGIN, the settlement, answer,
+    # audit row and event with COMMIT
+    assert asked.status == 201, asked.body
+    assert len(trips) == 9
+    assert sum(1 for trip in trips.trips if "COMMIT" in trip) == 3
+    answer_id = asked.body["answer"]["id"]
+    events = owner_conn.execute(
+        """
+        SELECT event_type, payload->>'question_id' AS question_id
+        FROM alquimista_platform.domain_outbox WHERE aggregate_id = %s
+        """,
+        (answer_id,),
+    ).fetchall()
+    assert events == [
+        {"event_type": "chat_message.answered", "question_id": asked.body["question"]["id"]}
+    ]
+
+
+@pytest.mark.parametrize("refusal", ["closed", "not_the_callers"])
+def test_a_refused_session_keeps_nothing_the_gate_wrote(
+    world: World, llm: RunningLlmServer, db: TestDatabase, owner_conn: Conn, refusal: str
+) -> None:
+    # Given a rule that files an approval request for the message (the gate writes the most)
+    _rule(
+        db,
+        world.a,
+        RuleDraft(
+            name="Contratos precisam de aprovação",
+            effect="require_approval",
+            required_approvals=1,
+            matcher={"subject_kinds": ["chat.message"], "keywords": ["contrato"]},
+        ),
+    )
+    member = world.a.user("member")
+    session_id = _open_session(member)
+    asker = member
+    if refusal == "closed":
+        call("POST", f"/api/chat/sessions/{session_id}/close", user=member)
+    else:
+        asker = world.a.user("admin")
+    before = owner_conn.execute(
+        """
+        SELECT (SELECT count(*) FROM alquimista_platform.policy_evaluations) AS evaluations,
+               (SELECT count(*) FROM alquimista_platform.approval_requests) AS approvals,
+               (SELECT count(*) FROM alquimista_platform.audit_logs) AS audit,
+               (SELECT count(*) FROM alquimista_platform.domain_outbox) AS events
+        """
+    ).fetchone()
+
+    # When a message about a contract is sent to that session
+    refused = _ask(asker, session_id, "Resuma o contrato de prestação de serviços")
+
+    # Then it is refused, and the gate's evaluation, approval request, audit row and event
+    # were rolled back with the question
+    expected = (
+        (409, "chat_session_closed") if refusal == "closed" else (404, "chat_session_not_found")
+    )
+    assert (refused.status, refused.body["error"]["code"]) == expected
+    after = owner_conn.execute(
+        """
+        SELECT (SELECT count(*) FROM alquimista_platform.policy_evaluations) AS evaluations,
+               (SELECT count(*) FROM alquimista_platform.approval_requests) AS approvals,
+               (SELECT count(*) FROM alquimista_platform.audit_logs) AS audit,
+               (SELECT count(*) FROM alquimista_platform.domain_outbox) AS events
+        """
+    ).fetchone()
+    assert after == before
+    assert owner_conn.execute("SELECT count(*) AS n FROM chat.messages").fetchone() == {"n": 0}
+    assert llm.stats.total == 0
+
+
+def test_over_quota_in_a_month_already_open_is_429_and_gives_the_question_up(
+    world: World, llm: RunningLlmServer, db: TestDatabase, owner_conn: Conn
+) -> None:
+    # Given a month whose counter is open (a first message was answered) and then nearly spent
+    member = world.a.user("member")
+    session_id = _open_session(member)
+    assert _ask(member, session_id, "Qual é o prazo?").status == 201
+    used = owner_conn.execute(
+        "SELECT used FROM chat.token_usage WHERE tenant_id = %s", (world.a.id,)
+    ).fetchone()
+    assert used is not None
+    with db.owner() as conn:
+        TokenQuotaRepository(conn, world.a.id).set_monthly_limit(used["used"] + 10)
+    completions = llm.stats.completions
+
+    # When the next message needs more than is left
+    refused = _ask(member, session_id, "E a nota fiscal?")
+
+    # Then it is refused before the model, holding nothing, and the question failed
+    assert (refused.status, refused.body["error"]["code"]) == (429, "token_quota_exceeded")
+    assert llm.stats.completions == completions
+    quota = owner_conn.execute(
+        "SELECT used, reserved FROM chat.token_usage WHERE tenant_id = %s", (world.a.id,)
+    ).fetchone()
+    assert quota == {"used": used["used"], "reserved": 0}
+    statuses = owner_conn.execute(
+        "SELECT status FROM chat.messages WHERE role = 'user' ORDER BY created_at"
+    ).fetchall()
+    assert [s["status"] for s in statuses] == ["answered", "failed"]

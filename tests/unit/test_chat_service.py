@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lambdas.chat.errors import LlmUnavailable, TokenQuotaExceeded
+from lambdas.chat.errors import LlmUnavailable, SessionClosed, SessionNotFound, TokenQuotaExceeded
 from lambdas.chat.models import ChatTurn, Completion, Message, Reservation, RetrievedChunk, Session
 from lambdas.chat.service import (
     GateVerdict,
@@ -19,8 +19,6 @@ from lambdas.chat.service import (
     MessageSubject,
     Pricing,
     QueryVector,
-    SessionClosed,
-    SessionNotFound,
     build_prompt,
     resume_message,
     send_message,
@@ -43,7 +41,9 @@ class FakeChat:
     def get_message(self, message_id, *, for_update=False):
         return self.messages.get(message_id)
 
-    def add_message(self, *, session_id, role, content, status, **extra):
+    def add_message(
+        self, *, session_id: Any, role: Any, content: Any, status: Any, **extra: Any
+    ) -> Message:
         message = Message(
             id=extra.get("message_id") or uuid.uuid4(),
             session_id=session_id,
@@ -67,9 +67,19 @@ class FakeChat:
         self.messages[message_id] = Message(**{**old.__dict__, "status": status})
         return True
 
-    def store_answer(self, question, completion, chunks, *, user_id, cost_estimate, reservation_id):
+    def store_answer(
+        self,
+        question: Any,
+        completion: Any,
+        chunks: Any,
+        *,
+        user_id: Any,
+        cost_estimate: Any,
+        reservation_id: Any,
+        answer_id: Any = None,
+    ) -> Message:
         answer = Message(
-            id=uuid.uuid4(),
+            id=answer_id or uuid.uuid4(),
             session_id=question.session_id,
             role="assistant",
             content=completion.text,
@@ -96,14 +106,14 @@ class FakeQuotas:
     used: int = 0
     held: dict[uuid.UUID, int] = field(default_factory=dict)
 
-    def reserve(self, tokens, *, user_id):
+    def reserve(self, tokens: int, *, user_id: Any) -> Reservation:
         if self.used + sum(self.held.values()) + tokens > self.limit:
             raise TokenQuotaExceeded("quota exhausted")
         reservation = Reservation(uuid.uuid4(), tokens, NOW + timedelta(minutes=5))
         self.held[reservation.id] = tokens
         return reservation
 
-    def settle(self, reservation_id, actual_tokens):
+    def settle(self, reservation_id: Any, actual_tokens: int) -> bool:
         self.held.pop(reservation_id)
         self.used += actual_tokens
         return True
@@ -146,7 +156,15 @@ class FakeUow:
     durability: list[str] = field(default_factory=list)
     records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    def record(self, event_type, *, aggregate_type, aggregate_id, payload, version=1):
+    def record(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Any,
+        version: int = 1,
+    ) -> None:
         self.records.append((event_type, dict(payload)))
 
     def __enter__(self):
@@ -155,13 +173,60 @@ class FakeUow:
     def __exit__(self, *exc):
         return None
 
-    def commit(self):
+    def commit(self) -> None:
         self.commits += 1
         self.durability.append("flushed")
 
-    def commit_unflushed(self):
+    def commit_unflushed(self) -> None:
         self.commits += 1
         self.durability.append("unflushed")
+
+    def commit_question(self, *, message_id, session_id, user_id, content, status, **extra):
+        # as migration 060's chat.add_question_v1: the caller's open session, else refused
+        session = self.chat.sessions.get(session_id)
+        if session is None or session.user_id != user_id:
+            raise SessionNotFound("chat session not found")
+        if session.status != "open":
+            raise SessionClosed("the chat session is closed")
+        question = self.chat.add_message(
+            session_id=session_id,
+            role="user",
+            content=content,
+            status=status,
+            user_id=user_id,
+            message_id=message_id,
+            **extra,
+        )
+        self.commit()
+        return question
+
+    def commit_reservation(self, tokens, *, user_id):
+        try:
+            reservation = self.quotas.reserve(tokens, user_id=user_id)
+        except TokenQuotaExceeded:
+            return None  # nothing reserved, nothing written
+        self.commit_unflushed()
+        return reservation
+
+    def commit_answer(self, answer, event):
+        self.quotas.settle(answer.reservation_id, answer.completion.total_tokens)
+        stored = self.chat.store_answer(
+            answer.question,
+            answer.completion,
+            answer.chunks,
+            user_id=answer.user_id,
+            cost_estimate=answer.cost_estimate,
+            reservation_id=answer.reservation_id,
+            answer_id=answer.answer_id,
+        )
+        self.record(
+            event.event_type,
+            aggregate_type=event.aggregate_type,
+            aggregate_id=event.aggregate_id,
+            payload=event.payload,
+        )
+        self.commit()
+        return stored
 
 
 @dataclass
