@@ -56,7 +56,7 @@ _QUESTION_REFUSALS: dict[str, Callable[[str], Exception]] = {
 # The settlement of the call's reservation (its previous status decides whether its tokens are
 # still held: the sweeper may have expired it during the call), the answer with its citations,
 # the question answered, the usage row, the audit row and the outbox event: one statement. The
-# audit row and the event go through the platform's own functions (migrations 025 and 040),
+# audit row and the event go through the platform's own functions (migrations 025 and 057),
 # with what ``UnitOfWork.record`` would pass them; the last SELECT reads the function CTEs so
 # that they run.
 _SETTLE_AND_ANSWER_SQL: LiteralString = (
@@ -105,7 +105,7 @@ _SETTLE_AND_ANSWER_SQL: LiteralString = (
                %(completion)s, %(cost)s
         FROM answer AS a
     ), audited AS (
-        SELECT seq FROM alquimista_platform.audit_append_v2(
+        SELECT seq FROM alquimista_platform.audit_append_v3(
             %(tenant)s, %(actor)s, %(actor_type)s, %(event_type)s, %(aggregate_type)s,
             %(aggregate_id)s, 'success', %(request)s, %(details)s)
     ), announced AS (
@@ -121,7 +121,7 @@ _SETTLE_AND_ANSWER_SQL: LiteralString = (
 
 
 @dataclass(frozen=True)
-class RecordedChange:
+class ChangeDraft:
     """The audit row and the outbox event of one change, as ``UnitOfWork.record`` writes
     them: who (the request's actor), what (the event, its validated payload as the row's
     details)."""
@@ -309,7 +309,7 @@ class ChatRepository:
         return _message(one(row))
 
     def settle_and_store_answer(
-        self, answer: AnswerDraft, change: RecordedChange, *, send: Send | None = None
+        self, answer: AnswerDraft, change: ChangeDraft, *, send: Send | None = None
     ) -> Message:
         """Settle the call's reservation to the tokens it used and store the model's answer in
         one statement (one round trip): the answer, its citations (``chunks`` in rank order),

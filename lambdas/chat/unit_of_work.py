@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import LiteralString, Protocol
 from uuid import UUID, uuid4
 
-from lambdas.chat.chat_repository import ChatRepository, RecordedChange
+from lambdas.chat.chat_repository import ChangeDraft, ChatRepository
 from lambdas.chat.knowledge_repository import KnowledgeRepository
 from lambdas.chat.models import AnswerDraft, Message, MessageStatus, Reservation
 from lambdas.chat.policy_gate import PolicyGate
@@ -89,7 +89,7 @@ class ChatUnitOfWork(UnitOfWork):
             event.event_type, event.version, event.aggregate_type, event.payload
         )
         scope = self.scope
-        change = RecordedChange(
+        change = ChangeDraft(
             event_id=uuid4(),
             event_type=event.event_type,
             aggregate_type=event.aggregate_type,
