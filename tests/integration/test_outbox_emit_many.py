@@ -197,3 +197,41 @@ def test_concurrent_batches_and_single_events_of_one_aggregate_get_gap_free_seqs
     assert sorted(r["seq"] for r in rows) == list(range(1, 2 * 3 * 2 + 2 * 3 + 1))
     by_seq = sorted(rows, key=lambda r: r["seq"])
     assert [r["created_at"] for r in by_seq] == sorted(r["created_at"] for r in rows)
+
+
+def test_batches_naming_two_aggregates_in_opposite_orders_do_not_deadlock(
+    db: TestDatabase, tenants
+) -> None:
+    """Each batch locks its aggregates in key order, not in the batch's order: two batches of
+    [a, b] and [b, a] racing each other both commit (no deadlock) with gap-free seqs."""
+    tenant, _ = tenants
+    first, second = uuid.uuid4(), uuid.uuid4()
+    rounds = 8
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def write(order: tuple[uuid.UUID, uuid.UUID]) -> None:
+        database = runtime_database(db)
+        try:
+            for _ in range(rounds):
+                start.wait(timeout=30)
+                _emit_many(db, tenant, [_off(order[0]), _off(order[1])], database=database)
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+            start.abort()
+        finally:
+            database.close()
+
+    threads = [
+        threading.Thread(target=write, args=((first, second),)),
+        threading.Thread(target=write, args=((second, first),)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    for agent in (first, second):
+        seqs = sorted(r["seq"] for r in _rows(db) if r["aggregate_id"] == str(agent))
+        assert seqs == list(range(1, 2 * rounds + 1))
