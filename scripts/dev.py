@@ -125,9 +125,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--jobs-interval",
         type=float,
         default=float(os.environ.get("DEV_JOBS_INTERVAL_S", "300")),
-        help="seconds between runs of the scheduled jobs (expire_trials, sweep_approvals, "
-        "release_chat_reservations); "
-        "0 turns them off",
+        help="seconds between runs of the scheduled jobs (all of JOB_SCHEDULES but "
+        "anchor_audit_heads); 0 turns them off",
     )
     parser.add_argument(
         "--pool-size",
@@ -173,8 +172,16 @@ def _start_moto(stack: ExitStack, port: int) -> None:
     print(f"• moto (AWS APIs) on 127.0.0.1:{port}", flush=True)
 
 
-# The scheduled jobs the local stack runs (anchoring needs the Object Lock bucket: AWS only).
-DEV_JOBS = ("expire_trials", "sweep_approvals", "release_chat_reservations")
+# The scheduled jobs the local stack runs: every job of stacks/constants.py JOB_SCHEDULES but
+# anchoring (it needs the Object Lock bucket: AWS only; `scripts/audit.py anchor --local`).
+DEV_JOBS = (
+    "expire_trials",
+    "sweep_approvals",
+    "release_chat_reservations",
+    "leads_dsr_deadlines",
+    "rollup_leads_metrics",
+    "purge_deleted_leads",
+)
 
 
 def _start_job_timer(stack: ExitStack, interval_s: float) -> None:
