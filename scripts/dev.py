@@ -37,6 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.devstack import console  # noqa: E402
+from scripts.devstack.aws_resources import load_or_create_suppression_key  # noqa: E402
 from scripts.devstack.gateway import LocalGateway  # noqa: E402
 from scripts.devstack.gateway_server import GatewayServer  # noqa: E402
 from scripts.devstack.identities import USERS  # noqa: E402
@@ -333,7 +334,12 @@ def main(argv: list[str] | None = None) -> int:
         info, dbname = _start_postgres(stack, args.state_dir, args.pg_port)
         _start_moto(stack, args.moto_port)
         _start_llm(stack, int(os.environ.get("DEV_LLM_PORT", "8001")))
-        provision_and_migrate(args.env, info, dbname=dbname)
+        provision_and_migrate(
+            args.env,
+            info,
+            dbname=dbname,
+            suppression_key=load_or_create_suppression_key(args.state_dir),
+        )
         print("• migrations applied through the migration Lambda (CloudFormation Create event)")
         seed_dev_data(info.url(dbname))
         print("• dev data seeded (tenants: acme, globex; users: admin, member, viewer in each)")
