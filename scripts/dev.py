@@ -37,6 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.devstack import console  # noqa: E402
+from scripts.devstack.aws_resources import load_or_create_suppression_key  # noqa: E402
 from scripts.devstack.gateway import LocalGateway  # noqa: E402
 from scripts.devstack.gateway_server import GatewayServer  # noqa: E402
 from scripts.devstack.identities import USERS  # noqa: E402
@@ -125,9 +126,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--jobs-interval",
         type=float,
         default=float(os.environ.get("DEV_JOBS_INTERVAL_S", "300")),
-        help="seconds between runs of the scheduled jobs (expire_trials, sweep_approvals, "
-        "release_chat_reservations); "
-        "0 turns them off",
+        help="seconds between runs of the scheduled jobs (all of JOB_SCHEDULES but "
+        "anchor_audit_heads); 0 turns them off",
     )
     parser.add_argument(
         "--pool-size",
@@ -173,8 +173,16 @@ def _start_moto(stack: ExitStack, port: int) -> None:
     print(f"• moto (AWS APIs) on 127.0.0.1:{port}", flush=True)
 
 
-# The scheduled jobs the local stack runs (anchoring needs the Object Lock bucket: AWS only).
-DEV_JOBS = ("expire_trials", "sweep_approvals", "release_chat_reservations")
+# The scheduled jobs the local stack runs: every job of stacks/constants.py JOB_SCHEDULES but
+# anchoring (it needs the Object Lock bucket: AWS only; `scripts/audit.py anchor --local`).
+DEV_JOBS = (
+    "expire_trials",
+    "sweep_approvals",
+    "release_chat_reservations",
+    "leads_dsr_deadlines",
+    "rollup_leads_metrics",
+    "purge_deleted_leads",
+)
 
 
 def _start_job_timer(stack: ExitStack, interval_s: float) -> None:
@@ -326,7 +334,12 @@ def main(argv: list[str] | None = None) -> int:
         info, dbname = _start_postgres(stack, args.state_dir, args.pg_port)
         _start_moto(stack, args.moto_port)
         _start_llm(stack, int(os.environ.get("DEV_LLM_PORT", "8001")))
-        provision_and_migrate(args.env, info, dbname=dbname)
+        provision_and_migrate(
+            args.env,
+            info,
+            dbname=dbname,
+            suppression_key=load_or_create_suppression_key(args.state_dir),
+        )
         print("• migrations applied through the migration Lambda (CloudFormation Create event)")
         seed_dev_data(info.url(dbname))
         print("• dev data seeded (tenants: acme, globex; users: admin, member, viewer in each)")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import boto3
@@ -36,6 +38,30 @@ DEV_WEBHOOK_SECRETS: Final = {
     "stripe": "whsec_alquimista_local_dev_only",
     "mercadopago": "alquimista-local-mercadopago-dev-only",
 }
+
+
+# The local suppression-list HMAC key, kept in the state folder next to the database: moto
+# forgets its secrets when `make dev` stops, and a new key would orphan every digest the
+# database holds (blocklist, consent IP HMACs, rate-limit buckets).
+SUPPRESSION_KEY_FILE: Final = "dev-suppression-key"
+
+
+def load_or_create_suppression_key(state_dir: Path) -> str:
+    """The state folder's suppression HMAC key (64 hex digits), created on first use (0600)."""
+    path = state_dir / SUPPRESSION_KEY_FILE
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(key + "\n")
+    return key
 
 
 @dataclass(frozen=True)
@@ -136,11 +162,18 @@ def _ensure_table(client: Any, name: str, key: str, ttl_attribute: str) -> None:
 
 
 def provision(
-    env: str, server: ConnectionInfo, *, dbname: str, runtime_password: str | None = None
+    env: str,
+    server: ConnectionInfo,
+    *,
+    dbname: str,
+    runtime_password: str | None = None,
+    suppression_key: str | None = None,
 ) -> LocalResources:
     """Secrets and tables for ``env``, backed by the PostgreSQL server at ``server``.
 
-    The runtime role's password is kept across runs unless ``runtime_password`` is given.
+    The runtime role's password is kept across runs unless ``runtime_password`` is given; the
+    suppression HMAC key is ``suppression_key`` when given (`make dev` keeps it in its state
+    folder), else the secret's while the AWS endpoint keeps it, else a new random one.
     """
     names = resource_names(env)
     sm = boto3.client("secretsmanager")
@@ -151,11 +184,13 @@ def provision(
         provider: _put_secret(sm, names.webhook_secret(provider), {"webhook_secret": secret})
         for provider, secret in DEV_WEBHOOK_SECRETS.items()
     }
-    # Random per environment and kept across runs: digests already in the blocklist must still
-    # match after a restart.
-    suppression = _existing_secret(sm, names.leads_suppression_secret) or {
-        "hmac_key": secrets.token_hex(32)
-    }
+    # Digests already in the blocklist must still match after a restart: the key outlives moto.
+    suppression = (
+        {"hmac_key": suppression_key}
+        if suppression_key
+        else _existing_secret(sm, names.leads_suppression_secret)
+        or {"hmac_key": secrets.token_hex(32)}
+    )
     suppression_arn = _put_secret(sm, names.leads_suppression_secret, suppression)
     ddb = boto3.client("dynamodb")
     _ensure_table(ddb, names.locks_table, "lock_id", "expires_at")

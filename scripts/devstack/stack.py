@@ -83,8 +83,10 @@ def run_migrations(request_type: str = "Create", properties: dict[str, Any] | No
     return lambda_handler(event, cast("LambdaContext", context))
 
 
-def provision_and_migrate(env: str, server: ConnectionInfo, *, dbname: str) -> LocalResources:
-    resources = provision(env, server, dbname=dbname)
+def provision_and_migrate(
+    env: str, server: ConnectionInfo, *, dbname: str, suppression_key: str | None = None
+) -> LocalResources:
+    resources = provision(env, server, dbname=dbname, suppression_key=suppression_key)
     os.environ.update(resources.lambda_environment(env))
     reset_lambda_caches()
     run_migrations("Create")
