@@ -41,7 +41,9 @@ _uow = tenant_uow(router)
         "Sent only if the lead's legal basis covers `purpose` (consent to it, or a legitimate "
         "interest for `prospecting`/`follow_up`), the lead is not on the suppression list and "
         "the tenant's policies allow it. A refusal names its rule in `details[0].rule`. The "
-        "same `Idempotency-Key` replays the first send (`replayed: true`) and sends nothing."
+        "same `Idempotency-Key` sends nothing: within 24 h the first response comes back "
+        "(header `Idempotent-Replayed: true`), later the stored send (`replayed: true`). A 409 "
+        "`approval_pending` is not kept: retry with the same key once the approval is granted."
     ),
     responses=error_responses(
         IdempotencyKeyRequired,

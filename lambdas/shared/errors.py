@@ -36,6 +36,8 @@ class ErrorBody(BaseModel):
 
 # Constraint name -> the domain error its violation means (filled by AppError subclasses).
 _BY_CONSTRAINT: dict[str, type[AppError]] = {}
+# The codes of errors that mean "not now" (``AppError.retry_later``).
+_RETRY_LATER_CODES: set[str] = set()
 
 
 class AppError(Exception):
@@ -51,11 +53,17 @@ class AppError(Exception):
     code: ClassVar[str] = "internal_error"
     constraints: ClassVar[tuple[str, ...]] = ()
     constraint_message: ClassVar[str] = "the request conflicts with an existing record"
+    # "Not now": nothing was done, and the same request may succeed later (rate limited, an
+    # approval still pending, a dependency down). An Idempotency-Key does not record such an
+    # answer, so the client's retry with the same key runs again instead of replaying it.
+    retry_later: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name in cls.__dict__.get("constraints", ()):
             _BY_CONSTRAINT[name] = cls
+        if cls.retry_later:
+            _RETRY_LATER_CODES.add(cls.code)
 
     def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
@@ -106,6 +114,7 @@ class ValidationFailed(AppError):
 class TooManyRequests(AppError):
     status = HTTPStatus.TOO_MANY_REQUESTS
     code = "rate_limited"
+    retry_later = True
     # Seconds a client should wait, sent as Retry-After; a raise site that knows better
     # passes its own.
     retry_after_s: int = 60
@@ -123,6 +132,7 @@ class TooManyRequests(AppError):
 
 
 class ServiceUnavailable(AppError):
+    retry_later = True
     status = HTTPStatus.SERVICE_UNAVAILABLE
     code = "service_unavailable"
 
@@ -156,6 +166,11 @@ def error_body(
 ) -> dict[str, Any]:
     detail = ErrorDetail(code=code, message=message, request_id=request_id, details=details)
     return ErrorBody(error=detail).model_dump(exclude_none=True)
+
+
+def means_retry_later(code: str) -> bool:
+    """Whether an error body's ``code`` is one of a "not now" error (``AppError.retry_later``)."""
+    return code in _RETRY_LATER_CODES
 
 
 def error_headers(error: AppError) -> dict[str, str]:

@@ -67,6 +67,7 @@ class ActionBlocked(Forbidden):
 
 class ApprovalPending(Conflict):
     code = "approval_pending"
+    retry_later = True  # the same request goes through once the approval is granted
 
 
 class ApprovalWithdrawn(Conflict):

@@ -1,12 +1,14 @@
 """``Idempotency-Key`` for POST routes, on Powertools idempotency with its DynamoDB store.
 
 A replay with the same key (same caller, same route) returns the first response, marked with
-``Idempotent-Replayed: true``; the same key with a different body is refused. Server errors are
-never recorded, so a retry after a 5xx runs again.
+``Idempotent-Replayed: true``; the same key with a different body is refused. Server errors and
+"not now" errors (``AppError.retry_later``: rate limited, approval pending) are never recorded,
+so a retry after them runs again.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -28,7 +30,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.shared.auth import Principal, claims_of
 from lambdas.shared.constants import TENANT_CLAIM
-from lambdas.shared.errors import AppError, Conflict, ValidationFailed
+from lambdas.shared.errors import AppError, Conflict, ValidationFailed, means_retry_later
 from lambdas.shared.runtime import get_runtime
 
 HEADER: Final = "idempotency-key"
@@ -54,10 +56,29 @@ class IdempotentRequestInProgress(Conflict):
     code = "idempotent_request_in_progress"
 
 
-class _ServerErrorNotRecorded(Exception):
+class _NotRecorded(Exception):
+    """A response the key must not keep: raising it out of the idempotent function makes
+    Powertools delete the in-progress record instead of saving the response."""
+
     def __init__(self, response: dict[str, Any]) -> None:
-        super().__init__("server error: not recorded")
+        super().__init__("response not recorded")
         self.response = response
+
+
+def _recorded(response: dict[str, Any]) -> bool:
+    """Whether a key keeps ``response``: not a server error, and not a "not now" error (rate
+    limited, approval pending: ``AppError.retry_later``), whose retry with the same key must
+    run again, as the error itself tells the client to do."""
+    status = int(response["statusCode"])
+    if status >= 500:
+        return False
+    if status < 400:
+        return True
+    try:
+        code = json.loads(response.get("body") or "{}")["error"]["code"]
+    except (ValueError, TypeError, KeyError):
+        return True
+    return not (isinstance(code, str) and means_retry_later(code))
 
 
 def wants_idempotency(event: dict[str, Any]) -> bool:
@@ -90,8 +111,8 @@ def _idempotent_resolver(table_name: str) -> tuple[Resolve, IdempotencyConfig]:
         context: LambdaContext,
     ) -> dict[str, Any]:
         response = app.resolve(event, context)
-        if int(response["statusCode"]) >= 500:
-            raise _ServerErrorNotRecorded(response)
+        if not _recorded(response):
+            raise _NotRecorded(response)
         return response
 
     decorated: Resolve = idempotent_function(
@@ -141,7 +162,7 @@ def resolve_idempotently(
     }
     try:
         return run(request=request, event=event, app=app, context=context)
-    except _ServerErrorNotRecorded as failed:
+    except _NotRecorded as failed:
         return failed.response
     except IdempotencyValidationError:
         return IdempotencyKeyReused("this Idempotency-Key was already used with a different body")

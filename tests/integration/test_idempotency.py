@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from lambdas.shared.errors import Conflict
+from lambdas.shared.errors import Conflict, TooManyRequests
+from lambdas.shared.gate import ApprovalPending
 from lambdas.shared.http import create_resolver, resolve
 from tests.support.events import http_event, lambda_context
 
@@ -29,6 +30,10 @@ def create_order(order: CreateOrder) -> dict[str, Any]:
         raise RuntimeError("transient failure")
     if order.item == "taken":
         raise Conflict("already exists")
+    if order.item == "needs-approval" and calls.count(order.item) == 1:
+        raise ApprovalPending("waiting for approval; retry with the same Idempotency-Key")
+    if order.item == "busy" and calls.count(order.item) == 1:
+        raise TooManyRequests("slow down", retry_after_s=1)
     return {"order": len(calls), "item": order.item}
 
 
@@ -104,6 +109,25 @@ def test_a_client_error_is_replayed_like_any_other_response() -> None:
 
     assert first["statusCode"] == second["statusCode"] == 409
     assert calls == ["taken"]
+
+
+@pytest.mark.parametrize(("item", "status"), [("needs-approval", 409), ("busy", 429)])
+def test_a_not_now_answer_is_not_recorded_so_the_retry_with_the_key_runs(
+    item: str, status: int
+) -> None:
+    """An approval still pending or a rate limit did nothing: the retry the error asks for,
+    with the same key, runs (and is then recorded like any response)."""
+    first = _post({"item": item}, f"key-{item}")
+    second = _post({"item": item}, f"key-{item}")
+    third = _post({"item": item}, f"key-{item}")
+
+    assert first["statusCode"] == status
+    assert "Idempotent-Replayed" not in first.get("headers", {})
+    assert second["statusCode"] == 200
+    assert "Idempotent-Replayed" not in second.get("headers", {})
+    assert third["headers"]["Idempotent-Replayed"] == "true"
+    assert json.loads(third["body"]) == json.loads(second["body"])
+    assert calls == [item, item]
 
 
 def test_an_overlong_key_is_refused() -> None:
