@@ -10,8 +10,11 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from lambdas.audit.repository import AuditRepository
 from lambdas.chat.chat_repository import ChatRepository
 from lambdas.chat.models import ChunkDraft, DocumentDraft, EmbeddedChunk, RetrievedChunk
+from lambdas.shared.audit import verify_chain
+from tests.support.audit import scoped
 from tests.support.chat import ChatCalls, OwnerUnitOfWork, runtime_database
 from tests.support.factories import TestTenant, create_tenant
 
@@ -154,6 +157,8 @@ def test_a_conversation_is_kept_with_its_citations_and_feedback(db, tenants) -> 
             "payload": payload,
         }
     ]
+    with scoped(db, a.id) as conn:
+        assert verify_chain(AuditRepository(conn, a.id).stream()).ok
 
 
 def test_another_tenant_sees_nothing_of_a_conversation(db, tenants) -> None:
