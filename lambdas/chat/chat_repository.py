@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from typing import Any, LiteralString
 from uuid import UUID
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from lambdas.chat.errors import SessionClosed, SessionNotFound
 from lambdas.chat.models import (
     AnswerDraft,
     Citation,
     Message,
-    MessageRole,
     MessageStatus,
-    RetrievedChunk,
     Session,
     UsageRow,
 )
+from lambdas.chat.quota_repository import SETTLE_CTES
 from lambdas.chat.rows import one
 from lambdas.shared.db import Connection, Cursor
+from lambdas.shared.scope import EventDraft
 
 # How a statement is sent: ``Connection.execute``, or ``UnitOfWork.commit_with`` to send it
 # with the transaction's COMMIT in one round trip.
@@ -53,33 +51,10 @@ _QUESTION_REFUSALS: dict[str, Callable[[str], Exception]] = {
     "chat_question_session_open": lambda _: SessionClosed("the chat session is closed"),
 }
 
-# The settlement of the call's reservation (its previous status decides whether its tokens are
-# still held: the sweeper may have expired it during the call), the answer with its citations,
-# the question answered, the usage row, the audit row and the outbox event: one statement. The
-# audit row and the event go through the platform's own functions (migrations 025 and 057),
-# with what ``UnitOfWork.record`` would pass them; the last SELECT reads the function CTEs so
-# that they run.
-_SETTLE_AND_ANSWER_SQL: LiteralString = (
+# The answer's own writes: its citations, the question answered, the usage row.
+_ANSWER_CTES: LiteralString = (
     """
-    WITH previous AS (
-        SELECT id, usage_id, tokens, status
-        FROM chat.token_reservations
-        WHERE id = %(reservation)s AND tenant_id = %(tenant)s
-          AND status IN ('reserved', 'expired')
-        FOR UPDATE
-    ), settled AS (
-        UPDATE chat.token_reservations AS r
-        SET status = 'settled', actual_tokens = %(total)s, settled_at = now()
-        FROM previous AS p
-        WHERE r.id = p.id
-        RETURNING p.usage_id, p.tokens, p.status AS was
-    ), used AS (
-        UPDATE chat.token_usage AS u
-        SET used = u.used + %(total)s,
-            reserved = u.reserved - CASE WHEN s.was = 'reserved' THEN s.tokens ELSE 0 END
-        FROM settled AS s
-        WHERE u.id = s.usage_id
-    ), answer AS (
+    answer AS (
         INSERT INTO chat.messages AS m
             (id, tenant_id, session_id, reply_to, role, content, status, model,
              prompt_tokens, completion_tokens)
@@ -104,37 +79,31 @@ _SETTLE_AND_ANSWER_SQL: LiteralString = (
         SELECT %(tenant)s, %(user)s, %(reservation)s, a.id, %(model)s, %(prompt)s,
                %(completion)s, %(cost)s
         FROM answer AS a
-    ), audited AS (
-        SELECT seq FROM alquimista_platform.audit_append_v3(
-            %(tenant)s, %(actor)s, %(actor_type)s, %(event_type)s, %(aggregate_type)s,
-            %(aggregate_id)s, 'success', %(request)s, %(details)s)
-    ), announced AS (
-        SELECT alquimista_platform.outbox_append_v1(
-            %(event_id)s, %(tenant)s, %(aggregate_type)s, %(aggregate_id)s, %(event_type)s,
-            %(version)s, %(details)s) AS seq
-    )
-    SELECT a.*, (SELECT seq FROM audited) AS audit_seq,
-           (SELECT seq FROM announced) AS outbox_seq
-    FROM answer AS a
-    """
+    )"""
 )
 
 
-@dataclass(frozen=True)
-class ChangeDraft:
-    """The audit row and the outbox event of one change, as ``UnitOfWork.record`` writes
-    them: who (the request's actor), what (the event, its validated payload as the row's
-    details)."""
+@functools.cache
+def _settle_and_answer_sql() -> LiteralString:
+    """The settlement of the call's reservation (``SETTLE_CTES``), the answer's writes and the
+    change recorded (its audit row and outbox event, ``RECORD_QUERY``): one statement. The last
+    SELECT reads the record's CTE so that it runs."""
+    # the audit chain's module loads with the first answer, as ``UnitOfWork.record`` loads it
+    from lambdas.shared.audit import RECORD_QUERY  # noqa: PLC0415
 
-    event_id: UUID
-    event_type: str
-    aggregate_type: str
-    aggregate_id: str
-    version: int
-    data: Mapping[str, Any]
-    actor_id: UUID | None
-    actor_type: str
-    request_id: str | None
+    return (
+        "WITH"
+        + SETTLE_CTES
+        + ","
+        + _ANSWER_CTES
+        + ", recorded AS ("
+        + RECORD_QUERY
+        + """)
+    SELECT a.*, (SELECT r.seq FROM recorded AS r) AS audit_seq,
+           (SELECT r.event_seq FROM recorded AS r) AS outbox_seq
+    FROM answer AS a
+    """
+    )
 
 
 def _session(row: dict[str, Any]) -> Session:
@@ -228,52 +197,6 @@ class ChatRepository:
         ).fetchone()
         return _session(row) if row else None
 
-    def add_message(
-        self,
-        *,
-        session_id: UUID,
-        role: MessageRole,
-        content: str,
-        status: MessageStatus,
-        user_id: UUID | None = None,
-        reply_to: UUID | None = None,
-        model: str | None = None,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        approval_request_id: UUID | None = None,
-        error_code: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        message_id: UUID | None = None,
-    ) -> Message:
-        row = self._conn.execute(
-            f"""
-            INSERT INTO chat.messages AS m
-                (id, tenant_id, session_id, user_id, reply_to, role, content, status, model,
-                 prompt_tokens, completion_tokens, approval_request_id, error_code, metadata)
-            VALUES (coalesce(%(id)s, gen_random_uuid()), %(tenant)s, %(session)s, %(user)s,
-                    %(reply_to)s, %(role)s, %(content)s, %(status)s, %(model)s, %(prompt)s,
-                    %(completion)s, %(approval)s, %(error)s, %(metadata)s)
-            RETURNING {_MESSAGE_COLUMNS}
-            """,
-            {
-                "id": message_id,
-                "tenant": self._tenant_id,
-                "session": session_id,
-                "user": user_id,
-                "reply_to": reply_to,
-                "role": role,
-                "content": content,
-                "status": status,
-                "model": model,
-                "prompt": prompt_tokens,
-                "completion": completion_tokens,
-                "approval": approval_request_id,
-                "error": error_code,
-                "metadata": Jsonb(metadata or {}),
-            },
-        ).fetchone()
-        return _message(one(row))
-
     def add_question(
         self,
         *,
@@ -309,16 +232,34 @@ class ChatRepository:
         return _message(one(row))
 
     def settle_and_store_answer(
-        self, answer: AnswerDraft, change: ChangeDraft, *, send: Send | None = None
+        self,
+        answer: AnswerDraft,
+        event: EventDraft,
+        *,
+        actor_id: UUID | None,
+        actor_type: str,
+        request_id: str | None,
+        send: Send | None = None,
     ) -> Message:
         """Settle the call's reservation to the tokens it used and store the model's answer in
         one statement (one round trip): the answer, its citations (``chunks`` in rank order),
-        the question marked answered, the call's usage row, the audit row and the outbox
-        event."""
+        the question marked answered, the call's usage row, and ``event`` recorded by the
+        request's actor (its audit row and outbox event, as ``ChangeWriter.record`` writes
+        them)."""
+        from lambdas.shared.audit import record_params  # noqa: PLC0415  (see above)
+
+        change = record_params(
+            event,
+            tenant_id=self._tenant_id,
+            actor_id=actor_id,
+            actor_type=actor_type,
+            request_id=request_id,
+        )
         completion = answer.completion
         row = (send or self._conn.execute)(
-            _SETTLE_AND_ANSWER_SQL,
+            _settle_and_answer_sql(),
             {
+                **change,
                 "tenant": self._tenant_id,
                 "reservation": answer.reservation_id,
                 "total": completion.total_tokens,
@@ -334,15 +275,6 @@ class ChatRepository:
                 "documents": [c.document_id for c in answer.chunks],
                 "scores": [c.score for c in answer.chunks],
                 "cost": answer.cost_estimate,
-                "actor": change.actor_id,
-                "actor_type": change.actor_type,
-                "request": change.request_id,
-                "event_id": change.event_id,
-                "event_type": change.event_type,
-                "aggregate_type": change.aggregate_type,
-                "aggregate_id": change.aggregate_id,
-                "version": change.version,
-                "details": Jsonb(dict(change.data)),
             },
         ).fetchone()
         return _message(one(row))
@@ -382,27 +314,6 @@ class ChatRepository:
             },
         ).fetchone()
         return row is not None
-
-    def add_references(self, message_id: UUID, chunks: Sequence[RetrievedChunk]) -> None:
-        """Cite ``chunks`` (in rank order) as the sources of an answer."""
-        if not chunks:
-            return
-        self._conn.execute(
-            """
-            INSERT INTO chat.message_references
-                (tenant_id, message_id, chunk_id, document_id, rank, score)
-            SELECT %s, %s, r.chunk_id, r.document_id, r.rank, r.score
-            FROM unnest(%s::uuid[], %s::uuid[], %s::float8[])
-                 WITH ORDINALITY AS r (chunk_id, document_id, score, rank)
-            """,
-            (
-                self._tenant_id,
-                message_id,
-                [c.chunk_id for c in chunks],
-                [c.document_id for c in chunks],
-                [c.score for c in chunks],
-            ),
-        )
 
     def history(self, session_id: UUID, *, limit: int = 200) -> list[Message]:
         """A session's messages in order, each with its citations, in one query."""
@@ -451,36 +362,6 @@ class ChatRepository:
             },
         ).fetchone()
         return row["id"] if row else None
-
-    def log_usage(
-        self,
-        *,
-        user_id: UUID | None,
-        model: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-        cost_estimate: Decimal,
-        reservation_id: UUID | None = None,
-        message_id: UUID | None = None,
-    ) -> None:
-        self._conn.execute(
-            """
-            INSERT INTO chat.token_usage_log
-                (tenant_id, user_id, reservation_id, message_id, model, prompt_tokens,
-                 completion_tokens, cost_estimate)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-            """,
-            (
-                self._tenant_id,
-                user_id,
-                reservation_id,
-                message_id,
-                model,
-                prompt_tokens,
-                completion_tokens,
-                cost_estimate,
-            ),
-        )
 
     def usage(self, *, since: date, until: date) -> list[UsageRow]:
         """Calls and tokens per day (UTC), user and model in ``[since, until)``."""

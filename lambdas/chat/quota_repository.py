@@ -1,4 +1,5 @@
-"""Token quotas: reserve before a provider call, settle after it, release on failure.
+"""Token quotas: reserve before a provider call, settle after it (with its answer), release on
+failure.
 
 The guard is one conditional UPDATE (``used + reserved + n <= token_limit``), so concurrent
 reservations can never take a tenant past its limit: PostgreSQL serialises them on the row.
@@ -54,28 +55,32 @@ _OPEN_PERIOD_SQL = f"""
     ON CONFLICT (tenant_id, period_start) DO NOTHING
 """
 
-# The reservation's previous status decides whether its tokens are still held: the sweeper may
-# have expired it while the call was running, and then only the usage is added.
-_SETTLE_SQL = """
-    WITH previous AS (
+# The settlement of a call's reservation to the tokens it used (``%(total)s``), as CTEs
+# (``previous``, ``settled``, ``used``) of the statement that stores the call's answer
+# (``ChatRepository.settle_and_store_answer``). The reservation's previous status decides whether
+# its tokens are still held: the sweeper may have expired it while the call was running, and then
+# only the usage is added. A reservation settled or released already, or another tenant's, is
+# left as it is (settling twice counts once).
+SETTLE_CTES: LiteralString = """
+    previous AS (
         SELECT id, usage_id, tokens, status
         FROM chat.token_reservations
-        WHERE id = %(id)s AND tenant_id = %(tenant)s AND status IN ('reserved', 'expired')
+        WHERE id = %(reservation)s AND tenant_id = %(tenant)s
+          AND status IN ('reserved', 'expired')
         FOR UPDATE
     ), settled AS (
         UPDATE chat.token_reservations AS r
-        SET status = 'settled', actual_tokens = %(actual)s, settled_at = now()
+        SET status = 'settled', actual_tokens = %(total)s, settled_at = now()
         FROM previous AS p
         WHERE r.id = p.id
         RETURNING p.usage_id, p.tokens, p.status AS was
-    )
-    UPDATE chat.token_usage AS u
-    SET used = u.used + %(actual)s,
-        reserved = u.reserved - CASE WHEN s.was = 'reserved' THEN s.tokens ELSE 0 END
-    FROM settled AS s
-    WHERE u.id = s.usage_id
-    RETURNING u.id
-"""
+    ), used AS (
+        UPDATE chat.token_usage AS u
+        SET used = u.used + %(total)s,
+            reserved = u.reserved - CASE WHEN s.was = 'reserved' THEN s.tokens ELSE 0 END
+        FROM settled AS s
+        WHERE u.id = s.usage_id
+    )"""
 
 _RELEASE_SQL = """
     WITH released AS (
@@ -152,15 +157,6 @@ class TokenQuotaRepository:
         if row is None:
             return None
         return Reservation(id=row["id"], tokens=row["tokens"], expires_at=row["expires_at"])
-
-    def settle(self, reservation_id: UUID, actual_tokens: int) -> bool:
-        """Replace the reservation by the tokens the call really used. False if it was already
-        settled or released (settling twice counts once)."""
-        row = self._conn.execute(
-            _SETTLE_SQL,
-            {"id": reservation_id, "tenant": self._tenant_id, "actual": actual_tokens},
-        ).fetchone()
-        return row is not None
 
     def release(self, reservation_id: UUID) -> bool:
         """Give the reserved tokens back (the call failed). False if nothing was held."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import LiteralString, Protocol
-from uuid import UUID, uuid4
+from uuid import UUID
 
-from lambdas.chat.chat_repository import ChangeDraft, ChatRepository
+from lambdas.chat.chat_repository import ChatRepository
 from lambdas.chat.knowledge_repository import KnowledgeRepository
 from lambdas.chat.models import AnswerDraft, Message, MessageStatus, Reservation
 from lambdas.chat.policy_gate import PolicyGate
@@ -79,28 +79,18 @@ class ChatUnitOfWork(UnitOfWork):
         return self.quotas.reserve_in_open_period(tokens, user_id=user_id, send=self.commit_with)
 
     def commit_answer(self, answer: AnswerDraft, event: EventDraft) -> Message:
-        """The reservation settled, the answer stored, ``event`` recorded (its audit row and its
-        outbox event, as ``record`` writes them) and the transaction committed: one round
-        trip."""
-        # imported by the first answer, as ``record`` imports it (reads never need the catalog)
-        from lambdas.shared.events import validated_payload  # noqa: PLC0415
-
-        data = validated_payload(
-            event.event_type, event.version, event.aggregate_type, event.payload
-        )
+        """The reservation settled, the answer stored, ``event`` recorded by the request's actor
+        (its audit row and its outbox event, as ``record`` writes them) and the transaction
+        committed: one round trip."""
         scope = self.scope
-        change = ChangeDraft(
-            event_id=uuid4(),
-            event_type=event.event_type,
-            aggregate_type=event.aggregate_type,
-            aggregate_id=event.aggregate_id,
-            version=event.version,
-            data=data,
+        return self.chat.settle_and_store_answer(
+            answer,
+            event,
             actor_id=scope.actor_id,
             actor_type=scope.actor_type,
             request_id=scope.request_id,
+            send=self.commit_with,
         )
-        return self.chat.settle_and_store_answer(answer, change, send=self.commit_with)
 
 
 class Embedder(Protocol):

@@ -37,6 +37,7 @@ from lambdas.shared.constants import (
 )
 from lambdas.shared.db import Connection
 from lambdas.shared.observability import metrics
+from lambdas.shared.scope import EventDraft
 
 HASH_VERSION = 1
 CHAIN_PREFIX = b"alquimista-audit/v1\n"
@@ -51,10 +52,13 @@ _APPEND_SQL: LiteralString = """
     FROM alquimista_platform.audit_append_v3(%s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
-# A change's audit row and its outbox event in one statement (one round trip): the append runs
+# A change's audit row and its outbox event in one query (one round trip): the append runs
 # first (the function scan), then the event (the select list, once for the append's one row).
-# The payload is sent once and is both the row's metadata and the event's payload.
-_RECORD_SQL: LiteralString = """
+# The payload is sent once and is both the row's metadata and the event's payload. It is the
+# one definition of how a change is recorded: ``ChangeWriter.record`` sends it as it is, a
+# statement that records a change along with its own writes (the chat answer's) reads it as a
+# CTE; either takes its parameters from ``record_params``.
+RECORD_QUERY: LiteralString = """
     SELECT a.id, a.seq, a.row_hash, a.occurred_at,
            alquimista_platform.outbox_append_v1(
                %(event_id)s, %(tenant)s, %(aggregate_type)s, %(aggregate_id)s, %(event_type)s,
@@ -182,27 +186,18 @@ class ChangeWriter:
     ) -> RecordedChange:
         """Append the audit row and the event; the payload is checked against the event catalog
         and is the row's details too (ids and non-personal fields only)."""
-        # the catalog's models load with the first write, never on a read (scripts/bench/imports.py)
-        from lambdas.shared.events import validated_payload  # noqa: PLC0415
-
-        data = validated_payload(event_type, version, aggregate_type, payload)
-        event_id = uuid4()
+        params = record_params(
+            EventDraft(event_type, aggregate_type, str(aggregate_id), payload, version),
+            tenant_id=self._tenant_id,
+            actor_id=self._actor_id,
+            actor_type=self._actor_type,
+            request_id=self._request_id,
+        )
         row = (
             self._conn.cursor(row_factory=tuple_row)
             .execute(
-                _RECORD_SQL,
-                {
-                    "event_id": event_id,
-                    "tenant": self._tenant_id,
-                    "actor": self._actor_id,
-                    "actor_type": self._actor_type,
-                    "event_type": event_type,
-                    "aggregate_type": aggregate_type,
-                    "aggregate_id": str(aggregate_id),
-                    "version": version,
-                    "request": self._request_id,
-                    "payload": Jsonb(data),
-                },
+                RECORD_QUERY,
+                params,
             )
             .fetchone()
         )
@@ -212,7 +207,38 @@ class ChangeWriter:
         record = AuditRecord(
             id=id_, seq=seq, row_hash=bytes(row_hash).hex(), occurred_at=occurred_at
         )
-        return RecordedChange(audit=record, event_id=event_id, event_seq=event_seq)
+        return RecordedChange(audit=record, event_id=params["event_id"], event_seq=event_seq)
+
+
+def record_params(
+    event: EventDraft,
+    *,
+    tenant_id: UUID,
+    actor_id: UUID | None,
+    actor_type: str,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """The parameters of ``RECORD_QUERY`` for ``event``, recorded by the request's actor in
+    ``tenant_id``'s chain: the audit row's action is the event type, its resource the
+    aggregate, its outcome 'success' and its details the event's payload, checked against the
+    event catalog (ids and non-personal fields only); the event gets a new id
+    (``params["event_id"]``)."""
+    # the catalog's models load with the first write, never on a read (scripts/bench/imports.py)
+    from lambdas.shared.events import validated_payload  # noqa: PLC0415
+
+    data = validated_payload(event.event_type, event.version, event.aggregate_type, event.payload)
+    return {
+        "event_id": uuid4(),
+        "tenant": tenant_id,
+        "actor": actor_id,
+        "actor_type": actor_type,
+        "event_type": event.event_type,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": str(event.aggregate_id),
+        "version": event.version,
+        "request": request_id,
+        "payload": Jsonb(data),
+    }
 
 
 class PlatformAuditWriter:

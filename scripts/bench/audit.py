@@ -188,7 +188,7 @@ APPEND_SQL = {
     for version in ("v2", "v3")
 }
 EVENT_SQL = "SELECT alquimista_platform.outbox_append_v1(%s, %s, %s, %s, %s, %s, %s) AS seq"
-RECORD_SQL: str = audit_module._RECORD_SQL
+RECORD_SQL: str = audit_module.RECORD_QUERY
 
 
 def _append_params(tenant: uuid.UUID, actor: uuid.UUID, i: int) -> tuple[Any, ...]:

@@ -1,5 +1,6 @@
 """Token quotas on the real PostgreSQL as the runtime role: the conditional reservation never
-takes a tenant past its limit, even under 200 concurrent requests; settle, release, sweep."""
+takes a tenant past its limit, even under 200 concurrent requests; release, sweep, and the
+settlement as production runs it (with the answer, ``ChatUnitOfWork.commit_answer``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from lambdas.chat.errors import TokenQuotaExceeded
 from lambdas.chat.quota_repository import TokenQuotaRepository, release_stale
 from lambdas.chat.unit_of_work import ChatUnitOfWork
 from lambdas.shared.scope import NoTransaction, RequestScope
-from tests.support.chat import runtime_database
+from tests.support.chat import ChatCalls, runtime_database
 from tests.support.database import TestDatabase
 from tests.support.factories import TestTenant, create_catalog, create_tenant, subscribe
 
@@ -117,13 +118,30 @@ def test_200_concurrent_reservations_never_exceed_the_limit(db, owner, tenant) -
     assert count == {"n": LIMIT // TOKENS}
 
 
-def test_settle_replaces_the_reservation_by_the_actual_usage(db, owner, tenant) -> None:
+def _reservation(owner, reservation_id) -> dict[str, Any]:
+    row = owner.execute(
+        "SELECT status, actual_tokens FROM chat.token_reservations WHERE id = %s",
+        (reservation_id,),
+    ).fetchone()
+    assert row is not None
+    return dict(row)
+
+
+def test_the_answer_settles_its_reservation_to_the_actual_usage_once(db, owner, tenant) -> None:
+    # Given 400 tokens reserved for a question
+    member = tenant.user("member").id
+    chat = ChatCalls(db, tenant.id)
+    question = chat.ask(member)
     with _quotas(db, tenant, default_limit=1_000) as quotas:
-        reservation = quotas.reserve(400, user_id=tenant.user("member").id)
-    with _quotas(db, tenant) as quotas:
-        assert quotas.settle(reservation.id, 250) is True
-        assert quotas.settle(reservation.id, 250) is False  # settling twice counts once
+        reservation = quotas.reserve(400, user_id=member)
+
+    # When its answer, which used 250, is stored, and then stored again with the same reservation
+    chat.answer(question, reservation.id, prompt_tokens=200, completion_tokens=50)
+    chat.answer(question, reservation.id, prompt_tokens=200, completion_tokens=50)
+
+    # Then the reservation is replaced by the 250 once: settling twice counts once
     assert _usage(owner, tenant) == {"token_limit": 1_000, "used": 250, "reserved": 0}
+    assert _reservation(owner, reservation.id) == {"status": "settled", "actual_tokens": 250}
     with _quotas(db, tenant) as quotas:
         assert quotas.current().available == 750
 
@@ -145,6 +163,7 @@ def test_release_gives_the_tokens_back(db, owner, tenant) -> None:
 
 def test_the_sweeper_releases_only_stale_reservations(db, owner, tenant) -> None:
     other = create_tenant(owner)
+    question = ChatCalls(db, tenant.id).ask(tenant.user("member").id)
     with _quotas(db, tenant, default_limit=1_000) as quotas:
         stale = quotas.reserve(600, user_id=None, ttl_s=1)
         quotas.reserve(100, user_id=None, ttl_s=3600)
@@ -165,10 +184,12 @@ def test_the_sweeper_releases_only_stale_reservations(db, owner, tenant) -> None
     assert released == 2
     assert _usage(owner, tenant) == {"token_limit": 1_000, "used": 0, "reserved": 100}
     assert _usage(owner, other)["reserved"] == 0
-    # and a call that finishes after the sweep still counts what it used, once
-    with _quotas(db, tenant) as quotas:
-        assert quotas.settle(stale.id, 550) is True
+    # and a call that finishes after the sweep still counts what it used, without giving back
+    # the tokens the sweeper released already
+    chat = ChatCalls(db, tenant.id)
+    chat.answer(question, stale.id, prompt_tokens=500, completion_tokens=50)
     assert _usage(owner, tenant) == {"token_limit": 1_000, "used": 550, "reserved": 100}
+    assert _reservation(owner, stale.id) == {"status": "settled", "actual_tokens": 550}
 
 
 def test_the_monthly_limit_comes_from_the_plan_unless_overridden(db, owner, tenant) -> None:
@@ -191,10 +212,17 @@ def test_a_tenant_cannot_touch_another_tenants_reservation(db, owner, tenant) ->
     other = create_tenant(owner)
     with _quotas(db, tenant, default_limit=1_000) as quotas:
         reservation = quotas.reserve(100, user_id=None)
+    with _quotas(db, other, default_limit=1_000) as quotas:
+        quotas.reserve(10, user_id=None)  # the other tenant's month is open too
     with _quotas(db, other) as quotas:
         assert quotas.release(reservation.id) is False
-        assert quotas.settle(reservation.id, 1) is False
-    assert _usage(owner, tenant)["reserved"] == 100
+    # an answer in the other tenant naming this tenant's reservation settles nothing
+    calls = ChatCalls(db, other.id)
+    calls.answer(calls.ask(other.user("member").id), reservation.id, prompt_tokens=1,
+                 completion_tokens=0)  # fmt: skip
+    assert _usage(owner, tenant) == {"token_limit": 1_000, "used": 0, "reserved": 100}
+    assert _usage(owner, other) == {"token_limit": 1_000, "used": 0, "reserved": 10}
+    assert _reservation(owner, reservation.id) == {"status": "reserved", "actual_tokens": None}
 
 
 def test_a_reservation_committed_unflushed_holds_at_once_and_only_its_transaction_is_async(

@@ -4,15 +4,18 @@ the runtime role, and what another tenant sees of them (nothing)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
 
+from lambdas.audit.repository import AuditRepository
 from lambdas.chat.chat_repository import ChatRepository
 from lambdas.chat.models import ChunkDraft, DocumentDraft, EmbeddedChunk, RetrievedChunk
-from tests.support.chat import OwnerUnitOfWork, runtime_database
+from lambdas.shared.audit import verify_chain
+from tests.support.audit import scoped
+from tests.support.chat import ChatCalls, OwnerUnitOfWork, runtime_database
 from tests.support.factories import TestTenant, create_tenant
 
 
@@ -58,76 +61,118 @@ def _global_chunk(db: Any) -> RetrievedChunk:
     return RetrievedChunk(chunk_id, document_id, "CLT", None, 0, "Aviso prévio", 0.03, 1, 1)
 
 
+def _reserve(db: Any, tenant: TestTenant, tokens: int) -> UUID:
+    with ChatCalls(db, tenant.id).work() as work:
+        reservation = work.quotas.reserve(tokens, user_id=None)
+        work.commit()
+    return reservation.id
+
+
 def test_a_conversation_is_kept_with_its_citations_and_feedback(db, tenants) -> None:
+    # Given a member's question, answered citing a passage, as the message route stores them
     a, _ = tenants
     user = a.user("member").id
     chunk = _global_chunk(db)
+    calls = ChatCalls(db, a.id)
+    question = calls.ask(user, "Qual o aviso?")
+    answer = calls.answer(
+        question,
+        _reserve(db, a, 200),
+        prompt_tokens=90,
+        completion_tokens=10,
+        chunks=[chunk],
+        user_id=user,
+    )
+    # When the member rates the answer (twice: the last rating stands) and then the question
     with _Chat(db, a) as chat:
-        session = chat.create_session(user, "Rescisão")
-        question = chat.add_message(
-            session_id=session.id,
-            role="user",
-            content="Qual o aviso?",
-            status="pending",
-            user_id=user,
-        )
-        answer = chat.add_message(
-            session_id=session.id,
-            role="assistant",
-            content="Segundo [1], 30 dias.",
-            status="answered",
-            reply_to=question.id,
-            model="m-1",
-            prompt_tokens=90,
-            completion_tokens=10,
-        )
-        chat.add_references(answer.id, [chunk])
-        assert chat.set_message_status(question.id, "answered")
         assert chat.add_feedback(answer.id, user_id=user, rating=5, comment="ótimo") is not None
         assert chat.add_feedback(answer.id, user_id=user, rating=2, comment=None) is not None
         assert chat.add_feedback(question.id, user_id=user, rating=5, comment=None) is None
-        chat.log_usage(
-            user_id=user, model="m-1", prompt_tokens=90, completion_tokens=10,
-            cost_estimate=Decimal("0.00011"), message_id=answer.id,
-        )  # fmt: skip
 
+    # Then the history holds both, the answer with its citation, and the usage report the call
     with _Chat(db, a) as chat:
-        history = chat.history(session.id)
-        assert [(m.role, m.status) for m in history] == [
-            ("user", "answered"),
-            ("assistant", "answered"),
+        history = chat.history(question.session_id)
+        assert [(m.id, m.role, m.status) for m in history] == [
+            (question.id, "user", "answered"),
+            (answer.id, "assistant", "answered"),
         ]
+        assert history[1].reply_to == question.id
         [citation] = history[1].citations
         assert (citation.rank, citation.chunk_id, citation.document_title) == (
             1,
             chunk.chunk_id,
             "CLT",
         )
-        assert [s.id for s in chat.list_sessions(user, limit=10)] == [session.id]
-        closed = chat.close_session(session.id)
+        assert [s.id for s in chat.list_sessions(user, limit=10)] == [question.session_id]
+        closed = chat.close_session(question.session_id)
         assert closed is not None
         assert closed.status == "closed"
         today = datetime.now(UTC).date()
         [usage] = chat.usage(since=today, until=today + timedelta(days=1))
-        assert (usage.calls, usage.prompt_tokens, usage.completion_tokens) == (1, 90, 10)
+        assert (usage.user_id, usage.calls, usage.prompt_tokens, usage.completion_tokens) == (
+            user,
+            1,
+            90,
+            10,
+        )
     with db.owner() as owner:
         rating = owner.execute("SELECT rating FROM chat.message_feedback").fetchall()
+        audit = owner.execute(
+            "SELECT action, resource_type, resource_id, actor_type, outcome, request_id,"
+            " metadata FROM alquimista_platform.audit_logs WHERE tenant_id = %s",
+            (a.id,),
+        ).fetchall()
+        events = owner.execute(
+            "SELECT event_type, aggregate_type, aggregate_id, payload"
+            " FROM alquimista_platform.domain_outbox WHERE tenant_id = %s",
+            (a.id,),
+        ).fetchall()
     assert rating == [{"rating": 2}]
+    # and the answer was recorded as ``ChangeWriter.record`` records a change
+    payload = {
+        "answer_id": str(answer.id),
+        "session_id": str(question.session_id),
+        "question_id": str(question.id),
+        "model": "m-1",
+        "prompt_tokens": 90,
+        "completion_tokens": 10,
+        "citations": 1,
+    }
+    assert audit == [
+        {
+            "action": "chat_message.answered",
+            "resource_type": "chat_message",
+            "resource_id": str(answer.id),
+            "actor_type": "system",
+            "outcome": "success",
+            "request_id": "req-chat",
+            "metadata": payload,
+        }
+    ]
+    assert events == [
+        {
+            "event_type": "chat_message.answered",
+            "aggregate_type": "chat_message",
+            "aggregate_id": str(answer.id),
+            "payload": payload,
+        }
+    ]
+    with scoped(db, a.id) as conn:
+        assert verify_chain(AuditRepository(conn, a.id).stream()).ok
 
 
 def test_another_tenant_sees_nothing_of_a_conversation(db, tenants) -> None:
     a, b = tenants
-    with _Chat(db, a) as chat:
-        session = chat.create_session(a.user("member").id)
-        message = chat.add_message(
-            session_id=session.id, role="assistant", content="x", status="answered"
-        )
+    calls = ChatCalls(db, a.id)
+    question = calls.ask(a.user("member").id)
+    answer = calls.answer(question, _reserve(db, a, 10), prompt_tokens=1, completion_tokens=1)
     with _Chat(db, b) as chat:
-        assert chat.get_session(session.id) is None
-        assert chat.history(session.id) == []
-        assert chat.close_session(session.id) is None
+        assert chat.get_session(question.session_id) is None
+        assert chat.get_message(answer.id) is None
+        assert chat.history(question.session_id) == []
+        assert chat.close_session(question.session_id) is None
         assert (
-            chat.add_feedback(message.id, user_id=b.user("member").id, rating=1, comment=None)
+            chat.add_feedback(answer.id, user_id=b.user("member").id, rating=1, comment=None)
             is None
         )
     # and the runtime role cannot write a row into another tenant either

@@ -8,12 +8,13 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -21,8 +22,10 @@ from psycopg.rows import dict_row
 
 from lambdas.chat.ingestion import KnowledgeUnitOfWork
 from lambdas.chat.knowledge_repository import KnowledgeRepository
+from lambdas.chat.models import AnswerDraft, Completion, Message, RetrievedChunk
+from lambdas.chat.unit_of_work import ChatUnitOfWork
 from lambdas.shared.db import Database
-from lambdas.shared.scope import RequestScope
+from lambdas.shared.scope import EventDraft, RequestScope
 from lambdas.shared.secrets import DbCredentials
 from tests.support.database import RUNTIME_ROLE, TestDatabase
 
@@ -167,3 +170,72 @@ def scripted_provider(
     finally:
         server.shutdown()
         server.server_close()
+
+
+class ChatCalls:
+    """A tenant's chat as the message route writes it, through ``ChatUnitOfWork`` as the runtime
+    role (each call its own transaction): a session, a question committed with its statement, and
+    an answer settled, stored and recorded in the statement sent with the COMMIT."""
+
+    def __init__(self, db: TestDatabase, tenant_id: UUID, *, monthly_tokens: int = 1_000) -> None:
+        database = runtime_database(db)
+        self._scope = RequestScope(lambda: database, request_id="req-chat", actor_type="system")
+        self._tenant_id = tenant_id
+        self._monthly_tokens = monthly_tokens
+
+    def work(self) -> ChatUnitOfWork:
+        return ChatUnitOfWork(
+            self._scope, self._tenant_id, default_monthly_tokens=self._monthly_tokens
+        )
+
+    def ask(self, user_id: UUID, content: str = "Qual o prazo do aviso?") -> Message:
+        """A new session of ``user_id`` with one question in it, waiting for its answer."""
+        with self.work() as work:
+            session = work.chat.create_session(user_id)
+            work.commit()
+        with self.work() as work:
+            return work.commit_question(
+                message_id=uuid4(),
+                session_id=session.id,
+                user_id=user_id,
+                content=content,
+                status="answering",
+            )
+
+    def answer(
+        self,
+        question: Message,
+        reservation_id: UUID,
+        *,
+        prompt_tokens: int,
+        completion_tokens: int,
+        chunks: Sequence[RetrievedChunk] = (),
+        user_id: UUID | None = None,
+    ) -> Message:
+        """``question`` answered, paid by ``reservation_id`` (``commit_answer``)."""
+        completion = Completion("Segundo [1], 30 dias.", "m-1", prompt_tokens, completion_tokens)
+        draft = AnswerDraft(
+            answer_id=uuid4(),
+            question=question,
+            completion=completion,
+            chunks=chunks,
+            user_id=user_id,
+            cost_estimate=Decimal("0.00011"),
+            reservation_id=reservation_id,
+        )
+        answered = EventDraft(
+            "chat_message.answered",
+            aggregate_type="chat_message",
+            aggregate_id=str(draft.answer_id),
+            payload={
+                "answer_id": draft.answer_id,
+                "session_id": question.session_id,
+                "question_id": question.id,
+                "model": completion.model,
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "citations": len(chunks),
+            },
+        )
+        with self.work() as work:
+            return work.commit_answer(draft, answered)

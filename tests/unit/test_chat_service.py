@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 
 from lambdas.chat.errors import LlmUnavailable, SessionClosed, SessionNotFound, TokenQuotaExceeded
-from lambdas.chat.models import ChatTurn, Completion, Message, Reservation, RetrievedChunk, Session
+from lambdas.chat.models import (
+    AnswerDraft,
+    ChatTurn,
+    Completion,
+    Message,
+    Reservation,
+    RetrievedChunk,
+    Session,
+)
 from lambdas.chat.service import (
     GateVerdict,
     MessageNotPending,
@@ -41,20 +49,34 @@ class FakeChat:
     def get_message(self, message_id, *, for_update=False):
         return self.messages.get(message_id)
 
-    def add_message(
-        self, *, session_id: Any, role: Any, content: Any, status: Any, **extra: Any
+    def add_question(
+        self,
+        *,
+        message_id: Any,
+        session_id: Any,
+        user_id: Any,
+        content: Any,
+        status: Any,
+        approval_request_id: Any = None,
+        error_code: Any = None,
     ) -> Message:
+        # as migration 060's chat.add_question_v1: the caller's open session, else refused
+        session = self.sessions.get(session_id)
+        if session is None or session.user_id != user_id:
+            raise SessionNotFound("chat session not found")
+        if session.status != "open":
+            raise SessionClosed("the chat session is closed")
         message = Message(
-            id=extra.get("message_id") or uuid.uuid4(),
+            id=message_id,
             session_id=session_id,
-            role=role,
+            role="user",
             content=content,
             status=status,
-            model=extra.get("model"),
-            prompt_tokens=extra.get("prompt_tokens", 0),
-            completion_tokens=extra.get("completion_tokens", 0),
-            approval_request_id=extra.get("approval_request_id"),
-            reply_to=extra.get("reply_to"),
+            model=None,
+            prompt_tokens=0,
+            completion_tokens=0,
+            approval_request_id=approval_request_id,
+            reply_to=None,
             created_at=NOW,
         )
         self.messages[message.id] = message
@@ -67,19 +89,12 @@ class FakeChat:
         self.messages[message_id] = Message(**{**old.__dict__, "status": status})
         return True
 
-    def store_answer(
-        self,
-        question: Any,
-        completion: Any,
-        chunks: Any,
-        *,
-        user_id: Any,
-        cost_estimate: Any,
-        reservation_id: Any,
-        answer_id: Any = None,
-    ) -> Message:
+    def store_answer(self, draft: AnswerDraft) -> Message:
+        """The answer's writes in ``ChatRepository.settle_and_store_answer``: the answer, its
+        citations, the question answered, the usage row."""
+        question, completion = draft.question, draft.completion
         answer = Message(
-            id=answer_id or uuid.uuid4(),
+            id=draft.answer_id,
             session_id=question.session_id,
             role="assistant",
             content=completion.text,
@@ -92,10 +107,14 @@ class FakeChat:
             created_at=NOW,
         )
         self.messages[answer.id] = answer
-        self.references[answer.id] = list(chunks)
+        self.references[answer.id] = list(draft.chunks)
         self.messages[question.id] = Message(**{**question.__dict__, "status": "answered"})
         self.usage.append(
-            {"user_id": user_id, "cost_estimate": cost_estimate, "reservation_id": reservation_id}
+            {
+                "user_id": draft.user_id,
+                "cost_estimate": draft.cost_estimate,
+                "reservation_id": draft.reservation_id,
+            }
         )
         return answer
 
@@ -113,10 +132,11 @@ class FakeQuotas:
         self.held[reservation.id] = tokens
         return reservation
 
-    def settle(self, reservation_id: Any, actual_tokens: int) -> bool:
-        self.held.pop(reservation_id)
-        self.used += actual_tokens
-        return True
+    def settle(self, reservation_id: Any, actual_tokens: int) -> None:
+        """The settlement in the answer's statement (``quota_repository.SETTLE_CTES``): the held
+        tokens replaced by those used, once."""
+        if self.held.pop(reservation_id, None) is not None:
+            self.used += actual_tokens
 
     def release(self, reservation_id):
         return self.held.pop(reservation_id, None) is not None
@@ -182,19 +202,12 @@ class FakeUow:
         self.durability.append("unflushed")
 
     def commit_question(self, *, message_id, session_id, user_id, content, status, **extra):
-        # as migration 060's chat.add_question_v1: the caller's open session, else refused
-        session = self.chat.sessions.get(session_id)
-        if session is None or session.user_id != user_id:
-            raise SessionNotFound("chat session not found")
-        if session.status != "open":
-            raise SessionClosed("the chat session is closed")
-        question = self.chat.add_message(
+        question = self.chat.add_question(
+            message_id=message_id,
             session_id=session_id,
-            role="user",
+            user_id=user_id,
             content=content,
             status=status,
-            user_id=user_id,
-            message_id=message_id,
             **extra,
         )
         self.commit()
@@ -209,16 +222,9 @@ class FakeUow:
         return reservation
 
     def commit_answer(self, answer, event):
+        # as ChatRepository.settle_and_store_answer's one statement, sent with the COMMIT
         self.quotas.settle(answer.reservation_id, answer.completion.total_tokens)
-        stored = self.chat.store_answer(
-            answer.question,
-            answer.completion,
-            answer.chunks,
-            user_id=answer.user_id,
-            cost_estimate=answer.cost_estimate,
-            reservation_id=answer.reservation_id,
-            answer_id=answer.answer_id,
-        )
+        stored = self.chat.store_answer(answer)
         self.record(
             event.event_type,
             aggregate_type=event.aggregate_type,
