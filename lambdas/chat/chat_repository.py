@@ -10,7 +10,7 @@ from uuid import UUID
 
 import psycopg
 
-from lambdas.chat.errors import SessionClosed, SessionNotFound
+from lambdas.chat.errors import QuestionRefused
 from lambdas.chat.models import (
     AnswerDraft,
     Citation,
@@ -46,9 +46,9 @@ _ADD_QUESTION_SQL: LiteralString = (
     """
 )
 
-_QUESTION_REFUSALS: dict[str, Callable[[str], Exception]] = {
-    "chat_question_session_exists": lambda _: SessionNotFound("chat session not found"),
-    "chat_question_session_open": lambda _: SessionClosed("the chat session is closed"),
+_QUESTION_REFUSALS: dict[str, bool] = {  # constraint -> the session exists but is closed
+    "chat_question_session_exists": False,
+    "chat_question_session_open": True,
 }
 
 # The answer's own writes: its citations, the question answered, the usage row.
@@ -210,8 +210,8 @@ class ChatRepository:
         send: Send | None = None,
     ) -> Message:
         """A user's question in their open session, locked until the transaction ends; raises
-        ``SessionNotFound`` or ``SessionClosed`` (the statement fails: a COMMIT sent behind it
-        by ``send`` is skipped)."""
+        ``QuestionRefused`` when the session is not the caller's or is closed (the statement
+        fails: a COMMIT sent behind it by ``send`` is skipped)."""
         params = {
             "id": message_id,
             "tenant": self._tenant_id,
@@ -225,10 +225,10 @@ class ChatRepository:
         try:
             row = (send or self._conn.execute)(_ADD_QUESTION_SQL, params).fetchone()
         except psycopg.errors.IntegrityError as error:
-            refusal = _QUESTION_REFUSALS.get(error.diag.constraint_name or "")
-            if refusal is None:
+            closed = _QUESTION_REFUSALS.get(error.diag.constraint_name or "")
+            if closed is None:
                 raise
-            raise refusal(str(error)) from None
+            raise QuestionRefused(session_closed=closed) from None
         return _message(one(row))
 
     def settle_and_store_answer(

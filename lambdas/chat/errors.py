@@ -43,6 +43,15 @@ class SessionClosed(Conflict):
     code = "chat_session_closed"
 
 
+class QuestionRefused(Exception):
+    """The store refused a question (the port's error; the service answers ``SessionNotFound``
+    or ``SessionClosed``): its session is not the caller's, or is closed."""
+
+    def __init__(self, *, session_closed: bool) -> None:
+        super().__init__("the chat session is closed" if session_closed else "no such session")
+        self.session_closed = session_closed
+
+
 class TokenQuotaExceeded(TooManyRequests):
     code = "token_quota_exceeded"
 

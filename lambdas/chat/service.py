@@ -22,7 +22,14 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol
 from uuid import UUID, uuid4
 
-from lambdas.chat.errors import LlmProviderError, LlmUnavailable, TokenQuotaExceeded
+from lambdas.chat.errors import (
+    LlmProviderError,
+    LlmUnavailable,
+    QuestionRefused,
+    SessionClosed,
+    SessionNotFound,
+    TokenQuotaExceeded,
+)
 from lambdas.chat.models import (
     AnswerDraft,
     ChatTurn,
@@ -179,7 +186,8 @@ class ChatUow(AbstractContextManager["ChatUow"], Protocol):
         error_code: str | None = None,
     ) -> Message:
         """Store a user's question in their open session and commit, in one round trip. Raises
-        ``SessionNotFound`` or ``SessionClosed``, and then nothing is committed."""
+        ``QuestionRefused`` (the session is not the caller's, or is closed), and then nothing is
+        committed."""
 
     def commit_reservation(self, tokens: int, *, user_id: UUID | None) -> Reservation | None:
         """Reserve ``tokens`` in the month's open counter and commit unflushed, in one round
@@ -269,15 +277,20 @@ def send_message(
         # the same round trip: on a missing or closed session it fails, and nothing the gate
         # wrote before it is kept
         verdict = work.gate.authorize(subject)
-        question = work.commit_question(
-            message_id=subject.message_id,
-            session_id=session_id,
-            user_id=user_id,
-            content=content,
-            status=_QUESTION_STATUS[verdict.outcome],
-            approval_request_id=verdict.approval_request_id,
-            error_code="policy_blocked" if verdict.outcome == "blocked" else None,
-        )
+        try:
+            question = work.commit_question(
+                message_id=subject.message_id,
+                session_id=session_id,
+                user_id=user_id,
+                content=content,
+                status=_QUESTION_STATUS[verdict.outcome],
+                approval_request_id=verdict.approval_request_id,
+                error_code="policy_blocked" if verdict.outcome == "blocked" else None,
+            )
+        except QuestionRefused as refused:
+            if refused.session_closed:
+                raise SessionClosed("the chat session is closed") from None
+            raise SessionNotFound("chat session not found") from None
     return _answer(
         uow,
         question,

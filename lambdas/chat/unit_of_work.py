@@ -59,8 +59,8 @@ class ChatUnitOfWork(UnitOfWork):
         error_code: str | None = None,
     ) -> Message:
         """The question stored in its session and the transaction committed, in one round trip;
-        ``SessionNotFound``/``SessionClosed`` and nothing committed when the session is not the
-        caller's or not open."""
+        ``QuestionRefused`` and nothing committed when the session is not the caller's or not
+        open."""
         return self.chat.add_question(
             message_id=message_id,
             session_id=session_id,

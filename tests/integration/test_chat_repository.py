@@ -198,7 +198,7 @@ def test_pagination_of_sessions_goes_backwards_in_time(db, tenants) -> None:
 def test_a_question_goes_only_into_its_users_open_session_in_its_tenant(db, tenants) -> None:
     import uuid  # noqa: PLC0415
 
-    from lambdas.chat.errors import SessionClosed, SessionNotFound  # noqa: PLC0415
+    from lambdas.chat.errors import QuestionRefused  # noqa: PLC0415
 
     a, b = tenants
     member = a.user("member")
@@ -226,14 +226,18 @@ def test_a_question_goes_only_into_its_users_open_session_in_its_tenant(db, tena
         "user",
         "answering",
     )
-    with pytest.raises(SessionNotFound):
-        ask(b, session.id, member.id)  # another tenant: RLS and the tenant filter hide it
-    with pytest.raises(SessionNotFound):
-        ask(a, session.id, a.user("admin").id)  # another user of the tenant
-    with pytest.raises(SessionNotFound):
-        ask(a, uuid.uuid4(), member.id)
-    with pytest.raises(SessionClosed):
-        ask(a, closed.id, member.id)
+    refusals = [
+        (b, session.id, member.id),  # another tenant: RLS and the tenant filter hide it
+        (a, session.id, a.user("admin").id),  # another user of the tenant
+        (a, uuid.uuid4(), member.id),
+        (a, closed.id, member.id),
+    ]
+    closed_flags = []
+    for tenant, session_id, user_id in refusals:
+        with pytest.raises(QuestionRefused) as refused:
+            ask(tenant, session_id, user_id)
+        closed_flags.append(refused.value.session_closed)
+    assert closed_flags == [False, False, False, True]
     with _Chat(db, a) as chat:
         assert [m.id for m in chat.history(session.id)] == [question.id]
         assert chat.history(closed.id) == []

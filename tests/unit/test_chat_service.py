@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from lambdas.chat.errors import LlmUnavailable, SessionClosed, SessionNotFound, TokenQuotaExceeded
+from lambdas.chat.errors import (
+    LlmUnavailable,
+    QuestionRefused,
+    SessionClosed,
+    SessionNotFound,
+    TokenQuotaExceeded,
+)
 from lambdas.chat.models import (
     AnswerDraft,
     ChatTurn,
@@ -63,9 +69,9 @@ class FakeChat:
         # as migration 060's chat.add_question_v1: the caller's open session, else refused
         session = self.sessions.get(session_id)
         if session is None or session.user_id != user_id:
-            raise SessionNotFound("chat session not found")
+            raise QuestionRefused(session_closed=False)
         if session.status != "open":
-            raise SessionClosed("the chat session is closed")
+            raise QuestionRefused(session_closed=True)
         message = Message(
             id=message_id,
             session_id=session_id,
