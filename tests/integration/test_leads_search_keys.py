@@ -132,6 +132,7 @@ def database(locale_db: TestDatabase, runtime_password: str) -> Iterator[Databas
 
 def test_a_term_s_keys_are_among_those_of_every_text_holding_it(locale_db: TestDatabase) -> None:
     tenant = uuid.uuid4()
+    prefix = str(tenant)[:8]
     with locale_db.runtime() as conn:
         for text, term in HELD:
             assert term.lower() in text
@@ -139,7 +140,7 @@ def test_a_term_s_keys_are_among_those_of_every_text_holding_it(locale_db: TestD
             pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             row = conn.execute(
                 """
-                SELECT nigredo_leads.search_keys_v1(%(tenant)s, lower(%(pattern)s)) AS term,
+                SELECT nigredo_leads.search_pattern_keys_v1(%(tenant)s, lower(%(pattern)s)) AS term,
                        nigredo_leads.search_keys_v1(%(tenant)s, %(text)s) AS text
                 """,
                 {"tenant": tenant, "pattern": pattern, "text": text},
@@ -147,17 +148,26 @@ def test_a_term_s_keys_are_among_those_of_every_text_holding_it(locale_db: TestD
             assert row is not None
             assert row["term"], term
             assert set(row["term"]) <= set(row["text"]), (text, term)
-            assert all(key.startswith(str(tenant)[:8]) for key in row["text"])
-        # no three letters or digits in a row: no keys (the search walks the rows instead)
-        short = conn.execute(
-            """
-            SELECT nigredo_leads.search_keys_v1(%(tenant)s, '%%ab%%') AS two,
-                   nigredo_leads.search_keys_v1(%(tenant)s, '%%a b.c@d%%') AS split,
-                   nigredo_leads.search_keys_v1(%(tenant)s, NULL) AS missing
-            """,
-            {"tenant": tenant},
-        ).fetchone()
-    assert short == {"two": [], "split": [], "missing": []}
+            assert all(key.startswith(prefix) for key in row["text"])
+
+        # the keys are the three-character substrings without spaces, whatever the locale;
+        # a pattern's are those of its literal runs, unescaped
+        def keys(function: str, value: str | None) -> set[str]:
+            row = conn.execute(
+                f"SELECT nigredo_leads.{function}(%s, %s) AS keys", (tenant, value)
+            ).fetchone()
+            assert row is not None
+            return {key.removeprefix(prefix) for key in row["keys"]}
+
+        assert keys("search_keys_v1", "joão s") == {"joã", "oão", "ãos"}
+        assert keys("search_keys_v1", "a%_\\") == {"a%_", "%_\\"}
+        assert keys("search_pattern_keys_v1", "%são p_ulo%") == {"são", "ãop", "ulo"}
+        assert keys("search_pattern_keys_v1", "%a\\%b\\_c\\\\%") == {"a%b", "%b_", "b_c", "_c\\"}
+        assert keys("search_pattern_keys_v1", "%a b.c@d%") == {"ab.", "b.c", ".c@", "c@d"}
+        # no literal run of three characters (spaces aside): no keys (the search walks the rows)
+        for short in ("%ab%", "%a b%", "%ab_cd%", "%a%bc%", "ab\\", "", None):
+            assert keys("search_pattern_keys_v1", short) == set(), short
+        assert keys("search_keys_v1", None) == set()
 
 
 def test_a_rare_term_finds_exactly_the_leads_holding_it_newest_first(
