@@ -151,8 +151,8 @@ def _over(current: Lead, sent: LeadFields, email: str | None, phone: str | None)
     Built without validating again: both sides are validated already."""
     given = sent.model_fields_set
     return (
-        LeadFields.model_construct(
-            **{name: getattr(sent if name in given else current, name) for name in LEAD_FIELDS}
+        sent.model_copy(
+            update={name: getattr(current, name) for name in LEAD_FIELDS if name not in given}
         ),
         email if "email" in given else current.email_normalized,
         phone if "phone" in given else current.phone_e164,
@@ -347,10 +347,8 @@ class SyncService:
             fields, email, phone = normalized(mutation.fields)
         except InvalidLead as error:
             return error.code
-        if mutation.op == "update":  # the canonical tax id, without marking it sent
-            fields = LeadFields.model_construct(
-                set(mutation.fields.model_fields_set), **dict(fields)
-            )
+        if mutation.op == "update" and "company_tax_id" not in mutation.fields.model_fields_set:
+            fields = mutation.fields  # as sent: normalized() marks the tax id set
         return fields, email, phone
 
     def _refusal(self, state: _BatchState, prepared: Prepared | str) -> str | None:

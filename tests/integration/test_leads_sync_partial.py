@@ -148,7 +148,7 @@ def test_a_batch_of_partial_updates_of_different_fields_on_different_leads(world
     # When one batch changes a different field on each
     pushed = _push(
         member,
-        _update("1", leads[0]["id"], 1, tags=["hot"]),
+        _update("1", leads[0]["id"], 1, tags=["hot"], company_tax_id="11.222.333/0001-81"),
         _update("2", leads[1]["id"], 1, status="qualified", email="novo@example.com"),
         _update("3", leads[2]["id"], 1, full_name="Renamed", job_title=None),
     )
@@ -156,8 +156,8 @@ def test_a_batch_of_partial_updates_of_different_fields_on_different_leads(world
     # Then each lead changes only in what was sent to it
     assert _results(pushed) == [("applied", None, 2)] * 3
     after = [_read(member, lead["id"]) for lead in leads]
-    assert after[0]["tags"] == ["hot"]
-    assert _unchanged(leads[0], after[0], "tags") == {}
+    assert (after[0]["tags"], after[0]["company_tax_id"]) == (["hot"], "11222333000181")
+    assert _unchanged(leads[0], after[0], "tags", "company_tax_id") == {}
     assert (after[1]["status"], after[1]["email_normalized"]) == ("qualified", "novo@example.com")
     assert _unchanged(leads[1], after[1], "status", "email", "email_normalized") == {}
     assert (after[2]["full_name"], after[2]["job_title"]) == ("Renamed", None)
