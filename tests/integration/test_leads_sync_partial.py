@@ -10,6 +10,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+
 from tests.integration.conftest import World
 from tests.support.factories import TestUser
 from tests.support.handlers import HandlerResult, call
@@ -278,3 +280,30 @@ def test_a_partial_update_of_another_tenants_rows_is_not_found_and_changes_nothi
     assert _unchanged(lead, _read(a, lead["id"])) == {}
     kept = call("GET", f"/api/leads/campaigns/{campaign}", user=a).body["campaign"]
     assert (kept["description"], kept["version"]) == ("", 1)
+
+
+def test_last_writer_wins_writes_only_the_fields_a_stale_update_sent(
+    world: World, owner: psycopg.Connection[dict[str, Any]]
+) -> None:
+    # Given a tenant that chose last-writer-wins and a lead another client renamed (version 2)
+    member = world.a.user("member")
+    owner.execute(
+        """
+        INSERT INTO nigredo_leads.sync_settings (tenant_id, last_writer_wins) VALUES (%s, true)
+        ON CONFLICT (tenant_id) DO UPDATE SET last_writer_wins = true
+        """,
+        (world.a.id,),
+    )
+    before = _lead(member)
+    assert _results(_push(member, _update("1", before["id"], 1, full_name="Lia S.")))[0][0] == (
+        "applied"
+    )
+
+    # When a client that read version 1 pushes a score change
+    pushed = _push(member, _update("2", before["id"], 1, score=70))
+
+    # Then it is applied over the newer row without undoing the rename
+    assert _results(pushed) == [("applied", None, 3)]
+    after = _read(member, before["id"])
+    assert (after["full_name"], after["score"]) == ("Lia S.", 70)
+    assert _unchanged(before, after, "full_name", "score") == {}
