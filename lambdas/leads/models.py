@@ -7,7 +7,15 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 LeadStatus = Literal[
     "new", "contacted", "qualified", "meeting_scheduled", "won", "lost", "opted_out"
@@ -409,15 +417,26 @@ class MeetingView(Meeting):
 # ---- the batched push (POST /api/leads/sync) --------------------------------------------------
 
 
+def _not_null(value: Any) -> Any:
+    # runs only on a value sent (pydantic skips validators on defaults): a field left out of an
+    # update keeps the server's value, an explicit null for it is refused
+    if value is None:
+        raise ValueError("may not be null")
+    return value
+
+
 class CampaignFields(BaseModel):
-    """What an offline client may set on a campaign (the name is its natural key)."""
+    """What an offline client may set on a campaign (the name is its natural key). A create
+    needs ``name`` and ``channel``; an update writes only the fields it sends."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    channel: CampaignChannel
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    channel: CampaignChannel | None = None
     description: str = Field(default="", max_length=2000)
     status: CampaignStatus = "draft"
+
+    _sent_not_null = field_validator("name", "channel")(_not_null)
 
 
 EDITABLE_CAMPAIGN_FIELDS = frozenset(CampaignFields.model_fields)
@@ -430,15 +449,18 @@ class InteractionFields(InteractionRequest):
 
 
 class MeetingFields(BaseModel):
-    """A meeting from an offline client: ``lead_id`` (required to create) and ``owner_user_id``
-    (default: the caller) are set when it is created; an update moves the time or length."""
+    """A meeting from an offline client: ``lead_id`` (required to create), ``scheduled_for``
+    (required to create) and ``owner_user_id`` (default: the caller) are set when it is created;
+    an update moves the time or the length, whichever it sends."""
 
     model_config = ConfigDict(extra="forbid")
 
     lead_id: UUID | None = None
     owner_user_id: UUID | None = None
-    scheduled_for: datetime
+    scheduled_for: datetime | None = None
     duration_minutes: int = Field(default=30, ge=5, le=480)
+
+    _sent_not_null = field_validator("scheduled_for")(_not_null)
 
 
 EDITABLE_MEETING_FIELDS = frozenset({"scheduled_for", "duration_minutes"})
@@ -462,17 +484,27 @@ class _MutationBase(BaseModel):
 
 
 class Mutation(_MutationBase):
-    """A lead mutation (``entity`` may be left out: lead is the default)."""
+    """A lead mutation (``entity`` may be left out: lead is the default). A create takes the
+    fields' defaults for what it leaves out; an update writes only the fields it sends, as
+    PATCH does (an explicit null clears a field that may be empty)."""
 
     entity: Literal["lead"] = "lead"
     fields: LeadFields | None = None
 
 
 class CampaignMutation(_MutationBase):
-    """create, update (any of the fields) or delete (soft) a campaign."""
+    """create (``name`` and ``channel`` required), update (the fields sent only) or delete
+    (soft) a campaign."""
 
     entity: Literal["campaign"]
     fields: CampaignFields | None = None
+
+    @model_validator(mode="after")
+    def _create_is_complete(self) -> CampaignMutation:
+        fields = self.fields
+        if self.op == "create" and fields is not None and None in (fields.name, fields.channel):
+            raise ValueError("a campaign's create needs its name and channel")
+        return self
 
 
 class InteractionMutation(_MutationBase):
@@ -483,11 +515,18 @@ class InteractionMutation(_MutationBase):
 
 
 class MeetingMutation(_MutationBase):
-    """create (schedule), update (reschedule) or delete (cancel); an overlap with the owner's
-    other meetings is rejected (``meeting_overlaps``)."""
+    """create (schedule; ``scheduled_for`` required), update (reschedule: the time or the length
+    it sends) or delete (cancel); an overlap with the owner's other meetings is rejected
+    (``meeting_overlaps``)."""
 
     entity: Literal["meeting"]
     fields: MeetingFields | None = None
+
+    @model_validator(mode="after")
+    def _create_is_complete(self) -> MeetingMutation:
+        if self.op == "create" and self.fields is not None and self.fields.scheduled_for is None:
+            raise ValueError("a meeting's create needs scheduled_for")
+        return self
 
 
 SyncMutation = Mutation | CampaignMutation | InteractionMutation | MeetingMutation

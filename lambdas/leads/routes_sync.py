@@ -54,6 +54,12 @@ def changes(
         "Push up to 1,000 lead, campaign, interaction and meeting mutations (idempotent by "
         "client mutation id; one result each)"
     ),
+    description=(
+        "An update is partial, as PATCH is: only the fields it sends are written, a field left "
+        "out keeps the server's value, an explicit null clears a field that may be empty (null "
+        "for one that may not is a 422). A create takes the defaults for what it leaves out. A "
+        "stale update is a conflict stored with the fields it sent and the server's whole row."
+    ),
     responses=error_responses(ValidationFailed),
 )
 def push(request: SyncRequest) -> SyncResponse:

@@ -25,6 +25,8 @@ from pydantic import BaseModel
 
 from lambdas.leads.errors import CampaignNameTaken, LeadNotFound, map_violation
 from lambdas.leads.models import (
+    EDITABLE_CAMPAIGN_FIELDS,
+    EDITABLE_MEETING_FIELDS,
     Campaign,
     CampaignMutation,
     Interaction,
@@ -87,14 +89,18 @@ def stored_conflict(
     theirs: Lead | Campaign | Interaction | Meeting | None,
 ) -> MutationResult:
     """A conflict kept for the user with both versions (added to the batch's ``conflicts``,
-    stored together); ``mine`` None is the client's delete."""
+    stored together); ``mine`` None is the client's delete. An update's ``mine`` holds the fields
+    it sent only (a field it left out is not its to settle: keep_mine writes what it sent), a
+    create's every field; ``theirs`` is the server's whole row."""
     conflict = NewConflict(
         id=uuid.uuid4(),
         mutation_id=mutation_id,
         entity=mutation.entity,
         entity_id=decision.existing_id,
         kind=decision.kind,
-        mine=mine.model_dump(mode="json") if mine is not None else {"deleted": True},
+        mine=mine.model_dump(mode="json", exclude_unset=mutation.op == "update")
+        if mine is not None
+        else {"deleted": True},
         theirs=theirs.model_dump(mode="json") if theirs else {},
         base_version=mutation.base_version,
     )
@@ -106,6 +112,24 @@ def stored_conflict(
         version=theirs.version if theirs else None,
         conflict_id=conflict.id,
         reason=decision.kind,
+    )
+
+
+def _written(
+    mutation: CampaignMutation | MeetingMutation,
+    current: Campaign | Meeting | None,
+    editable: frozenset[str],
+) -> Row | None:
+    """The row a mutation writes (None: a delete): a create's every field; an update's fields
+    sent over the server's editable ones (a field it left out keeps the server's value)."""
+    if mutation.op == "delete" or mutation.fields is None:
+        return None
+    if mutation.op == "create" or current is None:
+        return mutation.fields.model_dump(mode="json") | {"id": str(mutation.id)}
+    return (
+        current.model_dump(mode="json", include=set(editable))
+        | mutation.fields.model_dump(mode="json", exclude_unset=True)
+        | {"id": str(mutation.id)}
     )
 
 
@@ -211,7 +235,11 @@ class PipelineBatch:
         for m in mutations:
             by_kind[m.entity].append(m.id)
         names = sorted(
-            {m.fields.name for m in mutations if isinstance(m, CampaignMutation) and m.fields}
+            {
+                m.fields.name
+                for m in mutations
+                if isinstance(m, CampaignMutation) and m.fields and m.fields.name is not None
+            }
         )
         campaign_ids = sorted(set(by_kind["campaign"]) | campaign_refs, key=str)
         if campaign_ids:
@@ -303,17 +331,18 @@ class PipelineBatch:
         self, index: int, mutation: CampaignMutation, mutation_id: UUID
     ) -> MutationResult | None:
         cmid, fields = mutation.client_mutation_id, mutation.fields
-        keys = [fields.name] if fields else []
+        name = fields.name if fields else None
+        keys = [name] if name is not None else []
         if self.campaign_writes.touches(mutation.id, keys, mutation.op, same_op_ok=False):
             self.flush_campaigns()
         current = self.campaigns.get(mutation.id)
-        owner = self.names.get(fields.name) if fields and mutation.op == "create" else None
+        owner = self.names.get(name) if name is not None and mutation.op == "create" else None
         decision = self._classified(mutation, mutation_id, current, owner)
         if not isinstance(decision, Apply):
             return decision
-        if fields is not None and self.names.get(fields.name, mutation.id) != mutation.id:
+        if name is not None and self.names.get(name, mutation.id) != mutation.id:
             return rejected(cmid, mutation.id, CampaignNameTaken.code)
-        row = fields.model_dump(mode="json") | {"id": str(mutation.id)} if fields else None
+        row = _written(mutation, current, EDITABLE_CAMPAIGN_FIELDS)
         freed = [current.name] if current is not None else []
         self.campaign_writes.add(index, mutation, row, [*keys, *freed])
         return None
@@ -369,11 +398,9 @@ class PipelineBatch:
             )
         ):
             return rejected(cmid, mutation.id, MEETING_FIXED)
-        row = (
-            fields.model_dump(mode="json") | {"id": str(mutation.id), "owner_user_id": owner}
-            if fields
-            else None
-        )
+        row = _written(mutation, current, EDITABLE_MEETING_FIELDS)
+        if row is not None:
+            row["owner_user_id"] = owner
         self.meeting_writes.add(index, mutation, row, keys)
         return None
 

@@ -49,6 +49,7 @@ from lambdas.shared.errors import Conflict as ConflictError
 from lambdas.shared.errors import ValidationFailed
 
 MAX_BATCH = 1000
+LEAD_FIELDS = tuple(LeadFields.model_fields)
 
 
 Prepared = tuple[LeadFields | None, str | None, str | None]
@@ -142,6 +143,20 @@ class _Batch:
     conflicts: list[NewConflict]
     pipeline: PipelineBatch
     pending: _Pending = field(default_factory=_Pending)
+
+
+def _over(current: Lead, sent: LeadFields, email: str | None, phone: str | None) -> Prepared:
+    """An update's write: the fields it sent over the lead's (as PATCH: a field left out keeps
+    its value, an explicit null clears it), with the identifiers' normalised forms to match.
+    Built without validating again: both sides are validated already."""
+    given = sent.model_fields_set
+    return (
+        sent.model_copy(
+            update={name: getattr(current, name) for name in LEAD_FIELDS if name not in given}
+        ),
+        email if "email" in given else current.email_normalized,
+        phone if "phone" in given else current.phone_e164,
+    )
 
 
 def _conflict(
@@ -321,15 +336,20 @@ class SyncService:
 
     @staticmethod
     def _prepare(mutation: Mutation) -> Prepared | str:
-        """The normalised fields of a create or update, or the reason to reject it."""
+        """The normalised fields of a create or update, or the reason to reject it. An update's
+        fields are the ones it sent (an identifier it left out is neither normalised nor checked
+        for duplicates or suppression: the lead keeps it)."""
         if mutation.op == "delete":
             return None, None, None
         if mutation.fields is None:
             return "fields are required"
         try:
-            return normalized(mutation.fields)
+            fields, email, phone = normalized(mutation.fields)
         except InvalidLead as error:
             return error.code
+        if mutation.op == "update" and "company_tax_id" not in mutation.fields.model_fields_set:
+            fields = mutation.fields  # as sent: normalized() marks the tax id set
+        return fields, email, phone
 
     def _refusal(self, state: _BatchState, prepared: Prepared | str) -> str | None:
         """Why the mutation is rejected before any decision (invalid or suppressed), if it is."""
@@ -375,6 +395,8 @@ class SyncService:
         refusal = _write_refusal(batch, mutation, fields, email, phone)
         if refusal is not None:
             return rejected(cmid, mutation.id, refusal)
+        if mutation.op == "update" and current is not None and fields is not None:
+            prepared = _over(current, fields, email, phone)
         batch.pending.add(index, mutation, prepared, current)
         return None
 
