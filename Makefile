@@ -50,8 +50,8 @@ dev: sync ## run the local stack: embedded PostgreSQL, moto, migrations, seed, A
 TENANT ?= acme
 ROLE ?= admin
 .PHONY: token
-token: sync ## print a dev JWT: make -s token TENANT=acme|globex ROLE=admin|member|viewer
-	@$(RUN) python scripts/dev_token.py --tenant $(TENANT) --role $(ROLE)
+token: sync ## print a dev JWT: make -s token TENANT=acme|globex ROLE=admin|member|viewer, or EMAIL=...
+	@$(RUN) python scripts/dev_token.py $(if $(EMAIL),--email "$(EMAIL)",--tenant $(TENANT) --role $(ROLE))
 
 .PHONY: dev-reset
 dev-reset: sync ## wipe the local database in DEV_STATE_DIR (default .local; stop `make dev` first)

@@ -2,6 +2,7 @@
 
   uv run python scripts/import_leads.py leads.csv --tenant acme --dry-run
   uv run python scripts/import_leads.py leads.csv --tenant 6f1c...-uuid --skip-invalid
+  uv run python scripts/import_leads.py leads.csv --tenant acme --local   # the `make dev` stack
 
 The same validation as an uploaded file (docs/leads.md, "CSV import"): e-mail and phone
 normalised, CPF/CNPJ checked, duplicates within the file and against the tenant's live leads,
@@ -10,8 +11,12 @@ local run). All or nothing: one rejected row refuses the file unless --skip-inva
 import is recorded (``nigredo_leads.lead_imports``, audit row, outbox event) like an upload.
 --dry-run changes nothing and prints the report.
 
-Connects with DATABASE_URL (or --database-url), as the runtime role: RLS applies. Exit status:
-0 when the file was imported (or would be, with --dry-run), 1 when it was refused, 2 on usage.
+Connects with DATABASE_URL (or --database-url), as the runtime role: RLS applies. --local
+targets the running `make dev` stack instead: its database (DEV_STATE_DIR, DEV_PG_PORT; as its
+owner, like the other scripts' --local) and the suppression key `make dev` keeps in its state
+folder (the one the local Lambdas read from moto). Exit status: 0 when the file was imported
+(or would be, with --dry-run), 1 when it was refused, 2 on usage or when `make dev` is not
+running.
 """
 
 from __future__ import annotations
@@ -40,6 +45,12 @@ from lambdas.shared.db import Database  # noqa: E402
 from lambdas.shared.runtime import WRITERS  # noqa: E402
 from lambdas.shared.scope import RequestScope  # noqa: E402
 from lambdas.shared.secrets import DbCredentials, get_json_secret  # noqa: E402
+from scripts.devstack.aws_resources import load_or_create_suppression_key  # noqa: E402
+from scripts.devstack.local_dev import (  # noqa: E402
+    DevStackNotRunning,
+    running_database_url,
+    state_dir,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,8 +67,14 @@ def _parser() -> argparse.ArgumentParser:
         "--legal-basis", choices=("legitimate_interest", "consent"), default="legitimate_interest"
     )
     parser.add_argument("--campaign", type=UUID, default=None, help="campaign id for the leads")
-    parser.add_argument(
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
         "--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL"
+    )
+    target.add_argument(
+        "--local",
+        action="store_true",
+        help="the running `make dev` stack: its database and its suppression key",
     )
     parser.add_argument(
         "--suppression-key-secret",
@@ -66,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
         "$LEADS_SUPPRESSION_SECRET_ARN; else $LEADS_SUPPRESSION_KEY)",
     )
     return parser
+
+
+def local_target() -> tuple[str, bytes]:
+    """The `make dev` database's URL and the suppression HMAC key of its state folder, or
+    ``DevStackNotRunning`` (the key is only read once the stack is known to be there)."""
+    url = running_database_url()
+    return url, load_or_create_suppression_key(state_dir()).encode()
 
 
 def _key(secret_id: str | None) -> bytes | None:
@@ -106,10 +130,18 @@ def _valid_rows(data: bytes, legal_basis: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if not args.database_url:
-        print("set DATABASE_URL or pass --database-url", file=sys.stderr)
+    key: bytes | None
+    if args.local:
+        try:
+            args.database_url, key = local_target()
+        except DevStackNotRunning as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    elif not args.database_url:
+        print("set DATABASE_URL, or pass --database-url or --local", file=sys.stderr)
         return 2
-    key = _key(args.suppression_key_secret)
+    else:
+        key = _key(args.suppression_key_secret)
     if key is None:
         print("no suppression key: pass --suppression-key-secret", file=sys.stderr)
         return 2

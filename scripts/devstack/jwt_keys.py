@@ -13,7 +13,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from scripts.devstack.identities import DevUser
+from lambdas.shared.constants import TENANT_CLAIM
+from scripts.devstack.identities import TokenSubject
 
 
 def local_issuer(port: int = 8000) -> str:
@@ -81,18 +82,19 @@ class SigningKey:
         }
         return jwt.encode(payload, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
-    def issue_for(self, user: DevUser, *, ttl_s: int = 3600) -> str:
-        """An ID token shaped like Cognito's for a seeded dev user."""
-        return self.issue(
-            {
-                "sub": str(user.sub),
-                "email": user.email,
-                "email_verified": True,
-                "cognito:username": user.email,
-                "custom:tenant_id": str(user.tenant.id),
-            },
-            ttl_s=ttl_s,
-        )
+    def issue_for(self, user: TokenSubject, *, ttl_s: int = 3600) -> str:
+        """An ID token shaped like Cognito's for a seeded dev user or another local account
+        (no ``custom:tenant_id`` claim when the account has no tenant, as Cognito omits an
+        unset attribute)."""
+        claims: dict[str, Any] = {
+            "sub": str(user.sub),
+            "email": user.email,
+            "email_verified": True,
+            "cognito:username": user.email,
+        }
+        if user.tenant_id is not None:
+            claims[TENANT_CLAIM] = str(user.tenant_id)
+        return self.issue(claims, ttl_s=ttl_s)
 
     def verify(
         self, token: str, *, issuer: str | None = None, audience: str = LOCAL_AUDIENCE
