@@ -335,8 +335,9 @@ class ApprovalRepository:
                         SELECT 1 FROM alquimista_platform.approval_decisions AS d
                         WHERE d.tenant_id = r.tenant_id AND d.approval_request_id = r.id
                           AND d.decided_by = %(me)s)
+                    -- the tenant's parameter, not r.tenant_id: checked once, not per row
                     AND alquimista_platform.holds_permission_v1(
-                        r.tenant_id, %(me)s, 'approvals:decide')))
+                        %(tenant)s, %(me)s, 'approvals:decide')))
               AND (%(before_at)s::timestamptz IS NULL
                    OR (r.created_at, r.id) < (%(before_at)s, %(before_id)s))
             ORDER BY r.created_at DESC, r.id DESC
