@@ -61,7 +61,11 @@ class ApprovalRecord(BaseModel):
     action_type: str
     summary: str
     payload: dict[str, Any]
-    status: Status
+    status: Status = Field(
+        description="pending, approved, rejected, expired or canceled; a pending request past "
+        "its expires_at reads expired (it can no longer be decided) from that moment, before "
+        "the sweeper records its expiry"
+    )
     requester_kind: RequesterKind
     requested_by: UUID | None
     agent_id: UUID | None

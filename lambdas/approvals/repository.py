@@ -40,9 +40,13 @@ from lambdas.policies.subject import Subject
 from lambdas.shared.constants import TENANT_SETTING
 from lambdas.shared.db import Connection, Cursor, UnitOfWork
 from lambdas.shared.errors import AppError
+from lambdas.shared.observability import logger
 
 if TYPE_CHECKING:
     from lambdas.shared.gate import GateDecision
+
+# The audit action of a refused decision (outcome ``denied``).
+DECISION_REFUSED = "approval.decision_refused"
 
 # Constraint names raised by migration 026 -> the error a client sees (never the name).
 _REFUSALS: dict[str, tuple[type[AppError], str]] = {
@@ -148,8 +152,17 @@ def translate_errors() -> Iterator[None]:
         raise domain from error
 
 
-_REQUEST_DOCUMENT = """
-SELECT r.id, r.subject_kind, r.subject_id, r.action_type, r.summary, r.payload, r.status,
+# A pending request past its expiry can no longer be decided (``decide_approval_v4`` refuses it):
+# it reads ``expired`` from that moment, before the sweeper writes the status, its audit row and
+# its event. Every read of a request's document, and the list's status filters, use this.
+_EFFECTIVE_STATUS = """
+CASE WHEN r.status = 'pending' AND r.expires_at <= now() THEN 'expired' ELSE r.status END"""
+
+_REQUEST_DOCUMENT = (
+    """
+SELECT r.id, r.subject_kind, r.subject_id, r.action_type, r.summary, r.payload,"""
+    + _EFFECTIVE_STATUS
+    + """ AS status,
        r.requester_kind, r.requested_by, r.agent_id, r.evaluation_id, r.required_approvals,
        r.expires_at, r.escalate_at, r.escalation_role, r.escalated_at, r.decided_at,
        r.canceled_by, r.created_at,
@@ -157,6 +170,20 @@ SELECT r.id, r.subject_kind, r.subject_id, r.action_type, r.summary, r.payload, 
         WHERE d.tenant_id = r.tenant_id AND d.approval_request_id = r.id
           AND d.decision = 'approved') AS approvals
 """
+)
+
+# The list's status filter, one statement per status so that each plans on its own index: a
+# plain status is the (tenant, status, created_at) index; ``pending`` excludes, and ``expired``
+# includes, the pending requests already past their expiry (the partial due index).
+_STATUS_FILTERS: dict[Status | None, LiteralString] = {
+    None: "",
+    "pending": "AND r.status = 'pending' AND r.expires_at > now()",
+    "expired": """AND r.status IN ('expired', 'pending')
+              AND (r.status = 'expired' OR r.expires_at <= now())""",
+    "approved": "AND r.status = 'approved'",
+    "rejected": "AND r.status = 'rejected'",
+    "canceled": "AND r.status = 'canceled'",
+}
 
 _WITH_DECISIONS = """,
        coalesce((
@@ -287,15 +314,19 @@ class ApprovalRepository:
     ) -> list[ApprovalRecord]:
         """Requests, newest first (keyset ``before`` = (created_at, id) of the last seen).
 
-        ``waiting_for``: pending, unexpired requests that user may decide and has not, and did
-        not ask for. ``requested_by``: the user's own requests.
+        ``status`` filters on the status a client reads: a pending request past its expiry is
+        ``expired`` (not ``pending``) before the sweeper writes it. ``waiting_for``: pending,
+        unexpired requests that user may decide and has not, and did not ask for.
+        ``requested_by``: the user's own requests.
         """
         rows = self._conn.execute(
             _REQUEST_DOCUMENT
             + """
             FROM alquimista_platform.approval_requests AS r
             WHERE r.tenant_id = %(tenant)s
-              AND (%(status)s::text IS NULL OR r.status = %(status)s)
+            """
+            + _STATUS_FILTERS[status]
+            + """
               AND (%(mine)s::uuid IS NULL OR r.requested_by = %(mine)s)
               AND (%(me)s::uuid IS NULL OR (
                     r.status = 'pending' AND r.expires_at > now()
@@ -304,8 +335,9 @@ class ApprovalRepository:
                         SELECT 1 FROM alquimista_platform.approval_decisions AS d
                         WHERE d.tenant_id = r.tenant_id AND d.approval_request_id = r.id
                           AND d.decided_by = %(me)s)
+                    -- the tenant's parameter, not r.tenant_id: checked once, not per row
                     AND alquimista_platform.holds_permission_v1(
-                        r.tenant_id, %(me)s, 'approvals:decide')))
+                        %(tenant)s, %(me)s, 'approvals:decide')))
               AND (%(before_at)s::timestamptz IS NULL
                    OR (r.created_at, r.id) < (%(before_at)s, %(before_id)s))
             ORDER BY r.created_at DESC, r.id DESC
@@ -313,7 +345,6 @@ class ApprovalRepository:
             """,
             {
                 "tenant": self._tenant_id,
-                "status": status,
                 "mine": requested_by,
                 "me": waiting_for,
                 "before_at": before[0] if before else None,
@@ -506,6 +537,25 @@ class ApprovalsUnitOfWork(UnitOfWork):
         return self.approvals.decide(
             request_id, decider=decider, decision=decision, reason=reason, send=self.commit_with
         )
+
+    def record_refusal(self, request_id: UUID, *, decider: UUID, code: str) -> None:
+        """Audit a refused decision as ``denied`` (``approval.decision_refused``; metadata: the
+        request's id and the refusal's code) in the tenant's chain, in a transaction of its
+        own (``RequestScope.record_denial``): call it after the decision's transaction rolled
+        back. The refusal is answered even if this fails."""
+        if self.tenant_id is None:
+            raise RuntimeError("the approvals unit of work needs a tenant")
+        try:
+            self.scope.record_denial(
+                tenant_id=self.tenant_id,
+                actor_id=decider,
+                action=DECISION_REFUSED,
+                resource_type="approval",
+                resource_id=str(request_id),
+                details={"approval_id": str(request_id), "code": code},
+            )
+        except psycopg.Error:
+            logger.exception("could not audit a refused decision")
 
     def _on_enter(self) -> None:
         if self.tenant_id is None:

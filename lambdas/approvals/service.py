@@ -18,7 +18,14 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from lambdas.approvals.errors import ApprovalNotFound
+from lambdas.approvals.errors import (
+    AlreadyDecided,
+    ApprovalExpired,
+    ApprovalNotFound,
+    ApprovalNotPending,
+    NotADecider,
+    SelfApproval,
+)
 from lambdas.approvals.models import (
     ApprovalAsk,
     ApprovalRecord,
@@ -76,6 +83,11 @@ class ApprovalsUow(ChangeRecorder, Protocol):
         """``ApprovalStore.decide`` as the unit's last write, committed with it."""
         ...
 
+    def record_refusal(self, request_id: UUID, *, decider: UUID, code: str) -> None:
+        """Audit a refused decision as ``denied``, in a transaction of its own: after the
+        decision's transaction rolled back."""
+        ...
+
     def commit(self) -> None: ...
 
 
@@ -93,6 +105,9 @@ class SweepUow(Protocol):
 
     def commit(self) -> None: ...
 
+
+# The decision refusals audited as ``denied`` (``decide``).
+AUDITED_REFUSALS = (SelfApproval, NotADecider, ApprovalExpired, ApprovalNotPending, AlreadyDecided)
 
 ApprovalsUowFactory = Callable[[], AbstractContextManager[ApprovalsUow]]
 SweepUowFactory = Callable[[], AbstractContextManager[SweepUow]]
@@ -237,10 +252,22 @@ def decide(
     quorum; a refusal raises its domain error and nothing is written. The store records the
     decision with its audit row and ``approval.decided`` event, and notifies the requester when
     the request ends, in one call, committed in the same round trip (the route's one round trip
-    after its opening). An unknown request commits nothing: the call wrote nothing."""
+    after its opening). An unknown request commits nothing: the call wrote nothing.
+
+    A refusal that matters for governance (``AUDITED_REFUSALS``: self-approval, a decider
+    without the permission, a request expired or already ended, a second decision) is audited
+    as ``denied`` after the rollback; an unknown request (another tenant's too) and an invalid
+    reason are not."""
     text = check_reason(reason)
-    with uow_factory() as uow:
-        outcome = uow.decide_and_commit(request_id, decider=decider, decision=decision, reason=text)
+    try:
+        with uow_factory() as uow:
+            outcome = uow.decide_and_commit(
+                request_id, decider=decider, decision=decision, reason=text
+            )
+    except AUDITED_REFUSALS as refused:
+        # the unit rolled the decision back on leaving; the attempt is audited on its own
+        uow.record_refusal(request_id, decider=decider, code=refused.code)
+        raise
     if outcome is None:
         raise ApprovalNotFound("approval request not found")
     return outcome

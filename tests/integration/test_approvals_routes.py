@@ -125,21 +125,24 @@ def test_the_checked_story_through_the_handlers(
     assert detail.body["evaluation"]["verdict"] == "require_approval"
     assert detail.body["evaluation"]["rule_version"] == 1
 
-    # An expired request cannot be approved
+    # An expired request reads expired and cannot be approved
     other = _ask(member, "msg-2").body["approval"]["id"]
     _backdate(owner_conn, other)
+    assert call("GET", f"/api/approvals/{other}", user=member).body["status"] == "expired"
     late = _decide(admin, other)
     assert (late.status, late.body["error"]["code"]) == (409, "approval_expired")
 
-    # Every step is in the tenant's audit log
+    # Every step is in the tenant's audit log, the refused attempts too
     actions = _audit_actions(admin)
     assert actions == [
         "policy_rule.created",
         "approval.created",
         "access.denied",
         "approval.decided",
+        "approval.decision_refused",
         "approval.decided",
         "approval.created",
+        "approval.decision_refused",
     ]
 
 

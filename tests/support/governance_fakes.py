@@ -343,7 +343,13 @@ class FakeApprovalStore:
 
 @dataclass
 class FakeApprovalsUnitOfWork(FakeUnitOfWork[FakeApprovalStore]):
-    """The approvals unit: a decision is its last statement and commits with it."""
+    """The approvals unit: a decision is its last statement and commits with it; a refused
+    decision is audited apart, (request id, decider, code) in ``refusals``."""
+
+    refusals: list[tuple[uuid.UUID, uuid.UUID, str]] = field(default_factory=list)
+
+    def record_refusal(self, request_id: uuid.UUID, *, decider: uuid.UUID, code: str) -> None:
+        self.refusals.append((request_id, decider, code))
 
     def decide_and_commit(
         self,

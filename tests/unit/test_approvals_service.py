@@ -98,6 +98,16 @@ def test_a_refused_decision_commits_nothing(uow) -> None:
     with pytest.raises(SelfApproval):
         service.decide(uow.factory(), request.id, decider=ADMIN, decision="approved", reason="x")
     assert uow.commits == commits
+    # and the attempt is audited apart, with its code
+    assert uow.refusals == [(request.id, ADMIN, "self_approval")]
+
+
+def test_an_unknown_request_or_a_blank_reason_is_not_audited_as_a_refusal(uow) -> None:
+    with pytest.raises(ApprovalNotFound):
+        service.decide(uow.factory(), uuid.uuid4(), decider=ADMIN, decision="approved", reason="x")
+    with pytest.raises(ReasonRequired):
+        service.decide(uow.factory(), uuid.uuid4(), decider=ADMIN, decision="approved", reason="")
+    assert uow.refusals == []
 
 
 def test_an_unknown_request_is_not_found(uow) -> None:

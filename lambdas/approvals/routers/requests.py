@@ -54,9 +54,15 @@ def _caller() -> UUID:
     responses=error_responses(InvalidCursor),
 )
 def list_approvals(
-    status: Annotated[Status | None, Query()] = None,
+    status: Annotated[
+        Status | None,
+        Query(
+            description="the status the requests read: pending ones past their expiry are "
+            "expired, not pending"
+        ),
+    ] = None,
     waiting_for_me: Annotated[
-        bool, Query(description="pending requests the caller may still decide")
+        bool, Query(description="pending, unexpired requests the caller may still decide")
     ] = False,
     mine: Annotated[bool, Query(description="requests the caller asked for")] = False,
     cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
@@ -94,6 +100,10 @@ def get_approval(approval_id: Annotated[UUID, Path()]) -> ApprovalRecord:
 @router.post(
     "/api/approvals/<approval_id>/decisions",
     summary="Approve or reject a pending request, with a reason (not your own request)",
+    description="A refused attempt (your own request, no permission to decide, a request "
+    "expired or already ended, a second decision) writes nothing but its `denied` audit row "
+    "`approval.decision_refused` (metadata: the request id and the error code). Another "
+    "tenant's request is 404 and audited nowhere.",
     responses=error_responses(
         ApprovalNotFound,
         SelfApproval,
