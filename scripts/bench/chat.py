@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from scripts.bench.support import KEPT_BELOW, write_section
+
 CHAT_MODULE = "lambdas.chat.handler"
 IMPORT_TARGET_MS = 600.0
 MESSAGE_TARGET_MS = 15.0
@@ -158,25 +160,10 @@ environment), not with the handler.
 """
 
 
-# What follows this line in the section is prose that ``--write`` keeps.
-KEPT_BELOW = "<!-- the table above is generated; the notes below are kept by --write -->"
-
-
 def write_chat_section(path: Path, section: str) -> None:
-    """Replace the generated part of the chat section (its title to ``KEPT_BELOW``) and keep the
-    notes that follow it; the whole section when it has no such line yet."""
-    from scripts.bench.support import write_section  # noqa: PLC0415
-
-    text = path.read_text() if path.exists() else ""
-    title = section.split("\n", 1)[0]
-    start = text.find(title)
-    marker = text.find(KEPT_BELOW, start) if start >= 0 else -1
-    following = text.find("\n## ", start + len(title)) if start >= 0 else -1
-    if marker < 0 or (0 <= following < marker):
-        write_section(path, section)
-        return
-    generated = section[: section.index(KEPT_BELOW)]
-    path.write_text(text[:start] + generated + text[marker:])
+    """Replace the generated part of the chat section and keep the notes below its
+    ``KEPT_BELOW`` line (``scripts.bench.support.write_section``)."""
+    write_section(path, section)
 
 
 def _p90(samples: list[float]) -> float:

@@ -66,6 +66,7 @@ from lambdas.shared.scope import RequestScope  # noqa: E402
 from lambdas.shared.secrets import DbCredentials  # noqa: E402
 from scripts.bench.chat import measure_chat, write_chat_section  # noqa: E402
 from scripts.bench.support import (  # noqa: E402
+    KEPT_BELOW,
     benchmark_server,
     machine_description,
     scratch_database,
@@ -550,7 +551,7 @@ def render(knowledge: KnowledgeResults, args: argparse.Namespace) -> str:
             f"| {knowledge.short_results[f'chroma {label}']} | 0 "
             f"| {_met(knowledge.short_results[f'ours {label}'] == 0)} |",
         ]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", KEPT_BELOW]) + "\n"
 
 
 def _chroma_version() -> str:

@@ -65,15 +65,31 @@ def scratch_database(
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# In a section, what follows this line is prose that ``--write`` keeps: the analysis of the
+# runs, which no script can regenerate.
+KEPT_BELOW = "<!-- the table above is generated; the notes below are kept by --write -->"
+
+
 def write_section(path: Path, section: str) -> None:
     """Replace the section of ``path`` that starts with ``section``'s own title (its first
-    line, a ``## `` heading) up to the next one, or append it."""
+    line, a ``## `` heading) up to the next one, or append it. When the section in ``path``
+    holds the ``KEPT_BELOW`` line, only what is above it is replaced: ``section`` up to its own
+    ``KEPT_BELOW`` line (or all of it), then the line and the notes that follow it, kept."""
     title = section.split("\n", 1)[0]
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     start = text.find(title)
     if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
+        path.write_text(text.rstrip("\n") + "\n\n" + section)
+        return
+    end = text.find("\n## ", start + len(title))
+    end = len(text) if end < 0 else end
+    marker = text.find(KEPT_BELOW, start, end)
+    if marker < 0:
+        replaced = section
     else:
-        end = text.find("\n## ", start + len(title))
-        text = text[:start] + section + ("" if end < 0 else text[end:])
-    path.write_text(text)
+        if KEPT_BELOW in section:
+            generated = section.split(KEPT_BELOW, 1)[0]
+        else:
+            generated = section.rstrip("\n") + "\n\n"
+        replaced = generated + text[marker:end]
+    path.write_text(text[:start] + replaced + text[end:])

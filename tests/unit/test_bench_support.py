@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from scripts.bench.support import write_section
+from pathlib import Path
+
+from scripts.bench.support import KEPT_BELOW, write_section
 
 DOC = "# Benchmarks\n\n## Migrations\n\nold migrations\n\n## Outbox relay\n\nold relay\n"
 
@@ -35,3 +37,28 @@ def test_a_missing_section_or_file_is_appended(tmp_path) -> None:
     write_section(doc, "## Migrations\n\nsecond\n")
 
     assert doc.read_text() == "# Benchmarks\n\n## Audit chain\n\nfirst\n\n## Migrations\n\nsecond\n"
+
+
+def test_the_notes_below_the_kept_line_survive_a_rewrite(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(
+        f"# B\n\n## Knowledge\n\nold table\n\n{KEPT_BELOW}\n\n"
+        "analysis of the runs\n\n## Next\n\nx\n"
+    )
+
+    write_section(doc, f"## Knowledge\n\nnew table\n\n{KEPT_BELOW}\n")
+    write_section(doc, "## Knowledge\n\nnewer table\n")  # a section rendered without the line
+
+    assert doc.read_text() == (
+        f"# B\n\n## Knowledge\n\nnewer table\n\n{KEPT_BELOW}\n\n"
+        "analysis of the runs\n\n## Next\n\nx\n"
+    )
+
+
+def test_a_section_without_the_kept_line_is_replaced_whole(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# B\n\n## Knowledge\n\nold table\n\nold prose\n")
+
+    write_section(doc, f"## Knowledge\n\nnew table\n\n{KEPT_BELOW}\n")
+
+    assert doc.read_text() == f"# B\n\n## Knowledge\n\nnew table\n\n{KEPT_BELOW}\n"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scripts.bench.chat import KEPT_BELOW, Exchanges, write_chat_section
+from scripts.bench.chat import Exchanges, write_chat_section
+from scripts.bench.support import KEPT_BELOW
 
 OTHER = "## Knowledge base against ChromaDB\n\nits text\n"
 
