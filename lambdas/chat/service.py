@@ -423,27 +423,31 @@ def _answer(
         cost_estimate=answering.pricing.cost(completion),
         reservation_id=reservation.id,
     )
-    answered = EventDraft(
+    with uow() as work:
+        work.gate.recheck(verdict)
+        answer = work.commit_answer(draft, answered_event(draft))
+    return MessageOutcome(
+        question=replace(question, status="answered"),
+        answer=replace(answer, citations=_citations(chunks)),
+        verdict=verdict,
+    )
+
+
+def answered_event(draft: AnswerDraft) -> EventDraft:
+    """The ``chat_message.answered`` event an answer is recorded with (its audit row's too)."""
+    return EventDraft(
         "chat_message.answered",
         aggregate_type="chat_message",
         aggregate_id=str(draft.answer_id),
         payload={
             "answer_id": draft.answer_id,
-            "session_id": question.session_id,
-            "question_id": question.id,
-            "model": completion.model,
-            "prompt_tokens": completion.prompt_tokens,
-            "completion_tokens": completion.completion_tokens,
-            "citations": len(chunks),
+            "session_id": draft.question.session_id,
+            "question_id": draft.question.id,
+            "model": draft.completion.model,
+            "prompt_tokens": draft.completion.prompt_tokens,
+            "completion_tokens": draft.completion.completion_tokens,
+            "citations": len(draft.chunks),
         },
-    )
-    with uow() as work:
-        work.gate.recheck(verdict)
-        answer = work.commit_answer(draft, answered)
-    return MessageOutcome(
-        question=replace(question, status="answered"),
-        answer=replace(answer, citations=_citations(chunks)),
-        verdict=verdict,
     )
 
 

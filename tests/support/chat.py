@@ -23,9 +23,10 @@ from psycopg.rows import dict_row
 from lambdas.chat.ingestion import KnowledgeUnitOfWork
 from lambdas.chat.knowledge_repository import KnowledgeRepository
 from lambdas.chat.models import AnswerDraft, Completion, Message, RetrievedChunk
+from lambdas.chat.service import answered_event
 from lambdas.chat.unit_of_work import ChatUnitOfWork
 from lambdas.shared.db import Database
-from lambdas.shared.scope import EventDraft, RequestScope
+from lambdas.shared.scope import RequestScope
 from lambdas.shared.secrets import DbCredentials
 from tests.support.database import RUNTIME_ROLE, TestDatabase
 
@@ -223,19 +224,5 @@ class ChatCalls:
             cost_estimate=Decimal("0.00011"),
             reservation_id=reservation_id,
         )
-        answered = EventDraft(
-            "chat_message.answered",
-            aggregate_type="chat_message",
-            aggregate_id=str(draft.answer_id),
-            payload={
-                "answer_id": draft.answer_id,
-                "session_id": question.session_id,
-                "question_id": question.id,
-                "model": completion.model,
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "citations": len(chunks),
-            },
-        )
         with self.work() as work:
-            return work.commit_answer(draft, answered)
+            return work.commit_answer(draft, answered_event(draft))
