@@ -454,6 +454,22 @@ class ApprovalSweepRepository:
                 (TENANT_SETTING, (caller or {}).get("tenant") or ""),
             )
 
+    def expire(self, tenant_id: UUID, request_id: UUID) -> list[SweptRequest]:
+        """Expire one request now, as the sweeper's next run would: the change when it was
+        pending past ``expires_at``, nothing otherwise (a concurrent sweeper or decision won).
+        The caller records it with ``notify`` and ``record``, as the sweeper does."""
+        rows = self._conn.execute(
+            """
+            UPDATE alquimista_platform.approval_requests AS r SET status = 'expired'
+            WHERE r.tenant_id = %s AND r.id = %s AND r.status = 'pending'
+              AND r.expires_at <= now()
+            RETURNING r.tenant_id, r.id AS request_id, 'expired' AS change, r.escalation_role,
+                      r.requested_by
+            """,
+            (tenant_id, request_id),
+        ).fetchall()
+        return [SweptRequest.model_validate(row) for row in rows]
+
     def notify(self, changes: list[SweptRequest]) -> int:
         """Notifications for what ``sweep`` changed: the requester of an expired request; the
         escalation role's members (else whoever may decide) for an escalated one."""

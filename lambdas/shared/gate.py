@@ -280,12 +280,23 @@ def _require_approval(
     requested_by_agent: bool,
 ) -> GateDecision:
     from lambdas.approvals.models import NewApprovalRequest  # noqa: PLC0415
-    from lambdas.approvals.repository import ApprovalRepository  # noqa: PLC0415
+    from lambdas.approvals.repository import (  # noqa: PLC0415
+        ApprovalRepository,
+        ApprovalSweepRepository,
+    )
 
     approvals = ApprovalRepository(uow.conn, _tenant(uow))
     subject_id = subject.id or str(evaluation.id)
     now = datetime.now(UTC)
     latest = approvals.latest_for_subject(subject.kind, subject_id)
+    if latest is not None and latest.status == "expired":
+        # Past its expiry but not swept yet (its row still pending, holding the subject's one
+        # pending slot): expire it here as the sweeper would (status, notification, audit row
+        # and event), so the subject gets a new request instead of the one nobody can decide.
+        sweeper = ApprovalSweepRepository(uow.conn)
+        expired = sweeper.expire(_tenant(uow), latest.id)
+        sweeper.notify(expired)
+        sweeper.record(expired)
     if latest is not None and latest.status == "approved" and _unexpired(latest, now):
         return _decision(
             "allow",

@@ -259,6 +259,46 @@ def test_a_rejected_subject_stays_blocked(acme: TestTenant, lambda_env: LocalRes
     assert (again.status, again.body["error"]["code"]) == (403, "policy_blocked")
 
 
+def test_asking_again_after_an_unswept_expiry_opens_a_new_request(
+    acme: TestTenant, owner_conn: Conn, lambda_env: LocalResources
+) -> None:
+    """A request past its expiry that the sweeper has not reached yet is expired by the gate
+    when its subject is asked for again, as the sweeper would (status, audit row, event), and
+    the subject gets a new request someone can still decide."""
+    admin, member = acme.user("admin"), acme.user("member")
+    call("POST", "/api/policies", user=admin, body=CPF_RULE)
+    first = _ask(member, "msg-expiring").body["approval"]["id"]
+    _backdate(owner_conn, first)
+
+    again = _ask(member, "msg-expiring")
+
+    assert again.status == 200, again.body
+    assert again.body["verdict"] == "pending"
+    second = again.body["approval"]["id"]
+    assert second != first
+    statuses = {
+        str(row["id"]): row["status"]
+        for row in owner_conn.execute(
+            "SELECT id, status FROM alquimista_platform.approval_requests WHERE subject_id = %s",
+            ("msg-expiring",),
+        )
+    }
+    assert statuses == {first: "expired", second: "pending"}
+    events = owner_conn.execute(
+        "SELECT event_type FROM alquimista_platform.domain_outbox"
+        " WHERE aggregate_id = %s ORDER BY seq",
+        (first,),
+    ).fetchall()
+    assert [e["event_type"] for e in events] == ["approval.created", "approval.expired"]
+    assert "approval.expired" in _audit_actions(admin)
+    # the new request is the one that can be decided
+    assert _decide(admin, second).status == 200
+    assert _decide(admin, first).body["error"]["code"] in {
+        "approval_expired",
+        "approval_not_pending",
+    }
+
+
 def test_another_tenants_request_is_not_found(
     world: World, acme: TestTenant, lambda_env: LocalResources
 ) -> None:
