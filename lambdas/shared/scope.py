@@ -112,43 +112,11 @@ ChangeFactory = Callable[["Connection", "RequestScope"], ChangeRecorder]
 class Writers:
     """The writer factories a function registers in its composition root
     (``lambdas.shared.runtime``); None until a writer exists. ``changes`` records a change's
-    audit row and event together (one statement); without it, the audit writer appends the row
-    and the outbox writer emits the event, one after the other."""
+    audit row and event together (one statement): the only way a change is recorded."""
 
     audit: AuditFactory | None = None
     outbox: OutboxFactory | None = None
     changes: ChangeFactory | None = None
-
-
-class _AppendThenEmit:
-    """A change recorded by the audit writer and then the outbox writer (no change writer)."""
-
-    def __init__(self, audit: AuditLog, outbox: Outbox) -> None:
-        self._audit = audit
-        self._outbox = outbox
-
-    def record(
-        self,
-        event_type: str,
-        *,
-        aggregate_type: str,
-        aggregate_id: str,
-        payload: Mapping[str, Any],
-        version: int = 1,
-    ) -> None:
-        from lambdas.shared.events import validated_payload  # noqa: PLC0415  (reads never need it)
-
-        data = validated_payload(event_type, version, aggregate_type, payload)
-        self._audit.append(
-            event_type, resource_type=aggregate_type, resource_id=aggregate_id, details=data
-        )
-        self._outbox.emit(
-            event_type,
-            aggregate_type=aggregate_type,
-            aggregate_id=aggregate_id,
-            payload=data,
-            version=version,
-        )
 
 
 class NoTransaction(RuntimeError):
@@ -384,14 +352,13 @@ class RequestScope:
 
     @property
     def changes(self) -> ChangeRecorder:
-        """The change recorder of the open transaction (built on first use): the registered
-        change writer, else the audit writer and the outbox writer one after the other."""
+        """The change recorder of the open transaction (built on first use)."""
         conn = self._required_conn()
         if self._changes is None:
             factory = self._writers.changes
-            self._changes = (
-                factory(conn, self) if factory else _AppendThenEmit(self.audit, self.outbox)
-            )
+            if factory is None:
+                raise WriterNotRegistered("no change writer is registered for this function")
+            self._changes = factory(conn, self)
         return self._changes
 
     def _forget_writers(self) -> None:

@@ -63,6 +63,7 @@ from lambdas.shared import audit as audit_module  # noqa: E402
 from lambdas.shared.audit import AuditRow, AuditWriter, verify_chain  # noqa: E402
 from lambdas.shared.constants import resource_names  # noqa: E402
 from lambdas.shared.db import set_tenant  # noqa: E402
+from lambdas.shared.events import validated_payload  # noqa: E402
 from lambdas.shared.migration_files import MIGRATIONS_DIR  # noqa: E402
 from lambdas.shared.scope import Outbox, Writers  # noqa: E402
 from scripts.bench.support import write_section  # noqa: E402
@@ -315,6 +316,26 @@ class _EventOnly:
         self._outbox.emit(event_type, **event)
 
 
+class _PreviousChangePath:
+    """The change writer of the "v2" side: the path before ``ChangeWriter`` (migration 057), the
+    audit row through ``audit_append_v2`` in a statement of its own, then the outbox event."""
+
+    def __init__(self, audit: AuditWriter, outbox: Outbox) -> None:
+        self._audit = audit
+        self._outbox = outbox
+
+    def record(
+        self, event_type: str, *, aggregate_type: str, aggregate_id: str, **event: Any
+    ) -> None:
+        data = validated_payload(event_type, 1, aggregate_type, event["payload"])
+        self._audit.append(
+            event_type, resource_type=aggregate_type, resource_id=aggregate_id, details=data
+        )
+        self._outbox.emit(
+            event_type, aggregate_type=aggregate_type, aggregate_id=aggregate_id, payload=data
+        )
+
+
 class _AuditWriterV2(AuditWriter):
     """The previous audit writer: ``audit_append_v2``, a statement of its own."""
 
@@ -366,7 +387,11 @@ def _variant_writers() -> dict[str, Writers]:
             outbox=outbox,
             changes=lambda conn, scope: _EventOnly(outbox(conn, scope)),
         ),
-        "v2": Writers(audit=v2, outbox=outbox),
+        "v2": Writers(
+            audit=v2,
+            outbox=outbox,
+            changes=lambda conn, scope: _PreviousChangePath(v2(conn, scope), outbox(conn, scope)),
+        ),
     }
 
 

@@ -22,6 +22,7 @@ from lambdas.leads.suppression import lead_digests
 from lambdas.leads.sync_service import SyncService
 from lambdas.leads.uow import LeadsUnitOfWork
 from lambdas.shared.db import Connection, Database
+from lambdas.shared.events import validated_payload
 from lambdas.shared.runtime import WRITERS
 from lambdas.shared.scope import EventDraft, RequestScope, Writers
 from lambdas.shared.secrets import DbCredentials
@@ -32,8 +33,9 @@ KEY = b"test-suppression-key-0123456789abcdef"
 
 
 class AuditRows:
-    """An audit writer that records the actions it was given (the real one is another
-    branch's); it holds no personal data because the services pass none."""
+    """Audit, outbox and change writers that keep what they were given in memory (these tests
+    are about the repositories; the real writers have their own); the events' payloads are
+    still checked against their schemas, as the real change writer does."""
 
     def __init__(self) -> None:
         self.actions: list[tuple[str, str | None, Mapping[str, Any] | None]] = []
@@ -64,6 +66,23 @@ class AuditRows:
     def emit_many(self, events: Sequence[EventDraft]) -> None:
         self.events.extend((event.event_type, event.aggregate_id) for event in events)
 
+    def record(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Mapping[str, Any],
+        version: int = 1,
+    ) -> None:
+        data = validated_payload(event_type, version, aggregate_type, payload)
+        self.append(
+            event_type, resource_type=aggregate_type, resource_id=aggregate_id, details=data
+        )
+        self.emit(
+            event_type, aggregate_type=aggregate_type, aggregate_id=aggregate_id, payload=data
+        )
+
 
 @pytest.fixture
 def database(db: TestDatabase, runtime_password: str) -> Iterator[Database]:
@@ -92,7 +111,11 @@ def audit() -> AuditRows:
 
 def uow_factory(database: Database, tenant_id: uuid.UUID, audit: AuditRows | None = None):
     rows = audit or AuditRows()
-    writers = Writers(audit=lambda conn, scope: rows, outbox=lambda conn, scope: rows)
+    writers = Writers(
+        audit=lambda conn, scope: rows,
+        outbox=lambda conn, scope: rows,
+        changes=lambda conn, scope: rows,
+    )
 
     @contextmanager
     def factory() -> Iterator[LeadsUnitOfWork]:

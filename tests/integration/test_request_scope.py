@@ -175,6 +175,19 @@ class RecordingWriter:
             for e in events
         ]
 
+    def record(
+        self,
+        event_type: str,
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        payload: Mapping[str, Any],
+        version: int = 1,
+    ) -> str:
+        self._write(f"audit:{event_type}")
+        self._write(f"event:{event_type}")
+        return event_type
+
 
 built: list[RecordingWriter] = []
 
@@ -185,7 +198,7 @@ def _recording(conn: Connection, scope: RequestScope) -> RecordingWriter:
     return writer
 
 
-WRITERS = Writers(audit=_recording, outbox=_recording)
+WRITERS = Writers(audit=_recording, outbox=_recording, changes=_recording)
 
 
 def _scope(database: Database, **options: Any) -> RequestScope:
@@ -268,6 +281,18 @@ def test_a_writer_nobody_registered_is_refused_by_name(database) -> None:
         pytest.raises(WriterNotRegistered, match="outbox"),
     ):
         _ = uow.outbox
+
+
+def test_a_change_is_recorded_only_by_a_registered_change_writer(database) -> None:
+    """The audit and outbox writers alone do not record a change: a change's row and event go
+    together through the change writer, or the function fails loudly."""
+    writers = Writers(audit=_recording, outbox=_recording)
+    with (
+        RequestScope(lambda: database, writers=writers) as scope,
+        UnitOfWork(scope) as uow,
+        pytest.raises(WriterNotRegistered, match="change"),
+    ):
+        uow.record("agent.activated", aggregate_type="agent", aggregate_id="a-1", payload={})
 
 
 def test_a_public_scope_has_no_caller_and_no_tenant(database) -> None:
