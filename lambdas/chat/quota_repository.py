@@ -41,12 +41,16 @@ _RESERVE_SQL: LiteralString = (
     RETURNING id, tokens, expires_at"""
 )
 
-# The same, committed without waiting for the WAL flush: ``synchronous_commit`` off for this
-# transaction alone (SET LOCAL), set by the reservation's own row so that the statement and the
-# COMMIT behind it travel in one round trip. When nothing is reserved, nothing is written.
-_RESERVE_UNFLUSHED_SQL: LiteralString = (
-    _RESERVE_SQL + ", set_config('synchronous_commit', 'off', true) AS synchronous_commit"
-)
+# A select item that makes its transaction commit without waiting for the WAL flush:
+# ``synchronous_commit`` off for this transaction alone (as SET LOCAL), so the connection's next
+# transaction waits for its flush again. The one spelling of "commit unflushed" (the chat unit
+# of work selects it before a plain COMMIT).
+UNFLUSHED: LiteralString = "set_config('synchronous_commit', 'off', true) AS synchronous_commit"
+
+# The reservation, committed unflushed: the setting comes with the reservation's own row, so
+# that the statement and the COMMIT behind it travel in one round trip. When nothing is
+# reserved, nothing is written.
+_RESERVE_UNFLUSHED_SQL: LiteralString = _RESERVE_SQL + ", " + UNFLUSHED
 
 _OPEN_PERIOD_SQL = f"""
     INSERT INTO chat.token_usage (tenant_id, period_start, token_limit)

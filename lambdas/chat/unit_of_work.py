@@ -10,13 +10,12 @@ from lambdas.chat.chat_repository import ChatRepository
 from lambdas.chat.knowledge_repository import KnowledgeRepository
 from lambdas.chat.models import AnswerDraft, Message, MessageStatus, Reservation
 from lambdas.chat.policy_gate import PolicyGate
-from lambdas.chat.quota_repository import TokenQuotaRepository
+from lambdas.chat.quota_repository import UNFLUSHED, TokenQuotaRepository
 from lambdas.chat.service import QueryVector
 from lambdas.shared.db import UnitOfWork
 from lambdas.shared.scope import EventDraft, RequestScope
 
-# SET LOCAL: the connection's next transaction waits for its flush again.
-_UNFLUSHED: LiteralString = "SET LOCAL synchronous_commit TO off"
+_UNFLUSHED: LiteralString = "SELECT " + UNFLUSHED
 
 
 class ChatUnitOfWork(UnitOfWork):
