@@ -457,7 +457,11 @@ class ApprovalSweepRepository:
     def expire(self, tenant_id: UUID, request_id: UUID) -> list[SweptRequest]:
         """Expire one request now, as the sweeper's next run would: the change when it was
         pending past ``expires_at``, nothing otherwise (a concurrent sweeper or decision won).
-        The caller records it with ``notify`` and ``record``, as the sweeper does."""
+        The caller records it with ``notify`` and ``record``, as the sweeper does.
+
+        Not ``sweep_approvals_v1`` narrowed to one id: the sweeper skips rows a decision holds
+        locked (``SKIP LOCKED``, the next run takes them); the gate must wait for that decision
+        and then read what it left, or it would open a second request beside a live one."""
         rows = self._conn.execute(
             """
             UPDATE alquimista_platform.approval_requests AS r SET status = 'expired'
