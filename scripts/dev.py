@@ -182,6 +182,7 @@ DEV_JOBS = (
     "leads_dsr_deadlines",
     "rollup_leads_metrics",
     "purge_deleted_leads",
+    "count_lead_search_keys",
 )
 
 

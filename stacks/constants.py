@@ -77,6 +77,9 @@ JOB_SCHEDULES: Final = {
     # Idempotent: each run rewrites yesterday's and today's rows of metricas_diarias.
     "rollup_leads_metrics": Duration.hours(1),
     "purge_deleted_leads": Duration.days(1),
+    # The counts only steer the leads list's text search (migration 064): a day stale costs
+    # time on terms that grew common since, never a match.
+    "count_lead_search_keys": Duration.days(1),
     # Token reservations live 5 minutes (lambdas/chat/constants.py): an expired one is freed
     # within 5 more.
     "release_chat_reservations": Duration.minutes(5),

@@ -20,7 +20,11 @@ with collector_paused():
     from lambdas.chat.jobs import release_chat_reservations_job
     from lambdas.jobs.service import Job, JobReport, UnknownJob, run_job
     from lambdas.leads.deadlines import dsr_deadlines_job
-    from lambdas.leads.jobs import purge_deleted_leads_job, rollup_leads_metrics_job
+    from lambdas.leads.jobs import (
+        count_lead_search_keys_job,
+        purge_deleted_leads_job,
+        rollup_leads_metrics_job,
+    )
     from lambdas.shared.locks import DynamoLease
     from lambdas.shared.observability import logger, metrics, tracer
     from lambdas.shared.runtime import Runtime, get_runtime
@@ -45,6 +49,7 @@ def _jobs(runtime: Runtime, request_id: str) -> Mapping[str, Job]:
         "leads_dsr_deadlines": dsr_deadlines_job(scope),
         "rollup_leads_metrics": rollup_leads_metrics_job(scope),
         "purge_deleted_leads": purge_deleted_leads_job(scope),
+        "count_lead_search_keys": count_lead_search_keys_job(scope),
         "release_chat_reservations": release_chat_reservations_job(scope),
     }
 

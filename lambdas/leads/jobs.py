@@ -1,6 +1,7 @@
 """The leads' scheduled jobs, as the jobs Lambda registers them (``lambdas/jobs/handler.py``):
-the daily metrics rollup and the purge of rows soft-deleted more than 30 days ago. Each tenant
-runs in its own transaction (RLS applies), so one tenant's failure keeps the others' work."""
+the daily metrics rollup, the purge of rows soft-deleted more than 30 days ago and the count of
+the text search's keys. Each tenant runs in its own transaction (RLS applies), so one tenant's
+failure keeps the others' work."""
 
 from __future__ import annotations
 
@@ -67,5 +68,20 @@ def purge_deleted_leads_job(scope: ScopeFactory) -> Callable[[], int]:
                 uow.commit()
                 deleted += purged
         return deleted
+
+    return run
+
+
+def count_lead_search_keys_job(scope: ScopeFactory) -> Callable[[], int]:
+    """``count_lead_search_keys``: rewrite each tenant's ``search_key_counts``, which steer the
+    leads list's text search (``LeadRepository.count_search_keys``); returns the keys counted."""
+
+    def run() -> int:
+        counted = 0
+        for tenant_id in _tenants(scope):
+            with scope() as request, LeadsUnitOfWork(request, tenant_id) as uow:
+                counted += uow.leads.count_search_keys()
+                uow.commit()
+        return counted
 
     return run

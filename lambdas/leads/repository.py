@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, LiteralString
+from typing import Any, Final, LiteralString
 from uuid import UUID
 
 import psycopg
@@ -26,6 +26,11 @@ def _lead_params(fields: LeadFields, email: str | None, phone: str | None) -> di
     params = fields.model_dump()
     params.update(email_normalized=email, phone_e164=phone)
     return params
+
+
+# A search key held by fewer live leads than this is not counted (search_key_counts, migration
+# 064): the list's text search treats it as rare.
+KEY_COUNT_FLOOR: Final = 64
 
 
 class LeadRepository:
@@ -204,7 +209,7 @@ class LeadRepository:
         reach the SQL: a prepared "param IS NULL OR ..." predicate would hide the indexes from a
         generic plan, so each filter shape gets its own statement. A text search (a
         case-insensitive substring of name, company and e-mail) or a tag filter goes through
-        ``list_lead_ids_v1``, which builds its statement the same way (migration 054)."""
+        ``list_lead_ids_v2``, which builds its statement the same way (migrations 054, 064)."""
         params: dict[str, Any] = {
             "tenant": self._tenant_id,
             "status": filters.status,
@@ -236,19 +241,45 @@ class LeadRepository:
             ).fetchall()
         return _LEADS.validate_python(rows)
 
+    def count_search_keys(self, *, floor: int = KEY_COUNT_FLOOR) -> int:
+        """Rewrite the tenant's ``search_key_counts``: how many live leads hold each search key
+        (a key counted once per lead) that at least ``floor`` of them hold. The list's text
+        search reads them to choose between the keyed lookup and the walk (migration 064).
+        Returns the keys counted."""
+        params = {"tenant": self._tenant_id, "floor": floor}
+        self._conn.execute(
+            "DELETE FROM nigredo_leads.search_key_counts WHERE tenant_id = %(tenant)s", params
+        )
+        return self._conn.execute(
+            """
+            INSERT INTO nigredo_leads.search_key_counts (tenant_id, key, leads)
+            SELECT %(tenant)s, held.key, count(*)
+            FROM nigredo_leads.leads AS l
+            CROSS JOIN LATERAL (
+                SELECT DISTINCT key
+                FROM unnest(nigredo_leads.search_keys_v1(l.tenant_id, l.search_text)) AS key
+            ) AS held
+            WHERE l.tenant_id = %(tenant)s AND l.deleted_at IS NULL
+            GROUP BY held.key
+            HAVING count(*) >= %(floor)s
+            """,
+            params,
+        ).rowcount
+
 
 _LEADS = TypeAdapter(list[Lead])
 
 # A text search (ILIKE) or a tag filter (@>) is not leakproof: under RLS the planner keeps it out
-# of the trigram and tag indexes. list_lead_ids_v1 (migration 050) picks the page's ids in the
-# scoped tenant without that barrier; the rows are then read by id under this role's RLS.
+# of the trigram and tag indexes. list_lead_ids_v2 (migration 064; v1 in 050) picks the page's
+# ids in the scoped tenant without that barrier; the rows are then read by id under this role's
+# RLS.
 _PAGE_THROUGH_FUNCTION_SQL: LiteralString = (
     "SELECT "
     + _LEAD_COLUMNS
     + """
     FROM nigredo_leads.leads
     WHERE tenant_id = %(tenant)s AND deleted_at IS NULL
-      AND id = ANY(ARRAY(SELECT nigredo_leads.list_lead_ids_v1(
+      AND id = ANY(ARRAY(SELECT nigredo_leads.list_lead_ids_v2(
           %(status)s::text, %(campaign)s::uuid, %(owner)s::uuid, %(tags)s::text[],
           %(created_from)s::timestamptz, %(created_to)s::timestamptz,
           %(updated_from)s::timestamptz, %(updated_to)s::timestamptz, %(q)s::text,
@@ -259,7 +290,7 @@ _PAGE_THROUGH_FUNCTION_SQL: LiteralString = (
 
 
 # The list's filters by parameter name (each applies when its parameter is not None); a text
-# search or a tag filter goes through list_lead_ids_v1 instead.
+# search or a tag filter goes through list_lead_ids_v2 instead.
 _PAGE_FILTERS: tuple[tuple[str, LiteralString], ...] = (
     ("status", "status = %(status)s"),
     ("campaign", "campanha_id = %(campaign)s"),

@@ -500,6 +500,33 @@ def _rollup(tenant: uuid.UUID, rounds: int, cpu_of: _Cpu) -> dict[str, Any]:
     }
 
 
+def _count_keys(tenants: list[uuid.UUID], measured: uuid.UUID, cpu_of: _Cpu) -> dict[str, Any]:
+    """The daily ``count_lead_search_keys`` job's work for every tenant (the list's text
+    search reads its counts), timed for the measured tenant."""
+    from lambdas.leads.uow import LeadsUnitOfWork  # noqa: PLC0415
+    from lambdas.shared.runtime import get_runtime  # noqa: PLC0415
+
+    runtime = get_runtime()
+    out: dict[str, Any] = {}
+    for tenant in tenants:
+        before = cpu_of()
+        started = time.perf_counter()
+        with (
+            runtime.request_scope(request_id="bench", read_only=False) as scope,
+            LeadsUnitOfWork(scope, tenant) as uow,
+        ):
+            keys = uow.leads.count_search_keys()
+            uow.commit()
+        if tenant == measured:
+            out = {
+                "s": round(time.perf_counter() - started, 3),
+                "cpu_s": round(cpu_of() - before, 3),
+                "keys": keys,
+                "load": _load(),
+            }
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     warnings.filterwarnings("ignore", "No application metrics to publish")
     calibration = [_calibration_ms()]
@@ -541,6 +568,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 (granted.tenant_id,),
             ).fetchone()
         campaign = str(row[0]) if row else ""
+        with psycopg.connect(owner_url) as conn:
+            tenants = [r[0] for r in conn.execute("SELECT id FROM alquimista_platform.tenants")]
+        counted = _count_keys(tenants, granted.tenant_id, cpu)
+        print(f"keys counted {counted}", file=sys.stderr)
         listed = _list(client, campaign, args.requests) if "list" in args.only else {}
         print(f"list {listed}", file=sys.stderr)
         feed = _feed(client, args.page) if "feed" in args.only else {}
@@ -567,6 +598,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "feed": feed,
         "push": pushes,
         "rollup": rollup,
+        "key_count": counted,
         "reused": kept is not None,
         "calibration_ms": calibration,
         "targets": TARGETS,
@@ -770,6 +802,13 @@ def section(result: dict[str, Any], command: str) -> str:
         f"{rollup['s']} s | {rollup['cpu_s']} s | <= 2 s | {_met(rollup['s'], 2.0)} / "
         f"{_met(rollup['cpu_s'], 2.0)} | {rollup['load']} |"
     )
+    counted = result.get("key_count")
+    if counted:
+        lines.append(
+            "| the text search's key counts of the measured tenant, as the daily job writes "
+            f"them before the measures ({counted['keys']:,} keys) | {counted['s']} s | "
+            f"{counted['cpu_s']} s | (none) | | {counted['load']} |"
+        )
     lines.append("")
     if result.get("note"):
         lines.append(result["note"])

@@ -1,5 +1,6 @@
-"""The leads' scheduled jobs through the jobs Lambda: the metrics rollup (idempotent) and the
-purge of rows soft-deleted more than 30 days ago, in every tenant."""
+"""The leads' scheduled jobs through the jobs Lambda: the metrics rollup (idempotent), the
+purge of rows soft-deleted more than 30 days ago and the text search's key counts, in every
+tenant."""
 
 from __future__ import annotations
 
@@ -102,3 +103,37 @@ def test_the_purge_removes_only_rows_deleted_more_than_30_days_ago(lambda_env, o
     ).fetchone()
     assert audited is not None
     assert audited["n"] >= 1
+
+
+def test_the_key_count_job_counts_every_tenant_s_live_leads(lambda_env, owner) -> None:
+    # Given two tenants' leads (the job's floor is 64 leads a key)
+    first, second = create_tenant(owner), create_tenant(owner)
+    for tenant, live in ((first, 70), (second, 64)):
+        _scoped(owner, tenant)
+        owner.execute(
+            """
+            INSERT INTO nigredo_leads.leads (tenant_id, company)
+            SELECT %s, 'Acme ' || n FROM generate_series(1, %s) AS n
+            """,
+            (tenant.id, live),
+        )
+    owner.commit()
+
+    # When the job runs
+    report = _invoke("count_lead_search_keys")
+
+    # Then each tenant's keys held by at least 64 live leads are counted, in its own rows
+    assert report == {**report, "job": "count_lead_search_keys", "ok": True}
+    counts = {}
+    for tenant in (first, second):
+        _scoped(owner, tenant)
+        counts[tenant.id] = {
+            row["key"][8:]: row["leads"]
+            for row in owner.execute(
+                "SELECT key, leads FROM nigredo_leads.search_key_counts WHERE tenant_id = %s",
+                (tenant.id,),
+            )
+        }
+    assert counts[first.id] == {"acm": 70, "cme": 70}
+    assert counts[second.id] == {"acm": 64, "cme": 64}
+    assert report["affected"] >= 4  # every tenant of the database, these two among them
