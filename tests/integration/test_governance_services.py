@@ -20,21 +20,13 @@ from lambdas.policies.repository import PoliciesUnitOfWork
 from lambdas.shared.db import Database
 from lambdas.shared.runtime import WRITERS
 from lambdas.shared.scope import RequestScope
-from lambdas.shared.secrets import DbCredentials
-from tests.support.database import RUNTIME_ROLE, TestDatabase
+from tests.support.database import TestDatabase
 from tests.support.factories import TestTenant, create_tenant, create_user
 
 
 @pytest.fixture
-def database(db: TestDatabase, runtime_password: str) -> Iterator[Database]:
-    creds = DbCredentials(
-        host=db.server.host,
-        port=db.server.port,
-        dbname=db.name,
-        username=RUNTIME_ROLE,
-        password=runtime_password,
-    )
-    database = Database(lambda force: creds, connect_timeout_s=5, application_name="test")
+def database(db: TestDatabase) -> Iterator[Database]:
+    database = db.lambda_database()
     yield database
     database.close()
 

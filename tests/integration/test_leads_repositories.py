@@ -25,8 +25,7 @@ from lambdas.shared.db import Connection, Database
 from lambdas.shared.events import validated_payload
 from lambdas.shared.runtime import WRITERS
 from lambdas.shared.scope import EventDraft, RequestScope, Writers
-from lambdas.shared.secrets import DbCredentials
-from tests.support.database import RUNTIME_ROLE, TestDatabase
+from tests.support.database import TestDatabase
 from tests.support.factories import TestTenant, create_tenant
 
 KEY = b"test-suppression-key-0123456789abcdef"
@@ -85,15 +84,8 @@ class AuditRows:
 
 
 @pytest.fixture
-def database(db: TestDatabase, runtime_password: str) -> Iterator[Database]:
-    creds = DbCredentials(
-        host=db.server.host,
-        port=db.server.port,
-        dbname=db.name,
-        username=RUNTIME_ROLE,
-        password=runtime_password,
-    )
-    database = Database(lambda force: creds, connect_timeout_s=2, application_name="test")
+def database(db: TestDatabase) -> Iterator[Database]:
+    database = db.lambda_database()
     yield database
     database.close()
 

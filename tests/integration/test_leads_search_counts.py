@@ -17,22 +17,14 @@ from lambdas.leads.models import LeadFilters
 from lambdas.leads.repository import LeadRepository
 from lambdas.leads.service import LeadService
 from lambdas.shared.db import Database
-from lambdas.shared.secrets import DbCredentials
 from tests.integration.test_leads_repositories import KEY, uow_factory
 from tests.integration.test_leads_search_keys import _insert, _scoped, _tenant
-from tests.support.database import RUNTIME_ROLE, TestDatabase
+from tests.support.database import TestDatabase
 
 
 @pytest.fixture
-def database(db: TestDatabase, runtime_password: str) -> Iterator[Database]:
-    creds = DbCredentials(
-        host=db.server.host,
-        port=db.server.port,
-        dbname=db.name,
-        username=RUNTIME_ROLE,
-        password=runtime_password,
-    )
-    database = Database(lambda force: creds, connect_timeout_s=2, application_name="test")
+def database(db: TestDatabase) -> Iterator[Database]:
+    database = db.lambda_database()
     yield database
     database.close()
 

@@ -18,7 +18,6 @@ from lambdas.leads.service import LeadService
 from lambdas.migrations.roles import RuntimeRole
 from lambdas.migrations.runner import MigrationRunner
 from lambdas.shared.db import Database
-from lambdas.shared.secrets import DbCredentials
 from scripts.devstack.postgres import ConnectionInfo
 from tests.integration.test_leads_repositories import KEY, uow_factory
 from tests.support.database import RUNTIME_ROLE, TestDatabase, cloned_database
@@ -116,16 +115,8 @@ def locale_db(request: pytest.FixtureRequest) -> Iterator[TestDatabase]:
 
 
 @pytest.fixture
-def database(locale_db: TestDatabase, runtime_password: str) -> Iterator[Database]:
-    db = locale_db
-    creds = DbCredentials(
-        host=db.server.host,
-        port=db.server.port,
-        dbname=db.name,
-        username=RUNTIME_ROLE,
-        password=runtime_password,
-    )
-    database = Database(lambda force: creds, connect_timeout_s=2, application_name="test")
+def database(locale_db: TestDatabase) -> Iterator[Database]:
+    database = locale_db.lambda_database()
     yield database
     database.close()
 

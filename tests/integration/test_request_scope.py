@@ -21,10 +21,9 @@ from lambdas.shared.scope import (
     WriterNotRegistered,
     Writers,
 )
-from lambdas.shared.secrets import DbCredentials
 from scripts.devstack.seed_catalog import find_agent
 from tests.integration.conftest import World
-from tests.support.database import RUNTIME_ROLE, TestDatabase
+from tests.support.database import TestDatabase
 from tests.support.handlers import call
 from tests.support.round_trips import counting_round_trips
 
@@ -107,15 +106,8 @@ def test_a_route_that_fails_leaves_no_transaction_open(world: World) -> None:
 
 
 @pytest.fixture
-def database(db: TestDatabase, runtime_password: str):
-    creds = DbCredentials(
-        host=db.server.host,
-        port=db.server.port,
-        dbname=db.name,
-        username=RUNTIME_ROLE,
-        password=runtime_password,
-    )
-    database = Database(lambda force: creds, connect_timeout_s=2, application_name="test")
+def database(db: TestDatabase):
+    database = db.lambda_database()
     with _scope(database) as scope, UnitOfWork(scope) as uow:
         uow.conn.execute("CREATE TEMP TABLE written (what text, tenant text, request text)")
         uow.commit()

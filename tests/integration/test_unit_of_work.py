@@ -14,21 +14,13 @@ from psycopg.pq import TransactionStatus
 
 from lambdas.shared.db import Database, OpeningQuery, UnitOfWork
 from lambdas.shared.scope import RequestScope
-from lambdas.shared.secrets import DbCredentials
-from tests.support.database import RUNTIME_ROLE, TestDatabase
+from tests.support.database import TestDatabase
 from tests.support.round_trips import counting_round_trips
 
 
 @pytest.fixture
-def database(db: TestDatabase, runtime_password: str):
-    creds = DbCredentials(
-        host=db.server.host,
-        port=db.server.port,
-        dbname=db.name,
-        username=RUNTIME_ROLE,
-        password=runtime_password,
-    )
-    database = Database(lambda force: creds, connect_timeout_s=2, application_name="test")
+def database(db: TestDatabase):
+    database = db.lambda_database()
     yield database
     database.close()
 

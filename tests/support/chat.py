@@ -27,20 +27,12 @@ from lambdas.chat.service import answered_event
 from lambdas.chat.unit_of_work import ChatUnitOfWork
 from lambdas.shared.db import Database
 from lambdas.shared.scope import RequestScope
-from lambdas.shared.secrets import DbCredentials
-from tests.support.database import RUNTIME_ROLE, TestDatabase
+from tests.support.database import TestDatabase
 
 
 def runtime_database(db: TestDatabase) -> Database:
     """The Lambdas' database handle, connecting as the runtime role (RLS applies)."""
-    creds = DbCredentials(
-        host=db.server.host,
-        port=db.server.port,
-        dbname=db.name,
-        username=RUNTIME_ROLE,
-        password=db.runtime_password,
-    )
-    return Database(lambda _force: creds, connect_timeout_s=5, application_name="chat-tests")
+    return db.lambda_database("chat-tests")
 
 
 def runtime_uow_factory(db: TestDatabase) -> Callable[[UUID | None], KnowledgeUnitOfWork]:

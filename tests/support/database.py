@@ -15,6 +15,8 @@ from psycopg.rows import dict_row
 from lambdas.migrations.roles import RuntimeRole
 from lambdas.migrations.runner import MigrationRunner
 from lambdas.shared.constants import resource_names
+from lambdas.shared.db import Database
+from lambdas.shared.secrets import DbCredentials
 from scripts.devstack.postgres import ConnectionInfo
 
 TEMPLATE_DB = "alquimista_template"
@@ -50,6 +52,20 @@ class TestDatabase:
     def runtime(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         with psycopg.connect(self.runtime_url, row_factory=dict_row) as conn:
             yield conn
+
+    def lambda_database(self, application_name: str = "test") -> Database:
+        """The Lambdas' database handle on this database, as the runtime role (RLS applies),
+        as an execution environment holds one; the caller closes it."""
+        creds = DbCredentials(
+            host=self.server.host,
+            port=self.server.port,
+            dbname=self.name,
+            username=RUNTIME_ROLE,
+            password=self.runtime_password,
+        )
+        return Database(
+            lambda _force: creds, connect_timeout_s=5, application_name=application_name
+        )
 
 
 def build_template(server: ConnectionInfo, runtime_password: str) -> None:

@@ -14,20 +14,12 @@ from lambdas.outbox.repository import OutboxUnitOfWork
 from lambdas.shared.db import Database, UnitOfWork
 from lambdas.shared.outbox import OutboxWriter
 from lambdas.shared.scope import RequestScope
-from lambdas.shared.secrets import DbCredentials
-from tests.support.database import RUNTIME_ROLE, TestDatabase
+from tests.support.database import TestDatabase
 
 
 def runtime_database(db: TestDatabase) -> Database:
     """A Database over the runtime role, as a Lambda execution environment holds one."""
-    creds = DbCredentials(
-        host=db.server.host,
-        port=db.server.port,
-        dbname=db.name,
-        username=RUNTIME_ROLE,
-        password=db.runtime_password,
-    )
-    return Database(lambda _force: creds, connect_timeout_s=5, application_name="test-outbox")
+    return db.lambda_database("test-outbox")
 
 
 def relay_uow(database: Database) -> Callable[[], OutboxUnitOfWork]:
