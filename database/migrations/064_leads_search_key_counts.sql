@@ -12,7 +12,8 @@
 --    was broad.
 --
 -- search_key_counts holds, per tenant, how many live leads hold each key that at least
--- KEY_COUNT_FLOOR (64) of them hold; a key absent from it is held by fewer. The daily job
+-- KEY_COUNT_FLOOR (64) of them hold; a key absent from it is held by fewer. The row with the
+-- empty key holds the tenant's live leads: the tenant was counted. The daily job
 -- count_lead_search_keys rewrites a tenant's rows (LeadRepository.count_search_keys). The
 -- counts only steer the reading: the exact LIKE decides every row, so stale counts (leads
 -- written since the last count) cost time, never a match.
@@ -32,7 +33,7 @@ CREATE TABLE nigredo_leads.search_key_counts (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     tenant_id   uuid NOT NULL REFERENCES alquimista_platform.tenants (id) ON DELETE CASCADE,
     key         text NOT NULL,
-    leads       integer NOT NULL CHECK (leads > 0),
+    leads       integer NOT NULL CHECK (leads > 0),  -- the empty key: the tenant's live leads
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
     UNIQUE (tenant_id, key)
@@ -101,12 +102,12 @@ BEGIN
     -- the term's keys, the counts of those counted (an uncounted key: fewer than the floor),
     -- and whether the tenant was counted at all
     keys := nigredo_leads.search_pattern_keys_v1(scoped, lower(p_pattern));
-    SELECT coalesce(array_agg(c.key ORDER BY c.leads, c.key), '{}'),
-           coalesce(array_agg(c.leads ORDER BY c.leads, c.key), '{}'),
-           EXISTS (SELECT FROM nigredo_leads.search_key_counts AS t WHERE t.tenant_id = scoped)
+    SELECT coalesce(array_agg(c.key ORDER BY c.leads, c.key) FILTER (WHERE c.key <> ''), '{}'),
+           coalesce(array_agg(c.leads ORDER BY c.leads, c.key) FILTER (WHERE c.key <> ''), '{}'),
+           coalesce(bool_or(c.key = ''), false)
     INTO counted_keys, counts, counted
     FROM nigredo_leads.search_key_counts AS c
-    WHERE c.tenant_id = scoped AND c.key = ANY (keys);
+    WHERE c.tenant_id = scoped AND c.key = ANY (keys || ''::text);
     IF NOT counted THEN
         -- not counted yet (a new tenant; or one too small for any key to reach the floor):
         -- 059's order, the newest pages first

@@ -243,28 +243,39 @@ class LeadRepository:
 
     def count_search_keys(self, *, floor: int = KEY_COUNT_FLOOR) -> int:
         """Rewrite the tenant's ``search_key_counts``: how many live leads hold each search key
-        (a key counted once per lead) that at least ``floor`` of them hold. The list's text
+        (a key counted once per lead) that at least ``floor`` of them hold, and under the empty
+        key how many live leads the tenant has (the mark that it was counted). The list's text
         search reads them to choose between the keyed lookup and the walk (migration 064).
         Returns the keys counted."""
         params = {"tenant": self._tenant_id, "floor": floor}
         self._conn.execute(
             "DELETE FROM nigredo_leads.search_key_counts WHERE tenant_id = %(tenant)s", params
         )
-        return self._conn.execute(
+        row = self._conn.execute(
             """
-            INSERT INTO nigredo_leads.search_key_counts (tenant_id, key, leads)
-            SELECT %(tenant)s, held.key, count(*)
-            FROM nigredo_leads.leads AS l
-            CROSS JOIN LATERAL (
-                SELECT DISTINCT key
-                FROM unnest(nigredo_leads.search_keys_v1(l.tenant_id, l.search_text)) AS key
-            ) AS held
-            WHERE l.tenant_id = %(tenant)s AND l.deleted_at IS NULL
-            GROUP BY held.key
-            HAVING count(*) >= %(floor)s
+            WITH live AS (
+                SELECT l.tenant_id, l.search_text FROM nigredo_leads.leads AS l
+                WHERE l.tenant_id = %(tenant)s AND l.deleted_at IS NULL
+            ), written AS (
+                INSERT INTO nigredo_leads.search_key_counts (tenant_id, key, leads)
+                SELECT %(tenant)s, held.key, count(*)
+                FROM live
+                CROSS JOIN LATERAL (
+                    SELECT DISTINCT key
+                    FROM unnest(nigredo_leads.search_keys_v1(live.tenant_id, live.search_text))
+                        AS key
+                ) AS held
+                GROUP BY held.key
+                HAVING count(*) >= %(floor)s
+                UNION ALL
+                SELECT %(tenant)s, '', count(*) FROM live HAVING count(*) > 0
+                RETURNING key
+            )
+            SELECT count(*) FILTER (WHERE key <> '') AS keys FROM written
             """,
             params,
-        ).rowcount
+        ).fetchone()
+        return int(row["keys"]) if row else 0
 
 
 _LEADS = TypeAdapter(list[Lead])
