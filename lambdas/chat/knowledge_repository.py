@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, LiteralString
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from psycopg.types.json import Jsonb
 
 from lambdas.chat.constants import (
     CANDIDATES_PER_RESULT,
+    EXACT_SEARCH_MAX_ROWS,
     HNSW_EF_SEARCH,
     RRF_K,
     TITLE_SIMILARITY_THRESHOLD,
@@ -31,7 +33,7 @@ from lambdas.chat.models import (
     RetrievedChunk,
 )
 from lambdas.chat.rows import one
-from lambdas.shared.db import Connection
+from lambdas.shared.db import Connection, Cursor, OpeningQuery
 
 # The unique key that decides a race the pre-check could not see, and the reason it stands for.
 _CONSTRAINT_REASONS: dict[str, DuplicateReason] = {
@@ -87,15 +89,62 @@ _COPY_SQL = """
     FROM STDIN (FORMAT BINARY)
 """
 
-# The hybrid search runs in a SECURITY DEFINER function (migration 045) that applies the
+# The hybrid search runs in a SECURITY DEFINER function (migration 062) that applies the
 # tenant-or-global rule itself: under row-level security the full-text condition, which is not
-# LEAKPROOF, could not use its GIN index and read every visible chunk.
-_SEARCH_SQL = """
+# LEAKPROOF, could not use its GIN index and read every visible chunk. It sets the HNSW
+# settings it needs itself, so the search is one statement.
+_SEARCH_SQL: LiteralString = """
     SELECT chunk_id, semantic_rank, lexical_rank, score, document_id, tenant_id, chunk_index,
            content, title
-    FROM knowledge.search_chunks_v1(
-        %(embedding)s, %(model)s, %(text)s, %(candidates)s, %(rrf_k)s, %(k)s)
+    FROM knowledge.search_chunks_v2(
+        %(embedding)s, %(model)s, %(text)s, %(candidates)s, %(rrf_k)s, %(k)s, %(ef_search)s,
+        %(exact_rows)s)
 """
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A question for the hybrid search: its text, its embedding and the model that made it,
+    and how many chunks to return."""
+
+    text: str
+    embedding: Sequence[float]
+    model: str
+    k: int
+    ef_search: int = HNSW_EF_SEARCH
+    exact_rows: int = EXACT_SEARCH_MAX_ROWS
+
+    def statement(self) -> OpeningQuery:
+        """The search as one statement and its parameters (e.g. to send with BEGIN)."""
+        return _SEARCH_SQL, {
+            "embedding": _vector(self.embedding),
+            "model": self.model,
+            "text": self.text,
+            "candidates": max(self.k * CANDIDATES_PER_RESULT, self.k),
+            "rrf_k": RRF_K,
+            "k": self.k,
+            "ef_search": self.ef_search,
+            "exact_rows": self.exact_rows,
+        }
+
+
+def retrieved(cursor: Cursor) -> list[RetrievedChunk]:
+    """The chunks a search statement found, best first."""
+    return [
+        RetrievedChunk(
+            chunk_id=row["chunk_id"],
+            document_id=row["document_id"],
+            document_title=row["title"],
+            tenant_id=row["tenant_id"],
+            index=row["chunk_index"],
+            content=row["content"],
+            score=row["score"],
+            semantic_rank=row["semantic_rank"],
+            lexical_rank=row["lexical_rank"],
+        )
+        for row in cursor.fetchall()
+    ]
+
 
 # The vector index as migration 030 creates it. A bulk load (scripts/ingest_documents.py
 # --rebuild-index) drops it and builds it again at the end: one build of the graph costs far
@@ -331,48 +380,26 @@ class KnowledgeRepository:
         model: str,
         k: int,
         ef_search: int = HNSW_EF_SEARCH,
+        exact_rows: int = EXACT_SEARCH_MAX_ROWS,
     ) -> list[RetrievedChunk]:
-        """The ``k`` best chunks for a question, fusing the vector ranking (HNSW on halfvec,
-        cosine) with the full-text ranking (``portuguese``) by reciprocal rank. Only the
-        transaction's tenant (``app.current_tenant_id``) and global chunks are searched; with
-        no tenant set, nothing is.
+        """The ``k`` best chunks for a question, fusing the vector ranking (cosine) with the
+        full-text ranking (``portuguese``) by reciprocal rank. Only the transaction's tenant
+        (``app.current_tenant_id``) and global chunks are searched; with no tenant set, nothing
+        is.
 
-        Iterative index scans keep scanning past the rows the tenant filter drops, so a
-        tenant holding a small share of the rows still gets its ``k`` results."""
-        candidates = max(k * CANDIDATES_PER_RESULT, k)
-        with self._conn.pipeline():
-            self._conn.execute(
-                """
-                SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
-                       set_config('hnsw.ef_search', %s, true)
-                """,
-                (str(max(ef_search, candidates)),),
-            )
-            cursor = self._conn.execute(
-                _SEARCH_SQL,
-                {
-                    "embedding": _vector(embedding),
-                    "model": model,
-                    "text": text,
-                    "candidates": candidates,
-                    "rrf_k": RRF_K,
-                    "k": k,
-                },
-            )
-        return [
-            RetrievedChunk(
-                chunk_id=row["chunk_id"],
-                document_id=row["document_id"],
-                document_title=row["title"],
-                tenant_id=row["tenant_id"],
-                index=row["chunk_index"],
-                content=row["content"],
-                score=row["score"],
-                semantic_rank=row["semantic_rank"],
-                lexical_rank=row["lexical_rank"],
-            )
-            for row in cursor.fetchall()
-        ]
+        The vector ranking is exact when the scope holds at most ``exact_rows`` vectors of the
+        model, else read from the HNSW index (halfvec) with an iterative scan, which keeps
+        scanning past the rows the tenant filter drops, so a tenant holding a small share of
+        the rows still gets its ``k`` results."""
+        query = SearchQuery(
+            text=text,
+            embedding=embedding,
+            model=model,
+            k=k,
+            ef_search=ef_search,
+            exact_rows=exact_rows,
+        )
+        return retrieved(self._conn.execute(*query.statement()))
 
     def drop_vector_index(self) -> None:
         """Operators only (the schema owner): before a bulk load. Searches meanwhile scan
