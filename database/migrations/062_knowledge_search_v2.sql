@@ -16,11 +16,11 @@ ALTER TABLE knowledge.embeddings ALTER COLUMN embedding SET STORAGE PLAIN;
 -- The k best ready chunks for a question, as search_chunks_v1 (same columns, same fusion of the
 -- vector and full-text rankings by reciprocal rank, same visibility rule: the request's tenant
 -- and the global rows, nothing with no tenant set), with the vector ranking chosen by size:
--- - at most p_exact_rows vectors of the model visible: every one of them compared exactly
---   (vector, cosine), found through embeddings_chunk_model_key (led by tenant_id);
+-- - at most p_exact_rows chunks visible (in ready documents, the sum of their chunk_count): every
+--   vector of the model among them compared exactly (vector, cosine), found through
+--   embeddings_chunk_model_key (led by tenant_id);
 -- - more: the HNSW index on halfvec with an iterative scan, hnsw.ef_search at
 --   greatest(p_ef_search, p_candidates); both settings last until the function returns.
--- The visible rows are counted only up to p_exact_rows + 1, through the same index.
 CREATE FUNCTION knowledge.search_chunks_v2(
     p_embedding public.vector,
     p_model text,
@@ -51,21 +51,21 @@ AS $$
 DECLARE
     -- Exactly the policies' reading of the setting: unset or empty is no tenant.
     scope constant uuid := nullif(current_setting('app.current_tenant_id', true), '')::uuid;
-    visible integer;
+    visible bigint;
     semantic_ids uuid[];
     query_text tsquery;
 BEGIN
     IF scope IS NULL THEN
         RETURN;
     END IF;
-    SELECT count(*) INTO visible FROM (
-        SELECT FROM knowledge.embeddings AS e
-        WHERE e.tenant_id = scope AND e.embedding_model = p_model
-        UNION ALL
-        SELECT FROM knowledge.embeddings AS e
-        WHERE e.tenant_id IS NULL AND e.embedding_model = p_model
+    -- The scope's ready documents know their chunks: summing at most p_exact_rows + 1 of them
+    -- (each holds one or more) reads a few index entries, where counting the embeddings
+    -- themselves cost ~0.3 us a row, 0.5-0.8 ms on every HNSW search at a cap of 3,000.
+    SELECT coalesce(sum(d.chunk_count), 0) INTO visible FROM (
+        SELECT d.chunk_count FROM knowledge.documents AS d
+        WHERE (d.tenant_id IS NULL OR d.tenant_id = scope) AND d.status = 'ready'
         LIMIT p_exact_rows + 1
-    ) AS capped;
+    ) AS d;
     IF visible <= p_exact_rows THEN
         -- The distance on the vector column itself: no index orders by it, so this is exact.
         SELECT array_agg(s.chunk_id ORDER BY s.distance, s.chunk_id) INTO semantic_ids
