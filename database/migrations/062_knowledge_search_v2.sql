@@ -13,6 +13,20 @@
 -- TOAST until they are written again; both are read alike, only slower.
 ALTER TABLE knowledge.embeddings ALTER COLUMN embedding SET STORAGE PLAIN;
 
+-- Deferred indexing. Inserting a vector into the HNSW graph costs ~4 ms (it rewrites its
+-- neighbours' lists), 400 ms for a 100-chunk document. A writer may store vectors with indexed
+-- false: they are outside the (now partial) HNSW index, the search compares them exactly
+-- (embeddings_pending_idx finds a scope's), and the index_chat_embeddings job
+-- (knowledge.index_pending_embeddings_v1, migration 063) sets indexed, which inserts them into
+-- the graph outside the writer's transaction. The default is indexed: every writer that does
+-- not ask for it keeps writing into the graph (or, in a bulk load, into the rebuilt one).
+ALTER TABLE knowledge.embeddings ADD COLUMN indexed boolean NOT NULL DEFAULT true;
+DROP INDEX knowledge.embeddings_hnsw_idx;
+CREATE INDEX embeddings_hnsw_idx ON knowledge.embeddings
+    USING hnsw ((embedding::halfvec(1536)) halfvec_cosine_ops) WHERE indexed;
+CREATE INDEX embeddings_pending_idx ON knowledge.embeddings (tenant_id, embedding_model)
+    WHERE NOT indexed;
+
 -- The k best ready chunks for a question, as search_chunks_v1 (same columns, same fusion of the
 -- vector and full-text rankings by reciprocal rank, same visibility rule: the request's tenant
 -- and the global rows, nothing with no tenant set), with the vector ranking chosen by size:
@@ -20,7 +34,8 @@ ALTER TABLE knowledge.embeddings ALTER COLUMN embedding SET STORAGE PLAIN;
 --   vector of the model among them compared exactly (vector, cosine), found through
 --   embeddings_chunk_model_key (led by tenant_id);
 -- - more: the HNSW index on halfvec with an iterative scan, hnsw.ef_search at
---   greatest(p_ef_search, p_candidates); both settings last until the function returns.
+--   greatest(p_ef_search, p_candidates) (both settings last until the function returns), and
+--   the scope's vectors not indexed yet compared exactly.
 CREATE FUNCTION knowledge.search_chunks_v2(
     p_embedding public.vector,
     p_model text,
@@ -85,14 +100,28 @@ BEGIN
         EXECUTE $semantic$
             SELECT array_agg(s.chunk_id ORDER BY s.distance, s.chunk_id)
             FROM (
-                SELECT e.chunk_id,
-                       e.embedding::public.halfvec(1536)
-                           OPERATOR(public.<=>) $1::public.halfvec(1536) AS distance
-                FROM knowledge.embeddings AS e
-                WHERE e.embedding_model = $2
-                  AND (e.tenant_id IS NULL OR e.tenant_id = $3)
-                ORDER BY e.embedding::public.halfvec(1536)
-                    OPERATOR(public.<=>) $1::public.halfvec(1536)
+                (SELECT e.chunk_id,
+                        e.embedding::public.halfvec(1536)
+                            OPERATOR(public.<=>) $1::public.halfvec(1536) AS distance
+                 FROM knowledge.embeddings AS e
+                 WHERE e.indexed
+                   AND e.embedding_model = $2
+                   AND (e.tenant_id IS NULL OR e.tenant_id = $3)
+                 ORDER BY e.embedding::public.halfvec(1536)
+                     OPERATOR(public.<=>) $1::public.halfvec(1536)
+                 LIMIT $4)
+                UNION ALL
+                -- the vectors not in the graph yet, compared exactly
+                (SELECT e.chunk_id,
+                        e.embedding::public.halfvec(1536)
+                            OPERATOR(public.<=>) $1::public.halfvec(1536) AS distance
+                 FROM knowledge.embeddings AS e
+                 WHERE NOT e.indexed
+                   AND e.embedding_model = $2
+                   AND (e.tenant_id IS NULL OR e.tenant_id = $3)
+                 ORDER BY distance
+                 LIMIT $4)
+                ORDER BY distance
                 LIMIT $4
             ) AS s
         $semantic$

@@ -88,11 +88,15 @@ class IngestionPipeline:
         *,
         max_tokens: int = CHUNK_MAX_TOKENS,
         overlap_tokens: int = CHUNK_OVERLAP_TOKENS,
+        defer_indexing: bool = False,
     ) -> None:
+        """``defer_indexing``: store the vectors unindexed (searchable at once, exactly) and leave
+        their insertion into the HNSW graph to the ``index_chat_embeddings`` job."""
         self._uow = uow_factory
         self._embedder = embedder
         self._max_tokens = max_tokens
         self._overlap_tokens = overlap_tokens
+        self._defer_indexing = defer_indexing
 
     def register(self, draft: DocumentDraft) -> UUID:
         """Step 1: the document as ``processing``. A document of the same source or contents
@@ -125,7 +129,11 @@ class IngestionPipeline:
         """Step 3: the chunks and embeddings of registered documents of one scope, in one
         transaction that marks them ``ready``; returns the number of chunks stored."""
         with self._uow(tenant_id) as uow:
-            stored = uow.knowledge.store_chunks(documents, model=self._embedder.embedding_model)
+            stored = uow.knowledge.store_chunks(
+                documents,
+                model=self._embedder.embedding_model,
+                indexed=not self._defer_indexing,
+            )
             uow.commit()
         return stored
 

@@ -92,12 +92,13 @@ _COPY_SQL = """
 # The hybrid search runs in a SECURITY DEFINER function (migration 062) that applies the
 # tenant-or-global rule itself: under row-level security the full-text condition, which is not
 # LEAKPROOF, could not use its GIN index and read every visible chunk. It sets the HNSW
-# settings it needs itself, so the search is one statement.
+# settings it needs itself, so the search is one statement. The vector travels in binary (%b):
+# no 1,536 floats to format here and parse there.
 _SEARCH_SQL: LiteralString = """
     SELECT chunk_id, semantic_rank, lexical_rank, score, document_id, tenant_id, chunk_index,
            content, title
     FROM knowledge.search_chunks_v2(
-        %(embedding)s, %(model)s, %(text)s, %(candidates)s, %(rrf_k)s, %(k)s, %(ef_search)s,
+        %(embedding)b, %(model)s, %(text)s, %(candidates)s, %(rrf_k)s, %(k)s, %(ef_search)s,
         %(exact_rows)s)
 """
 
@@ -146,12 +147,12 @@ def retrieved(cursor: Cursor) -> list[RetrievedChunk]:
     ]
 
 
-# The vector index as migration 030 creates it. A bulk load (scripts/ingest_documents.py
-# --rebuild-index) drops it and builds it again at the end: one build of the graph costs far
-# less than inserting every row into it.
+# The vector index as migration 062 creates it (partial: without the vectors stored unindexed).
+# A bulk load (scripts/ingest_documents.py --rebuild-index) drops it and builds it again at the
+# end: one build of the graph costs far less than inserting every row into it.
 VECTOR_INDEX_SQL: LiteralString = """
     CREATE INDEX IF NOT EXISTS embeddings_hnsw_idx ON knowledge.embeddings
-        USING hnsw ((embedding::halfvec(1536)) halfvec_cosine_ops)
+        USING hnsw ((embedding::halfvec(1536)) halfvec_cosine_ops) WHERE indexed
 """
 VECTOR_INDEX_BUILD_MEMORY = "1GB"
 
@@ -318,13 +319,21 @@ class KnowledgeRepository:
         )
 
     def store_chunks(
-        self, documents: Sequence[tuple[UUID, Sequence[EmbeddedChunk]]], *, model: str
+        self,
+        documents: Sequence[tuple[UUID, Sequence[EmbeddedChunk]]],
+        *,
+        model: str,
+        indexed: bool = True,
     ) -> int:
         """Store the chunks and embeddings of documents of this scope and mark them ready.
 
         Rows travel by ``COPY ... (FORMAT BINARY)`` into a temporary staging table (COPY into
         a table with row-level security is not allowed) and are then inserted with
-        INSERT ... SELECT, so RLS checks every row. Returns the number of chunks stored."""
+        INSERT ... SELECT, so RLS checks every row. Returns the number of chunks stored.
+
+        With ``indexed=False`` the vectors stay out of the HNSW graph (searched exactly) until
+        the ``index_chat_embeddings`` job indexes them: the graph's ~4 ms a row is not paid in
+        this transaction."""
         self._conn.execute(_STAGE_SQL)
         count = 0
         with self._conn.cursor() as cur, cur.copy(_COPY_SQL) as copy:
@@ -354,10 +363,11 @@ class KnowledgeRepository:
         )
         self._conn.execute(
             """
-            INSERT INTO knowledge.embeddings (tenant_id, chunk_id, embedding_model, embedding)
-            SELECT tenant_id, chunk_id, %s, embedding FROM knowledge_stage
+            INSERT INTO knowledge.embeddings
+                (tenant_id, chunk_id, embedding_model, embedding, indexed)
+            SELECT tenant_id, chunk_id, %s, embedding, %s FROM knowledge_stage
             """,
-            (model,),
+            (model, indexed),
         )
         self._conn.execute(
             f"""
@@ -420,6 +430,15 @@ class KnowledgeRepository:
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
             (f"knowledge.documents:{self._tenant_id or 'global'}",),
         )
+
+
+def index_pending(conn: Connection, *, limit: int) -> int:
+    """Every tenant's and the global vectors stored unindexed, up to ``limit`` of them, inserted
+    into the HNSW index (``knowledge.index_pending_embeddings_v1``); returns how many."""
+    row = conn.execute(
+        "SELECT knowledge.index_pending_embeddings_v1(%s) AS indexed", (limit,)
+    ).fetchone()
+    return int(one(row)["indexed"])
 
 
 def _vector(values: Sequence[float]) -> Any:

@@ -311,7 +311,8 @@ def test_a_tenant_filter_still_returns_k_results_with_iterative_scans(db, tenant
         rows = uow.conn.execute(
             """
             SELECT e.chunk_id FROM knowledge.embeddings AS e
-            WHERE e.embedding_model = %s AND (e.tenant_id IS NULL OR e.tenant_id = %s)
+            WHERE e.indexed
+              AND e.embedding_model = %s AND (e.tenant_id IS NULL OR e.tenant_id = %s)
             ORDER BY e.embedding::halfvec(1536) <=> %s::vector::halfvec(1536) LIMIT 40
             """,
             (MODEL, a.id, str(centre)),
@@ -324,8 +325,8 @@ def test_ingestion_is_all_or_nothing(db, tenants, gateway, monkeypatch) -> None:
     a, _ = tenants
     original = KnowledgeRepository.store_chunks
 
-    def store_then_fail(self, documents, *, model):
-        original(self, documents, model=model)
+    def store_then_fail(self, documents, *, model, indexed=True):
+        original(self, documents, model=model, indexed=indexed)
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(KnowledgeRepository, "store_chunks", store_then_fail)
