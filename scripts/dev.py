@@ -179,6 +179,7 @@ DEV_JOBS = (
     "expire_trials",
     "sweep_approvals",
     "release_chat_reservations",
+    "index_chat_embeddings",
     "leads_dsr_deadlines",
     "rollup_leads_metrics",
     "purge_deleted_leads",

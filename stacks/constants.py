@@ -83,6 +83,9 @@ JOB_SCHEDULES: Final = {
     # Token reservations live 5 minutes (lambdas/chat/constants.py): an expired one is freed
     # within 5 more.
     "release_chat_reservations": Duration.minutes(5),
+    # Vectors the ingestion Lambda stored unindexed are searched exactly until this inserts
+    # them into the HNSW graph (lambdas/chat/jobs.py).
+    "index_chat_embeddings": Duration.minutes(1),
 }
 # The alarm on the approval backlog: the oldest pending request waited longer than this.
 APPROVAL_PENDING_AGE_ALARM: Final = Duration.hours(12)  # half the default expiry

@@ -63,7 +63,10 @@ def _gateway() -> LlmGateway:
 
 def _pipeline(scope: RequestScope) -> IngestionPipeline:
     """The pipeline of one invocation: its units of work run in the invocation's scope."""
-    return IngestionPipeline(lambda tenant: KnowledgeUnitOfWork(scope, tenant), _gateway())
+    # the graph insertion (~4 ms a vector) is left to the index_chat_embeddings job
+    return IngestionPipeline(
+        lambda tenant: KnowledgeUnitOfWork(scope, tenant), _gateway(), defer_indexing=True
+    )
 
 
 def ingest_object(bucket: str, key: str, pipeline: IngestionPipeline) -> dict[str, Any]:

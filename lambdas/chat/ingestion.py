@@ -12,17 +12,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 from lambdas.chat.constants import CHUNK_MAX_TOKENS, CHUNK_OVERLAP_TOKENS
 from lambdas.chat.errors import DocumentUnreadable, LlmUnavailable
 from lambdas.chat.extraction import chunk_text, extract_text
-from lambdas.chat.knowledge_repository import KnowledgeRepository
-from lambdas.chat.models import Document, DocumentDraft, EmbeddedChunk
-from lambdas.shared.db import UnitOfWork
+from lambdas.chat.knowledge_repository import KnowledgeRepository, SearchQuery, retrieved
+from lambdas.chat.models import Document, DocumentDraft, EmbeddedChunk, RetrievedChunk
+from lambdas.shared.db import OpeningQuery, UnitOfWork
 from lambdas.shared.errors import AppError
 from lambdas.shared.observability import logger
+
+if TYPE_CHECKING:
+    from lambdas.shared.scope import RequestScope
 
 
 class Embedder(Protocol):
@@ -44,12 +47,33 @@ KnowledgeUowFactory = Callable[[UUID | None], KnowledgeUow]
 
 
 class KnowledgeUnitOfWork(UnitOfWork):
-    """The Lambdas' unit of work with the knowledge repository of its tenant."""
+    """The Lambdas' unit of work with the knowledge repository of its tenant.
+
+    Given a ``search``, it sends the search in the same round trip as BEGIN and the tenant
+    scoping; its chunks are ``found``."""
 
     knowledge: KnowledgeRepository
 
+    def __init__(
+        self,
+        scope: RequestScope,
+        tenant_id: UUID | None = None,
+        *,
+        search: SearchQuery | None = None,
+    ) -> None:
+        super().__init__(scope, tenant_id)
+        self._search = search
+
+    def _opening(self) -> OpeningQuery | None:
+        return self._search.statement() if self._search else None
+
     def _on_enter(self) -> None:
         self.knowledge = KnowledgeRepository(self.conn, self.tenant_id)
+
+    @property
+    def found(self) -> list[RetrievedChunk]:
+        """The chunks of the search sent with BEGIN, best first (read once)."""
+        return retrieved(self.opened)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -64,11 +88,15 @@ class IngestionPipeline:
         *,
         max_tokens: int = CHUNK_MAX_TOKENS,
         overlap_tokens: int = CHUNK_OVERLAP_TOKENS,
+        defer_indexing: bool = False,
     ) -> None:
+        """``defer_indexing``: store the vectors unindexed (searchable at once, exactly) and leave
+        their insertion into the HNSW graph to the ``index_chat_embeddings`` job."""
         self._uow = uow_factory
         self._embedder = embedder
         self._max_tokens = max_tokens
         self._overlap_tokens = overlap_tokens
+        self._defer_indexing = defer_indexing
 
     def register(self, draft: DocumentDraft) -> UUID:
         """Step 1: the document as ``processing``. A document of the same source or contents
@@ -101,7 +129,11 @@ class IngestionPipeline:
         """Step 3: the chunks and embeddings of registered documents of one scope, in one
         transaction that marks them ``ready``; returns the number of chunks stored."""
         with self._uow(tenant_id) as uow:
-            stored = uow.knowledge.store_chunks(documents, model=self._embedder.embedding_model)
+            stored = uow.knowledge.store_chunks(
+                documents,
+                model=self._embedder.embedding_model,
+                indexed=not self._defer_indexing,
+            )
             uow.commit()
         return stored
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, LiteralString
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from psycopg.types.json import Jsonb
 
 from lambdas.chat.constants import (
     CANDIDATES_PER_RESULT,
+    EXACT_SEARCH_MAX_ROWS,
     HNSW_EF_SEARCH,
     RRF_K,
     TITLE_SIMILARITY_THRESHOLD,
@@ -31,7 +33,7 @@ from lambdas.chat.models import (
     RetrievedChunk,
 )
 from lambdas.chat.rows import one
-from lambdas.shared.db import Connection
+from lambdas.shared.db import Connection, Cursor, OpeningQuery
 
 # The unique key that decides a race the pre-check could not see, and the reason it stands for.
 _CONSTRAINT_REASONS: dict[str, DuplicateReason] = {
@@ -87,22 +89,70 @@ _COPY_SQL = """
     FROM STDIN (FORMAT BINARY)
 """
 
-# The hybrid search runs in a SECURITY DEFINER function (migration 045) that applies the
+# The hybrid search runs in a SECURITY DEFINER function (migration 062) that applies the
 # tenant-or-global rule itself: under row-level security the full-text condition, which is not
-# LEAKPROOF, could not use its GIN index and read every visible chunk.
-_SEARCH_SQL = """
+# LEAKPROOF, could not use its GIN index and read every visible chunk. It sets the HNSW
+# settings it needs itself, so the search is one statement. The vector travels in binary (%b):
+# no 1,536 floats to format here and parse there.
+_SEARCH_SQL: LiteralString = """
     SELECT chunk_id, semantic_rank, lexical_rank, score, document_id, tenant_id, chunk_index,
            content, title
-    FROM knowledge.search_chunks_v1(
-        %(embedding)s, %(model)s, %(text)s, %(candidates)s, %(rrf_k)s, %(k)s)
+    FROM knowledge.search_chunks_v2(
+        %(embedding)b, %(model)s, %(text)s, %(candidates)s, %(rrf_k)s, %(k)s, %(ef_search)s,
+        %(exact_rows)s)
 """
 
-# The vector index as migration 030 creates it. A bulk load (scripts/ingest_documents.py
-# --rebuild-index) drops it and builds it again at the end: one build of the graph costs far
-# less than inserting every row into it.
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A question for the hybrid search: its text, its embedding and the model that made it,
+    and how many chunks to return."""
+
+    text: str
+    embedding: Sequence[float]
+    model: str
+    k: int
+    ef_search: int = HNSW_EF_SEARCH
+    exact_rows: int = EXACT_SEARCH_MAX_ROWS
+
+    def statement(self) -> OpeningQuery:
+        """The search as one statement and its parameters (e.g. to send with BEGIN)."""
+        return _SEARCH_SQL, {
+            "embedding": _vector(self.embedding),
+            "model": self.model,
+            "text": self.text,
+            "candidates": max(self.k * CANDIDATES_PER_RESULT, self.k),
+            "rrf_k": RRF_K,
+            "k": self.k,
+            "ef_search": self.ef_search,
+            "exact_rows": self.exact_rows,
+        }
+
+
+def retrieved(cursor: Cursor) -> list[RetrievedChunk]:
+    """The chunks a search statement found, best first."""
+    return [
+        RetrievedChunk(
+            chunk_id=row["chunk_id"],
+            document_id=row["document_id"],
+            document_title=row["title"],
+            tenant_id=row["tenant_id"],
+            index=row["chunk_index"],
+            content=row["content"],
+            score=row["score"],
+            semantic_rank=row["semantic_rank"],
+            lexical_rank=row["lexical_rank"],
+        )
+        for row in cursor.fetchall()
+    ]
+
+
+# The vector index as migration 062 creates it (partial: without the vectors stored unindexed).
+# A bulk load (scripts/ingest_documents.py --rebuild-index) drops it and builds it again at the
+# end: one build of the graph costs far less than inserting every row into it.
 VECTOR_INDEX_SQL: LiteralString = """
     CREATE INDEX IF NOT EXISTS embeddings_hnsw_idx ON knowledge.embeddings
-        USING hnsw ((embedding::halfvec(1536)) halfvec_cosine_ops)
+        USING hnsw ((embedding::halfvec(1536)) halfvec_cosine_ops) WHERE indexed
 """
 VECTOR_INDEX_BUILD_MEMORY = "1GB"
 
@@ -269,13 +319,21 @@ class KnowledgeRepository:
         )
 
     def store_chunks(
-        self, documents: Sequence[tuple[UUID, Sequence[EmbeddedChunk]]], *, model: str
+        self,
+        documents: Sequence[tuple[UUID, Sequence[EmbeddedChunk]]],
+        *,
+        model: str,
+        indexed: bool = True,
     ) -> int:
         """Store the chunks and embeddings of documents of this scope and mark them ready.
 
         Rows travel by ``COPY ... (FORMAT BINARY)`` into a temporary staging table (COPY into
         a table with row-level security is not allowed) and are then inserted with
-        INSERT ... SELECT, so RLS checks every row. Returns the number of chunks stored."""
+        INSERT ... SELECT, so RLS checks every row. Returns the number of chunks stored.
+
+        With ``indexed=False`` the vectors stay out of the HNSW graph (searched exactly) until
+        the ``index_chat_embeddings`` job indexes them: the graph's ~4 ms a row is not paid in
+        this transaction."""
         self._conn.execute(_STAGE_SQL)
         count = 0
         with self._conn.cursor() as cur, cur.copy(_COPY_SQL) as copy:
@@ -305,10 +363,11 @@ class KnowledgeRepository:
         )
         self._conn.execute(
             """
-            INSERT INTO knowledge.embeddings (tenant_id, chunk_id, embedding_model, embedding)
-            SELECT tenant_id, chunk_id, %s, embedding FROM knowledge_stage
+            INSERT INTO knowledge.embeddings
+                (tenant_id, chunk_id, embedding_model, embedding, indexed)
+            SELECT tenant_id, chunk_id, %s, embedding, %s FROM knowledge_stage
             """,
-            (model,),
+            (model, indexed),
         )
         self._conn.execute(
             f"""
@@ -331,48 +390,26 @@ class KnowledgeRepository:
         model: str,
         k: int,
         ef_search: int = HNSW_EF_SEARCH,
+        exact_rows: int = EXACT_SEARCH_MAX_ROWS,
     ) -> list[RetrievedChunk]:
-        """The ``k`` best chunks for a question, fusing the vector ranking (HNSW on halfvec,
-        cosine) with the full-text ranking (``portuguese``) by reciprocal rank. Only the
-        transaction's tenant (``app.current_tenant_id``) and global chunks are searched; with
-        no tenant set, nothing is.
+        """The ``k`` best chunks for a question, fusing the vector ranking (cosine) with the
+        full-text ranking (``portuguese``) by reciprocal rank. Only the transaction's tenant
+        (``app.current_tenant_id``) and global chunks are searched; with no tenant set, nothing
+        is.
 
-        Iterative index scans keep scanning past the rows the tenant filter drops, so a
-        tenant holding a small share of the rows still gets its ``k`` results."""
-        candidates = max(k * CANDIDATES_PER_RESULT, k)
-        with self._conn.pipeline():
-            self._conn.execute(
-                """
-                SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
-                       set_config('hnsw.ef_search', %s, true)
-                """,
-                (str(max(ef_search, candidates)),),
-            )
-            cursor = self._conn.execute(
-                _SEARCH_SQL,
-                {
-                    "embedding": _vector(embedding),
-                    "model": model,
-                    "text": text,
-                    "candidates": candidates,
-                    "rrf_k": RRF_K,
-                    "k": k,
-                },
-            )
-        return [
-            RetrievedChunk(
-                chunk_id=row["chunk_id"],
-                document_id=row["document_id"],
-                document_title=row["title"],
-                tenant_id=row["tenant_id"],
-                index=row["chunk_index"],
-                content=row["content"],
-                score=row["score"],
-                semantic_rank=row["semantic_rank"],
-                lexical_rank=row["lexical_rank"],
-            )
-            for row in cursor.fetchall()
-        ]
+        The vector ranking is exact when the scope holds at most ``exact_rows`` vectors of the
+        model, else read from the HNSW index (halfvec) with an iterative scan, which keeps
+        scanning past the rows the tenant filter drops, so a tenant holding a small share of
+        the rows still gets its ``k`` results."""
+        query = SearchQuery(
+            text=text,
+            embedding=embedding,
+            model=model,
+            k=k,
+            ef_search=ef_search,
+            exact_rows=exact_rows,
+        )
+        return retrieved(self._conn.execute(*query.statement()))
 
     def drop_vector_index(self) -> None:
         """Operators only (the schema owner): before a bulk load. Searches meanwhile scan
@@ -393,6 +430,15 @@ class KnowledgeRepository:
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
             (f"knowledge.documents:{self._tenant_id or 'global'}",),
         )
+
+
+def index_pending(conn: Connection, *, limit: int) -> int:
+    """Every tenant's and the global vectors stored unindexed, up to ``limit`` of them, inserted
+    into the HNSW index (``knowledge.index_pending_embeddings_v1``); returns how many."""
+    row = conn.execute(
+        "SELECT knowledge.index_pending_embeddings_v1(%s) AS indexed", (limit,)
+    ).fetchone()
+    return int(one(row)["indexed"])
 
 
 def _vector(values: Sequence[float]) -> Any:

@@ -17,7 +17,7 @@ with collector_paused():
     from lambdas.audit.jobs import anchor_audit_heads_job
     from lambdas.billing.repository import BillingUnitOfWork
     from lambdas.billing.services.trials import expire_trials
-    from lambdas.chat.jobs import release_chat_reservations_job
+    from lambdas.chat.jobs import index_chat_embeddings_job, release_chat_reservations_job
     from lambdas.jobs.service import Job, JobReport, UnknownJob, run_job
     from lambdas.leads.deadlines import dsr_deadlines_job
     from lambdas.leads.jobs import (
@@ -51,6 +51,7 @@ def _jobs(runtime: Runtime, request_id: str) -> Mapping[str, Job]:
         "purge_deleted_leads": purge_deleted_leads_job(scope),
         "count_lead_search_keys": count_lead_search_keys_job(scope),
         "release_chat_reservations": release_chat_reservations_job(scope),
+        "index_chat_embeddings": index_chat_embeddings_job(scope),
     }
 
 

@@ -31,6 +31,9 @@ RBAC_CATALOG_TABLES = (
 # SECURITY DEFINER functions whose EXECUTE is revoked from PUBLIC and granted to this role only.
 RUNTIME_FUNCTIONS = (
     "knowledge.search_chunks_v1(public.vector, text, text, integer, integer, integer)",
+    "knowledge.search_chunks_v2("
+    "public.vector, text, text, integer, integer, integer, integer, integer)",
+    "knowledge.index_pending_embeddings_v1(integer)",
 )
 
 

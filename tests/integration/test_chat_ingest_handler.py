@@ -71,6 +71,10 @@ def test_an_uploaded_pdf_becomes_a_ready_document_of_its_tenant(lambda_env, owne
     assert row["title"] == "Política de reembolso"
     assert (row["status"], row["chunk_count"]) == ("ready", 1)
     assert llm.stats.embeddings == 1
+    # its vector left out of the HNSW graph for the index_chat_embeddings job
+    assert owner.execute("SELECT indexed FROM knowledge.embeddings").fetchall() == [
+        {"indexed": False}
+    ]
 
     # The same upload again is a duplicate, reported and skipped
     again = ingest_handler.lambda_handler(_event(key), lambda_context("chat-ingest"))

@@ -291,11 +291,14 @@ def test_a_tenant_filter_still_returns_k_results_with_iterative_scans(db, tenant
     # (the HNSW index is the only plan left: no sort of a tenant's rows, no sequential scan)
     force_hnsw = ("SET LOCAL enable_sort = off", "SET LOCAL enable_seqscan = off")
 
-    # When A asks for 10 with a small ef_search, Then iterative scans still return 10 of A's
+    # When A asks for 10 through the HNSW path (no exact scan, however few A's rows) with a
+    # small ef_search, Then iterative scans still return 10 of A's
     with factory(a.id) as uow:
         for statement in force_hnsw:
             uow.conn.execute(statement)
-        found = uow.knowledge.search(text="", embedding=centre, model=MODEL, k=10, ef_search=40)
+        found = uow.knowledge.search(
+            text="", embedding=centre, model=MODEL, k=10, ef_search=40, exact_rows=0
+        )
     assert len(found) == 10
     assert {r.tenant_id for r in found} == {a.id}
 
@@ -308,7 +311,8 @@ def test_a_tenant_filter_still_returns_k_results_with_iterative_scans(db, tenant
         rows = uow.conn.execute(
             """
             SELECT e.chunk_id FROM knowledge.embeddings AS e
-            WHERE e.embedding_model = %s AND (e.tenant_id IS NULL OR e.tenant_id = %s)
+            WHERE e.indexed
+              AND e.embedding_model = %s AND (e.tenant_id IS NULL OR e.tenant_id = %s)
             ORDER BY e.embedding::halfvec(1536) <=> %s::vector::halfvec(1536) LIMIT 40
             """,
             (MODEL, a.id, str(centre)),
@@ -321,8 +325,8 @@ def test_ingestion_is_all_or_nothing(db, tenants, gateway, monkeypatch) -> None:
     a, _ = tenants
     original = KnowledgeRepository.store_chunks
 
-    def store_then_fail(self, documents, *, model):
-        original(self, documents, model=model)
+    def store_then_fail(self, documents, *, model, indexed=True):
+        original(self, documents, model=model, indexed=indexed)
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(KnowledgeRepository, "store_chunks", store_then_fail)

@@ -110,11 +110,11 @@ def test_a_crashed_run_is_resumed(db, owner, library, gateway, capsys, monkeypat
     original = KnowledgeRepository.store_chunks
     calls = {"n": 0}
 
-    def crash_on_the_second_batch(self, documents, *, model):
+    def crash_on_the_second_batch(self, documents, *, model, indexed=True):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt  # the operator's laptop dies mid-run
-        return original(self, documents, model=model)
+        return original(self, documents, model=model, indexed=indexed)
 
     monkeypatch.setattr(KnowledgeRepository, "store_chunks", crash_on_the_second_batch)
     with pytest.raises(KeyboardInterrupt):
@@ -152,11 +152,11 @@ def test_a_load_with_rebuild_index_builds_the_migrations_vector_index_again(
     original = KnowledgeRepository.store_chunks
     seen: list[str | None] = []
 
-    def crash_on_the_second_batch(self, documents, *, model):
+    def crash_on_the_second_batch(self, documents, *, model, indexed=True):
         seen.append(_vector_index(owner))
         if len(seen) == 2:
             raise KeyboardInterrupt
-        return original(self, documents, model=model)
+        return original(self, documents, model=model, indexed=indexed)
 
     # When a load with --rebuild-index fails halfway
     monkeypatch.setattr(KnowledgeRepository, "store_chunks", crash_on_the_second_batch)
@@ -178,6 +178,13 @@ def test_a_load_with_rebuild_index_builds_the_migrations_vector_index_again(
     code, out = _run([str(library), "--global"], db, gateway, capsys)
     assert code == 0, out
     assert _vector_index(owner) == migrated
+    # and the bulk load's vectors are all in it: the operators' path never defers indexing
+    counts = owner.execute(
+        "SELECT count(*) FILTER (WHERE NOT indexed) AS pending, count(*) AS stored"
+        " FROM knowledge.embeddings"
+    ).fetchone()
+    assert counts["stored"] > 0
+    assert counts["pending"] == 0
 
 
 def test_an_unknown_tenant_is_refused(db, library, gateway, capsys) -> None:
