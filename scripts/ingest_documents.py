@@ -190,12 +190,13 @@ def ingest(
 def vector_index_for_load(
     conn: Connection, tenant_id: UUID | None, *, rebuild: bool
 ) -> Iterator[None]:
-    """The vector index around a load: built first if a crashed load left it dropped; with
-    ``rebuild``, dropped for the load and built once at the end, also when the load fails."""
+    """The indexes a load rebuilds (the vector index and the chunks' full-text index) around a
+    load: built first if a crashed load left them dropped; with ``rebuild``, dropped for the
+    load and built once at the end, also when the load fails."""
     with ConnectionUnitOfWork(conn, tenant_id) as uow:
-        uow.knowledge.ensure_vector_index()
+        uow.knowledge.ensure_load_indexes()
         if rebuild:
-            uow.knowledge.drop_vector_index()
+            uow.knowledge.drop_load_indexes()
         uow.commit()
     try:
         yield
@@ -203,7 +204,7 @@ def vector_index_for_load(
         if rebuild:
             conn.rollback()
             with ConnectionUnitOfWork(conn, tenant_id) as uow:
-                uow.knowledge.ensure_vector_index()
+                uow.knowledge.ensure_load_indexes()
                 uow.commit()
 
 

@@ -134,26 +134,32 @@ def test_a_crashed_run_is_resumed(db, owner, library, gateway, capsys, monkeypat
     ).fetchone() == {"n": 4}
 
 
-def _vector_index(owner) -> str | None:
-    row = owner.execute(
-        """
-        SELECT indexdef FROM pg_indexes
-        WHERE schemaname = 'knowledge' AND indexname = 'embeddings_hnsw_idx'
-        """
-    ).fetchone()
-    return row["indexdef"] if row else None
+LOAD_INDEXES = ("embeddings_hnsw_idx", "chunks_search_idx")
 
 
-def test_a_load_with_rebuild_index_builds_the_migrations_vector_index_again(
+def _load_indexes(owner) -> tuple[str | None, ...]:
+    """The definitions of the indexes a --rebuild-index load drops (None when missing)."""
+    rows = owner.execute(
+        """
+        SELECT indexname, indexdef FROM pg_indexes
+        WHERE schemaname = 'knowledge' AND indexname = ANY(%s)
+        """,
+        (list(LOAD_INDEXES),),
+    ).fetchall()
+    found = {row["indexname"]: row["indexdef"] for row in rows}
+    return tuple(found.get(name) for name in LOAD_INDEXES)
+
+
+def test_a_load_with_rebuild_index_builds_the_migrations_indexes_again(
     db, owner, library, gateway, capsys, monkeypatch
 ) -> None:
-    migrated = _vector_index(owner)
-    assert migrated is not None
+    migrated = _load_indexes(owner)
+    assert None not in migrated
     original = KnowledgeRepository.store_chunks
-    seen: list[str | None] = []
+    seen: list[tuple[str | None, ...]] = []
 
     def crash_on_the_second_batch(self, documents, *, model, indexed=True):
-        seen.append(_vector_index(owner))
+        seen.append(_load_indexes(owner))
         if len(seen) == 2:
             raise KeyboardInterrupt
         return original(self, documents, model=model, indexed=indexed)
@@ -168,16 +174,19 @@ def test_a_load_with_rebuild_index_builds_the_migrations_vector_index_again(
             capsys,
         )
 
-    # Then the batches went in without the index, and it was built again on the way out
-    assert seen == [None, None]
-    assert _vector_index(owner) == migrated
+    # Then the batches went in without the vector and full-text indexes, and both were built
+    # again on the way out
+    assert seen == [(None, None), (None, None)]
+    assert _load_indexes(owner) == migrated
 
-    # And a run killed before it could rebuild leaves it to the next run, which builds it first
+    # And a run killed before it could rebuild leaves them to the next run, which builds them
+    # first (each one: a crash may come between the two builds)
     monkeypatch.setattr(KnowledgeRepository, "store_chunks", original)
-    owner.execute("DROP INDEX knowledge.embeddings_hnsw_idx")
-    code, out = _run([str(library), "--global"], db, gateway, capsys)
-    assert code == 0, out
-    assert _vector_index(owner) == migrated
+    for name in LOAD_INDEXES:
+        owner.execute(f"DROP INDEX knowledge.{name}")
+        code, out = _run([str(library), "--global"], db, gateway, capsys)
+        assert code == 0, out
+        assert _load_indexes(owner) == migrated
     # and the bulk load's vectors are all in it: the operators' path never defers indexing
     counts = owner.execute(
         "SELECT count(*) FILTER (WHERE NOT indexed) AS pending, count(*) AS stored"
@@ -185,6 +194,13 @@ def test_a_load_with_rebuild_index_builds_the_migrations_vector_index_again(
     ).fetchone()
     assert counts["stored"] > 0
     assert counts["pending"] == 0
+    # and the full-text index holds the rows stored while it was missing
+    owner.execute("SET enable_seqscan = off")
+    found = owner.execute(
+        "SELECT count(*) AS n FROM knowledge.chunks"
+        " WHERE search_vector @@ to_tsquery('portuguese', 'férias')"
+    ).fetchone()
+    assert found == {"n": 1}
 
 
 def test_an_unknown_tenant_is_refused(db, library, gateway, capsys) -> None:
