@@ -106,8 +106,8 @@ class BatchedStore:
     documents: the server stores on as many backends as there are writers. A batch's failure
     is raised by a later ``add`` or by ``flush``; the batches already running finish (each is
     still all or nothing), and a document of a failed batch stays ``processing`` for the next
-    run to restart, as in a crash. Use it as a context manager: on the
-    way out it waits for the batches under way."""
+    run to restart, as in a crash. Use it as a context manager: on the way out it waits for
+    the batches under way."""
 
     def __init__(
         self,
