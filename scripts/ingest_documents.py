@@ -143,6 +143,13 @@ class BatchedStore:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def switch_scope(self, tenant_id: UUID | None) -> None:
+        """The next documents belong to ``tenant_id`` (None: global): the pending batch is sent
+        for its own scope without waiting for it (a load of several scopes keeps its writers
+        busy across the switch)."""
+        self._send()
+        self._tenant_id = tenant_id
+
     def add(self, document_id: UUID, chunks: Sequence[EmbeddedChunk]) -> None:
         self._pending.append((document_id, chunks))
         self.waiting += len(chunks)
@@ -163,12 +170,15 @@ class BatchedStore:
             return
         while len(self._running) >= self._writers:
             self._collect()
-        self._running.append((self._pool.submit(self._store, batch), len(batch)))
+        future = self._pool.submit(self._store, self._tenant_id, batch)
+        self._running.append((future, len(batch)))
 
-    def _store(self, batch: list[tuple[UUID, Sequence[EmbeddedChunk]]]) -> int:
+    def _store(
+        self, tenant_id: UUID | None, batch: list[tuple[UUID, Sequence[EmbeddedChunk]]]
+    ) -> int:
         writer = self._idle.get()
         try:
-            return writer.store(self._tenant_id, batch)
+            return writer.store(tenant_id, batch)
         finally:
             self._idle.put(writer)
 

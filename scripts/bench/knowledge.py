@@ -272,19 +272,21 @@ def ours_bulk_ingest(
         ]
         pipeline = IngestionPipeline(lambda t: ConnectionUnitOfWork(conn, t), PrecomputedEmbedder())
         scopes: list[uuid.UUID | None] = list(db.tenants) if per_tenant else [None]
-        with vector_index_for_load(conn, None, rebuild=rebuild_index):
+        with (
+            vector_index_for_load(conn, None, rebuild=rebuild_index),
+            BatchedStore(
+                pipeline, None, batch_chunks=2000, report=Report(), writers=writers
+            ) as batches,
+        ):
             for position, tenant_id in enumerate(scopes):
-                report = Report()
-                with BatchedStore(
-                    pipeline, tenant_id, batch_chunks=2000, report=report, writers=writers
-                ) as batches:
-                    for document in range(corpus.documents):
-                        if per_tenant and corpus.tenant_of_document[document] != position:
-                            continue
-                        document_id = pipeline.register(_draft(corpus, document, tenant_id))
-                        db.documents[document_id] = document
-                        batches.add(document_id, _chunks(corpus, corpus.document_rows(document)))
-                    batches.flush()
+                batches.switch_scope(tenant_id)
+                for document in range(corpus.documents):
+                    if per_tenant and corpus.tenant_of_document[document] != position:
+                        continue
+                    document_id = pipeline.register(_draft(corpus, document, tenant_id))
+                    db.documents[document_id] = document
+                    batches.add(document_id, _chunks(corpus, corpus.document_rows(document)))
+            batches.flush()
     return time.perf_counter() - started
 
 

@@ -282,3 +282,58 @@ def test_help_describes_the_script() -> None:
     )
     assert "--dry-run" in result.stdout
     assert "COPY" in result.stdout
+
+
+def test_background_writers_store_each_batch_in_its_own_scope(db, owner, gateway, tmp_path) -> None:
+    # Given two tenants loaded through one BatchedStore and its two writers, switching scope
+    # between them without waiting for the pending batch
+    tenants = [create_tenant(owner), create_tenant(owner)]
+    with (
+        ingest_documents._connect(db.owner_url) as conn,
+        ingest_documents._connect(db.owner_url) as first,
+        ingest_documents._connect(db.owner_url) as second,
+    ):
+        pipeline = ingest_documents.writer_pipeline(conn, gateway)
+        writers = [ingest_documents.writer_pipeline(c, gateway) for c in (first, second)]
+        report = ingest_documents.Report()
+        with ingest_documents.BatchedStore(
+            pipeline, None, batch_chunks=1000, report=report, writers=writers
+        ) as batches:
+            for number, tenant in enumerate(tenants):
+                batches.switch_scope(tenant.id)
+                draft = ingest_documents._draft(
+                    _text_file(
+                        tmp_path / tenant.slug, f"Contrato {number} de prestação de serviços."
+                    ),
+                    f"{number:064x}",
+                    tenant.id,
+                )
+                document_id = pipeline.register(draft)
+                batches.add(document_id, pipeline.prepare(b"Contrato de servicos.", "text/plain"))
+            batches.flush()
+
+    # Then each tenant's document, chunks and vectors carry that tenant, all ready
+    assert report.ingested == 2
+    for tenant in tenants:
+        row = owner.execute(
+            """
+            SELECT d.status, count(c.id) AS chunks, count(e.id) AS vectors,
+                   count(*) FILTER (WHERE c.tenant_id = d.tenant_id
+                                      AND e.tenant_id = d.tenant_id) AS scoped
+            FROM knowledge.documents AS d
+            JOIN knowledge.chunks AS c ON c.document_id = d.id
+            JOIN knowledge.embeddings AS e ON e.chunk_id = c.id
+            WHERE d.tenant_id = %s
+            GROUP BY d.id
+            """,
+            (tenant.id,),
+        ).fetchone()
+        assert row["status"] == "ready"
+        assert row["chunks"] == row["vectors"] == row["scoped"] > 0
+
+
+def _text_file(folder: Path, text: str) -> Path:
+    folder.mkdir()
+    path = folder / "contrato.txt"
+    path.write_text(text)
+    return path
