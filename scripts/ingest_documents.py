@@ -6,7 +6,8 @@
 Files (txt, md, html, pdf; folders are walked) are extracted, chunked and embedded through the
 configured provider (LLM_BASE_URL / LLM_API_KEY; the offline server in `make dev`), then stored
 in batches: rows travel by COPY ... (FORMAT BINARY) into a staging table and are inserted with
-INSERT ... SELECT, each batch in one transaction (all or nothing).
+INSERT ... SELECT, each batch in one transaction (all or nothing), on --writers connections in
+the background while the next documents are registered.
 
 Resumable: a file whose SHA-256 is already ready in the scope is skipped, and a document left
 processing or failed by a crashed run is restarted. --dry-run changes nothing and shows what
@@ -20,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -95,7 +99,15 @@ class Report:
 
 class BatchedStore:
     """Chunks of registered documents of one scope, stored ``batch_chunks`` at a time: each
-    batch travels by COPY (FORMAT BINARY) in one transaction that marks its documents ready."""
+    batch travels by COPY (FORMAT BINARY) in one transaction that marks its documents ready.
+
+    With ``writers`` (pipelines on connections of their own) the batches are stored in the
+    background, one per writer at a time, while the caller registers and prepares the next
+    documents: the server stores on as many backends as there are writers. A batch's failure
+    is raised by a later ``add`` or by ``flush``; the batches already running finish (each is
+    still all or nothing), and a document of a failed batch stays ``processing`` for the next
+    run to restart, as in a crash. Use it as a context manager: on the way out it waits for
+    the batches under way."""
 
     def __init__(
         self,
@@ -104,6 +116,7 @@ class BatchedStore:
         *,
         batch_chunks: int,
         report: Report,
+        writers: Sequence[IngestionPipeline] = (),
     ) -> None:
         self._pipeline = pipeline
         self._tenant_id = tenant_id
@@ -111,20 +124,71 @@ class BatchedStore:
         self._report = report
         self._pending: list[tuple[UUID, Sequence[EmbeddedChunk]]] = []
         self.waiting = 0
+        self._idle: queue.SimpleQueue[IngestionPipeline] = queue.SimpleQueue()
+        for writer in writers:
+            self._idle.put(writer)
+        self._writers = len(writers)
+        self._pool = ThreadPoolExecutor(self._writers) if writers else None
+        self._running: deque[tuple[Future[int], int]] = deque()
+
+    def __enter__(self) -> BatchedStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def switch_scope(self, tenant_id: UUID | None) -> None:
+        """The next documents belong to ``tenant_id`` (None: global): the pending batch is sent
+        for its own scope without waiting for it (a load of several scopes keeps its writers
+        busy across the switch)."""
+        self._send()
+        self._tenant_id = tenant_id
 
     def add(self, document_id: UUID, chunks: Sequence[EmbeddedChunk]) -> None:
         self._pending.append((document_id, chunks))
         self.waiting += len(chunks)
         if self.waiting >= self._batch_chunks:
-            self.flush()
+            self._send()
 
     def flush(self) -> None:
+        self._send()
+        while self._running:
+            self._collect()
+
+    def _send(self) -> None:
         if not self._pending:
             return
-        self._report.chunks += self._pipeline.store(self._tenant_id, self._pending)
-        self._report.ingested += len(self._pending)
-        self._pending = []
-        self.waiting = 0
+        batch, self._pending, self.waiting = self._pending, [], 0
+        if self._pool is None:
+            self._count(self._pipeline.store(self._tenant_id, batch), len(batch))
+            return
+        while len(self._running) >= self._writers:
+            self._collect()
+        future = self._pool.submit(self._store, self._tenant_id, batch)
+        self._running.append((future, len(batch)))
+
+    def _store(
+        self, tenant_id: UUID | None, batch: list[tuple[UUID, Sequence[EmbeddedChunk]]]
+    ) -> int:
+        writer = self._idle.get()
+        try:
+            return writer.store(tenant_id, batch)
+        finally:
+            self._idle.put(writer)
+
+    def _collect(self) -> None:
+        future, documents = self._running.popleft()
+        self._count(future.result(), documents)  # a failed batch raises here
+
+    def _count(self, chunks: int, documents: int) -> None:
+        self._report.chunks += chunks
+        self._report.ingested += documents
 
 
 def collect(paths: Sequence[Path]) -> list[Path]:
@@ -168,8 +232,11 @@ def ingest(
     batch_chunks: int = 2000,
     progress: bool = True,
     rebuild_index: bool = False,
+    writers: Sequence[Connection] = (),
 ) -> Report:
-    """Ingest ``files`` into one scope (see ``vector_index_for_load`` for ``rebuild_index``)."""
+    """Ingest ``files`` into one scope (see ``vector_index_for_load`` for ``rebuild_index``).
+    With ``writers`` (connections other than ``conn``) the batches are stored on them in the
+    background while ``conn`` registers the next documents (see ``BatchedStore``)."""
     load = partial(
         _ingest,
         conn,
@@ -179,6 +246,7 @@ def ingest(
         dry_run=dry_run,
         batch_chunks=batch_chunks,
         progress=progress,
+        writers=writers,
     )
     if dry_run:
         return load()
@@ -190,12 +258,13 @@ def ingest(
 def vector_index_for_load(
     conn: Connection, tenant_id: UUID | None, *, rebuild: bool
 ) -> Iterator[None]:
-    """The vector index around a load: built first if a crashed load left it dropped; with
-    ``rebuild``, dropped for the load and built once at the end, also when the load fails."""
+    """The indexes a load rebuilds (the vector index and the chunks' full-text index) around a
+    load: built first if a crashed load left them dropped; with ``rebuild``, dropped for the
+    load and built once at the end, also when the load fails."""
     with ConnectionUnitOfWork(conn, tenant_id) as uow:
-        uow.knowledge.ensure_vector_index()
+        uow.knowledge.ensure_load_indexes()
         if rebuild:
-            uow.knowledge.drop_vector_index()
+            uow.knowledge.drop_load_indexes()
         uow.commit()
     try:
         yield
@@ -203,7 +272,7 @@ def vector_index_for_load(
         if rebuild:
             conn.rollback()
             with ConnectionUnitOfWork(conn, tenant_id) as uow:
-                uow.knowledge.ensure_vector_index()
+                uow.knowledge.ensure_load_indexes()
                 uow.commit()
 
 
@@ -216,6 +285,7 @@ def _ingest(
     dry_run: bool,
     batch_chunks: int,
     progress: bool,
+    writers: Sequence[Connection],
 ) -> Report:
     report = Report()
     started = time.perf_counter()
@@ -224,43 +294,50 @@ def _ingest(
     with ConnectionUnitOfWork(conn, tenant_id) as uow:
         ready = uow.knowledge.ready_hashes(list(hashes.values()))
     seen: set[str] = set()
-    batches = BatchedStore(pipeline, tenant_id, batch_chunks=batch_chunks, report=report)
-
-    bar = tqdm(files, unit="doc", disable=not progress, desc="ingesting")
-    for path in bar:
-        sha = hashes[path]
-        if sha in ready:
-            report.already_ready += 1
-            continue
-        if sha in seen:
-            report.duplicates.append((path, "same_file"))  # the same contents twice in one run
-            continue
-        seen.add(sha)
-        try:
-            draft = _draft(path, sha, tenant_id)
-            if dry_run:
-                with ConnectionUnitOfWork(conn, tenant_id) as uow:
-                    found = uow.knowledge.find_duplicate(
-                        title=draft.title, source=draft.source, file_sha256=sha
-                    )
-                if found and (found[0] == "similar_title" or found[2] == "ready"):
-                    report.duplicates.append((path, found[0]))
-                else:
-                    report.would_ingest.append(path)
+    writer_pipelines = [] if dry_run else [writer_pipeline(writer, embedder) for writer in writers]
+    with BatchedStore(
+        pipeline, tenant_id, batch_chunks=batch_chunks, report=report, writers=writer_pipelines
+    ) as batches:
+        bar = tqdm(files, unit="doc", disable=not progress, desc="ingesting")
+        for path in bar:
+            sha = hashes[path]
+            if sha in ready:
+                report.already_ready += 1
                 continue
-            document_id = pipeline.register(draft)
-            chunks = pipeline.prepare(path.read_bytes(), draft.content_type)
-        except DuplicateDocument as duplicate:
-            report.duplicates.append((path, duplicate.reason))
-            continue
-        except AppError as error:
-            report.failed.append((path, error.message))
-            continue
-        batches.add(document_id, chunks)
-        bar.set_postfix(chunks=report.chunks + batches.waiting)
-    batches.flush()
+            if sha in seen:
+                report.duplicates.append((path, "same_file"))  # the same contents twice in one run
+                continue
+            seen.add(sha)
+            try:
+                draft = _draft(path, sha, tenant_id)
+                if dry_run:
+                    with ConnectionUnitOfWork(conn, tenant_id) as uow:
+                        found = uow.knowledge.find_duplicate(
+                            title=draft.title, source=draft.source, file_sha256=sha
+                        )
+                    if found and (found[0] == "similar_title" or found[2] == "ready"):
+                        report.duplicates.append((path, found[0]))
+                    else:
+                        report.would_ingest.append(path)
+                    continue
+                document_id = pipeline.register(draft)
+                chunks = pipeline.prepare(path.read_bytes(), draft.content_type)
+            except DuplicateDocument as duplicate:
+                report.duplicates.append((path, duplicate.reason))
+                continue
+            except AppError as error:
+                report.failed.append((path, error.message))
+                continue
+            batches.add(document_id, chunks)
+            bar.set_postfix(chunks=report.chunks + batches.waiting)
+        batches.flush()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def writer_pipeline(conn: Connection, embedder: Embedder) -> IngestionPipeline:
+    """A pipeline storing on ``conn``: one of ``BatchedStore``'s background writers."""
+    return IngestionPipeline(lambda tenant_id: ConnectionUnitOfWork(conn, tenant_id), embedder)
 
 
 def _draft(path: Path, sha: str, tenant_id: UUID | None) -> DocumentDraft:
@@ -295,6 +372,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL"
     )
     parser.add_argument("--batch-chunks", type=int, default=2000, help="chunks per transaction")
+    parser.add_argument(
+        "--writers",
+        type=int,
+        default=2,
+        help="connections storing batches in the background while the next documents are "
+        "registered (0: store each batch in turn on the one connection)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--rebuild-index",
@@ -310,8 +394,16 @@ def main(argv: Sequence[str] | None = None, *, embedder: Embedder | None = None)
     if not args.database_url:
         print("set DATABASE_URL or pass --database-url", file=sys.stderr)
         return 1
+    if args.writers < 0:
+        print("--writers must be 0 or more", file=sys.stderr)
+        return 1
     files = collect(args.paths)
-    with _connect(args.database_url) as conn:
+    with ExitStack() as stack:
+        conn = stack.enter_context(_connect(args.database_url))
+        writers = [
+            stack.enter_context(_connect(args.database_url))
+            for _ in range(0 if args.dry_run else args.writers)
+        ]
         tenant_id = resolve_tenant(conn, args.tenant)
         report = ingest(
             conn,
@@ -322,6 +414,7 @@ def main(argv: Sequence[str] | None = None, *, embedder: Embedder | None = None)
             batch_chunks=args.batch_chunks,
             progress=not args.no_progress,
             rebuild_index=args.rebuild_index,
+            writers=writers,
         )
     for path, reason in report.duplicates:
         print(f"duplicate ({reason}): {path}")

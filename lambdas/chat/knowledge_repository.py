@@ -155,6 +155,12 @@ VECTOR_INDEX_SQL: LiteralString = """
         USING hnsw ((embedding::halfvec(1536)) halfvec_cosine_ops) WHERE indexed
 """
 VECTOR_INDEX_BUILD_MEMORY = "1GB"
+# The chunks' full-text index as migration 030 creates it. A bulk load drops it with the vector
+# index: one GIN build at the end costs far less than its entries row by row (a 20k load: about
+# 1 s to build against 2-3 s more to store).
+SEARCH_INDEX_SQL: LiteralString = """
+    CREATE INDEX IF NOT EXISTS chunks_search_idx ON knowledge.chunks USING gin (search_vector)
+"""
 
 
 def _document(row: dict[str, Any]) -> Document:
@@ -424,6 +430,18 @@ class KnowledgeRepository:
             "SELECT set_config('maintenance_work_mem', %s, true)", (VECTOR_INDEX_BUILD_MEMORY,)
         )
         self._conn.execute(VECTOR_INDEX_SQL)
+
+    def drop_load_indexes(self) -> None:
+        """Operators only: before a bulk load, the vector index and the chunks' full-text index.
+        Searches meanwhile scan exactly, and the full-text branch reads every chunk."""
+        self.drop_vector_index()
+        self._conn.execute("DROP INDEX IF EXISTS knowledge.chunks_search_idx")
+
+    def ensure_load_indexes(self) -> None:
+        """Operators only: build whichever of the indexes a bulk load drops is missing (after
+        the load, or a crash in one); nothing when both exist."""
+        self.ensure_vector_index()
+        self._conn.execute(SEARCH_INDEX_SQL)
 
     def _lock_scope(self) -> None:
         self._conn.execute(

@@ -6,7 +6,8 @@ Measured, alternating between the two sides so load on a shared machine falls on
 
 - bulk ingestion end to end, rows/s: ours is the operator's path (scripts/ingest_documents.py:
   each document registered with its duplicate checks, then COPY ... (FORMAT BINARY) batches
-  into the migrated, HNSW-indexed tables, one transaction per batch); Chroma's is
+  into the migrated tables, one transaction per batch, on two background writers, the vector
+  and full-text indexes built at the end with --rebuild-index); Chroma's is
   ``collection.add`` in batches of its maximum size on a PersistentClient;
 - a 100-chunk document into the indexed 20k table (ours: the ingestion Lambda's path as the
   runtime role: register, then one transaction);
@@ -42,7 +43,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ from scripts.ingest_documents import (  # noqa: E402
     ConnectionUnitOfWork,
     Report,
     vector_index_for_load,
+    writer_pipeline,
 )
 
 SECTION_TITLE = "## Knowledge base against ChromaDB"
@@ -91,6 +93,7 @@ K = 10
 CHUNKS_PER_DOCUMENT = 100
 RECALL_TARGET = 0.95
 INGESTION_RATIO_TARGET = 2.0
+BULK_WRITERS = 2  # scripts/ingest_documents.py --writers (its default)
 QUERY_TEXT = "xyzzy qwfpg"  # no word of the corpus: the full-text branch matches nothing
 RUNTIME_PASSWORD = uuid.uuid4().hex
 # numpy arrays (float32 rows; a boolean mask): numpy comes with the bench group, so it is
@@ -259,26 +262,41 @@ def ours_bulk_ingest(
     db: OurDatabase, corpus: Corpus, *, per_tenant: bool, rebuild_index: bool
 ) -> float:
     """scripts/ingest_documents.py's path from embedded chunks on: every document registered,
-    chunks stored by COPY in batches of 2,000, and with ``rebuild_index`` the vector index
+    chunks stored by COPY in batches of 2,000 on the script's default two background writers
+    (connections of their own), and with ``rebuild_index`` the vector and full-text indexes
     dropped for the load and built at its end (``--rebuild-index``). Global documents, or
     each tenant's own."""
     started = time.perf_counter()
-    with psycopg.connect(db.owner_url, row_factory=dict_row) as conn:
-        register_vector(conn)
+    with ExitStack() as stack:
+        conn = stack.enter_context(_owner_connection(db))
+        writers = [
+            writer_pipeline(stack.enter_context(_owner_connection(db)), PrecomputedEmbedder())
+            for _ in range(BULK_WRITERS)
+        ]
         pipeline = IngestionPipeline(lambda t: ConnectionUnitOfWork(conn, t), PrecomputedEmbedder())
         scopes: list[uuid.UUID | None] = list(db.tenants) if per_tenant else [None]
-        with vector_index_for_load(conn, None, rebuild=rebuild_index):
+        with (
+            vector_index_for_load(conn, None, rebuild=rebuild_index),
+            BatchedStore(
+                pipeline, None, batch_chunks=2000, report=Report(), writers=writers
+            ) as batches,
+        ):
             for position, tenant_id in enumerate(scopes):
-                report = Report()
-                batches = BatchedStore(pipeline, tenant_id, batch_chunks=2000, report=report)
+                batches.switch_scope(tenant_id)
                 for document in range(corpus.documents):
                     if per_tenant and corpus.tenant_of_document[document] != position:
                         continue
                     document_id = pipeline.register(_draft(corpus, document, tenant_id))
                     db.documents[document_id] = document
                     batches.add(document_id, _chunks(corpus, corpus.document_rows(document)))
-                batches.flush()
+            batches.flush()
     return time.perf_counter() - started
+
+
+def _owner_connection(db: OurDatabase) -> psycopg.Connection[dict[str, Any]]:
+    conn = psycopg.connect(db.owner_url, row_factory=dict_row)
+    register_vector(conn)
+    return conn
 
 
 def _runtime_uow(db: OurDatabase) -> Callable[[uuid.UUID | None], KnowledgeUnitOfWork]:

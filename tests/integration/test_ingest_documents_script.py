@@ -118,7 +118,12 @@ def test_a_crashed_run_is_resumed(db, owner, library, gateway, capsys, monkeypat
 
     monkeypatch.setattr(KnowledgeRepository, "store_chunks", crash_on_the_second_batch)
     with pytest.raises(KeyboardInterrupt):
-        _run([str(library), "--tenant", tenant.slug, "--batch-chunks", "1"], db, gateway, capsys)
+        _run(
+            [str(library), "--tenant", tenant.slug, "--batch-chunks", "1", "--writers", "0"],
+            db,
+            gateway,
+            capsys,
+        )
     statuses = _documents(owner)
     assert sorted(statuses.values()) == ["processing", "ready"]
 
@@ -134,26 +139,90 @@ def test_a_crashed_run_is_resumed(db, owner, library, gateway, capsys, monkeypat
     ).fetchone() == {"n": 4}
 
 
-def _vector_index(owner) -> str | None:
-    row = owner.execute(
-        """
-        SELECT indexdef FROM pg_indexes
-        WHERE schemaname = 'knowledge' AND indexname = 'embeddings_hnsw_idx'
-        """
-    ).fetchone()
-    return row["indexdef"] if row else None
-
-
-def test_a_load_with_rebuild_index_builds_the_migrations_vector_index_again(
+def test_a_failed_background_batch_stops_the_run_and_is_resumed(
     db, owner, library, gateway, capsys, monkeypatch
 ) -> None:
-    migrated = _vector_index(owner)
-    assert migrated is not None
+    tenant = create_tenant(owner)
     original = KnowledgeRepository.store_chunks
-    seen: list[str | None] = []
+    calls = {"n": 0}
+
+    def fail_the_second_batch(self, documents, *, model, indexed=True):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("the server went away")
+        return original(self, documents, model=model, indexed=indexed)
+
+    # When a batch stored by a background writer fails
+    monkeypatch.setattr(KnowledgeRepository, "store_chunks", fail_the_second_batch)
+    with pytest.raises(RuntimeError, match="went away"):
+        _run(
+            [str(library), "--tenant", tenant.slug, "--batch-chunks", "1", "--writers", "2"],
+            db,
+            gateway,
+            capsys,
+        )
+
+    # Then the run stops with it, the failed batch's document left processing (none of its
+    # chunks stored) and every ready document complete
+    statuses = _documents(owner)
+    assert "processing" in statuses.values()
+    assert "ready" in statuses.values()
+    _assert_chunk_counts(owner, tenant.id)
+
+    # And the next run finishes what was left
+    monkeypatch.setattr(KnowledgeRepository, "store_chunks", original)
+    code, out = _run([str(library), "--tenant", tenant.slug], db, gateway, capsys)
+    assert code == 0, out
+    assert set(_documents(owner).values()) == {"ready"}
+    assert len(_documents(owner)) == 4
+    _assert_chunk_counts(owner, tenant.id)
+
+
+def _assert_chunk_counts(owner, tenant_id) -> None:
+    """Every document holds exactly its chunk_count chunks (0 unless ready), each embedded."""
+    rows = owner.execute(
+        """
+        SELECT d.status, d.chunk_count, count(c.id) AS chunks, count(e.id) AS vectors
+        FROM knowledge.documents AS d
+        LEFT JOIN knowledge.chunks AS c ON c.document_id = d.id
+        LEFT JOIN knowledge.embeddings AS e ON e.chunk_id = c.id
+        WHERE d.tenant_id = %s
+        GROUP BY d.id
+        """,
+        (tenant_id,),
+    ).fetchall()
+    for row in rows:
+        expected = row["chunk_count"] if row["status"] == "ready" else 0
+        assert row["chunks"] == row["vectors"] == expected, row
+        assert row["status"] != "ready" or row["chunks"] > 0, row
+
+
+LOAD_INDEXES = ("embeddings_hnsw_idx", "chunks_search_idx")
+
+
+def _load_indexes(owner) -> tuple[str | None, ...]:
+    """The definitions of the indexes a --rebuild-index load drops (None when missing)."""
+    rows = owner.execute(
+        """
+        SELECT indexname, indexdef FROM pg_indexes
+        WHERE schemaname = 'knowledge' AND indexname = ANY(%s)
+        """,
+        (list(LOAD_INDEXES),),
+    ).fetchall()
+    found = {row["indexname"]: row["indexdef"] for row in rows}
+    return tuple(found.get(name) for name in LOAD_INDEXES)
+
+
+def test_a_load_with_rebuild_index_builds_the_migrations_indexes_again(
+    db, owner, library, gateway, capsys, monkeypatch
+) -> None:
+    migrated = _load_indexes(owner)
+    assert None not in migrated
+    original = KnowledgeRepository.store_chunks
+    seen: list[tuple[str | None, ...]] = []
 
     def crash_on_the_second_batch(self, documents, *, model, indexed=True):
-        seen.append(_vector_index(owner))
+        seen.append(_load_indexes(owner))  # from the background writers' threads
         if len(seen) == 2:
             raise KeyboardInterrupt
         return original(self, documents, model=model, indexed=indexed)
@@ -168,16 +237,20 @@ def test_a_load_with_rebuild_index_builds_the_migrations_vector_index_again(
             capsys,
         )
 
-    # Then the batches went in without the index, and it was built again on the way out
-    assert seen == [None, None]
-    assert _vector_index(owner) == migrated
+    # Then the batches went in without the vector and full-text indexes, and both were built
+    # again on the way out
+    assert len(seen) >= 2
+    assert set(seen) == {(None, None)}
+    assert _load_indexes(owner) == migrated
 
-    # And a run killed before it could rebuild leaves it to the next run, which builds it first
+    # And a run killed before it could rebuild leaves them to the next run, which builds them
+    # first (each one: a crash may come between the two builds)
     monkeypatch.setattr(KnowledgeRepository, "store_chunks", original)
-    owner.execute("DROP INDEX knowledge.embeddings_hnsw_idx")
-    code, out = _run([str(library), "--global"], db, gateway, capsys)
-    assert code == 0, out
-    assert _vector_index(owner) == migrated
+    for name in LOAD_INDEXES:
+        owner.execute(f"DROP INDEX knowledge.{name}")
+        code, out = _run([str(library), "--global"], db, gateway, capsys)
+        assert code == 0, out
+        assert _load_indexes(owner) == migrated
     # and the bulk load's vectors are all in it: the operators' path never defers indexing
     counts = owner.execute(
         "SELECT count(*) FILTER (WHERE NOT indexed) AS pending, count(*) AS stored"
@@ -185,6 +258,13 @@ def test_a_load_with_rebuild_index_builds_the_migrations_vector_index_again(
     ).fetchone()
     assert counts["stored"] > 0
     assert counts["pending"] == 0
+    # and the full-text index holds the rows stored while it was missing
+    owner.execute("SET enable_seqscan = off")
+    found = owner.execute(
+        "SELECT count(*) AS n FROM knowledge.chunks"
+        " WHERE search_vector @@ to_tsquery('portuguese', 'férias')"
+    ).fetchone()
+    assert found == {"n": 1}
 
 
 def test_an_unknown_tenant_is_refused(db, library, gateway, capsys) -> None:
@@ -202,3 +282,58 @@ def test_help_describes_the_script() -> None:
     )
     assert "--dry-run" in result.stdout
     assert "COPY" in result.stdout
+
+
+def test_background_writers_store_each_batch_in_its_own_scope(db, owner, gateway, tmp_path) -> None:
+    # Given two tenants loaded through one BatchedStore and its two writers, switching scope
+    # between them without waiting for the pending batch
+    tenants = [create_tenant(owner), create_tenant(owner)]
+    with (
+        ingest_documents._connect(db.owner_url) as conn,
+        ingest_documents._connect(db.owner_url) as first,
+        ingest_documents._connect(db.owner_url) as second,
+    ):
+        pipeline = ingest_documents.writer_pipeline(conn, gateway)
+        writers = [ingest_documents.writer_pipeline(c, gateway) for c in (first, second)]
+        report = ingest_documents.Report()
+        with ingest_documents.BatchedStore(
+            pipeline, None, batch_chunks=1000, report=report, writers=writers
+        ) as batches:
+            for number, tenant in enumerate(tenants):
+                batches.switch_scope(tenant.id)
+                draft = ingest_documents._draft(
+                    _text_file(
+                        tmp_path / tenant.slug, f"Contrato {number} de prestação de serviços."
+                    ),
+                    f"{number:064x}",
+                    tenant.id,
+                )
+                document_id = pipeline.register(draft)
+                batches.add(document_id, pipeline.prepare(b"Contrato de servicos.", "text/plain"))
+            batches.flush()
+
+    # Then each tenant's document, chunks and vectors carry that tenant, all ready
+    assert report.ingested == 2
+    for tenant in tenants:
+        row = owner.execute(
+            """
+            SELECT d.status, count(c.id) AS chunks, count(e.id) AS vectors,
+                   count(*) FILTER (WHERE c.tenant_id = d.tenant_id
+                                      AND e.tenant_id = d.tenant_id) AS scoped
+            FROM knowledge.documents AS d
+            JOIN knowledge.chunks AS c ON c.document_id = d.id
+            JOIN knowledge.embeddings AS e ON e.chunk_id = c.id
+            WHERE d.tenant_id = %s
+            GROUP BY d.id
+            """,
+            (tenant.id,),
+        ).fetchone()
+        assert row["status"] == "ready"
+        assert row["chunks"] == row["vectors"] == row["scoped"] > 0
+
+
+def _text_file(folder: Path, text: str) -> Path:
+    folder.mkdir()
+    path = folder / "contrato.txt"
+    path.write_text(text)
+    return path
