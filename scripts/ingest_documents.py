@@ -383,8 +383,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rebuild-index",
         action="store_true",
-        help="drop the vector index for the load and build it once at the end: much faster "
-        "for a load as large as the table (searches scan exactly meanwhile)",
+        help="drop the vector index and the chunks' full-text index for the load and build "
+        "both once at the end: much faster for a load as large as the table (searches scan "
+        "exactly meanwhile; a failed or crashed load rebuilds them)",
     )
     return parser.parse_args(argv)
 
