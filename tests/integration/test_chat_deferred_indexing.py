@@ -21,8 +21,14 @@ from lambdas.jobs.handler import lambda_handler
 from scripts.devstack.aws_resources import LocalResources
 from scripts.devstack.gateway import LambdaContextStub
 from tests.integration.conftest import World
-from tests.support.chat import near, runtime_database, runtime_uow_factory, unit_vector
-from tests.support.database import RUNTIME_ROLE, TestDatabase
+from tests.support.chat import (
+    function_access,
+    near,
+    runtime_database,
+    runtime_uow_factory,
+    unit_vector,
+)
+from tests.support.database import TestDatabase
 from tests.support.factories import TestTenant, create_tenant
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -159,31 +165,22 @@ def test_only_the_runtime_role_may_run_the_indexer_and_it_only_sets_the_flag(
     db: TestDatabase, owner: Conn
 ) -> None:
     function = "knowledge.index_pending_embeddings_v1(integer)"
-    stranger = f"stranger_{uuid.uuid4().hex[:12]}"
-    owner.execute(f'CREATE ROLE "{stranger}" NOLOGIN')
-    try:
-        rows = owner.execute(
-            """
-            SELECT has_function_privilege(%(runtime)s, %(function)s, 'EXECUTE') AS runtime,
-                   has_function_privilege(%(stranger)s, %(function)s, 'EXECUTE') AS stranger,
-                   pg_get_userbyid(p.proowner) AS owner,
-                   has_column_privilege(pg_get_userbyid(p.proowner), 'knowledge.embeddings',
-                                        'embedding', 'SELECT') AS reads_vectors,
-                   has_column_privilege(pg_get_userbyid(p.proowner), 'knowledge.embeddings',
-                                        'tenant_id', 'UPDATE') AS moves_rows
-            FROM pg_proc AS p WHERE p.oid = %(function)s::regprocedure
-            """,
-            {"runtime": RUNTIME_ROLE, "stranger": stranger, "function": function},
-        ).fetchone()
-    finally:
-        owner.execute(f'DROP ROLE "{stranger}"')
-    assert rows == {
-        "runtime": True,
-        "stranger": False,
-        "owner": "alquimista_knowledge_indexer",
-        "reads_vectors": False,
-        "moves_rows": False,
-    }
+    access = function_access(owner, function)
+    rights = owner.execute(
+        """
+        SELECT has_column_privilege(%(owner)s, 'knowledge.embeddings', 'embedding', 'SELECT')
+                   AS reads_vectors,
+               has_column_privilege(%(owner)s, 'knowledge.embeddings', 'tenant_id', 'UPDATE')
+                   AS moves_rows
+        """,
+        {"owner": access["owner"]},
+    ).fetchone()
+    assert (access["runtime"], access["stranger"], access["owner"]) == (
+        True,
+        False,
+        "alquimista_knowledge_indexer",
+    )
+    assert rights == {"reads_vectors": False, "moves_rows": False}
 
 
 def test_a_negative_batch_is_refused(db: TestDatabase) -> None:

@@ -12,8 +12,13 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from lambdas.chat.models import ChunkDraft, DocumentDraft, EmbeddedChunk
-from tests.support.chat import OwnerUnitOfWork, near, runtime_uow_factory, unit_vector
+from tests.support.chat import (
+    function_access,
+    near,
+    runtime_uow_factory,
+    store_near,
+    unit_vector,
+)
 from tests.support.database import RUNTIME_ROLE
 from tests.support.factories import TestTenant, create_tenant
 
@@ -23,7 +28,6 @@ CALL = """
     SELECT chunk_id, semantic_rank, lexical_rank, score, document_id, tenant_id
     FROM knowledge.search_chunks_v1(%(embedding)s::vector, %(model)s, %(text)s, 40, 60, 10)
 """
-WORDS = ("contrato", "rescisão", "férias", "tributo", "imposto", "dados", "titular", "prazo")
 
 # The search as one inline statement, as the repository ran it before migration 045: the
 # reference the function's fusion must reproduce (run by the owner, with the tenant spelled out).
@@ -64,27 +68,7 @@ REFERENCE = """
 
 
 def _store(db, tenant: TestTenant | None, centre: list[float], count: int, seed: int) -> uuid.UUID:
-    """A ready document of ``count`` chunks near ``centre``, each with a few of WORDS."""
-    rng = random.Random(seed)
-    tenant_id = tenant.id if tenant else None
-    with OwnerUnitOfWork(db, tenant_id) as uow:
-        document_id = uow.knowledge.create_document(
-            DocumentDraft(
-                tenant_id=tenant_id,
-                title=f"Documento {uuid.uuid4()}",
-                source=f"test://{uuid.uuid4()}",
-                file_sha256=uuid.uuid4().hex * 2,
-            )
-        )
-        chunks = [
-            EmbeddedChunk(
-                ChunkDraft(i, " ".join(rng.choices(WORDS, k=4)), 4), near(centre, rng, 0.05)
-            )
-            for i in range(count)
-        ]
-        uow.knowledge.store_chunks([(document_id, chunks)], model=MODEL)
-        uow.commit()
-    return document_id
+    return store_near(db, tenant.id if tenant else None, centre, count, seed=seed, model=MODEL)
 
 
 def _call(
@@ -139,26 +123,9 @@ def test_the_repository_search_goes_through_the_function_with_the_same_rule(db, 
 
 
 def test_only_the_runtime_role_may_execute_the_function(db, owner) -> None:
-    # Given a role that is not the runtime role
-    stranger = f"stranger_{uuid.uuid4().hex[:12]}"
-    owner.execute(f'CREATE ROLE "{stranger}" NOLOGIN')
-    try:
-        rows = owner.execute(
-            """
-            SELECT has_function_privilege(%(runtime)s, %(function)s, 'EXECUTE') AS runtime,
-                   has_function_privilege(%(stranger)s, %(function)s, 'EXECUTE') AS stranger,
-                   p.prosecdef AS definer, pg_get_userbyid(p.proowner) AS owner,
-                   p.proconfig AS config
-            FROM pg_proc AS p WHERE p.oid = %(function)s::regprocedure
-            """,
-            {"runtime": RUNTIME_ROLE, "stranger": stranger, "function": FUNCTION},
-        ).fetchone()
-    finally:
-        owner.execute(f'DROP ROLE "{stranger}"')
-
     # Then the runtime role may, nobody else may, and the function runs as its own role
     # with a fixed search_path, planned with each call's values
-    assert rows == {
+    assert function_access(owner, FUNCTION) == {
         "runtime": True,
         "stranger": False,
         "definer": True,

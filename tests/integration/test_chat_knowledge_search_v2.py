@@ -15,9 +15,14 @@ from psycopg.rows import dict_row
 
 from lambdas.chat.ingestion import KnowledgeUnitOfWork
 from lambdas.chat.knowledge_repository import SearchQuery
-from lambdas.chat.models import ChunkDraft, DocumentDraft, EmbeddedChunk
 from lambdas.shared.scope import RequestScope
-from tests.support.chat import OwnerUnitOfWork, near, runtime_database, unit_vector
+from tests.support.chat import (
+    function_access,
+    near,
+    runtime_database,
+    store_near,
+    unit_vector,
+)
 from tests.support.database import RUNTIME_ROLE
 from tests.support.factories import TestTenant, create_tenant
 
@@ -31,33 +36,12 @@ CALL = """
     FROM knowledge.search_chunks_v2(
         %(embedding)s::vector, %(model)s, %(text)s, 40, 60, %(k)s, 100, %(exact_rows)s)
 """
-WORDS = ("contrato", "rescisão", "férias", "tributo", "imposto", "dados", "titular", "prazo")
 EXACT = 1_000_000  # every scope of these tests is searched exactly
 HNSW = 0  # no scope is
 
 
 def _store(db, tenant: TestTenant | None, centre: list[float], count: int, seed: int) -> uuid.UUID:
-    """A ready document of ``count`` chunks near ``centre``, each with a few of WORDS."""
-    rng = random.Random(seed)
-    tenant_id = tenant.id if tenant else None
-    with OwnerUnitOfWork(db, tenant_id) as uow:
-        document_id = uow.knowledge.create_document(
-            DocumentDraft(
-                tenant_id=tenant_id,
-                title=f"Documento {uuid.uuid4()}",
-                source=f"test://{uuid.uuid4()}",
-                file_sha256=uuid.uuid4().hex * 2,
-            )
-        )
-        chunks = [
-            EmbeddedChunk(
-                ChunkDraft(i, " ".join(rng.choices(WORDS, k=4)), 4), near(centre, rng, 0.05)
-            )
-            for i in range(count)
-        ]
-        uow.knowledge.store_chunks([(document_id, chunks)], model=MODEL)
-        uow.commit()
-    return document_id
+    return store_near(db, tenant.id if tenant else None, centre, count, seed=seed, model=MODEL)
 
 
 def _call(
@@ -227,24 +211,9 @@ def test_the_function_leaves_the_callers_hnsw_settings_as_they_were(db, tenants)
 
 
 def test_only_the_runtime_role_may_execute_the_function(db, owner) -> None:
-    # Given a role that is not the runtime role
-    stranger = f"stranger_{uuid.uuid4().hex[:12]}"
-    owner.execute(f'CREATE ROLE "{stranger}" NOLOGIN')
-    try:
-        rows = owner.execute(
-            """
-            SELECT has_function_privilege(%(runtime)s, %(function)s, 'EXECUTE') AS runtime,
-                   has_function_privilege(%(stranger)s, %(function)s, 'EXECUTE') AS stranger,
-                   p.prosecdef AS definer, pg_get_userbyid(p.proowner) AS owner
-            FROM pg_proc AS p WHERE p.oid = %(function)s::regprocedure
-            """,
-            {"runtime": RUNTIME_ROLE, "stranger": stranger, "function": FUNCTION},
-        ).fetchone()
-    finally:
-        owner.execute(f'DROP ROLE "{stranger}"')
-
     # Then the runtime role may, nobody else may, and the function runs as its own role
-    assert rows == {
+    access = function_access(owner, FUNCTION)
+    assert {key: access[key] for key in ("runtime", "stranger", "definer", "owner")} == {
         "runtime": True,
         "stranger": False,
         "definer": True,

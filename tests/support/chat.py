@@ -22,12 +22,20 @@ from psycopg.rows import dict_row
 
 from lambdas.chat.ingestion import KnowledgeUnitOfWork
 from lambdas.chat.knowledge_repository import KnowledgeRepository
-from lambdas.chat.models import AnswerDraft, Completion, Message, RetrievedChunk
+from lambdas.chat.models import (
+    AnswerDraft,
+    ChunkDraft,
+    Completion,
+    DocumentDraft,
+    EmbeddedChunk,
+    Message,
+    RetrievedChunk,
+)
 from lambdas.chat.service import answered_event
 from lambdas.chat.unit_of_work import ChatUnitOfWork
 from lambdas.shared.db import Database
 from lambdas.shared.scope import RequestScope
-from tests.support.database import TestDatabase
+from tests.support.database import RUNTIME_ROLE, TestDatabase
 
 
 def runtime_database(db: TestDatabase) -> Database:
@@ -79,6 +87,65 @@ def near(base: list[float], rng: random.Random, noise: float) -> list[float]:
     values = [b + rng.gauss(0.0, noise) for b in base]
     norm = math.sqrt(sum(v * v for v in values))
     return [v / norm for v in values]
+
+
+# Words of the stored chunks' texts: a few of them in each, so the full-text branch matches.
+SEARCH_WORDS = ("contrato", "rescisão", "férias", "tributo", "imposto", "dados", "titular", "prazo")
+
+
+def store_near(
+    db: TestDatabase,
+    tenant_id: UUID | None,
+    centre: list[float],
+    count: int,
+    *,
+    seed: int,
+    model: str,
+) -> UUID:
+    """A ready document of ``count`` chunks near ``centre`` (tenant_id None: global), stored by
+    the operators' path, each chunk holding a few of SEARCH_WORDS."""
+    rng = random.Random(seed)
+    with OwnerUnitOfWork(db, tenant_id) as uow:
+        document_id = uow.knowledge.create_document(
+            DocumentDraft(
+                tenant_id=tenant_id,
+                title=f"Documento {uuid4()}",
+                source=f"test://{uuid4()}",
+                file_sha256=uuid4().hex * 2,
+            )
+        )
+        chunks = [
+            EmbeddedChunk(
+                ChunkDraft(i, " ".join(rng.choices(SEARCH_WORDS, k=4)), 4),
+                near(centre, rng, 0.05),
+            )
+            for i in range(count)
+        ]
+        uow.knowledge.store_chunks([(document_id, chunks)], model=model)
+        uow.commit()
+    return document_id
+
+
+def function_access(owner: psycopg.Connection[dict[str, Any]], function: str) -> dict[str, Any]:
+    """Who may execute ``function`` (a regprocedure): the runtime role, and a new role that is
+    not it; whether it runs as its owner, and who that is."""
+    stranger = f"stranger_{uuid4().hex[:12]}"
+    owner.execute(f'CREATE ROLE "{stranger}" NOLOGIN')
+    try:
+        row = owner.execute(
+            """
+            SELECT has_function_privilege(%(runtime)s, %(function)s, 'EXECUTE') AS runtime,
+                   has_function_privilege(%(stranger)s, %(function)s, 'EXECUTE') AS stranger,
+                   p.prosecdef AS definer, pg_get_userbyid(p.proowner) AS owner,
+                   p.proconfig AS config
+            FROM pg_proc AS p WHERE p.oid = %(function)s::regprocedure
+            """,
+            {"runtime": RUNTIME_ROLE, "stranger": stranger, "function": function},
+        ).fetchone()
+    finally:
+        owner.execute(f'DROP ROLE "{stranger}"')
+    assert row is not None
+    return dict(row)
 
 
 def portuguese_pdf(paragraphs: list[str]) -> bytes:
