@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any, Final, cast
 
+import psycopg
+
 from lambdas.shared.pgconnect import DatabaseUnreachable
 from scripts.devstack.context import LAMBDA_TIMEOUT_MS, LambdaContextStub
 
@@ -53,6 +55,24 @@ def import_handler(dotted: str) -> Handler:
 def _apply_environment(environment: Mapping[str, str]) -> None:
     os.environ.clear()
     os.environ.update(environment)
+
+
+def outage_line(exc: BaseException) -> str | None:
+    """One line for an error that says the database went away; ``None`` for any other error.
+
+    The database is gone when no connection could be made (``DatabaseUnreachable``), when the
+    server ended the session (SQLSTATE class 57P: shut down, crashed, not accepting yet), or when
+    the connection broke with no SQLSTATE at all. A cancelled query (57014) or any other error
+    keeps its traceback: that one may be ours to fix.
+    """
+    if not isinstance(exc, psycopg.OperationalError):
+        return None
+    if not isinstance(exc, DatabaseUnreachable):
+        sqlstate = exc.sqlstate
+        if sqlstate is not None and not sqlstate.startswith("57P"):
+            return None
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _serve(
@@ -89,10 +109,10 @@ def _serve(
         try:
             conn.send(("ok", handler(event, context)))
         except Exception as exc:  # Lambda logs the traceback; the caller sees a 500
-            if console.enabled() and isinstance(exc, DatabaseUnreachable):
+            line = outage_line(exc) if console.enabled() else None
+            if line is not None:
                 # an outage, not a bug: one line on a person's console (a job's next run retries)
-                first_line = str(exc).splitlines()[0]
-                print(f"{function_name}: {first_line}", file=sys.stderr, flush=True)
+                print(f"{function_name}: database unavailable: {line}", file=sys.stderr, flush=True)
             else:
                 traceback.print_exc()
             conn.send(("error", type(exc).__name__))

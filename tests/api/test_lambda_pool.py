@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from scripts.devstack.lambda_pool import FunctionPool, InvocationFailed
+from scripts.devstack import console
+from scripts.devstack.lambda_pool import FunctionPool, InvocationFailed, outage_line
+from tests.support.pool_functions import DATABASE_ERRORS
 
 HANDLER = "tests.support.pool_functions.echo"
 
@@ -63,6 +65,47 @@ def test_a_raising_function_fails_the_invocation_and_its_environment_serves_on(
         pool.invoke({"raise": True})
 
     assert pool.invoke({})["marker"] == "first"
+
+
+@pytest.fixture
+def console_pool() -> Iterator[FunctionPool]:
+    """A pool as `make dev` runs it: for a person's console."""
+    environment = {**os.environ, console.ENV_FLAG: "1", "POOL_TEST_MARKER": "console"}
+    functions = FunctionPool(HANDLER, "alquimista-test-jobs", environment=environment, size=1)
+    yield functions
+    functions.close()
+
+
+@pytest.mark.parametrize("error", ["shutdown", "broken"])
+def test_on_a_console_a_database_outage_is_one_line_not_a_traceback(
+    console_pool: FunctionPool, error: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(InvocationFailed, match="unhandled"):
+        console_pool.invoke({"database_error": error})
+
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if "alquimista-test-jobs" in line]
+    assert lines == [f"alquimista-test-jobs: database unavailable: {DATABASE_ERRORS[error]}"]
+    assert console_pool.invoke({})["marker"] == "console"  # and the environment serves on
+
+
+def test_on_a_console_a_cancelled_query_keeps_its_traceback(
+    console_pool: FunctionPool, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(InvocationFailed, match="unhandled QueryCanceled"):
+        console_pool.invoke({"database_error": "cancelled"})
+
+    assert "Traceback" in capfd.readouterr().err
+
+
+def test_an_outage_line_names_only_errors_that_mean_the_database_went_away() -> None:
+    assert outage_line(DATABASE_ERRORS["shutdown"]) == (
+        "terminating connection due to administrator command"
+    )
+    assert outage_line(DATABASE_ERRORS["broken"]) is not None
+    assert outage_line(DATABASE_ERRORS["cancelled"]) is None
+    assert outage_line(RuntimeError("server closed the connection")) is None
 
 
 def test_a_crashed_environment_is_replaced(pool: FunctionPool) -> None:

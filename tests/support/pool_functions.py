@@ -6,6 +6,15 @@ import os
 import time
 from typing import Any
 
+import psycopg
+
+# errors a handler meets when the database goes away mid-invocation, and one it may cause itself
+DATABASE_ERRORS = {
+    "shutdown": psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
+    "broken": psycopg.OperationalError("consuming input failed: server closed the connection"),
+    "cancelled": psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
+}
+
 
 def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """What this environment is: its process, its variables, its context."""
@@ -14,6 +23,8 @@ def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
         os._exit(3)
     if event.get("raise"):
         raise RuntimeError("secret internals")
+    if "database_error" in event:
+        raise DATABASE_ERRORS[event["database_error"]]
     return {
         "pid": os.getpid(),
         "marker": os.environ.get("POOL_TEST_MARKER"),
