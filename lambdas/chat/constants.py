@@ -18,7 +18,7 @@ CANDIDATES_PER_RESULT: Final = 4
 # recall 1.000 both (pgvector's default is 40).
 HNSW_EF_SEARCH: Final = 40
 # A scope (a tenant's rows and the global ones) holding at most this many vectors of the model is
-# searched exactly instead of through the HNSW index (knowledge.search_chunks_v2). Measured on
+# searched exactly instead of through the HNSW index (knowledge.search_chunks_v3). Measured on
 # 20,000 x 1536-d in one table (2026-12-02, docs/benchmarks.md): the exact scan costs ~1.6-2 us a
 # row (2,000 rows 3.2 ms, 4,000 7.5 ms, 6,000 12 ms) and the same every time; the filtered HNSW
 # scan 7.5-60 ms for 2,000 rows (10 %, varying with the graph), 3 ms for 4,000 and 2 ms for

@@ -12,20 +12,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from lambdas.chat.constants import CHUNK_MAX_TOKENS, CHUNK_OVERLAP_TOKENS
 from lambdas.chat.errors import DocumentUnreadable, LlmUnavailable
 from lambdas.chat.extraction import chunk_text, extract_text
-from lambdas.chat.knowledge_repository import KnowledgeRepository, SearchQuery, retrieved
-from lambdas.chat.models import Document, DocumentDraft, EmbeddedChunk, RetrievedChunk
-from lambdas.shared.db import OpeningQuery, UnitOfWork
+from lambdas.chat.knowledge_repository import KnowledgeRepository, SearchOnBegin
+from lambdas.chat.models import Document, DocumentDraft, EmbeddedChunk
 from lambdas.shared.errors import AppError
 from lambdas.shared.observability import logger
-
-if TYPE_CHECKING:
-    from lambdas.shared.scope import RequestScope
 
 
 class Embedder(Protocol):
@@ -46,34 +42,14 @@ class KnowledgeUow(AbstractContextManager["KnowledgeUow"], Protocol):
 KnowledgeUowFactory = Callable[[UUID | None], KnowledgeUow]
 
 
-class KnowledgeUnitOfWork(UnitOfWork):
-    """The Lambdas' unit of work with the knowledge repository of its tenant.
-
-    Given a ``search``, it sends the search in the same round trip as BEGIN and the tenant
-    scoping; its chunks are ``found``."""
+class KnowledgeUnitOfWork(SearchOnBegin):
+    """The Lambdas' unit of work with the knowledge repository of its tenant (and a search that
+    may be sent with BEGIN: ``searching``)."""
 
     knowledge: KnowledgeRepository
 
-    def __init__(
-        self,
-        scope: RequestScope,
-        tenant_id: UUID | None = None,
-        *,
-        search: SearchQuery | None = None,
-    ) -> None:
-        super().__init__(scope, tenant_id)
-        self._search = search
-
-    def _opening(self) -> OpeningQuery | None:
-        return self._search.statement() if self._search else None
-
     def _on_enter(self) -> None:
         self.knowledge = KnowledgeRepository(self.conn, self.tenant_id)
-
-    @property
-    def found(self) -> list[RetrievedChunk]:
-        """The chunks of the search sent with BEGIN, best first (read once)."""
-        return retrieved(self.opened)
 
 
 def sha256_hex(data: bytes) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, LiteralString
+from typing import Any, LiteralString, Self
 from uuid import UUID
 
 from psycopg.errors import UniqueViolation
@@ -33,7 +33,7 @@ from lambdas.chat.models import (
     RetrievedChunk,
 )
 from lambdas.chat.rows import one
-from lambdas.shared.db import Connection, Cursor, OpeningQuery
+from lambdas.shared.db import Connection, Cursor, OpeningQuery, UnitOfWork
 
 # The unique key that decides a race the pre-check could not see, and the reason it stands for.
 _CONSTRAINT_REASONS: dict[str, DuplicateReason] = {
@@ -89,7 +89,7 @@ _COPY_SQL = """
     FROM STDIN (FORMAT BINARY)
 """
 
-# The hybrid search runs in a SECURITY DEFINER function (migration 062) that applies the
+# The hybrid search runs in a SECURITY DEFINER function (migration 065) that applies the
 # tenant-or-global rule itself: under row-level security the full-text condition, which is not
 # LEAKPROOF, could not use its GIN index and read every visible chunk. It sets the HNSW
 # settings it needs itself, so the search is one statement. The vector travels in binary (%b):
@@ -97,7 +97,7 @@ _COPY_SQL = """
 _SEARCH_SQL: LiteralString = """
     SELECT chunk_id, semantic_rank, lexical_rank, score, document_id, tenant_id, chunk_index,
            content, title
-    FROM knowledge.search_chunks_v2(
+    FROM knowledge.search_chunks_v3(
         %(embedding)b, %(model)s, %(text)s, %(candidates)s, %(rrf_k)s, %(k)s, %(ef_search)s,
         %(exact_rows)s)
 """
@@ -145,6 +145,26 @@ def retrieved(cursor: Cursor) -> list[RetrievedChunk]:
         )
         for row in cursor.fetchall()
     ]
+
+
+class SearchOnBegin(UnitOfWork):
+    """A unit of work that may send a knowledge search with BEGIN: in the round trip that opens
+    the transaction and scopes it to the tenant, instead of one of its own."""
+
+    _search: SearchQuery | None = None
+
+    def searching(self, *, text: str, embedding: Sequence[float], model: str, k: int) -> Self:
+        """Send this search with BEGIN when the unit is entered (its chunks: ``found``)."""
+        self._search = SearchQuery(text=text, embedding=embedding, model=model, k=k)
+        return self
+
+    def _opening(self) -> OpeningQuery | None:
+        return self._search.statement() if self._search else None
+
+    @property
+    def found(self) -> list[RetrievedChunk]:
+        """The chunks of the search sent with BEGIN, best first (read once)."""
+        return retrieved(self.opened)
 
 
 # The vector index as migration 062 creates it (partial: without the vectors stored unindexed).

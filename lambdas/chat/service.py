@@ -114,12 +114,6 @@ class Retriever(Protocol):
     def embed(self, question: str) -> QueryVector: ...
 
 
-class KnowledgeSearch(Protocol):
-    def search(
-        self, *, text: str, embedding: Sequence[float], model: str, k: int
-    ) -> list[RetrievedChunk]: ...
-
-
 class Llm(Protocol):
     def complete(self, turns: Sequence[ChatTurn], *, max_tokens: int) -> Completion: ...
 
@@ -152,8 +146,14 @@ class ChatUow(AbstractContextManager["ChatUow"], Protocol):
     @property
     def quotas(self) -> QuotaStore: ...
 
+    def searching(self, *, text: str, embedding: Sequence[float], model: str, k: int) -> ChatUow:
+        """The same unit, its transaction to open with this knowledge search (in BEGIN's round
+        trip): the ``k`` best of the tenant's and the global chunks, vector and full-text
+        rankings fused."""
+
     @property
-    def knowledge(self) -> KnowledgeSearch: ...
+    def found(self) -> list[RetrievedChunk]:
+        """The chunks of the search the unit opened with, best first."""
 
     @property
     def gate(self) -> Gate: ...
@@ -464,10 +464,11 @@ def _retrieve_and_reserve(
     settlement's, or the release's when the model fails; a database crash in between loses the
     reservation with the question's answer, as the sweeper would release it."""
     query = answering.retriever.embed(question.content)
-    with uow() as work:
-        chunks = work.knowledge.search(
-            text=question.content, embedding=query.values, model=query.model, k=answering.k
-        )
+    searching = uow().searching(
+        text=question.content, embedding=query.values, model=query.model, k=answering.k
+    )
+    with searching as work:
+        chunks = work.found
         turns = build_prompt(question.content, chunks)
         tokens = sum(estimate_tokens(t.content) for t in turns) + answering.max_completion_tokens
         reservation = work.commit_reservation(tokens, user_id=user_id)

@@ -7,19 +7,19 @@ from typing import LiteralString, Protocol
 from uuid import UUID
 
 from lambdas.chat.chat_repository import ChatRepository
-from lambdas.chat.knowledge_repository import KnowledgeRepository
+from lambdas.chat.knowledge_repository import KnowledgeRepository, SearchOnBegin
 from lambdas.chat.models import AnswerDraft, Message, MessageStatus, Reservation
 from lambdas.chat.policy_gate import PolicyGate
 from lambdas.chat.quota_repository import UNFLUSHED, TokenQuotaRepository
 from lambdas.chat.service import QueryVector
-from lambdas.shared.db import UnitOfWork
 from lambdas.shared.scope import EventDraft, RequestScope
 
 _UNFLUSHED: LiteralString = "SELECT " + UNFLUSHED
 
 
-class ChatUnitOfWork(UnitOfWork):
-    """One tenant's chat, quota and knowledge repositories and the gate, in one transaction."""
+class ChatUnitOfWork(SearchOnBegin):
+    """One tenant's chat, quota and knowledge repositories and the gate, in one transaction
+    (which may open with the question's knowledge search: ``searching``)."""
 
     chat: ChatRepository
     quotas: TokenQuotaRepository

@@ -33,6 +33,8 @@ RUNTIME_FUNCTIONS = (
     "knowledge.search_chunks_v1(public.vector, text, text, integer, integer, integer)",
     "knowledge.search_chunks_v2("
     "public.vector, text, text, integer, integer, integer, integer, integer)",
+    "knowledge.search_chunks_v3("
+    "public.vector, text, text, integer, integer, integer, integer, integer)",
     "knowledge.index_pending_embeddings_v1(integer)",
 )
 

@@ -12,7 +12,7 @@ Measured, alternating between the two sides so load on a shared machine falls on
 - a 100-chunk document into the indexed 20k table (ours: the ingestion Lambda's path as the
   runtime role: register, then one transaction);
 - top-10 search p50 and recall@10 against exact cosine search over all 20k rows (ours: 20k
-  global documents, searched through ``knowledge.search_chunks_v2`` in a tenant's unit of work
+  global documents, searched through ``knowledge.search_chunks_v3`` in a tenant's unit of work
   as the runtime role, the search sent with BEGIN), and with a tenant filter matching 10 % of
   the rows (10 results every time, recall >= 0.95). With 20k global rows the search reads the
   HNSW index; a tenant's 2,000 rows are under ``EXACT_SEARCH_MAX_ROWS`` and scanned exactly.
@@ -61,7 +61,7 @@ from psycopg.rows import dict_row  # noqa: E402
 
 from lambdas.chat.constants import EMBEDDING_DIMENSION  # noqa: E402
 from lambdas.chat.ingestion import IngestionPipeline, KnowledgeUnitOfWork  # noqa: E402
-from lambdas.chat.knowledge_repository import SearchQuery, index_pending  # noqa: E402
+from lambdas.chat.knowledge_repository import index_pending  # noqa: E402
 from lambdas.chat.models import ChunkDraft, DocumentDraft, EmbeddedChunk  # noqa: E402
 from lambdas.chat.text import estimate_tokens  # noqa: E402
 from lambdas.migrations.roles import RuntimeRole  # noqa: E402
@@ -334,8 +334,10 @@ def ours_search(db: OurDatabase, tenant_id: uuid.UUID, query: Vectors) -> tuple[
     scope = RequestScope(lambda: db.runtime, writers=WRITERS)
     embedding: list[float] = query.tolist()  # what the gateway hands the retriever
     started = time.perf_counter()
-    search = SearchQuery(text=QUERY_TEXT, embedding=embedding, model=MODEL, k=K)
-    with KnowledgeUnitOfWork(scope, tenant_id, search=search) as work:
+    searching = KnowledgeUnitOfWork(scope, tenant_id).searching(
+        text=QUERY_TEXT, embedding=embedding, model=MODEL, k=K
+    )
+    with searching as work:
         found = work.found
         work.commit()
     elapsed = time.perf_counter() - started

@@ -510,7 +510,7 @@ def test_two_concurrent_resumes_answer_and_charge_once(
     assert calls == {"n": 1}
 
 
-def test_a_message_costs_nine_round_trips_and_three_commits(
+def test_a_message_costs_eight_round_trips_and_three_commits(
     world: World, llm: RunningLlmServer, owner_conn: Conn
 ) -> None:
     # Given a session that already took a message (the connection and its statements warm)
@@ -527,11 +527,14 @@ def test_a_message_costs_nine_round_trips_and_three_commits(
         asked = _ask(member, session_id, "E a nota fiscal?")
 
     # Then: the caller's lookup with BEGIN, the gate's policy and evaluation, the question with
-    # COMMIT; BEGIN, the search, the reservation with COMMIT; BEGIN, the settlement, answer,
+    # COMMIT; the search with BEGIN, the reservation with COMMIT; BEGIN, the settlement, answer,
     # audit row and event with COMMIT
     assert asked.status == 201, asked.body
-    assert len(trips) == 9
+    assert len(trips) == 8
     assert sum(1 for trip in trips.trips if "COMMIT" in trip) == 3
+    searched = [trip for trip in trips.trips if any("search_chunks_v3" in s for s in trip)]
+    assert len(searched) == 1
+    assert searched[0][0] == "BEGIN"
     answer_id = asked.body["answer"]["id"]
     events = owner_conn.execute(
         """

@@ -163,10 +163,12 @@ class FakeGate:
 
 
 class FakeKnowledge:
+    """The knowledge base's side of a unit that opens with a search."""
+
     def __init__(self) -> None:
         self.searched: list[tuple[str, str]] = []
 
-    def search(self, *, text, embedding, model, k):
+    def search(self, *, text: str, embedding: Any, model: str, k: int) -> list[Any]:
         self.searched.append((text, model))
         return [CHUNK][:k]
 
@@ -192,6 +194,13 @@ class FakeUow:
         version: int = 1,
     ) -> None:
         self.records.append((event_type, dict(payload)))
+
+    found: list[Any] = field(default_factory=list)
+
+    def searching(self, *, text: str, embedding: Any, model: str, k: int) -> FakeUow:
+        # the search sent with BEGIN: its chunks are there once the unit is entered
+        self.found = self.knowledge.search(text=text, embedding=embedding, model=model, k=k)
+        return self
 
     def __enter__(self):
         return self

@@ -1,7 +1,8 @@
-"""The hybrid search, version 2 (knowledge.search_chunks_v2, migration 062): the exact scan for
-a scope of few vectors and the HNSW scan otherwise, each with the tenant-or-global rule; the
-count that picks one; the settings it leaves as they were; who may call it; and the search sent
-with BEGIN by the knowledge unit of work."""
+"""The hybrid search's two paths, in versions 2 and 3 (knowledge.search_chunks_v2, migration
+062, kept for code deployed before 065; knowledge.search_chunks_v3, migration 065, which the
+code calls): the exact scan for a scope of few vectors and the HNSW scan otherwise, each with the
+tenant-or-global rule; the count that picks one; the settings it leaves as they were; who may
+call it; and the search sent with BEGIN by the knowledge unit of work."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import pytest
 from psycopg.rows import dict_row
 
 from lambdas.chat.ingestion import KnowledgeUnitOfWork
-from lambdas.chat.knowledge_repository import SearchQuery
 from lambdas.shared.scope import RequestScope
 from tests.support.chat import (
     function_access,
@@ -26,14 +26,12 @@ from tests.support.chat import (
 from tests.support.database import RUNTIME_ROLE
 from tests.support.factories import TestTenant, create_tenant
 
-MODEL = "search-v2-test"
-FUNCTION = (
-    "knowledge.search_chunks_v2(public.vector, text, text, integer, integer, integer, integer,"
-    " integer)"
-)
+MODEL = "search-paths-test"
+VERSIONS = ("v2", "v3")
+SIGNATURE = "(public.vector, text, text, integer, integer, integer, integer, integer)"
 CALL = """
     SELECT chunk_id, semantic_rank, lexical_rank, score, document_id, tenant_id
-    FROM knowledge.search_chunks_v2(
+    FROM knowledge.search_chunks_{version}(
         %(embedding)s::vector, %(model)s, %(text)s, 40, 60, %(k)s, 100, %(exact_rows)s)
 """
 EXACT = 1_000_000  # every scope of these tests is searched exactly
@@ -49,6 +47,7 @@ def _call(
     tenant_setting: str | None,
     embedding: list[float],
     *,
+    version: str,
     exact_rows: int,
     text: str = "contrato prazo",
     k: int = 10,
@@ -58,7 +57,7 @@ def _call(
         if tenant_setting is not None:
             conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", (tenant_setting,))
         return conn.execute(
-            CALL,
+            CALL.format(version=version),
             {
                 "embedding": str(embedding),
                 "model": MODEL,
@@ -69,7 +68,9 @@ def _call(
         ).fetchall()
 
 
-def _plans(db, tenant_id: uuid.UUID, embedding: list[float], *, exact_rows: int) -> str:
+def _plans(
+    db, tenant_id: uuid.UUID, embedding: list[float], *, version: str, exact_rows: int
+) -> str:
     """The plans of the statements the function ran, as the runtime role (auto_explain)."""
     notices: list[str] = []
     with psycopg.connect(db.owner_url, row_factory=dict_row) as conn:
@@ -87,7 +88,7 @@ def _plans(db, tenant_id: uuid.UUID, embedding: list[float], *, exact_rows: int)
         conn.execute(f'SET ROLE "{RUNTIME_ROLE}"')
         conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", (str(tenant_id),))
         conn.execute(
-            CALL,
+            CALL.format(version=version),
             {
                 "embedding": str(embedding),
                 "model": MODEL,
@@ -99,6 +100,11 @@ def _plans(db, tenant_id: uuid.UUID, embedding: list[float], *, exact_rows: int)
     return "\n".join(notices)
 
 
+@pytest.fixture(params=VERSIONS)
+def version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
 def tenants(owner: psycopg.Connection[Any]) -> tuple[TestTenant, TestTenant]:
     return create_tenant(owner), create_tenant(owner)
@@ -106,7 +112,7 @@ def tenants(owner: psycopg.Connection[Any]) -> tuple[TestTenant, TestTenant]:
 
 @pytest.mark.parametrize("exact_rows", [EXACT, HNSW], ids=["exact", "hnsw"])
 def test_each_path_returns_the_tenants_and_the_global_chunks_only(
-    db, tenants, exact_rows: int
+    db, tenants, version: str, exact_rows: int
 ) -> None:
     # Given a document of tenant A and a global one, near the same point and sharing words
     a, b = tenants
@@ -115,21 +121,21 @@ def test_each_path_returns_the_tenants_and_the_global_chunks_only(
     global_document = _store(db, None, centre, 6, seed=2)
 
     # When A searches, Then it gets its own and the global chunks
-    mine = _call(db, str(a.id), centre, exact_rows=exact_rows)
+    mine = _call(db, str(a.id), centre, version=version, exact_rows=exact_rows)
     assert {r["document_id"] for r in mine} == {a_document, global_document}
     assert len(mine) == 10
     # When B searches with A's words and point, Then only the global chunks, never A's
-    theirs = _call(db, str(b.id), centre, exact_rows=exact_rows)
+    theirs = _call(db, str(b.id), centre, version=version, exact_rows=exact_rows)
     assert {r["document_id"] for r in theirs} == {global_document}
     assert {r["tenant_id"] for r in theirs} == {None}
     # When no tenant is set (or an empty one), Then nothing, not even the global chunks
-    assert _call(db, None, centre, exact_rows=exact_rows) == []
-    assert _call(db, "", centre, exact_rows=exact_rows) == []
+    assert _call(db, None, centre, version=version, exact_rows=exact_rows) == []
+    assert _call(db, "", centre, version=version, exact_rows=exact_rows) == []
 
 
 @pytest.mark.parametrize("exact_rows", [EXACT, HNSW], ids=["exact", "hnsw"])
 def test_a_tenant_with_no_chunk_of_its_own_sees_no_other_tenants(
-    db, tenants, exact_rows: int
+    db, tenants, version: str, exact_rows: int
 ) -> None:
     # Given only tenant A's chunks
     a, b = tenants
@@ -137,11 +143,11 @@ def test_a_tenant_with_no_chunk_of_its_own_sees_no_other_tenants(
     _store(db, a, centre, 12, seed=3)
 
     # Then B, asking with A's point and words, gets nothing on either path
-    assert _call(db, str(b.id), centre, exact_rows=exact_rows) == []
-    assert len(_call(db, str(a.id), centre, exact_rows=exact_rows)) == 10
+    assert _call(db, str(b.id), centre, version=version, exact_rows=exact_rows) == []
+    assert len(_call(db, str(a.id), centre, version=version, exact_rows=exact_rows)) == 10
 
 
-def test_the_scope_size_picks_the_path_at_the_threshold(db, tenants) -> None:
+def test_the_scope_size_picks_the_path_at_the_threshold(db, tenants, version: str) -> None:
     # Given tenant A's 8 chunks and 4 global ones (12 visible), and B's 20 (not visible to A)
     a, b = tenants
     centre = unit_vector(random.Random(64))
@@ -151,15 +157,15 @@ def test_the_scope_size_picks_the_path_at_the_threshold(db, tenants) -> None:
 
     # When A searches with the threshold at its 12 visible rows, Then an exact scan, through
     # the index led by tenant_id, and no HNSW scan
-    at_threshold = _plans(db, a.id, centre, exact_rows=12)
+    at_threshold = _plans(db, a.id, centre, version=version, exact_rows=12)
     assert "embeddings_hnsw_idx" not in at_threshold, at_threshold
     assert "embeddings_chunk_model_key" in at_threshold, at_threshold
     # When the threshold is one less (B's rows are not counted for A), Then the HNSW scan
-    below = _plans(db, a.id, centre, exact_rows=11)
+    below = _plans(db, a.id, centre, version=version, exact_rows=11)
     assert "Index Scan using embeddings_hnsw_idx" in below, below
 
 
-def test_the_exact_path_ranks_by_the_exact_distance(db, tenants, owner) -> None:
+def test_the_exact_path_ranks_by_the_exact_distance(db, tenants, owner, version: str) -> None:
     # Given tenant A's, tenant B's and global chunks around one point
     a, b = tenants
     centre = unit_vector(random.Random(65))
@@ -169,7 +175,7 @@ def test_the_exact_path_ranks_by_the_exact_distance(db, tenants, owner) -> None:
     query = near(centre, random.Random(66), 0.05)
 
     # When A searches exactly, with text that matches nothing (the vector ranking alone)
-    got = _call(db, str(a.id), query, exact_rows=EXACT, text="xyzzy", k=10)
+    got = _call(db, str(a.id), query, version=version, exact_rows=EXACT, text="xyzzy", k=10)
 
     # Then its ranking is the 10 nearest of A's and the global rows by cosine distance
     expected = owner.execute(
@@ -185,7 +191,9 @@ def test_the_exact_path_ranks_by_the_exact_distance(db, tenants, owner) -> None:
     assert [r["semantic_rank"] for r in got] == list(range(1, 11))
 
 
-def test_the_function_leaves_the_callers_hnsw_settings_as_they_were(db, tenants) -> None:
+def test_the_function_leaves_the_callers_hnsw_settings_as_they_were(
+    db, tenants, version: str
+) -> None:
     # Given tenant A's chunks and a transaction with its own HNSW settings
     a, _ = tenants
     centre = unit_vector(random.Random(67))
@@ -197,7 +205,7 @@ def test_the_function_leaves_the_callers_hnsw_settings_as_they_were(db, tenants)
 
         # When the HNSW path runs (it sets ef_search to 100 and an iterative scan)
         found = conn.execute(
-            CALL,
+            CALL.format(version=version),
             {"embedding": str(centre), "model": MODEL, "text": "", "k": 10, "exact_rows": HNSW},
         ).fetchall()
 
@@ -210,9 +218,9 @@ def test_the_function_leaves_the_callers_hnsw_settings_as_they_were(db, tenants)
     assert settings == {"ef": "17", "scan": "off"}
 
 
-def test_only_the_runtime_role_may_execute_the_function(db, owner) -> None:
+def test_only_the_runtime_role_may_execute_the_function(db, owner, version: str) -> None:
     # Then the runtime role may, nobody else may, and the function runs as its own role
-    access = function_access(owner, FUNCTION)
+    access = function_access(owner, f"knowledge.search_chunks_{version}{SIGNATURE}")
     assert {key: access[key] for key in ("runtime", "stranger", "definer", "owner")} == {
         "runtime": True,
         "stranger": False,
@@ -254,14 +262,14 @@ def test_the_unit_of_work_sends_the_search_with_begin(db, tenants) -> None:
     a_document = _store(db, a, centre, 6, seed=12)
     global_document = _store(db, None, centre, 6, seed=13)
     database = runtime_database(db)
-    search = SearchQuery(text="contrato", embedding=centre, model=MODEL, k=10)
+    search: dict[str, Any] = {"text": "contrato", "embedding": centre, "model": MODEL, "k": 10}
 
     # When A and B search through their units of work, the search sent with BEGIN
-    with KnowledgeUnitOfWork(RequestScope(lambda: database), a.id, search=search) as work:
+    with KnowledgeUnitOfWork(RequestScope(lambda: database), a.id).searching(**search) as work:
         mine = work.found
-        same = work.knowledge.search(text="contrato", embedding=centre, model=MODEL, k=10)
+        same = work.knowledge.search(**search)
         work.commit()
-    with KnowledgeUnitOfWork(RequestScope(lambda: database), b.id, search=search) as work:
+    with KnowledgeUnitOfWork(RequestScope(lambda: database), b.id).searching(**search) as work:
         theirs = work.found
         work.commit()
     database.close()
