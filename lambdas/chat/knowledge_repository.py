@@ -167,12 +167,14 @@ class SearchOnBegin(UnitOfWork):
         return retrieved(self.opened)
 
 
-# The vector index as migration 062 creates it (partial: without the vectors stored unindexed).
-# A bulk load (scripts/ingest_documents.py --rebuild-index) drops it and builds it again at the
-# end: one build of the graph costs far less than inserting every row into it.
+# The vector index as migrations 063 (partial: without the vectors stored unindexed) and 066 (a
+# candidate list of 40 while building) define it. A bulk load (scripts/ingest_documents.py
+# --rebuild-index) drops it and builds it again at the end: one build of the graph costs far less
+# than inserting every row into it.
 VECTOR_INDEX_SQL: LiteralString = """
     CREATE INDEX IF NOT EXISTS embeddings_hnsw_idx ON knowledge.embeddings
-        USING hnsw ((embedding::halfvec(1536)) halfvec_cosine_ops) WHERE indexed
+        USING hnsw ((embedding::halfvec(1536)) halfvec_cosine_ops)
+        WITH (ef_construction = 40) WHERE indexed
 """
 VECTOR_INDEX_BUILD_MEMORY = "1GB"
 # The chunks' full-text index as migration 030 creates it. A bulk load drops it with the vector

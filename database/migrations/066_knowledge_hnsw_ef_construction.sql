@@ -1,0 +1,18 @@
+-- The HNSW graph built with a candidate list of 40 (ef_construction) instead of pgvector's 64.
+--
+-- Why (docs/benchmarks.md, "Knowledge base against ChromaDB"): building the graph is two thirds
+-- of a bulk load (scripts/ingest_documents.py --rebuild-index builds it once at the end): 11-13 s
+-- of ~18 s for 20,000 x 1536-d on the benchmark machine, which kept the load at 1.97-2.29x
+-- Chroma's rows/s against a target of 2x. Measured on those rows (2026-12-02, one build each,
+-- recall@10 of knowledge.search_chunks_v3 at ef_search 40 against exact search, 200 queries):
+--
+--   m 16, ef_construction 64: 13.2 s, recall 0.9935-0.9985 (two builds)
+--   m 16, ef_construction 48: 10.1 s, recall 0.983
+--   m 16, ef_construction 40:  8.8 s, recall 0.981-0.9935 (two builds)
+--   m 12, ef_construction 64: 10.4 s, recall 0.9915
+--
+-- 40 costs about one hit in a hundred of the top 10, against the search's target of 0.95; and
+-- each vector the index_chat_embeddings job inserts costs less too. Setting the option does not
+-- rebuild the index: the graph built so far keeps its links, vectors inserted from now on and
+-- the next rebuild use 40 (lambdas/chat/knowledge_repository.py VECTOR_INDEX_SQL builds it so).
+ALTER INDEX knowledge.embeddings_hnsw_idx SET (ef_construction = 40);
