@@ -28,9 +28,9 @@ interpreter's lock while our thread waited for it (between our request's send an
 ``recv``, so on no clock but ours), and its handler's clock ran on while it waited for the lock
 during our work. Neither clock was the provider's time; in a process of its own both are.
 
-The hybrid search (``KnowledgeRepository.search``, tuned separately with the knowledge base) is
-timed around its call and reported on its own, so the message path's share and the search's can
-be combined.
+The hybrid search (tuned separately with the knowledge base) is timed around its call, or around
+the round trip it shares with BEGIN (``SearchOnBegin``), and reported on its own, so the message
+path's share and the search's can be combined.
 
 ``--baseline REF`` runs this checkout and commit REF side by side, each in a worker process of
 its own (this file run with ``--worker --code PATH``: the bench code is this checkout's, the
@@ -49,8 +49,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-
-from scripts.bench.support import KEPT_BELOW, write_section
 
 CHAT_MODULE = "lambdas.chat.handler"
 IMPORT_TARGET_MS = 600.0
@@ -114,6 +112,10 @@ class ChatResults:
     load: str
 
     def render(self, machine: str) -> str:
+        # imported here, not at the top: a --worker process runs this file with another
+        # checkout's code first on sys.path, and that checkout's scripts package may lack it
+        from scripts.bench.support import KEPT_BELOW  # noqa: PLC0415
+
         s = self.samples
         ours, old = s.ours, s.ours_old
         import_median = statistics.median(self.import_ms)
@@ -163,6 +165,8 @@ environment), not with the handler.
 def write_chat_section(path: Path, section: str) -> None:
     """Replace the generated part of the chat section and keep the notes below its
     ``KEPT_BELOW`` line (``scripts.bench.support.write_section``)."""
+    from scripts.bench.support import write_section  # noqa: PLC0415 (see render)
+
     write_section(path, section)
 
 
@@ -353,10 +357,15 @@ def timed_wire(clock: ProviderClock) -> Iterator[None]:
 
 @contextmanager
 def timed_search(clock: ProviderClock) -> Iterator[None]:
-    """``KnowledgeRepository.search`` timed into ``clock`` around each call."""
-    from lambdas.chat.knowledge_repository import KnowledgeRepository  # noqa: PLC0415
+    """The hybrid search timed into ``clock``: around each ``KnowledgeRepository.search`` call,
+    and around the opening of a unit of work that sends its search with BEGIN
+    (``SearchOnBegin``, the chat's retrieval since 2026-12-02 15:00 UTC: that round trip also
+    carries BEGIN and the tenant's scoping). Code older than ``SearchOnBegin`` (``--baseline``)
+    has the first only."""
+    from lambdas.chat import knowledge_repository  # noqa: PLC0415
 
-    search = KnowledgeRepository.search
+    search = knowledge_repository.KnowledgeRepository.search
+    opening_with_search = getattr(knowledge_repository, "SearchOnBegin", None)
 
     def timed(self: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -365,11 +374,28 @@ def timed_search(clock: ProviderClock) -> Iterator[None]:
         finally:
             clock.add(time.perf_counter() - started)
 
-    KnowledgeRepository.search = timed  # type: ignore[method-assign]
+    knowledge_repository.KnowledgeRepository.search = timed  # type: ignore[method-assign]
+    restore: list[Callable[[], None]] = []
+    if opening_with_search is not None:
+        enter = opening_with_search.__enter__
+
+        def timed_enter(self: Any) -> Any:
+            if getattr(self, "_search", None) is None:
+                return enter(self)
+            started = time.perf_counter()
+            try:
+                return enter(self)
+            finally:
+                clock.add(time.perf_counter() - started)
+
+        opening_with_search.__enter__ = timed_enter
+        restore.append(lambda: setattr(opening_with_search, "__enter__", enter))
     try:
         yield
     finally:
-        KnowledgeRepository.search = search  # type: ignore[method-assign]
+        knowledge_repository.KnowledgeRepository.search = search  # type: ignore[method-assign]
+        for undo in restore:
+            undo()
 
 
 def _member(owner_url: str) -> tuple[dict[str, str], uuid.UUID]:
