@@ -15,11 +15,11 @@ from psycopg.rows import dict_row
 from tests.support.chat import (
     function_access,
     near,
+    runtime_plans,
     runtime_uow_factory,
     store_near,
     unit_vector,
 )
-from tests.support.database import RUNTIME_ROLE
 from tests.support.factories import TestTenant, create_tenant
 
 MODEL = "search-function-test"
@@ -154,19 +154,7 @@ def test_the_full_text_branch_probes_the_gin_index_under_rls(db, tenants, owner)
 
     # When the runtime role runs the function with only index plans allowed, the nested
     # statements' plans reported to the client (auto_explain)
-    notices: list[str] = []
-    with psycopg.connect(db.owner_url, row_factory=dict_row) as conn:
-        conn.add_notice_handler(lambda notice: notices.append(notice.message_primary or ""))
-        for statement in (
-            "LOAD 'auto_explain'",
-            "SET auto_explain.log_min_duration = 0",
-            "SET auto_explain.log_nested_statements = on",
-            "SET auto_explain.log_level = notice",
-            "SET enable_seqscan = off",
-        ):
-            conn.execute(statement)
-        conn.execute(f'SET ROLE "{RUNTIME_ROLE}"')
-        conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", (str(a.id),))
+    with runtime_plans(db, a.id, settings=("SET enable_seqscan = off",)) as (conn, notices):
         found = conn.execute(
             CALL, {"embedding": str(centre), "model": MODEL, "text": "contrato"}
         ).fetchall()

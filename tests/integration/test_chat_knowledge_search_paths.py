@@ -17,13 +17,14 @@ from psycopg.rows import dict_row
 from lambdas.chat.ingestion import KnowledgeUnitOfWork
 from lambdas.shared.scope import RequestScope
 from tests.support.chat import (
+    INDEX_SCANS_ONLY,
     function_access,
     near,
     runtime_database,
+    runtime_plans,
     store_near,
     unit_vector,
 )
-from tests.support.database import RUNTIME_ROLE
 from tests.support.factories import TestTenant, create_tenant
 
 MODEL = "search-paths-test"
@@ -72,21 +73,7 @@ def _plans(
     db, tenant_id: uuid.UUID, embedding: list[float], *, version: str, exact_rows: int
 ) -> str:
     """The plans of the statements the function ran, as the runtime role (auto_explain)."""
-    notices: list[str] = []
-    with psycopg.connect(db.owner_url, row_factory=dict_row) as conn:
-        conn.add_notice_handler(lambda notice: notices.append(notice.message_primary or ""))
-        for statement in (
-            "LOAD 'auto_explain'",
-            "SET auto_explain.log_min_duration = 0",
-            "SET auto_explain.log_nested_statements = on",
-            "SET auto_explain.log_level = notice",
-            # a few rows: without these the planner would sort them rather than read an index
-            "SET enable_seqscan = off",
-            "SET enable_sort = off",
-        ):
-            conn.execute(statement)
-        conn.execute(f'SET ROLE "{RUNTIME_ROLE}"')
-        conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", (str(tenant_id),))
+    with runtime_plans(db, tenant_id, settings=INDEX_SCANS_ONLY) as (conn, notices):
         conn.execute(
             CALL.format(version=version),
             {

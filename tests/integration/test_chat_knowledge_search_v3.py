@@ -14,8 +14,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.support.chat import near, store_near, unit_vector
-from tests.support.database import RUNTIME_ROLE
+from tests.support.chat import INDEX_SCANS_ONLY, near, runtime_plans, store_near, unit_vector
 from tests.support.factories import TestTenant, create_tenant
 
 MODEL = "search-v3-test"
@@ -48,21 +47,7 @@ def _call(
 
 def _hnsw_plan(db, tenant_id: uuid.UUID, embedding: list[float]) -> str:
     """The plan of v3's HNSW statement, as the runtime role runs it (auto_explain)."""
-    notices: list[str] = []
-    with psycopg.connect(db.owner_url) as conn:
-        conn.add_notice_handler(lambda notice: notices.append(notice.message_primary or ""))
-        for statement in (
-            "LOAD 'auto_explain'",
-            "SET auto_explain.log_min_duration = 0",
-            "SET auto_explain.log_nested_statements = on",
-            "SET auto_explain.log_level = notice",
-            # a few rows: without these the planner would sort them rather than read an index
-            "SET enable_seqscan = off",
-            "SET enable_sort = off",
-        ):
-            conn.execute(statement)
-        conn.execute(f'SET ROLE "{RUNTIME_ROLE}"')
-        conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", (str(tenant_id),))
+    with runtime_plans(db, tenant_id, settings=INDEX_SCANS_ONLY) as (conn, notices):
         conn.execute(
             CALL.format(version="v3"),
             {"embedding": str(embedding), "model": MODEL, "text": "", "k": 10, "exact_rows": HNSW},
@@ -70,6 +55,27 @@ def _hnsw_plan(db, tenant_id: uuid.UUID, embedding: list[float]) -> str:
     plans = [n for n in notices if "embeddings_hnsw_idx" in n]
     assert len(plans) == 1, notices
     return plans[0]
+
+
+def _unindex(owner: psycopg.Connection[Any], document_id: uuid.UUID) -> None:
+    """The document's vectors as the ingestion Lambda stores them: waiting for the indexing job."""
+    owner.execute(
+        "UPDATE knowledge.embeddings SET indexed = false WHERE chunk_id IN "
+        "(SELECT id FROM knowledge.chunks WHERE document_id = %s)",
+        (document_id,),
+    )
+
+
+def _hide_at(
+    owner: psycopg.Connection[Any], document_id: uuid.UUID, status: str, at: list[float]
+) -> None:
+    """The document not ready (``status``), every one of its vectors moved onto ``at``."""
+    owner.execute("UPDATE knowledge.documents SET status = %s WHERE id = %s", (status, document_id))
+    owner.execute(
+        "UPDATE knowledge.embeddings AS e SET embedding = %s::vector FROM knowledge.chunks AS c "
+        "WHERE c.id = e.chunk_id AND c.document_id = %s",
+        (str(at), document_id),
+    )
 
 
 @pytest.fixture
@@ -90,19 +96,8 @@ def test_v3_returns_what_v2_returns(db, tenants, owner, exact_rows: int, text: s
     store_near(db, b.id, centre, 30, seed=22, model=MODEL)
     store_near(db, None, centre, 30, seed=23, model=MODEL)
     processing = store_near(db, a.id, centre, 12, seed=24, model=MODEL)
-    owner.execute(
-        "UPDATE knowledge.embeddings SET indexed = false WHERE chunk_id IN "
-        "(SELECT id FROM knowledge.chunks WHERE document_id = %s)",
-        (pending,),
-    )
-    owner.execute(
-        "UPDATE knowledge.documents SET status = 'processing' WHERE id = %s", (processing,)
-    )
-    owner.execute(
-        "UPDATE knowledge.embeddings AS e SET embedding = %s::vector FROM knowledge.chunks AS c "
-        "WHERE c.id = e.chunk_id AND c.document_id = %s",
-        (str(centre), processing),
-    )
+    _unindex(owner, pending)
+    _hide_at(owner, processing, "processing", centre)
 
     # When A asks, from several points near the centre, through both versions
     for seed in range(5):
@@ -124,12 +119,7 @@ def test_the_best_ranked_rows_are_read_until_k_are_ready(db, tenants, owner) -> 
     centre = unit_vector(random.Random(91))
     ready = store_near(db, a.id, centre, 15, seed=25, model=MODEL)
     hidden = store_near(db, a.id, centre, 12, seed=26, model=MODEL)
-    owner.execute("UPDATE knowledge.documents SET status = 'failed' WHERE id = %s", (hidden,))
-    owner.execute(
-        "UPDATE knowledge.embeddings AS e SET embedding = %s::vector FROM knowledge.chunks AS c "
-        "WHERE c.id = e.chunk_id AND c.document_id = %s",
-        (str(centre), hidden),
-    )
+    _hide_at(owner, hidden, "failed", centre)
 
     # When A searches
     found = _call(db, a.id, centre, version="v3", exact_rows=EXACT, text="xyzzy")
@@ -147,22 +137,14 @@ def test_the_hnsw_statement_has_the_unindexed_branch_only_when_the_scope_has_suc
     centre = unit_vector(random.Random(92))
     store_near(db, a.id, centre, 12, seed=27, model=MODEL)
     theirs = store_near(db, b.id, centre, 1, seed=28, model=MODEL)
-    owner.execute(
-        "UPDATE knowledge.embeddings SET indexed = false WHERE chunk_id IN "
-        "(SELECT id FROM knowledge.chunks WHERE document_id = %s)",
-        (theirs,),
-    )
+    _unindex(owner, theirs)
 
     # Then A's search reads the graph alone (B's unindexed vector is not A's concern)
     alone = _hnsw_plan(db, a.id, centre)
     assert "Append" not in alone, alone
     # When one of A's vectors is stored unindexed, Then it is compared beside the graph's
     mine = store_near(db, a.id, centre, 1, seed=29, model=MODEL)
-    owner.execute(
-        "UPDATE knowledge.embeddings SET indexed = false WHERE chunk_id IN "
-        "(SELECT id FROM knowledge.chunks WHERE document_id = %s)",
-        (mine,),
-    )
+    _unindex(owner, mine)
     both = _hnsw_plan(db, a.id, centre)
     assert "Append" in both, both
     found = _call(db, a.id, centre, version="v3", exact_rows=HNSW, text="xyzzy")

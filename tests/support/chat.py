@@ -148,6 +148,33 @@ def function_access(owner: psycopg.Connection[dict[str, Any]], function: str) ->
     return dict(row)
 
 
+# A test's few rows: without these the planner would sort them rather than read an index.
+INDEX_SCANS_ONLY = ("SET enable_seqscan = off", "SET enable_sort = off")
+
+
+@contextmanager
+def runtime_plans(
+    db: TestDatabase, tenant_id: UUID, *, settings: Sequence[str] = ()
+) -> Iterator[tuple[psycopg.Connection[dict[str, Any]], list[str]]]:
+    """A connection acting as the runtime role in ``tenant_id``'s scope that reports the plan of
+    every statement it runs, a function's nested statements included (auto_explain, as notices
+    collected in the list), with ``settings`` (e.g. ``SET enable_seqscan = off``) applied first."""
+    notices: list[str] = []
+    with psycopg.connect(db.owner_url, row_factory=dict_row) as conn:
+        conn.add_notice_handler(lambda notice: notices.append(notice.message_primary or ""))
+        for statement in (
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_nested_statements = on",
+            "SET auto_explain.log_level = notice",
+            *settings,
+        ):
+            conn.execute(statement)
+        conn.execute(f'SET ROLE "{RUNTIME_ROLE}"')
+        conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", (str(tenant_id),))
+        yield conn, notices
+
+
 def portuguese_pdf(paragraphs: list[str]) -> bytes:
     """A one-page PDF in Helvetica with WinAnsiEncoding (accents included), built by hand."""
     lines = []
