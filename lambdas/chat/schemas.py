@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import PurePosixPath
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lambdas.chat.extraction import CONTENT_TYPES
 from lambdas.chat.models import Citation, Document, Message, Session, UsageRow
 
 MAX_MESSAGE_CHARS = 8_000
@@ -47,8 +49,20 @@ class SessionPage(BaseModel):
     next_cursor: str | None
 
 
+def _has_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must contain text, not only whitespace")
+    return value
+
+
 class SendMessageRequest(_Body):
-    content: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    content: str = Field(
+        min_length=1,
+        max_length=MAX_MESSAGE_CHARS,
+        description="The question; at least one character that is not whitespace.",
+    )
+
+    _content_has_text = field_validator("content")(_has_text)
 
 
 class CitationResponse(BaseModel):
@@ -173,9 +187,28 @@ class UsageResponse(BaseModel):
 
 class CreateDocumentRequest(_Body):
     title: str = Field(min_length=1, max_length=500)
+    # a name, not a path; its extension (any case) one of the formats extraction reads
     filename: str = Field(
-        min_length=1, max_length=200, pattern=r"^[^/\\\x00-\x1f]+\.(txt|md|html|htm|pdf)$"
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^/\\\x00-\x1f]+$",
+        description=(
+            "A file name, not a path, ending (in any case) in one of: "
+            + ", ".join(sorted(CONTENT_TYPES))
+            + "."
+        ),
     )
+
+    _title_has_text = field_validator("title")(_has_text)
+
+    @field_validator("filename")
+    @classmethod
+    def _supported(cls, filename: str) -> str:
+        suffix = PurePosixPath(filename).suffix.lower()
+        if suffix not in CONTENT_TYPES:
+            accepted = ", ".join(sorted(CONTENT_TYPES))
+            raise ValueError(f"unsupported file type {suffix or '(none)'!r}: use {accepted}")
+        return filename
 
 
 class PresignedUpload(BaseModel):

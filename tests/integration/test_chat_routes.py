@@ -135,6 +135,21 @@ def test_a_session_opens_lists_reads_and_closes(world: World, llm: RunningLlmSer
     assert llm.stats.total == 0
 
 
+def test_a_message_of_only_whitespace_is_refused_before_anything_runs(
+    world: World, llm: RunningLlmServer, owner_conn: Conn
+) -> None:
+    member = world.a.user("member")
+    session_id = _open_session(member)
+
+    blank = _ask(member, session_id, " \n\t ")
+
+    assert (blank.status, blank.body["error"]["code"]) == (422, "validation_error")
+    assert "only whitespace" in str(blank.body["error"])
+    assert llm.stats.total == 0  # no embedding, no completion, no tokens reserved
+    stored = owner_conn.execute("SELECT count(*) AS n FROM chat.messages").fetchone()
+    assert stored == {"n": 0}
+
+
 def test_another_member_cannot_read_a_session(world: World, llm: RunningLlmServer) -> None:
     session_id = _open_session(world.a.user("member"))
 
@@ -371,7 +386,8 @@ def test_a_document_upload_is_presigned_and_its_status_visible(
     listed = call("GET", "/api/chat/documents", user=admin)
     unknown = call("GET", f"/api/chat/documents/{uuid.uuid4()}", user=admin)
 
-    assert unsupported.status == 422
+    assert (unsupported.status, unsupported.body["error"]["code"]) == (422, "validation_error")
+    assert "unsupported file type '.exe'" in str(unsupported.body["error"])
     assert document.body["status"] == "ready"
     assert document.body["scope"] == "tenant"
     assert document.body["chunk_count"] == 1
