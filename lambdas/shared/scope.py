@@ -23,6 +23,7 @@ and ``audit``/``outbox`` append or emit on their own::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -48,6 +49,23 @@ if TYPE_CHECKING:
 ActorType = Literal["user", "anonymous", "system"]
 
 _COMMIT: LiteralString = "COMMIT"
+
+
+class _AbortedPipelineNotice(logging.Filter):
+    """Drops the warning psycopg logs when a pipeline ends after a statement in it failed: its
+    exit meets "pipeline aborted" (everything queued behind the failed statement was skipped),
+    while the statement's own error is what is raised. ``commit_with`` refuses that way on
+    purpose (e.g. a question for a closed session: 409), so the warning was noise on expected
+    answers. Any other psycopg log record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (
+            message.startswith("error ignored terminating") and message.endswith("pipeline aborted")
+        )
+
+
+logging.getLogger("psycopg").addFilter(_AbortedPipelineNotice())
 
 
 class AuditLog(Protocol):

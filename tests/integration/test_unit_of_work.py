@@ -3,6 +3,7 @@ of work run in their request scope's transaction."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -163,16 +164,22 @@ def test_commit_with_sends_the_last_statement_and_commit_in_one_round_trip(datab
     assert row == {"ns": [1, 2]}
 
 
-def test_a_failing_commit_with_commits_nothing_and_rolls_back(database) -> None:
+def test_a_failing_commit_with_commits_nothing_and_rolls_back(
+    database, caplog: pytest.LogCaptureFixture
+) -> None:
     with _uow(database, None) as uow:
         uow.conn.execute("CREATE TEMP TABLE guarded (n int CHECK (n > 0))")
         uow.commit()
 
     # Given a write, then a last statement that fails
-    with _uow(database, None) as uow:
+    with _uow(database, None) as uow, caplog.at_level(logging.WARNING, logger="psycopg"):
         uow.conn.execute("INSERT INTO guarded VALUES (1)")
         with pytest.raises(psycopg.errors.CheckViolation):
             uow.commit_with("INSERT INTO guarded VALUES (%s)", (-1,))
+
+    # Then the statement's error is what the log has to say: not psycopg's "pipeline aborted"
+    # from the skipped COMMIT, a warning on every refusal that is an expected 404 or 409
+    assert [r.getMessage() for r in caplog.records if r.name == "psycopg"] == []
 
     # Then neither is kept, and the connection serves the next unit of work
     assert not uow.committed
