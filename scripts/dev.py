@@ -204,6 +204,8 @@ def _start_job_timer(stack: ExitStack, interval_s: float) -> None:
     def loop() -> None:
         while not stop.wait(interval_s):
             for job in DEV_JOBS:
+                if stop.is_set():  # Ctrl-C: the pool is closing, start no other job
+                    return
                 try:
                     report: object = jobs.invoke({"job": job})
                 except InvocationFailed as failure:  # reported; the next run may pass

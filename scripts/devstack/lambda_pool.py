@@ -135,6 +135,8 @@ class ExecutionEnvironment:
         )
         self.process.start()
         child.close()
+        self._stopping = threading.Lock()
+        self._stopped = False
 
     def wait_ready(self, timeout_s: float = INIT_TIMEOUT_S) -> None:
         """Wait for the init phase's end: the handler imported, the first invocation next."""
@@ -157,13 +159,19 @@ class ExecutionEnvironment:
         return payload
 
     def stop(self, *, grace_s: float = _STOP_GRACE_S) -> None:
-        with contextlib.suppress(OSError):
-            self._conn.send(("stop",))
-        self.process.join(grace_s)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-        self._conn.close()
+        """End the process and close the pipe, once: the pool's ``close`` (Ctrl-C) and the
+        thread whose invocation that cut short may both get here at the same time."""
+        with self._stopping:
+            if self._stopped:
+                return
+            self._stopped = True
+            with contextlib.suppress(OSError):
+                self._conn.send(("stop",))
+            self.process.join(grace_s)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join()
+            self._conn.close()
 
 
 class FunctionPool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -106,6 +107,23 @@ def test_an_outage_line_names_only_errors_that_mean_the_database_went_away() -> 
     assert outage_line(DATABASE_ERRORS["broken"]) is not None
     assert outage_line(DATABASE_ERRORS["cancelled"]) is None
     assert outage_line(RuntimeError("server closed the connection")) is None
+
+
+def test_closing_the_pool_during_an_invocation_stops_its_environment_once() -> None:
+    # Given an invocation in flight that outlasts the stop's grace (as make dev's job timer's
+    # may at Ctrl-C): close kills its process, and the invoking thread, cut short, discards the
+    # same environment, both stopping it at about the same time
+    pool = FunctionPool(HANDLER, "alquimista-test-echo", environment=dict(os.environ), size=1)
+    pool.invoke({})
+    with ThreadPoolExecutor(max_workers=1) as threads:
+        running = threads.submit(pool.invoke, {"sleep_s": 8})
+        time.sleep(0.5)
+
+        # When the pool closes, Then close returns and the invocation fails as crashed
+        pool.close()
+        with pytest.raises(InvocationFailed, match="crashed"):
+            running.result(timeout=30)
+    assert pool.started == 0
 
 
 def test_a_crashed_environment_is_replaced(pool: FunctionPool) -> None:
