@@ -13,8 +13,10 @@ binaries and its own cluster folder under ``RUNTIME_ROOT``, a folder it owns. Th
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import pwd
 import secrets
 import shutil
 import socket
@@ -32,6 +34,8 @@ SYSTEM_USER = "embedded_postgres"
 RUNTIME_ROOT = Path(
     os.environ.get("EMBEDDED_PG_RUNTIME_DIR", "/var/lib/alquimista-embedded-postgres")
 )
+# Taken while the system user is created: see _system_user.
+USER_LOCK = Path(os.environ.get("EMBEDDED_PG_USER_LOCK", "/var/lib/.alquimista-embedded-pg.lock"))
 SUPERUSER = "postgres"
 PASSWORD_FILE = "superuser.password"  # noqa: S105 (a file name, not a password)
 
@@ -67,7 +71,19 @@ def _digest(text: str) -> str:
 
 
 def _system_user() -> Any:
-    return _embedded().utils.ensure_user_exists(SYSTEM_USER)
+    """The system user's password entry, the user created on first use. Processes that start
+    together on a fresh machine (pytest-xdist's workers) take turns under a file lock: two
+    ``useradd`` runs at once each rewrite /etc/passwd from what they read, so one user is lost
+    and the files chowned to its uid become unreadable to the user that remains (initdb then
+    fails with "Permission denied")."""
+    try:
+        return pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        pass
+    USER_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with USER_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _embedded().utils.ensure_user_exists(SYSTEM_USER)
 
 
 def _owned_dir(path: Path, entry: Any) -> Path:
