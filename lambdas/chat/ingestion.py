@@ -18,8 +18,9 @@ from uuid import UUID
 from lambdas.chat.constants import CHUNK_MAX_TOKENS, CHUNK_OVERLAP_TOKENS
 from lambdas.chat.errors import DocumentUnreadable, LlmUnavailable
 from lambdas.chat.extraction import chunk_text, extract_text
-from lambdas.chat.knowledge_repository import KnowledgeRepository, SearchOnBegin
+from lambdas.chat.knowledge_repository import KnowledgeRepository
 from lambdas.chat.models import Document, DocumentDraft, EmbeddedChunk
+from lambdas.shared.db import UnitOfWork
 from lambdas.shared.errors import AppError
 from lambdas.shared.observability import logger
 
@@ -42,9 +43,8 @@ class KnowledgeUow(AbstractContextManager["KnowledgeUow"], Protocol):
 KnowledgeUowFactory = Callable[[UUID | None], KnowledgeUow]
 
 
-class KnowledgeUnitOfWork(SearchOnBegin):
-    """The Lambdas' unit of work with the knowledge repository of its tenant (and a search that
-    may be sent with BEGIN: ``searching``)."""
+class KnowledgeUnitOfWork(UnitOfWork):
+    """The ingestion Lambdas' unit of work with the knowledge repository of its tenant."""
 
     knowledge: KnowledgeRepository
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, LiteralString, Self
+from typing import Any, LiteralString
 from uuid import UUID
 
 from psycopg.errors import UniqueViolation
@@ -33,7 +33,7 @@ from lambdas.chat.models import (
     RetrievedChunk,
 )
 from lambdas.chat.rows import one
-from lambdas.shared.db import Connection, Cursor, OpeningQuery, UnitOfWork
+from lambdas.shared.db import Connection, Cursor, OpeningQuery
 
 # The unique key that decides a race the pre-check could not see, and the reason it stands for.
 _CONSTRAINT_REASONS: dict[str, DuplicateReason] = {
@@ -145,26 +145,6 @@ def retrieved(cursor: Cursor) -> list[RetrievedChunk]:
         )
         for row in cursor.fetchall()
     ]
-
-
-class SearchOnBegin(UnitOfWork):
-    """A unit of work that may send a knowledge search with BEGIN: in the round trip that opens
-    the transaction and scopes it to the tenant, instead of one of its own."""
-
-    _search: SearchQuery | None = None
-
-    def searching(self, *, text: str, embedding: Sequence[float], model: str, k: int) -> Self:
-        """Send this search with BEGIN when the unit is entered (its chunks: ``found``)."""
-        self._search = SearchQuery(text=text, embedding=embedding, model=model, k=k)
-        return self
-
-    def _opening(self) -> OpeningQuery | None:
-        return self._search.statement() if self._search else None
-
-    @property
-    def found(self) -> list[RetrievedChunk]:
-        """The chunks of the search sent with BEGIN, best first (read once)."""
-        return retrieved(self.opened)
 
 
 # The vector index as migrations 063 (partial: without the vectors stored unindexed) and 066 (a
@@ -409,35 +389,6 @@ class KnowledgeRepository:
         )
         self._conn.execute("DELETE FROM knowledge_stage")
         return count
-
-    def search(
-        self,
-        *,
-        text: str,
-        embedding: Sequence[float],
-        model: str,
-        k: int,
-        ef_search: int = HNSW_EF_SEARCH,
-        exact_rows: int = EXACT_SEARCH_MAX_ROWS,
-    ) -> list[RetrievedChunk]:
-        """The ``k`` best chunks for a question, fusing the vector ranking (cosine) with the
-        full-text ranking (``portuguese``) by reciprocal rank. Only the transaction's tenant
-        (``app.current_tenant_id``) and global chunks are searched; with no tenant set, nothing
-        is.
-
-        The vector ranking is exact when the scope holds at most ``exact_rows`` vectors of the
-        model, else read from the HNSW index (halfvec) with an iterative scan, which keeps
-        scanning past the rows the tenant filter drops, so a tenant holding a small share of
-        the rows still gets its ``k`` results."""
-        query = SearchQuery(
-            text=text,
-            embedding=embedding,
-            model=model,
-            k=k,
-            ef_search=ef_search,
-            exact_rows=exact_rows,
-        )
-        return retrieved(self._conn.execute(*query.statement()))
 
     def drop_vector_index(self) -> None:
         """Operators only (the schema owner): before a bulk load. Searches meanwhile scan

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import LiteralString, Protocol
+from typing import LiteralString, Protocol, Self
 from uuid import UUID
 
 from lambdas.chat.chat_repository import ChatRepository
-from lambdas.chat.knowledge_repository import KnowledgeRepository, SearchOnBegin
-from lambdas.chat.models import AnswerDraft, Message, MessageStatus, Reservation
+from lambdas.chat.knowledge_repository import KnowledgeRepository, SearchQuery, retrieved
+from lambdas.chat.models import AnswerDraft, Message, MessageStatus, Reservation, RetrievedChunk
 from lambdas.chat.policy_gate import PolicyGate
 from lambdas.chat.quota_repository import UNFLUSHED, TokenQuotaRepository
 from lambdas.chat.service import QueryVector
+from lambdas.shared.db import OpeningQuery, UnitOfWork
 from lambdas.shared.scope import EventDraft, RequestScope
 
 _UNFLUSHED: LiteralString = "SELECT " + UNFLUSHED
 
 
-class ChatUnitOfWork(SearchOnBegin):
+class ChatUnitOfWork(UnitOfWork):
     """One tenant's chat, quota and knowledge repositories and the gate, in one transaction
     (which may open with the question's knowledge search: ``searching``)."""
 
@@ -25,6 +26,7 @@ class ChatUnitOfWork(SearchOnBegin):
     quotas: TokenQuotaRepository
     knowledge: KnowledgeRepository
     gate: PolicyGate
+    _search: SearchQuery | None = None
 
     def __init__(
         self, scope: RequestScope, tenant_id: UUID, *, default_monthly_tokens: int
@@ -40,6 +42,21 @@ class ChatUnitOfWork(SearchOnBegin):
         )
         self.knowledge = KnowledgeRepository(self.conn, self._tenant)
         self.gate = PolicyGate(self)
+
+    def searching(self, *, text: str, embedding: Sequence[float], model: str, k: int) -> Self:
+        """Send the question's knowledge search with BEGIN when the unit is entered: in the
+        round trip that opens the transaction and scopes it to the tenant, instead of one of
+        its own. Its chunks: ``found``."""
+        self._search = SearchQuery(text=text, embedding=embedding, model=model, k=k)
+        return self
+
+    def _opening(self) -> OpeningQuery | None:
+        return self._search.statement() if self._search else None
+
+    @property
+    def found(self) -> list[RetrievedChunk]:
+        """The chunks of the search sent with BEGIN, best first (read once)."""
+        return retrieved(self.opened)
 
     def commit_unflushed(self) -> None:
         """Commit without waiting for the WAL flush (``synchronous_commit`` off for this

@@ -28,9 +28,9 @@ interpreter's lock while our thread waited for it (between our request's send an
 ``recv``, so on no clock but ours), and its handler's clock ran on while it waited for the lock
 during our work. Neither clock was the provider's time; in a process of its own both are.
 
-The hybrid search (tuned separately with the knowledge base) is timed around its call, or around
-the round trip it shares with BEGIN (``SearchOnBegin``), and reported on its own, so the message
-path's share and the search's can be combined.
+The hybrid search (tuned separately with the knowledge base) is timed around the round trip it
+shares with BEGIN (``ChatUnitOfWork.searching``), or around its call in older code, and reported
+on its own, so the message path's share and the search's can be combined.
 
 ``--baseline REF`` runs this checkout and commit REF side by side, each in a worker process of
 its own (this file run with ``--worker --code PATH``: the bench code is this checkout's, the
@@ -357,25 +357,29 @@ def timed_wire(clock: ProviderClock) -> Iterator[None]:
 
 @contextmanager
 def timed_search(clock: ProviderClock) -> Iterator[None]:
-    """The hybrid search timed into ``clock``: around each ``KnowledgeRepository.search`` call,
-    and around the opening of a unit of work that sends its search with BEGIN
-    (``SearchOnBegin``, the chat's retrieval since 2026-12-02 15:00 UTC: that round trip also
-    carries BEGIN and the tenant's scoping). Code older than ``SearchOnBegin`` (``--baseline``)
-    has the first only."""
-    from lambdas.chat import knowledge_repository  # noqa: PLC0415
+    """The hybrid search timed into ``clock``, wherever the code under test runs it: around the
+    opening of a unit of work that sends its search with BEGIN (the chat's retrieval since
+    2026-12-02 15:00 UTC, ``ChatUnitOfWork.searching``, or ``SearchOnBegin`` in code of that
+    afternoon: that round trip also carries BEGIN and the tenant's scoping), and around each
+    ``KnowledgeRepository.search`` call (the retrieval before, for ``--baseline``)."""
+    from lambdas.chat import knowledge_repository, unit_of_work  # noqa: PLC0415
 
-    search = knowledge_repository.KnowledgeRepository.search
-    opening_with_search = getattr(knowledge_repository, "SearchOnBegin", None)
-
-    def timed(self: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return search(self, **kwargs)
-        finally:
-            clock.add(time.perf_counter() - started)
-
-    knowledge_repository.KnowledgeRepository.search = timed  # type: ignore[method-assign]
     restore: list[Callable[[], None]] = []
+    search = getattr(knowledge_repository.KnowledgeRepository, "search", None)
+    if search is not None:
+
+        def timed(self: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return search(self, **kwargs)
+            finally:
+                clock.add(time.perf_counter() - started)
+
+        knowledge_repository.KnowledgeRepository.search = timed  # type: ignore[attr-defined]
+        restore.append(lambda: setattr(knowledge_repository.KnowledgeRepository, "search", search))
+    opening_with_search = getattr(knowledge_repository, "SearchOnBegin", None)
+    if opening_with_search is None and hasattr(unit_of_work.ChatUnitOfWork, "searching"):
+        opening_with_search = unit_of_work.ChatUnitOfWork
     if opening_with_search is not None:
         enter = opening_with_search.__enter__
 
@@ -393,7 +397,6 @@ def timed_search(clock: ProviderClock) -> Iterator[None]:
     try:
         yield
     finally:
-        knowledge_repository.KnowledgeRepository.search = search  # type: ignore[method-assign]
         for undo in restore:
             undo()
 

@@ -61,9 +61,10 @@ from psycopg.rows import dict_row  # noqa: E402
 
 from lambdas.chat.constants import EMBEDDING_DIMENSION  # noqa: E402
 from lambdas.chat.ingestion import IngestionPipeline, KnowledgeUnitOfWork  # noqa: E402
-from lambdas.chat.knowledge_repository import index_pending  # noqa: E402
+from lambdas.chat.knowledge_repository import SearchQuery, index_pending, retrieved  # noqa: E402
 from lambdas.chat.models import ChunkDraft, DocumentDraft, EmbeddedChunk  # noqa: E402
 from lambdas.chat.text import estimate_tokens  # noqa: E402
+from lambdas.chat.unit_of_work import ChatUnitOfWork  # noqa: E402
 from lambdas.migrations.roles import RuntimeRole  # noqa: E402
 from lambdas.shared.constants import resource_names  # noqa: E402
 from lambdas.shared.db import Database, UnitOfWork  # noqa: E402
@@ -329,12 +330,12 @@ def ours_index_pending(db: OurDatabase) -> tuple[float, int]:
 
 
 def ours_search(db: OurDatabase, tenant_id: uuid.UUID, query: Vectors) -> tuple[float, list[int]]:
-    """The hybrid search in the tenant's own unit of work: the search sent with BEGIN and the
-    tenant scoping in one round trip, then COMMIT."""
+    """The hybrid search as the chat runs it, in the tenant's own unit of work: the search sent
+    with BEGIN and the tenant scoping in one round trip, then COMMIT."""
     scope = RequestScope(lambda: db.runtime, writers=WRITERS)
     embedding: list[float] = query.tolist()  # what the gateway hands the retriever
     started = time.perf_counter()
-    searching = KnowledgeUnitOfWork(scope, tenant_id).searching(
+    searching = ChatUnitOfWork(scope, tenant_id, default_monthly_tokens=1).searching(
         text=QUERY_TEXT, embedding=embedding, model=MODEL, k=K
     )
     with searching as work:
@@ -353,7 +354,8 @@ def ours_search_statement(
     embedding: list[float] = query.tolist()
     with uow(tenant_id) as work:
         started = time.perf_counter()
-        found = work.knowledge.search(text=QUERY_TEXT, embedding=embedding, model=MODEL, k=K)
+        search = SearchQuery(text=QUERY_TEXT, embedding=embedding, model=MODEL, k=K)
+        found = retrieved(work.conn.execute(*search.statement()))
         elapsed = time.perf_counter() - started
         work.commit()
     return elapsed, [db.documents[c.document_id] * CHUNKS_PER_DOCUMENT + c.index for c in found]

@@ -26,6 +26,7 @@ from tests.support.chat import (
     near,
     runtime_database,
     runtime_uow_factory,
+    search_in,
     unit_vector,
 )
 from tests.support.database import TestDatabase
@@ -81,8 +82,8 @@ def _flags(owner: Conn, document_id: uuid.UUID) -> list[bool]:
 
 def _search(db: TestDatabase, tenant: TestTenant, query: list[float], exact_rows: int) -> set[Any]:
     with runtime_uow_factory(db)(tenant.id) as uow:
-        found = uow.knowledge.search(
-            text="", embedding=query, model=MODEL, k=10, exact_rows=exact_rows
+        found = search_in(
+            uow.conn, text="", embedding=query, model=MODEL, k=10, exact_rows=exact_rows
         )
     return {chunk.document_id for chunk in found}
 

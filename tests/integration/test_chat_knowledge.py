@@ -24,6 +24,8 @@ from tests.support.chat import (
     near,
     portuguese_pdf,
     runtime_uow_factory,
+    search_in,
+    searched,
     unit_vector,
 )
 from tests.support.factories import TestTenant, create_tenant
@@ -93,11 +95,9 @@ def _operator_pipeline(db, gateway: LlmGateway) -> IngestionPipeline:
 
 
 def _search(db, tenant: TestTenant, gateway: LlmGateway, question: str, k: int = 3):
-    factory = runtime_uow_factory(db)
-    with factory(tenant.id) as uow:
-        return uow.knowledge.search(
-            text=question, embedding=gateway.embed([question])[0], model=MODEL, k=k
-        )
+    return searched(
+        db, tenant.id, text=question, embedding=gateway.embed([question])[0], model=MODEL, k=k
+    )
 
 
 def test_duplicates_are_refused_with_their_reason(db, tenants, gateway) -> None:
@@ -296,8 +296,8 @@ def test_a_tenant_filter_still_returns_k_results_with_iterative_scans(db, tenant
     with factory(a.id) as uow:
         for statement in force_hnsw:
             uow.conn.execute(statement)
-        found = uow.knowledge.search(
-            text="", embedding=centre, model=MODEL, k=10, ef_search=40, exact_rows=0
+        found = search_in(
+            uow.conn, text="", embedding=centre, model=MODEL, k=10, ef_search=40, exact_rows=0
         )
     assert len(found) == 10
     assert {r.tenant_id for r in found} == {a.id}

@@ -16,7 +16,7 @@ from tests.support.chat import (
     function_access,
     near,
     runtime_plans,
-    runtime_uow_factory,
+    searched,
     store_near,
     unit_vector,
 )
@@ -108,18 +108,17 @@ def test_the_function_returns_the_tenants_and_the_global_chunks_only(db, tenants
     assert _call(db, "", centre, "contrato prazo") == []
 
 
-def test_the_repository_search_goes_through_the_function_with_the_same_rule(db, tenants) -> None:
+def test_the_chats_search_goes_through_the_function_with_the_same_rule(db, tenants) -> None:
     # Given a document of tenant A
     a, b = tenants
     centre = unit_vector(random.Random(46))
     _store(db, a, centre, 5, seed=3)
-    factory = runtime_uow_factory(db)
+    question: dict[str, Any] = {"text": "dados", "embedding": centre, "model": MODEL, "k": 3}
 
-    # Then A finds it and B, asking with A's point and words, gets nothing
-    with factory(a.id) as uow:
-        assert len(uow.knowledge.search(text="dados", embedding=centre, model=MODEL, k=3)) == 3
-    with factory(b.id) as uow:
-        assert uow.knowledge.search(text="dados", embedding=centre, model=MODEL, k=3) == []
+    # Then A finds it through the chat's unit of work, and B, asking with A's point and words,
+    # gets nothing
+    assert len(searched(db, a.id, **question)) == 3
+    assert searched(db, b.id, **question) == []
 
 
 def test_only_the_runtime_role_may_execute_the_function(db, owner) -> None:

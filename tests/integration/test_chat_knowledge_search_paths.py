@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from lambdas.chat.ingestion import KnowledgeUnitOfWork
+from lambdas.chat.unit_of_work import ChatUnitOfWork
 from lambdas.shared.scope import RequestScope
 from tests.support.chat import (
     INDEX_SCANS_ONLY,
@@ -22,6 +22,7 @@ from tests.support.chat import (
     near,
     runtime_database,
     runtime_plans,
+    search_in,
     store_near,
     unit_vector,
 )
@@ -249,25 +250,26 @@ def test_the_unit_of_work_sends_the_search_with_begin(db, tenants) -> None:
     a_document = _store(db, a, centre, 6, seed=12)
     global_document = _store(db, None, centre, 6, seed=13)
     database = runtime_database(db)
+    scope = RequestScope(lambda: database)
     search: dict[str, Any] = {"text": "contrato", "embedding": centre, "model": MODEL, "k": 10}
 
-    # When A and B search through their units of work, the search sent with BEGIN
-    with KnowledgeUnitOfWork(RequestScope(lambda: database), a.id).searching(**search) as work:
-        mine = work.found
-        same = work.knowledge.search(**search)
-        work.commit()
-    with KnowledgeUnitOfWork(RequestScope(lambda: database), b.id).searching(**search) as work:
-        theirs = work.found
-        work.commit()
-    database.close()
+    def work(tenant: TestTenant) -> ChatUnitOfWork:
+        return ChatUnitOfWork(scope, tenant.id, default_monthly_tokens=1_000)
 
-    # Then A's is what the repository's own search finds, and B never sees A's chunks
+    # When A and B search through the chat's units of work, the search sent with BEGIN
+    with work(a).searching(**search) as mine_work:
+        mine = mine_work.found
+        same = search_in(mine_work.conn, **search)
+        mine_work.commit()
+    with work(b).searching(**search) as theirs_work:
+        theirs = theirs_work.found
+        theirs_work.commit()
+
+    # Then A's is what the same statement finds sent on its own, and B never sees A's chunks
     assert mine == same
     assert {c.document_id for c in mine} == {a_document, global_document}
     assert {c.document_id for c in theirs} == {global_document}
     # And a unit of work given no search has nothing found
-    with (
-        KnowledgeUnitOfWork(RequestScope(lambda: runtime_database(db)), a.id) as work,
-        pytest.raises(RuntimeError),
-    ):
-        _ = work.found
+    with work(a) as plain, pytest.raises(RuntimeError):
+        _ = plain.found
+    database.close()

@@ -20,8 +20,9 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
 
+from lambdas.chat.constants import EXACT_SEARCH_MAX_ROWS, HNSW_EF_SEARCH
 from lambdas.chat.ingestion import KnowledgeUnitOfWork
-from lambdas.chat.knowledge_repository import KnowledgeRepository
+from lambdas.chat.knowledge_repository import KnowledgeRepository, SearchQuery, retrieved
 from lambdas.chat.models import (
     AnswerDraft,
     ChunkDraft,
@@ -47,6 +48,40 @@ def runtime_uow_factory(db: TestDatabase) -> Callable[[UUID | None], KnowledgeUn
     database = runtime_database(db)
     scope = RequestScope(lambda: database)
     return lambda tenant: KnowledgeUnitOfWork(scope, tenant)
+
+
+def searched(
+    db: TestDatabase, tenant_id: UUID, *, text: str, embedding: Sequence[float], model: str, k: int
+) -> list[RetrievedChunk]:
+    """The chat's retrieval as the runtime role: the search sent with BEGIN by
+    ``ChatUnitOfWork.searching``, in a transaction of its own."""
+    database = runtime_database(db)
+    work = ChatUnitOfWork(RequestScope(lambda: database), tenant_id, default_monthly_tokens=1)
+    try:
+        with work.searching(text=text, embedding=embedding, model=model, k=k):
+            return work.found
+    finally:
+        database.close()
+
+
+def search_in(
+    conn: Any,
+    *,
+    text: str,
+    embedding: Sequence[float],
+    model: str,
+    k: int,
+    ef_search: int = HNSW_EF_SEARCH,
+    exact_rows: int = EXACT_SEARCH_MAX_ROWS,
+) -> list[RetrievedChunk]:
+    """The search statement the chat sends with BEGIN, run on an open transaction (e.g. one a
+    test has given ``SET LOCAL`` planner settings), with the knobs the chat leaves at their
+    defaults: the HNSW candidate list, and the most vectors a scope may hold to be ranked
+    exactly."""
+    query = SearchQuery(
+        text=text, embedding=embedding, model=model, k=k, ef_search=ef_search, exact_rows=exact_rows
+    )
+    return retrieved(conn.execute(*query.statement()))
 
 
 class OwnerUnitOfWork:
