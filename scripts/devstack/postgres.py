@@ -38,6 +38,8 @@ RUNTIME_ROOT = Path(
 USER_LOCK = Path(os.environ.get("EMBEDDED_PG_USER_LOCK", "/var/lib/.alquimista-embedded-pg.lock"))
 SUPERUSER = "postgres"
 PASSWORD_FILE = "superuser.password"  # noqa: S105 (a file name, not a password)
+# In the data folder of a cluster kept under another runtime root than RUNTIME_ROOT: that root.
+RUNTIME_ROOT_FILE = "runtime-root"
 
 # Settings that make a throwaway test cluster fast; never used for dev data.
 EPHEMERAL_OPTIONS = ("-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off")
@@ -168,15 +170,24 @@ class EmbeddedPostgres:
         port: int,
         host: str = "127.0.0.1",
         ephemeral: bool = False,
+        runtime_root: Path | None = None,
     ) -> None:
+        """``runtime_root``: as root, the folder (created for the system user) whose
+        ``clusters`` hold this cluster; by default the one recorded in ``data_dir`` when the
+        cluster was made under another, else ``RUNTIME_ROOT``. The test suite's throwaway
+        server passes one in RAM (tests/conftest.py)."""
         self.data_dir = data_dir.resolve()
         self.host = host
         self.port = port
         self.ephemeral = ephemeral
         self._run_as = SYSTEM_USER if _is_root() else None
+        recorded = self.data_dir / RUNTIME_ROOT_FILE
+        if runtime_root is None and recorded.is_file():
+            runtime_root = Path(recorded.read_text().strip())
+        self.runtime_root = runtime_root or RUNTIME_ROOT
         # As root, the cluster lives where the system user can reach it (see the module doc).
         self.cluster_dir = (
-            RUNTIME_ROOT / "clusters" / _digest(str(self.data_dir))
+            self.runtime_root / "clusters" / _digest(str(self.data_dir))
             if self._run_as
             else self.data_dir
         )
@@ -209,6 +220,9 @@ class EmbeddedPostgres:
         password_file = self.data_dir / PASSWORD_FILE
         password_file.write_text(password + "\n")
         password_file.chmod(0o600)
+        if self._run_as and self.runtime_root != RUNTIME_ROOT:
+            # so that another EmbeddedPostgres of this data folder (a script's) finds the cluster
+            (self.data_dir / RUNTIME_ROOT_FILE).write_text(f"{self.runtime_root}\n")
         self._prepare_cluster_dir()
         self.pgdata.mkdir(exist_ok=True)
         pwfile = self.cluster_dir / ".initdb-pw"
@@ -293,8 +307,8 @@ class EmbeddedPostgres:
         if self._run_as is None:
             return
         entry = _system_user()
-        _owned_dir(RUNTIME_ROOT, entry)
-        _owned_dir(RUNTIME_ROOT / "clusters", entry)
+        _owned_dir(self.runtime_root, entry)
+        _owned_dir(self.runtime_root / "clusters", entry)
         _owned_dir(self.cluster_dir, entry)
 
     def _prepare_permissions(self, *extra: Path) -> None:
@@ -327,6 +341,55 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(
                 f"{program} failed ({result.returncode}): {result.stderr.strip()}\n{log_tail}"
             )
+
+
+# A RAM-backed folder for throwaway clusters, when the machine has one (Linux's /dev/shm).
+RAM_FOLDER = Path(os.environ.get("EMBEDDED_PG_RAM_DIR", "/dev/shm"))  # noqa: S108
+
+
+def ram_folder() -> Path | None:
+    """``RAM_FOLDER`` when it exists and we may write in it, else None."""
+    if RAM_FOLDER.is_dir() and os.access(RAM_FOLDER, os.W_OK | os.X_OK):
+        return RAM_FOLDER
+    return None
+
+
+def _postmaster_alive(cluster: Path) -> bool:
+    """Whether the cluster's postmaster.pid names a live process (a cluster being set up has
+    none yet: callers leave young folders alone)."""
+    try:
+        pid = int((cluster / "pgdata" / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def sweep_stale_clusters(
+    folder: Path, prefix: str, *, runtime_root: Path | None = None, older_than_s: float = 3600.0
+) -> list[Path]:
+    """Destroy the throwaway clusters a killed run left behind: each data folder
+    ``folder/prefix*`` created more than ``older_than_s`` ago whose cluster has no live
+    postmaster (as root, the cluster under ``runtime_root``). In RAM they would hold memory
+    until the next reboot. Returns the data folders removed."""
+    removed: list[Path] = []
+    now = time.time()
+    for data_dir in folder.glob(f"{prefix}*"):
+        try:
+            age = now - data_dir.stat().st_mtime
+        except OSError:
+            continue
+        server = EmbeddedPostgres(data_dir, port=1, runtime_root=runtime_root)
+        if age < older_than_s or _postmaster_alive(server.cluster_dir):
+            continue
+        server.destroy()
+        removed.append(data_dir)
+    return removed
 
 
 def _is_root() -> bool:

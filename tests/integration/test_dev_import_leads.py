@@ -17,21 +17,15 @@ from scripts.devstack.postgres import PASSWORD_FILE, ConnectionInfo, free_port
 @pytest.fixture
 def make_dev_state(
     pg_server: ConnectionInfo,
-    tmp_path_factory: pytest.TempPathFactory,
+    pg_data_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Path:
     """A state folder whose cluster is the tests' running server (as `make dev`'s would be)."""
-    clusters = {
-        folder.resolve()
-        for folder in tmp_path_factory.getbasetemp().glob("embedded-postgres*")
-        if (folder / PASSWORD_FILE).is_file()
-        and (folder / PASSWORD_FILE).read_text().strip() == pg_server.password
-    }
-    assert len(clusters) == 1, clusters
+    assert (pg_data_dir / PASSWORD_FILE).read_text().strip() == pg_server.password
     state = tmp_path / "state"
     state.mkdir()
-    (state / "postgres").symlink_to(clusters.pop(), target_is_directory=True)
+    (state / "postgres").symlink_to(pg_data_dir.resolve(), target_is_directory=True)
     monkeypatch.setenv("DEV_STATE_DIR", str(state))
     monkeypatch.setenv("DEV_PG_PORT", str(pg_server.port))
     return state
