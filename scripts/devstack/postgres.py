@@ -347,11 +347,20 @@ class EmbeddedPostgres:
 RAM_FOLDER = Path(os.environ.get("EMBEDDED_PG_RAM_DIR", "/dev/shm"))  # noqa: S108
 
 
+# The free space a RAM folder needs to hold a test run's cluster (its peak was ~110 MB a worker;
+# a container's default /dev/shm is 64 MB).
+RAM_FOLDER_MIN_FREE = 1 << 30
+
+
 def ram_folder() -> Path | None:
-    """``RAM_FOLDER`` when it exists and we may write in it, else None."""
-    if RAM_FOLDER.is_dir() and os.access(RAM_FOLDER, os.W_OK | os.X_OK):
-        return RAM_FOLDER
-    return None
+    """``RAM_FOLDER`` when it exists, we may write in it and it has ``RAM_FOLDER_MIN_FREE``
+    free, else None (the caller then stays on disk)."""
+    if not (RAM_FOLDER.is_dir() and os.access(RAM_FOLDER, os.W_OK | os.X_OK)):
+        return None
+    usage = os.statvfs(RAM_FOLDER)
+    if usage.f_bavail * usage.f_frsize < RAM_FOLDER_MIN_FREE:
+        return None
+    return RAM_FOLDER
 
 
 def _postmaster_alive(cluster: Path) -> bool:

@@ -76,8 +76,21 @@ def test_the_ram_folder_is_used_only_when_it_exists(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(postgres, "RAM_FOLDER", tmp_path)
+    monkeypatch.setattr(postgres, "RAM_FOLDER_MIN_FREE", 1)
     assert ram_folder() == tmp_path
     monkeypatch.setattr(postgres, "RAM_FOLDER", tmp_path / "missing")
+    assert ram_folder() is None
+
+
+def test_a_ram_folder_too_small_for_a_run_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a RAM folder with less free space than a run needs (a container's 64 MB /dev/shm)
+    monkeypatch.setattr(postgres, "RAM_FOLDER", tmp_path)
+    free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
+    monkeypatch.setattr(postgres, "RAM_FOLDER_MIN_FREE", free + (1 << 30))
+
+    # Then the run stays on disk
     assert ram_folder() is None
 
 
