@@ -104,26 +104,29 @@ boto3.client = _cached_client
 TEST_CLUSTER_PREFIX = "alquimista-test-pg-"
 
 
-def _ram_runtime_root() -> Path | None:
-    ram = ram_folder()
-    return ram / "alquimista-embedded-postgres" if ram else None
+@pytest.fixture(scope="session")
+def pg_ram_folder() -> Path | None:
+    """The RAM folder the run's server uses, decided once (None: on disk)."""
+    return ram_folder()
 
 
 @pytest.fixture(scope="session")
-def pg_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pg_data_dir(tmp_path_factory: pytest.TempPathFactory, pg_ram_folder: Path | None) -> Path:
     """The data folder of the run's server (its superuser password; the cluster itself too
-    unless we are root): in RAM when the machine has a RAM folder."""
-    ram = ram_folder()
-    if ram is None:
+    unless we are root)."""
+    if pg_ram_folder is None:
         return tmp_path_factory.mktemp("embedded-postgres")
-    sweep_stale_clusters(ram, TEST_CLUSTER_PREFIX, runtime_root=_ram_runtime_root())
-    return Path(tempfile.mkdtemp(prefix=TEST_CLUSTER_PREFIX, dir=ram))
+    sweep_stale_clusters(pg_ram_folder, TEST_CLUSTER_PREFIX)
+    return Path(tempfile.mkdtemp(prefix=TEST_CLUSTER_PREFIX, dir=pg_ram_folder))
 
 
 @pytest.fixture(scope="session")
-def pg_server(pg_data_dir: Path) -> Iterator[ConnectionInfo]:
+def pg_server(pg_data_dir: Path, pg_ram_folder: Path | None) -> Iterator[ConnectionInfo]:
+    # as root, the cluster goes under a runtime root in the same RAM folder (the data folder
+    # records it); the binaries stay in RUNTIME_ROOT on disk
+    runtime_root = pg_ram_folder / "alquimista-embedded-postgres" if pg_ram_folder else None
     server = EmbeddedPostgres(
-        pg_data_dir, port=free_port(), ephemeral=True, runtime_root=_ram_runtime_root()
+        pg_data_dir, port=free_port(), ephemeral=True, runtime_root=runtime_root
     )
     server.start()
     try:

@@ -106,7 +106,15 @@ _SEARCH_SQL: LiteralString = """
 @dataclass(frozen=True)
 class SearchQuery:
     """A question for the hybrid search: its text, its embedding and the model that made it,
-    and how many chunks to return."""
+    and how many chunks to return (``ChatUnitOfWork.searching`` sends it with BEGIN).
+
+    The search returns the ``k`` best chunks, fusing the vector ranking (cosine) with the
+    full-text ranking (``portuguese``) by reciprocal rank. Only the transaction's tenant
+    (``app.current_tenant_id``) and global chunks are searched; with no tenant set, nothing is.
+    The vector ranking is exact when the scope holds at most ``exact_rows`` vectors of the model,
+    else read from the HNSW index (halfvec) with an iterative scan, which keeps scanning past the
+    rows the tenant filter drops, so a tenant holding a small share of the rows still gets its
+    ``k`` results."""
 
     text: str
     embedding: Sequence[float]

@@ -363,29 +363,11 @@ def ram_folder() -> Path | None:
     return RAM_FOLDER
 
 
-def _postmaster_alive(cluster: Path) -> bool:
-    """Whether the cluster's postmaster.pid names a live process (a cluster being set up has
-    none yet: callers leave young folders alone)."""
-    try:
-        pid = int((cluster / "pgdata" / "postmaster.pid").read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
-
-def sweep_stale_clusters(
-    folder: Path, prefix: str, *, runtime_root: Path | None = None, older_than_s: float = 3600.0
-) -> list[Path]:
+def sweep_stale_clusters(folder: Path, prefix: str, *, older_than_s: float = 3600.0) -> list[Path]:
     """Destroy the throwaway clusters a killed run left behind: each data folder
-    ``folder/prefix*`` created more than ``older_than_s`` ago whose cluster has no live
-    postmaster (as root, the cluster under ``runtime_root``). In RAM they would hold memory
-    until the next reboot. Returns the data folders removed."""
+    ``folder/prefix*`` created more than ``older_than_s`` ago whose server is not running (its
+    cluster found as ``EmbeddedPostgres`` finds it, under the runtime root the folder records).
+    In RAM they would hold memory until the next reboot. Returns the data folders removed."""
     removed: list[Path] = []
     now = time.time()
     for data_dir in folder.glob(f"{prefix}*"):
@@ -393,8 +375,8 @@ def sweep_stale_clusters(
             age = now - data_dir.stat().st_mtime
         except OSError:
             continue
-        server = EmbeddedPostgres(data_dir, port=1, runtime_root=runtime_root)
-        if age < older_than_s or _postmaster_alive(server.cluster_dir):
+        server = EmbeddedPostgres(data_dir, port=1)
+        if age < older_than_s or server.is_running():
             continue
         server.destroy()
         removed.append(data_dir)

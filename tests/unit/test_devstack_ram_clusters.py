@@ -15,59 +15,46 @@ PREFIX = "alquimista-test-pg-"
 HOUR = 3600.0
 
 
-def _cluster(
-    folder: Path, runtime_root: Path, name: str, *, age_s: float, pid: int | None
-) -> tuple[Path, Path]:
-    """A data folder and its cluster as a run leaves them, ``age_s`` old, with a postmaster.pid
-    naming ``pid`` (None: the server was never started, or stopped)."""
+def _cluster(folder: Path, runtime_root: Path, name: str, *, age_s: float) -> tuple[Path, Path]:
+    """A data folder and its cluster as a run leaves them, ``age_s`` old (the data folder
+    records the runtime root, as ``initialise`` does under a root of its own)."""
     data_dir = folder / f"{PREFIX}{name}"
     data_dir.mkdir()
     (data_dir / postgres.PASSWORD_FILE).write_text("not-a-real-one\n")
-    cluster = EmbeddedPostgres(data_dir, port=1, runtime_root=runtime_root).cluster_dir
-    (cluster / "pgdata").mkdir(parents=True)
-    if pid is not None:
-        (cluster / "pgdata" / "postmaster.pid").write_text(f"{pid}\n/somewhere\n")
+    (data_dir / postgres.RUNTIME_ROOT_FILE).write_text(f"{runtime_root}\n")
+    cluster = EmbeddedPostgres(data_dir, port=1).cluster_dir
+    (cluster / "pgdata").mkdir(parents=True, exist_ok=True)
     then = time.time() - age_s
     os.utime(data_dir, (then, then))
     return data_dir, cluster
 
 
-def _dead_pid() -> int:
-    pid = 4_000_000  # above any pid_max Linux allows by default
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        pid += 1
-
-
-def test_only_old_clusters_without_a_live_postmaster_are_removed(tmp_path: Path) -> None:
-    # Given, in a RAM folder, clusters left by runs: killed long ago (no pid file, or a pid
-    # file naming a process that is gone), one still running, one just being set up, and a
-    # folder of someone else
+def test_only_old_clusters_whose_server_is_not_running_are_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given, in a RAM folder, clusters left by runs: one killed long ago, one still running
+    # (EmbeddedPostgres.is_running, pg_ctl status, says so), one just being set up, and a folder
+    # of someone else
     folder = tmp_path / "shm"
     folder.mkdir()
     runtime_root = folder / "alquimista-embedded-postgres"
-    killed, killed_cluster = _cluster(folder, runtime_root, "killed", age_s=2 * HOUR, pid=None)
-    crashed, crashed_cluster = _cluster(
-        folder, runtime_root, "crashed", age_s=2 * HOUR, pid=_dead_pid()
-    )
-    running, running_cluster = _cluster(
-        folder, runtime_root, "running", age_s=5 * HOUR, pid=os.getpid()
-    )
-    young, young_cluster = _cluster(folder, runtime_root, "young", age_s=60, pid=None)
+    killed, killed_cluster = _cluster(folder, runtime_root, "killed", age_s=2 * HOUR)
+    running, running_cluster = _cluster(folder, runtime_root, "running", age_s=5 * HOUR)
+    young, young_cluster = _cluster(folder, runtime_root, "young", age_s=60)
     theirs = folder / "someone-elses"
     theirs.mkdir()
     os.utime(theirs, (0, 0))
+    monkeypatch.setattr(
+        EmbeddedPostgres, "is_running", lambda server: server.cluster_dir == running_cluster
+    )
 
     # When the suite starts and sweeps
-    removed = sweep_stale_clusters(folder, PREFIX, runtime_root=runtime_root, older_than_s=HOUR)
+    removed = sweep_stale_clusters(folder, PREFIX, older_than_s=HOUR)
 
-    # Then the killed and crashed runs' folders and clusters are gone, nothing else
-    assert sorted(removed) == sorted([killed, crashed])
-    for gone in (killed, killed_cluster, crashed, crashed_cluster):
-        assert not gone.exists()
+    # Then the killed run's folder and cluster are gone, nothing else
+    assert removed == [killed]
+    assert not killed.exists()
+    assert not killed_cluster.exists()
     for kept in (running, running_cluster, young, young_cluster, theirs):
         assert kept.exists()
 
